@@ -1,0 +1,282 @@
+//! The backend seam: what a backend declares, how it loads a model, and what a session
+//! reports per iteration. Adding a backend is one new module in `backends/` plus one line
+//! in its registry.
+
+use crate::axes::AxisValue;
+use crate::matrix::RunSpec;
+use crate::metric::{Metric, MetricId};
+use crate::result::Series;
+use crate::suite::Scenario;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where computation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Device {
+    Cpu,
+    Cuda(usize),
+}
+
+impl Device {
+    /// Parses `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+    pub fn parse(s: &str) -> Result<Device> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(i)) => Ok(Device::Cuda(i)),
+                _ => bail!("device '{s}' is not 'cpu', 'cuda' or 'cuda:N'"),
+            },
+        }
+    }
+    /// Device kind as listed in capabilities: `cpu` or `cuda`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda(_) => "cuda",
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// On-disk model formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelFormat {
+    /// Hugging Face directory: config.json, *.safetensors, tokenizer.json.
+    Hf,
+    /// A single GGUF file (quantized weights, tokenizer in the metadata).
+    Gguf,
+    /// No local weights: the model lives behind a server or in a worker process.
+    Remote,
+}
+
+/// The model a run uses, as the suite named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// As written in the suite: `default` or a path.
+    pub reference: String,
+}
+
+impl ModelSpec {
+    pub fn is_default(&self) -> bool {
+        self.reference == "default"
+    }
+    /// The path, for references that are paths.
+    pub fn path(&self) -> Option<PathBuf> {
+        (!self.is_default()).then(|| PathBuf::from(&self.reference))
+    }
+    /// Format from the reference: `.gguf` file → GGUF, directory or `default` → HF.
+    pub fn format(&self) -> ModelFormat {
+        match self.path() {
+            Some(p)
+                if p.extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("gguf")) =>
+            {
+                ModelFormat::Gguf
+            }
+            _ => ModelFormat::Hf,
+        }
+    }
+}
+
+/// What a backend can do, declared so impossible runs are rejected before anything runs.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub scenarios: Vec<Scenario>,
+    /// dtypes for the `dtype` axis.
+    pub dtypes: Vec<&'static str>,
+    /// Device kinds (`cpu`, `cuda`) usable in this build.
+    pub devices: Vec<&'static str>,
+    pub formats: Vec<ModelFormat>,
+    /// Matrix axes the backend uses, each with the value used when a suite omits it.
+    pub axes: Vec<(&'static str, AxisValue)>,
+}
+
+/// Facts about a loaded model, stored in every result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    pub name: String,
+    /// `hf` or `gguf` (or `remote`).
+    pub format: String,
+    /// Architecture, e.g. `llama`.
+    pub arch: String,
+    /// Weight dtype as stored/loaded: `f32`, `bf16`, `q4_1`, `mixed` ...
+    pub dtype: String,
+    pub params_total: u64,
+    /// Parameters outside the token embedding and the output head.
+    pub params_non_embedding: u64,
+    /// Bytes of the weight files on disk.
+    pub file_bytes: u64,
+    /// Bytes of the weights as held in memory after loading (in the run's dtype).
+    pub loaded_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// SHA-256 of the weight file(s), so results name exactly which weights ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Architecture details (layers, hidden size, vocabulary, context ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, serde_json::Value>,
+}
+
+/// One output emission of a generation: `tokens` new tokens per sequence at `t_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Emission {
+    /// Nanoseconds since the request started (taken where the work runs).
+    pub t_ns: u64,
+    /// Tokens this emission carries per sequence (1 for an in-process decode step).
+    pub tokens: u32,
+}
+
+/// What one generation request produced: the harness derives TTFT, TPOT, ITL and
+/// end-to-end latency from it with one set of formulas for every backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GenerationTrace {
+    /// Sequences generated together.
+    pub batch: usize,
+    /// Prompt tokens per sequence.
+    pub prompt_tokens: usize,
+    /// Emissions in time order; the first one ends prefill.
+    pub emissions: Vec<Emission>,
+}
+
+impl GenerationTrace {
+    /// Output tokens per sequence.
+    pub fn output_tokens(&self) -> u64 {
+        self.emissions.iter().map(|e| e.tokens as u64).sum()
+    }
+}
+
+/// Counts of work done in one iteration, for throughput over the measured window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Work {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub requests: u64,
+}
+
+/// What one iteration reports.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    pub generation: Option<GenerationTrace>,
+    /// Other per-iteration observations (e.g. a training loss).
+    pub values: Vec<(MetricId, f64)>,
+    pub work: Work,
+    /// The session has no more work (e.g. a fixed number of training steps is done).
+    pub done: bool,
+}
+
+/// Where the harness is in the loop, for sessions that care.
+#[derive(Debug, Clone, Copy)]
+pub struct IterationCtx {
+    /// 0-based index within the phase.
+    pub index: u64,
+    pub warmup: bool,
+}
+
+/// What a session adds after the measured window.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub metrics: Vec<Metric>,
+    pub series: Vec<Series>,
+    /// Lines for the result's log (e.g. what a reference model was).
+    pub notes: Vec<String>,
+}
+
+/// A loaded model ready to run iterations.
+pub trait Session {
+    fn model_info(&self) -> &ModelInfo;
+    /// One unit of work: an inference request (a batch), a training step, ...
+    /// Long iterations should poll [`crate::interrupt::requested`] and return early.
+    fn iteration(&mut self, ctx: IterationCtx) -> Result<Sample>;
+    /// Called once after the measured window (quality, fidelity, loss curves ...).
+    fn finish(&mut self) -> Result<Extras> {
+        Ok(Extras::default())
+    }
+}
+
+/// A backend plugin.
+pub trait Backend: Send + Sync {
+    fn describe(&self) -> Capabilities;
+    /// Backend-specific checks beyond the declared capabilities (e.g. dtype vs format),
+    /// run by `validate` before anything runs. `Err` is the reason, one line.
+    fn validate(&self, _spec: &RunSpec) -> std::result::Result<(), String> {
+        Ok(())
+    }
+    /// Loads the run's model (`spec.model()`) on its device (`spec.device()`).
+    fn load(&self, spec: &RunSpec) -> Result<Box<dyn Session>>;
+}
+
+/// Backends by name.
+#[derive(Default)]
+pub struct Registry {
+    backends: Vec<Box<dyn Backend>>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+    pub fn register(&mut self, backend: Box<dyn Backend>) {
+        self.backends.push(backend);
+    }
+    pub fn names(&self) -> Vec<&'static str> {
+        self.backends.iter().map(|b| b.describe().name).collect()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Backend> {
+        self.backends.iter().map(|b| b.as_ref())
+    }
+    /// The backend called `name`, or an error listing the available ones.
+    pub fn get(&self, name: &str) -> std::result::Result<&dyn Backend, String> {
+        self.iter()
+            .find(|b| b.describe().name == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown backend '{name}'; available: {}",
+                    self.names().join(", ")
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!(Device::parse("cpu").unwrap(), Device::Cpu);
+        assert_eq!(Device::parse("cuda").unwrap(), Device::Cuda(0));
+        assert_eq!(Device::parse("cuda:3").unwrap(), Device::Cuda(3));
+        assert!(Device::parse("tpu")
+            .unwrap_err()
+            .to_string()
+            .contains("'tpu'"));
+        assert_eq!(Device::Cuda(1).to_string(), "cuda:1");
+    }
+
+    #[test]
+    fn model_format_from_reference() {
+        let m = |r: &str| ModelSpec {
+            reference: r.into(),
+        };
+        assert_eq!(m("default").format(), ModelFormat::Hf);
+        assert_eq!(m("x/model.GGUF").format(), ModelFormat::Gguf);
+        assert_eq!(m("x/dir").format(), ModelFormat::Hf);
+        assert!(m("default").path().is_none());
+    }
+}

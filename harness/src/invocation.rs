@@ -1,0 +1,141 @@
+//! One `effbench run`: every spec of a suite in order, each result written atomically as
+//! soon as it is done, and a manifest kept current after every run, so a crash or Ctrl-C
+//! never loses completed work.
+
+use crate::backend::Registry;
+use crate::env::Environment;
+use crate::interrupt;
+use crate::matrix::{varying_axes, RunSpec};
+use crate::progress::TerminalProgress;
+use crate::result::{
+    write_json, Manifest, ManifestEntry, RunResult, RunState, SuiteInfo, MANIFEST_FILE,
+    SCHEMA_VERSION,
+};
+use crate::runner;
+use crate::suite::Suite;
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Settings of one invocation.
+pub struct Options {
+    /// Output directory; default `results/<suite>/<UTC timestamp>/`.
+    pub out: Option<PathBuf>,
+    /// The command line, recorded in the manifest.
+    pub command: Vec<String>,
+    /// Cargo features of the binary, recorded in the environment.
+    pub features: Vec<&'static str>,
+}
+
+/// What the invocation produced.
+pub struct Outcome {
+    pub out_dir: PathBuf,
+    pub results: Vec<RunResult>,
+    pub interrupted: bool,
+}
+
+impl Outcome {
+    pub fn failed(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.status.state == RunState::Failed)
+            .count()
+    }
+}
+
+/// Suite facts stored in each result.
+pub fn suite_info(suite: &Suite, specs: &[RunSpec]) -> SuiteInfo {
+    let sha256 = suite
+        .path
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|b| hex(&Sha256::digest(&b)));
+    SuiteInfo {
+        name: suite.name.clone(),
+        description: suite.description.clone(),
+        file: suite.path.as_ref().map(|p| p.display().to_string()),
+        sha256,
+        varying_axes: varying_axes(specs),
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh directory `results/<suite>/<timestamp>[-N]`.
+pub fn default_out_dir(root: &Path, suite: &str) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string();
+    let base = root.join(suite).join(&stamp);
+    let mut dir = base.clone();
+    let mut n = 2;
+    while dir.exists() {
+        dir = root.join(suite).join(format!("{stamp}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+/// Runs `specs` (already expanded and validated) and writes everything under the out dir.
+/// `on_result` sees each result right after it is on disk.
+pub fn run_suite(
+    suite: &Suite,
+    specs: &[RunSpec],
+    registry: &Registry,
+    opts: &Options,
+    on_result: &mut dyn FnMut(&RunResult, &TerminalProgress),
+) -> Result<Outcome> {
+    let out_dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(Path::new("results"), &suite.name));
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create output directory '{}'", out_dir.display()))?;
+    let info = suite_info(suite, specs);
+    let env = Environment::collect(&opts.features);
+    let mut manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        suite: info.clone(),
+        effbench_version: env.effbench_version.clone(),
+        command: opts.command.clone(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        finished_at: None,
+        planned: specs.iter().map(|s| s.id.clone()).collect(),
+        runs: Vec::new(),
+    };
+    let manifest_path = out_dir.join(MANIFEST_FILE);
+    write_json(&manifest_path, &manifest)?;
+
+    let progress = TerminalProgress::new(specs.len() as u64);
+    let mut results = Vec::new();
+    for spec in specs {
+        if interrupt::requested() {
+            break;
+        }
+        let label = spec.label(&info.varying_axes);
+        progress.start_run(&label);
+        let backend = registry.get(&spec.backend).map_err(anyhow::Error::msg)?;
+        let result = runner::run_spec(spec, backend, &info, &env, &progress);
+        let file = format!("{}.json", result.id);
+        write_json(&out_dir.join(&file), &result)?;
+        manifest.runs.push(ManifestEntry {
+            id: result.id.clone(),
+            label,
+            state: result.status.state,
+            file,
+        });
+        write_json(&manifest_path, &manifest)?;
+        progress.finish_run();
+        on_result(&result, &progress);
+        results.push(result);
+    }
+    progress.finish();
+    manifest.finished_at =
+        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    write_json(&manifest_path, &manifest)?;
+    Ok(Outcome {
+        out_dir,
+        results,
+        interrupted: interrupt::requested(),
+    })
+}

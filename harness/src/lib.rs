@@ -1,0 +1,37 @@
+//! # effbench-harness
+//!
+//! The core of effbench: everything except the backends and the rendering.
+//!
+//! - [`suite`] parses `suites/*.toml`; [`axes`] defines the matrix axes; [`matrix`] expands a
+//!   suite into [`matrix::RunSpec`]s with stable ids and validates them against a backend's
+//!   [`backend::Capabilities`].
+//! - [`backend`] is the plugin seam: [`backend::Backend`] loads a [`backend::Session`] that
+//!   runs iterations and reports token timestamps ([`backend::GenerationTrace`]).
+//! - [`runner`] is the measurement loop (warm-up, min/max iterations and durations, adaptive
+//!   stop); [`invocation`] runs a whole suite and writes results and the manifest atomically.
+//! - [`metric`] is the one table of metrics (name, unit, direction); [`stats`] the summary
+//!   statistics; [`trace`] the latency formulas; [`warnings`] measurement-quality warnings;
+//!   [`meters`] what is measured around the window (memory, CPU share ...).
+//! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
+
+pub mod axes;
+pub mod backend;
+pub mod env;
+pub mod interrupt;
+pub mod invocation;
+pub mod matrix;
+pub mod meters;
+pub mod metric;
+pub mod progress;
+pub mod result;
+pub mod runner;
+pub mod stats;
+pub mod suite;
+pub mod trace;
+pub mod warnings;
+
+pub use backend::{Backend, Capabilities, Device, ModelInfo, ModelSpec, Registry, Session};
+pub use matrix::RunSpec;
+pub use metric::{Better, Metric, MetricId};
+pub use result::RunResult;
+pub use suite::{Scenario, Suite};

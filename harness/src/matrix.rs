@@ -1,0 +1,389 @@
+//! Matrix expansion: a suite's axes become concrete [`RunSpec`]s with stable ids, and every
+//! spec is validated against its backend before anything runs.
+
+use crate::axes::{self, AxisValue};
+use crate::backend::{Capabilities, Device, ModelSpec, Registry};
+use crate::suite::{MeasureConfig, Scenario, Suite};
+use anyhow::{anyhow, bail, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// One fully resolved run: every axis the backend uses has a value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// Stable id: hash of what is measured (scenario, backend, axis values, seed, options),
+    /// not of how long (`measure`), so results stay comparable when measurement settings change.
+    pub id: String,
+    pub suite: String,
+    pub scenario: Scenario,
+    pub backend: String,
+    /// Axis values (model, device, dtype, batch ...), defaults filled in.
+    pub params: BTreeMap<String, AxisValue>,
+    pub seed: u64,
+    pub measure: MeasureConfig,
+    /// Backend-specific settings from the suite's `[options]`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RunSpec {
+    pub fn param(&self, axis: &str) -> Option<&AxisValue> {
+        self.params.get(axis)
+    }
+    /// A string axis value (errors name the axis).
+    pub fn str_param(&self, axis: &str) -> Result<&str> {
+        self.param(axis)
+            .and_then(AxisValue::as_str)
+            .ok_or_else(|| anyhow!("run {} has no string value for axis '{axis}'", self.id))
+    }
+    /// A non-negative integer axis value.
+    pub fn usize_param(&self, axis: &str) -> Result<usize> {
+        self.param(axis)
+            .and_then(AxisValue::as_i64)
+            .and_then(|i| usize::try_from(i).ok())
+            .ok_or_else(|| anyhow!("run {} has no integer value for axis '{axis}'", self.id))
+    }
+    pub fn model(&self) -> ModelSpec {
+        ModelSpec {
+            reference: self
+                .param("model")
+                .map_or_else(|| "default".to_string(), |v| v.to_string()),
+        }
+    }
+    pub fn device(&self) -> Result<Device> {
+        Device::parse(
+            self.param("device")
+                .and_then(AxisValue::as_str)
+                .unwrap_or("cpu"),
+        )
+    }
+    /// `axis=value` pairs for the axes listed, e.g. the ones that vary within a suite.
+    pub fn label(&self, axes: &[String]) -> String {
+        axes.iter()
+            .filter_map(|a| self.params.get(a).map(|v| format!("{a}={v}")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Axes whose values differ between the given runs (in the order of the axes table).
+pub fn varying_axes<'a>(specs: impl IntoIterator<Item = &'a RunSpec>) -> Vec<String> {
+    let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for s in specs {
+        for (k, v) in &s.params {
+            let vals = seen.entry(k).or_default();
+            let v = v.to_string();
+            if !vals.contains(&v) {
+                vals.push(v);
+            }
+        }
+    }
+    let mut out: Vec<String> = seen
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(k, _)| k.to_string())
+        .collect();
+    out.sort_by_key(|a| axis_order(a));
+    out
+}
+
+fn axis_order(name: &str) -> usize {
+    axes::AXES
+        .iter()
+        .position(|a| a.name == name)
+        .unwrap_or(usize::MAX)
+}
+
+type Combo = BTreeMap<String, AxisValue>;
+
+/// Expands the suite's matrix into run specs and validates each against its backend.
+/// Every problem is reported before any run starts.
+pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
+    let origin = suite.origin();
+    let backend = registry
+        .get(&suite.backend)
+        .map_err(|e| anyhow!("{origin}: backend = \"{}\": {e}", suite.backend))?;
+    let caps = backend.describe();
+    if !caps.scenarios.contains(&suite.scenario) {
+        bail!(
+            "{origin}: backend '{}' does not run scenario '{}' (it runs: {})",
+            caps.name,
+            suite.scenario,
+            caps.scenarios
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut axes_given: Vec<(String, Vec<AxisValue>)> = suite
+        .matrix
+        .axes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.values()))
+        .collect();
+    if let Some(model) = &suite.model {
+        if !suite.matrix.axes.contains_key("model") {
+            axes_given.push(("model".into(), vec![AxisValue::Str(model.clone())]));
+        }
+    }
+    axes_given.sort_by_key(|(k, _)| axis_order(k));
+    for (name, values) in &axes_given {
+        check_axis(&origin, &caps, name, values)?;
+    }
+    for (what, rules) in [
+        ("exclude", &suite.matrix.exclude),
+        ("include", &suite.matrix.include),
+    ] {
+        for rule in rules.iter() {
+            for (name, v) in rule {
+                check_axis(&origin, &caps, name, std::slice::from_ref(v))
+                    .map_err(|e| anyhow!("{e} (in matrix.{what})"))?;
+            }
+        }
+    }
+    let combos = product(&axes_given);
+    let combos = apply_exclude(combos, &suite.matrix.exclude);
+    let original: Vec<&str> = axes_given.iter().map(|(k, _)| k.as_str()).collect();
+    let combos = apply_include(combos, &suite.matrix.include, &original);
+
+    let options = toml_table_to_json(&suite.options)?;
+    let mut specs: Vec<RunSpec> = Vec::new();
+    for mut combo in combos {
+        for (axis, default) in &caps.axes {
+            combo
+                .entry(axis.to_string())
+                .or_insert_with(|| default.clone());
+        }
+        let mut spec = RunSpec {
+            id: String::new(),
+            suite: suite.name.clone(),
+            scenario: suite.scenario,
+            backend: suite.backend.clone(),
+            params: combo,
+            seed: suite.seed,
+            measure: suite.measure.clone(),
+            options: options.clone(),
+        };
+        spec.id = spec_id(&spec);
+        if !specs.iter().any(|s| s.id == spec.id) {
+            specs.push(spec);
+        }
+    }
+    if specs.is_empty() {
+        bail!("{origin}: the matrix expands to no runs (every combination was excluded)");
+    }
+    let mut problems = Vec::new();
+    for spec in &specs {
+        if let Err(e) = generic_checks(spec, &caps).and_then(|_| backend.validate(spec)) {
+            problems.push(format!("run {}: {e}", spec.label(&varying_axes(&specs))));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{origin}: {} impossible combination(s): {}",
+            problems.len(),
+            problems.join("; ")
+        );
+    }
+    Ok(specs)
+}
+
+fn check_axis(origin: &str, caps: &Capabilities, name: &str, values: &[AxisValue]) -> Result<()> {
+    let def = axes::axis(name).ok_or_else(|| {
+        anyhow!(
+            "{origin}: [matrix] unknown axis '{name}'; known axes: {}",
+            axes::known_axes()
+        )
+    })?;
+    if !caps.axes.iter().any(|(a, _)| *a == name) {
+        let used: Vec<&str> = caps.axes.iter().map(|(a, _)| *a).collect();
+        bail!(
+            "{origin}: [matrix] backend '{}' does not use axis '{name}' (it uses: {})",
+            caps.name,
+            used.join(", ")
+        );
+    }
+    if values.is_empty() {
+        bail!("{origin}: [matrix] axis '{name}' has an empty list of values");
+    }
+    for v in values {
+        def.check(v)
+            .map_err(|e| anyhow!("{origin}: [matrix] {e}"))?;
+    }
+    Ok(())
+}
+
+fn generic_checks(spec: &RunSpec, caps: &Capabilities) -> std::result::Result<(), String> {
+    let device = spec.device().map_err(|e| e.to_string())?;
+    if !caps.devices.contains(&device.kind()) {
+        return Err(format!(
+            "device '{device}' is not available in backend '{}' of this build (devices: {}){}",
+            caps.name,
+            caps.devices.join(", "),
+            if device.kind() == "cuda" {
+                "; build with --features cuda"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(dtype) = spec.param("dtype").and_then(AxisValue::as_str) {
+        if !caps.dtypes.contains(&dtype) {
+            return Err(format!(
+                "backend '{}' does not support dtype '{dtype}'",
+                caps.name
+            ));
+        }
+    }
+    let format = spec.model().format();
+    if !caps.formats.contains(&format) {
+        return Err(format!(
+            "backend '{}' cannot load {format:?} models",
+            caps.name
+        ));
+    }
+    Ok(())
+}
+
+fn product(axes: &[(String, Vec<AxisValue>)]) -> Vec<Combo> {
+    let mut combos = vec![Combo::new()];
+    for (name, values) in axes {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.insert(name.clone(), v.clone());
+                    c
+                })
+            })
+            .collect();
+    }
+    combos
+}
+
+fn rule_matches(combo: &Combo, rule: &Combo) -> bool {
+    rule.iter()
+        .all(|(k, v)| combo.get(k).is_some_and(|c| c.matches(v)))
+}
+
+fn apply_exclude(combos: Vec<Combo>, exclude: &[Combo]) -> Vec<Combo> {
+    combos
+        .into_iter()
+        .filter(|c| !exclude.iter().any(|r| rule_matches(c, r)))
+        .collect()
+}
+
+/// GitHub Actions semantics: an include entry extends every combination whose original axis
+/// values it matches (without overwriting them); if it extends none, it is a new combination.
+fn apply_include(mut combos: Vec<Combo>, include: &[Combo], original: &[&str]) -> Vec<Combo> {
+    let base_len = combos.len();
+    for rule in include {
+        let (on_axes, extra): (Combo, Combo) = rule
+            .clone()
+            .into_iter()
+            .partition(|(k, _)| original.contains(&k.as_str()));
+        let mut extended = false;
+        for c in combos[..base_len].iter_mut() {
+            if rule_matches(c, &on_axes) {
+                c.extend(extra.clone());
+                extended = true;
+            }
+        }
+        if !extended {
+            combos.push(rule.clone());
+        }
+    }
+    combos
+}
+
+/// `--filter axis=value` (repeatable): runs must match every axis named; several values
+/// for one axis are alternatives.
+pub fn filter(specs: Vec<RunSpec>, filters: &[String]) -> Result<Vec<RunSpec>> {
+    let mut by_axis: BTreeMap<String, Vec<AxisValue>> = BTreeMap::new();
+    for f in filters {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--filter '{f}' is not of the form axis=value"))?;
+        if axes::axis(k.trim()).is_none() {
+            bail!(
+                "--filter '{f}': unknown axis '{k}'; known axes: {}",
+                axes::known_axes()
+            );
+        }
+        by_axis
+            .entry(k.trim().to_string())
+            .or_default()
+            .push(AxisValue::parse_cli(v.trim()));
+    }
+    let kept: Vec<RunSpec> = specs
+        .into_iter()
+        .filter(|s| {
+            by_axis.iter().all(|(k, vs)| {
+                s.params
+                    .get(k)
+                    .is_some_and(|p| vs.iter().any(|v| p.matches(v)))
+            })
+        })
+        .collect();
+    if kept.is_empty() && !filters.is_empty() {
+        bail!("no run matches --filter {}", filters.join(" --filter "));
+    }
+    Ok(kept)
+}
+
+/// Stable id of what a run measures: first 16 hex digits of SHA-256 over canonical JSON.
+pub fn spec_id(spec: &RunSpec) -> String {
+    let canonical = serde_json::json!({
+        "scenario": spec.scenario,
+        "backend": spec.backend,
+        "params": spec.params,
+        "seed": spec.seed,
+        "options": spec.options,
+    });
+    let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// JSON text with object keys sorted at every level, whatever map order serde_json uses.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let body: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        Value::String(k.to_string()),
+                        canonical_json(&m[*k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", body.join(","))
+        }
+        Value::Array(a) => {
+            format!(
+                "[{}]",
+                a.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+fn toml_table_to_json(t: &toml::Table) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(t)? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Ok(Default::default()),
+    }
+}
+
+#[cfg(test)]
+#[path = "matrix_tests.rs"]
+mod tests;

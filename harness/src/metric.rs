@@ -1,0 +1,246 @@
+//! The one table of metrics effbench knows: name, unit, direction and definition.
+//!
+//! Every metric in a result, a report column or a gate threshold is a [`MetricId`]; nothing
+//! else spells a metric name as a string. Definitions follow shared/design.md §3.
+
+use crate::stats::Stats;
+use serde::{Deserialize, Serialize};
+
+/// Which direction is an improvement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+impl Better {
+    /// +1 when higher is better, -1 when lower is better.
+    pub fn sign(self) -> f64 {
+        match self {
+            Better::Higher => 1.0,
+            Better::Lower => -1.0,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Better> {
+        match s.to_ascii_lowercase().as_str() {
+            "lower" | "min" | "lower-is-better" => Some(Better::Lower),
+            "higher" | "max" | "higher-is-better" => Some(Better::Higher),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! metric_table {
+    ($( $variant:ident => ($name:literal, $unit:literal, $better:ident, $desc:literal) ),* $(,)?) => {
+        /// A metric effbench measures or derives. Serialized as its `name()`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum MetricId { $($variant),* }
+
+        impl MetricId {
+            /// Every metric, in table order (the order reports use by default).
+            pub const ALL: &'static [MetricId] = &[$(MetricId::$variant),*];
+
+            /// Stable name used in results, reports, CLI flags and gate files.
+            pub fn name(self) -> &'static str {
+                match self { $(MetricId::$variant => $name),* }
+            }
+            /// Unit of `value`, `stats` and `samples`.
+            pub fn unit(self) -> &'static str {
+                match self { $(MetricId::$variant => $unit),* }
+            }
+            pub fn better(self) -> Better {
+                match self { $(MetricId::$variant => Better::$better),* }
+            }
+            /// One-line definition (the full text is in shared/design.md §3 and README).
+            pub fn description(self) -> &'static str {
+                match self { $(MetricId::$variant => $desc),* }
+            }
+        }
+    };
+}
+
+metric_table! {
+    // --- latency (inference) ---
+    Ttft => ("ttft", "ms", Lower,
+        "time to first token: request start to the first output token (= prefill latency in-process)"),
+    Tpot => ("tpot", "ms", Lower,
+        "time per output token: (end-to-end - TTFT) / (output tokens - 1), per sequence"),
+    Itl => ("itl", "ms", Lower,
+        "inter-token latency: gap between consecutive token emissions; a chunk of k tokens counts as k gaps of gap/k"),
+    E2eLatency => ("e2e_latency", "ms", Lower,
+        "end-to-end latency: request start to the last output token"),
+    // --- throughput ---
+    OutputThroughput => ("output_throughput", "tok/s", Higher,
+        "output tokens per second over the measured window (all sequences of a batch count)"),
+    TotalThroughput => ("total_throughput", "tok/s", Higher,
+        "(prompt + output) tokens per second over the measured window"),
+    PrefillThroughput => ("prefill_throughput", "tok/s", Higher,
+        "prompt tokens per second during prefill: batch x prompt length / TTFT"),
+    RequestThroughput => ("request_throughput", "req/s", Higher,
+        "completed requests (batches in-process) per second over the measured window"),
+    // --- model and process ---
+    LoadTime => ("load_time", "ms", Lower,
+        "time to load the model and build the session, before warm-up"),
+    PeakRss => ("peak_rss", "bytes", Lower,
+        "process peak resident set size (VmHWM) over the measured window, reset before it"),
+}
+
+impl MetricId {
+    pub fn from_name(name: &str) -> Option<MetricId> {
+        MetricId::ALL.iter().copied().find(|m| m.name() == name)
+    }
+
+    /// All names, for error messages ("known: ...").
+    pub fn known_names() -> String {
+        MetricId::ALL
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Parses a name, or explains which names exist.
+    pub fn parse(name: &str) -> Result<MetricId, String> {
+        MetricId::from_name(name).ok_or_else(|| {
+            format!(
+                "unknown metric '{name}'; known: {}",
+                MetricId::known_names()
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for MetricId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for MetricId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MetricId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for MetricId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "MetricId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = MetricId::ALL.iter().map(|m| m.name()).collect();
+        schemars::json_schema!({ "type": "string", "enum": names })
+    }
+}
+
+/// One metric of one run, as stored in a [`crate::result::RunResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metric {
+    pub name: MetricId,
+    pub unit: String,
+    pub better: Better,
+    /// Headline value: the mean of `samples` for sampled metrics, else the aggregate
+    /// (e.g. throughput = total work / total measured time).
+    pub value: f64,
+    /// Where the number comes from, e.g. `wall-clock`, `procfs`, `rapl`, `estimate-tdp`.
+    pub source: String,
+    /// Summary statistics of `samples` (absent for single-value metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Stats>,
+    /// Raw samples in `unit` (latencies in ms as f64, which keeps ns resolution).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
+    /// Number of samples observed when `samples` was capped to save space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples_total: Option<u64>,
+}
+
+impl Metric {
+    /// A single-valued metric (no samples).
+    pub fn scalar(id: MetricId, value: f64, source: impl Into<String>) -> Metric {
+        Metric {
+            name: id,
+            unit: id.unit().to_string(),
+            better: id.better(),
+            value,
+            source: source.into(),
+            stats: None,
+            samples: Vec::new(),
+            samples_total: None,
+        }
+    }
+
+    /// A sampled metric: `value` is the sample mean, `stats` summarises the samples.
+    pub fn sampled(
+        id: MetricId,
+        samples: Vec<f64>,
+        source: impl Into<String>,
+        seed: u64,
+    ) -> Metric {
+        let stats = Stats::from_samples(&samples, seed ^ name_hash(id.name()));
+        Metric {
+            name: id,
+            unit: id.unit().to_string(),
+            better: id.better(),
+            value: stats.as_ref().map_or(f64::NAN, |s| s.mean),
+            source: source.into(),
+            stats,
+            samples,
+            samples_total: None,
+        }
+    }
+
+    /// Like [`Metric::sampled`] but with an aggregate headline value.
+    pub fn aggregate(
+        id: MetricId,
+        value: f64,
+        samples: Vec<f64>,
+        source: impl Into<String>,
+        seed: u64,
+    ) -> Metric {
+        let mut m = Metric::sampled(id, samples, source, seed);
+        m.value = value;
+        m
+    }
+}
+
+/// FNV-1a, used to derive per-metric bootstrap seeds that do not change between builds.
+pub fn name_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for m in MetricId::ALL {
+            assert!(seen.insert(m.name()), "duplicate metric name {}", m.name());
+            assert_eq!(MetricId::from_name(m.name()), Some(*m));
+            let json = serde_json::to_string(m).unwrap();
+            assert_eq!(serde_json::from_str::<MetricId>(&json).unwrap(), *m);
+        }
+    }
+
+    #[test]
+    fn unknown_metric_lists_known_ones() {
+        let err = MetricId::parse("speed").unwrap_err();
+        assert!(
+            err.contains("unknown metric 'speed'") && err.contains("ttft"),
+            "{err}"
+        );
+    }
+}

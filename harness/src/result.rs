@@ -1,0 +1,290 @@
+//! `RunResult` (schema v1), the suite manifest, atomic writes and loading results back.
+//!
+//! Layout on disk: `<out>/<run-id>.json` per run and `<out>/manifest.json` per suite
+//! invocation; the default `<out>` is `results/<suite>/<UTC timestamp>/`.
+
+use crate::backend::ModelInfo;
+use crate::env::Environment;
+use crate::matrix::RunSpec;
+use crate::metric::{Metric, MetricId};
+use crate::warnings::Warning;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Ok,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    pub state: RunState,
+    /// Why it failed or was interrupted (one line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The suite a run came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteInfo {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// SHA-256 of the suite file's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Axes whose values vary within the suite (what distinguishes its runs).
+    #[serde(default)]
+    pub varying_axes: Vec<String>,
+}
+
+/// A time series recorded during a run (loss curve, RSS, power ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Series {
+    pub name: String,
+    pub x_unit: String,
+    pub y_unit: String,
+    pub source: String,
+    /// Sampling period when sampled on a timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_ms: Option<f64>,
+    pub points: Vec<[f64; 2]>,
+}
+
+/// How statistics were computed, so they can be recomputed from the samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatsMethod {
+    pub percentile: String,
+    pub stdev: String,
+    pub ci: String,
+    pub bootstrap_seed: u64,
+}
+
+impl StatsMethod {
+    pub fn current(seed: u64) -> StatsMethod {
+        StatsMethod {
+            percentile: "linear interpolation between closest ranks (Hyndman-Fan type 7)".into(),
+            stdev: "sample (n-1)".into(),
+            ci: "percentile bootstrap, 95 %, per-metric seed = bootstrap_seed xor FNV-1a(name)"
+                .into(),
+            bootstrap_seed: seed,
+        }
+    }
+}
+
+/// Everything about one run. Self-describing: config, environment and raw samples included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunResult {
+    pub schema_version: u32,
+    pub id: String,
+    pub suite: SuiteInfo,
+    /// The fully resolved run configuration.
+    pub config: RunSpec,
+    pub status: Status,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    /// Measured iterations and the measured window's wall time.
+    pub iterations: u64,
+    pub measured_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelInfo>,
+    pub metrics: Vec<Metric>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<Series>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+    pub stats_method: StatsMethod,
+    pub env: Environment,
+    /// Notes from the backend and the harness (fallbacks used, worker stderr tail ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
+}
+
+impl RunResult {
+    pub fn metric(&self, id: MetricId) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == id)
+    }
+    /// `axis=value` label over the suite's varying axes.
+    pub fn label(&self) -> String {
+        let l = self.config.label(&self.suite.varying_axes);
+        if l.is_empty() {
+            self.id.clone()
+        } else {
+            l
+        }
+    }
+}
+
+/// One entry of a manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestEntry {
+    pub id: String,
+    pub label: String,
+    pub state: RunState,
+    pub file: String,
+}
+
+/// What one `effbench run` invocation produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub suite: SuiteInfo,
+    pub effbench_version: String,
+    pub command: Vec<String>,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Run ids planned by this invocation, in order.
+    pub planned: Vec<String>,
+    pub runs: Vec<ManifestEntry>,
+}
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+/// A reader sees the old file or the new one, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory '{}'", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("cannot write '{}': {e}", path.display())
+    })
+}
+
+/// Serializes as pretty JSON and writes atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}
+
+/// Reads one result file.
+pub fn read_result(path: &Path) -> Result<RunResult> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read result '{}'", path.display()))?;
+    let probe: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("'{}' is not JSON", path.display()))?;
+    match probe.get("schema_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == SCHEMA_VERSION as u64 => {}
+        Some(v) => bail!(
+            "'{}' has schema_version {v}; this effbench reads version {SCHEMA_VERSION}",
+            path.display()
+        ),
+        None => bail!(
+            "'{}' is not an effbench result (no schema_version)",
+            path.display()
+        ),
+    }
+    serde_json::from_value(probe)
+        .with_context(|| format!("'{}' does not match the result schema", path.display()))
+}
+
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read manifest '{}'", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("'{}' is not a valid manifest", path.display()))
+}
+
+/// Resolves what the user pointed at into result files:
+/// a result file; a directory with a manifest (its runs); a directory of invocation
+/// directories (the newest one); any other directory (every result file in it, recursively).
+pub fn result_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if !path.exists() {
+        bail!("'{}' does not exist", path.display());
+    }
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let manifest = path.join(MANIFEST_FILE);
+    if manifest.is_file() {
+        let m = read_manifest(&manifest)?;
+        return Ok(m
+            .runs
+            .iter()
+            .map(|r| path.join(&r.file))
+            .filter(|p| p.is_file())
+            .collect());
+    }
+    let mut invocations: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot list '{}'", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(MANIFEST_FILE).is_file())
+        .collect();
+    invocations.sort();
+    if let Some(newest) = invocations.last() {
+        return result_files(newest);
+    }
+    let mut files = Vec::new();
+    collect_json(path, &mut files)?;
+    files.sort();
+    Ok(files)
+}
+
+fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list '{}'", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect_json(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "json")
+            && p.file_name().is_some_and(|n| n != MANIFEST_FILE)
+            && !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Loads every result under `path` (see [`result_files`]).
+pub fn load_results(path: &Path) -> Result<Vec<RunResult>> {
+    let files = result_files(path)?;
+    if files.is_empty() {
+        bail!("no effbench results found under '{}'", path.display());
+    }
+    files.iter().map(|f| read_result(f)).collect()
+}
+
+#[cfg(test)]
+#[path = "result_tests.rs"]
+mod tests;

@@ -1,0 +1,314 @@
+//! The measurement loop for one run: load, warm up (unmeasured), measure until `min_iters`
+//! AND `min_duration_s` hold (capped by `max_iters`/`max_duration_s`, optional adaptive stop),
+//! then derive metrics, warnings and the [`RunResult`]. A failing or panicking backend ends
+//! the run as `failed`; Ctrl-C ends it as `interrupted`; samples gathered so far are kept.
+
+use crate::backend::{Backend, GenerationTrace, IterationCtx, Sample, Session, Work};
+use crate::env::Environment;
+use crate::interrupt;
+use crate::matrix::RunSpec;
+use crate::meters::{self, Meter};
+use crate::metric::{Metric, MetricId};
+use crate::progress::Progress;
+use crate::result::{RunResult, RunState, Series, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
+use crate::trace;
+use crate::warnings;
+use anyhow::{anyhow, Result};
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+/// Source label for timings taken by the harness around in-process work.
+pub const WALL_CLOCK: &str = "wall-clock (monotonic)";
+
+/// What the loop gathered, before it becomes metrics.
+#[derive(Default)]
+struct Gathered {
+    iteration_ms: Vec<f64>,
+    /// Work of each measured iteration, aligned with `iteration_ms`.
+    iteration_work: Vec<Work>,
+    traces: Vec<GenerationTrace>,
+    values: BTreeMap<MetricId, Vec<f64>>,
+    work: Work,
+    measured_s: f64,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Runs a session call, turning panics into errors.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(anyhow!("backend panicked during {what}: {msg}"))
+        }
+    }
+}
+
+/// One line from an error and its causes.
+pub fn error_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+/// Runs one spec with its backend; never panics, always returns a result to store.
+pub fn run_spec(
+    spec: &RunSpec,
+    backend: &dyn Backend,
+    suite: &SuiteInfo,
+    env: &Environment,
+    progress: &dyn Progress,
+) -> RunResult {
+    let started_at = now_rfc3339();
+    let mut result = RunResult {
+        schema_version: SCHEMA_VERSION,
+        id: spec.id.clone(),
+        suite: suite.clone(),
+        config: spec.clone(),
+        status: Status {
+            state: RunState::Ok,
+            reason: None,
+        },
+        started_at,
+        finished_at: String::new(),
+        iterations: 0,
+        measured_s: 0.0,
+        model: None,
+        metrics: Vec::new(),
+        series: Vec::new(),
+        warnings: Vec::new(),
+        stats_method: StatsMethod::current(spec.seed),
+        env: env.clone(),
+        log: Vec::new(),
+    };
+    progress.phase("loading");
+    let t_load = Instant::now();
+    let mut session = match guarded("load", || backend.load(spec)) {
+        Ok(s) => s,
+        Err(e) => {
+            result.status = Status {
+                state: RunState::Failed,
+                reason: Some(error_line(&e)),
+            };
+            result.finished_at = now_rfc3339();
+            return result;
+        }
+    };
+    let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
+    result.model = Some(session.model_info().clone());
+    result
+        .metrics
+        .push(Metric::scalar(MetricId::LoadTime, load_ms, WALL_CLOCK));
+
+    let mut meters = meters::default_meters();
+    let mut gathered = Gathered::default();
+    let outcome = measure(spec, session.as_mut(), &mut meters, &mut gathered, progress);
+    // Meters stop right after the window whatever happened in it.
+    for m in meters.iter_mut() {
+        let reading = m.stop(gathered.measured_s);
+        result.metrics.extend(reading.metrics);
+        result.series.extend(reading.series);
+        result.warnings.extend(reading.warnings);
+        result.log.extend(reading.notes);
+    }
+    match outcome {
+        Ok(()) => {}
+        Err(e) if e.is::<interrupt::Interrupted>() || interrupt::requested() => {
+            result.status = Status {
+                state: RunState::Interrupted,
+                reason: Some(error_line(&e)),
+            };
+        }
+        Err(e) => {
+            result.status = Status {
+                state: RunState::Failed,
+                reason: Some(error_line(&e)),
+            }
+        }
+    }
+    if result.status.state == RunState::Ok {
+        progress.phase("finishing");
+        match guarded("finish", || session.finish()) {
+            Ok(extras) => {
+                result.metrics.extend(extras.metrics);
+                result.series.extend(extras.series);
+                result.log.extend(extras.notes);
+            }
+            Err(e) => {
+                result.status = Status {
+                    state: RunState::Failed,
+                    reason: Some(error_line(&e)),
+                }
+            }
+        }
+    }
+    result.iterations = gathered.iteration_ms.len() as u64;
+    result.measured_s = gathered.measured_s;
+    result
+        .metrics
+        .extend(gathered_metrics(&gathered, spec.seed));
+    if !gathered.iteration_ms.is_empty() {
+        result.series.push(iteration_series(&gathered.iteration_ms));
+    }
+    result.warnings.extend(warnings::check_iterations(
+        &gathered.iteration_ms,
+        spec.measure.min_iters,
+    ));
+    order_metrics(&mut result.metrics);
+    result.finished_at = now_rfc3339();
+    result
+}
+
+/// Warm-up then the measured window.
+fn measure(
+    spec: &RunSpec,
+    session: &mut dyn Session,
+    meters: &mut [Box<dyn Meter>],
+    g: &mut Gathered,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let m = &spec.measure;
+    progress.phase("warm-up");
+    let t_warm = Instant::now();
+    let mut i = 0u64;
+    while i < m.warmup_iters || t_warm.elapsed().as_secs_f64() < m.warmup_s {
+        if interrupt::requested() {
+            return Err(interrupt::Interrupted.into());
+        }
+        let s = guarded("warm-up", || {
+            session.iteration(IterationCtx {
+                index: i,
+                warmup: true,
+            })
+        })?;
+        i += 1;
+        if s.done {
+            break;
+        }
+    }
+    progress.phase("measuring");
+    for meter in meters.iter_mut() {
+        meter.start();
+    }
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    loop {
+        if interrupt::requested() {
+            g.measured_s = t0.elapsed().as_secs_f64();
+            return Err(interrupt::Interrupted.into());
+        }
+        let t = Instant::now();
+        let sample = guarded("a measured iteration", || {
+            session.iteration(IterationCtx {
+                index: n,
+                warmup: false,
+            })
+        });
+        let dt = t.elapsed().as_secs_f64();
+        g.measured_s = t0.elapsed().as_secs_f64();
+        let sample: Sample = sample?;
+        n += 1;
+        g.iteration_ms.push(dt * 1e3);
+        g.iteration_work.push(sample.work);
+        g.work.input_tokens += sample.work.input_tokens;
+        g.work.output_tokens += sample.work.output_tokens;
+        g.work.requests += sample.work.requests;
+        g.traces.extend(sample.generation);
+        for (id, v) in sample.values {
+            g.values.entry(id).or_default().push(v);
+        }
+        let elapsed = g.measured_s;
+        progress.iteration(n, m.min_iters, elapsed, m.min_duration_s);
+        if sample.done || n >= m.max_iters || elapsed >= m.max_duration_s {
+            return Ok(());
+        }
+        let minimums_met = n >= m.min_iters && elapsed >= m.min_duration_s;
+        if minimums_met
+            && (m.target_rel_ci <= 0.0 || rel_half_width_normal(&g.iteration_ms) <= m.target_rel_ci)
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// Normal-approximation 95 % CI half-width of the mean relative to the mean (used for the
+/// adaptive stop, where a bootstrap per iteration would cost too much).
+pub fn rel_half_width_normal(xs: &[f64]) -> f64 {
+    if xs.len() < 3 {
+        return f64::INFINITY;
+    }
+    let mean = crate::stats::mean(xs);
+    if mean == 0.0 {
+        return f64::INFINITY;
+    }
+    1.96 * crate::stats::stdev(xs) / (xs.len() as f64).sqrt() / mean.abs()
+}
+
+fn gathered_metrics(g: &Gathered, seed: u64) -> Vec<Metric> {
+    let mut out = trace::generation_metrics(&g.traces, WALL_CLOCK, seed);
+    for (id, v) in &g.values {
+        out.push(trace::sampled_capped(*id, v.clone(), WALL_CLOCK, seed));
+    }
+    let window_s: f64 = g.iteration_ms.iter().sum::<f64>() / 1e3;
+    if window_s > 0.0 {
+        let per_iter = |f: fn(&Work) -> u64| -> Vec<f64> {
+            g.iteration_work
+                .iter()
+                .zip(&g.iteration_ms)
+                .map(|(w, ms)| f(w) as f64 / (ms / 1e3))
+                .collect()
+        };
+        type Count = fn(&Work) -> u64;
+        let throughput: [(MetricId, Count); 3] = [
+            (MetricId::OutputThroughput, |w| w.output_tokens),
+            (MetricId::TotalThroughput, |w| {
+                w.output_tokens + w.input_tokens
+            }),
+            (MetricId::RequestThroughput, |w| w.requests),
+        ];
+        for (id, f) in throughput {
+            let total = f(&g.work);
+            if total > 0 {
+                out.push(Metric::aggregate(
+                    id,
+                    total as f64 / window_s,
+                    per_iter(f),
+                    WALL_CLOCK,
+                    seed,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Metrics in table order, so results read the same whatever produced them.
+fn order_metrics(metrics: &mut [Metric]) {
+    metrics.sort_by_key(|m| MetricId::ALL.iter().position(|x| *x == m.name));
+}
+
+/// A series of (iteration index, iteration time ms), kept for plots.
+pub fn iteration_series(times_ms: &[f64]) -> Series {
+    Series {
+        name: "iteration_time".into(),
+        x_unit: "iteration".into(),
+        y_unit: "ms".into(),
+        source: WALL_CLOCK.into(),
+        period_ms: None,
+        points: times_ms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| [i as f64, *t])
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;

@@ -1,0 +1,314 @@
+//! Suite files (`suites/*.toml`): parsing with precise errors and the measurement settings.
+//!
+//! A suite names a scenario, a backend, a model and a `[matrix]` of axes; `matrix.rs` expands
+//! it into runs. Unknown keys are errors that name the key and the allowed ones.
+
+use crate::axes::AxisValue;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What kind of work a suite measures (MLPerf LoadGen vocabulary, design.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// In-process generation: single-stream (batch 1) or fixed batch.
+    Inference,
+    /// Training steps: throughput, time-to-target-loss.
+    Training,
+    /// Requests against a server at a rate or concurrency.
+    Serving,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Inference => "inference",
+            Scenario::Training => "training",
+            Scenario::Serving => "serving",
+        }
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How long and how often to measure (design.md §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeasureConfig {
+    /// Unmeasured iterations before the measured window.
+    pub warmup_iters: u64,
+    /// Keep warming up until this many seconds have passed (after `warmup_iters`).
+    pub warmup_s: f64,
+    /// Measure at least this many iterations ...
+    pub min_iters: u64,
+    /// ... and for at least this many seconds (both must hold).
+    pub min_duration_s: f64,
+    /// Never more than this many iterations ...
+    pub max_iters: u64,
+    /// ... or seconds (checked between iterations).
+    pub max_duration_s: f64,
+    /// Adaptive stop: once the minimums hold, stop as soon as the 95 % CI half-width of the
+    /// mean of the primary metric is below this fraction of the mean (e.g. 0.02). 0 = off.
+    pub target_rel_ci: f64,
+}
+
+impl Default for MeasureConfig {
+    fn default() -> Self {
+        MeasureConfig {
+            warmup_iters: 1,
+            warmup_s: 0.0,
+            min_iters: 5,
+            min_duration_s: 1.0,
+            max_iters: 1000,
+            max_duration_s: 30.0,
+            target_rel_ci: 0.0,
+        }
+    }
+}
+
+impl MeasureConfig {
+    /// Checks ranges; errors name the `[measure]` field.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let non_neg = [
+            ("warmup_s", self.warmup_s),
+            ("min_duration_s", self.min_duration_s),
+            ("max_duration_s", self.max_duration_s),
+            ("target_rel_ci", self.target_rel_ci),
+        ];
+        for (name, v) in non_neg {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!(
+                    "[measure] {name} = {v} must be a finite number >= 0"
+                ));
+            }
+        }
+        if self.min_iters == 0 {
+            return Err("[measure] min_iters must be at least 1".into());
+        }
+        if self.max_iters < self.min_iters {
+            return Err(format!(
+                "[measure] max_iters ({}) is smaller than min_iters ({})",
+                self.max_iters, self.min_iters
+            ));
+        }
+        if self.max_duration_s < self.min_duration_s {
+            return Err(format!(
+                "[measure] max_duration_s ({}) is smaller than min_duration_s ({})",
+                self.max_duration_s, self.min_duration_s
+            ));
+        }
+        if self.target_rel_ci >= 1.0 {
+            return Err(format!(
+                "[measure] target_rel_ci = {} is a fraction (0.02 = 2 %), not a percentage",
+                self.target_rel_ci
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `[matrix]` table: axes (each a value or a list of values) plus `include`/`exclude`
+/// rules as in GitHub Actions matrices (exclude is applied first, then include).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MatrixConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<BTreeMap<String, AxisValue>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<BTreeMap<String, AxisValue>>,
+    #[serde(flatten)]
+    pub axes: BTreeMap<String, OneOrMany>,
+}
+
+/// An axis written as a single value or as a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(AxisValue),
+    Many(Vec<AxisValue>),
+}
+
+impl OneOrMany {
+    pub fn values(&self) -> Vec<AxisValue> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A parsed suite file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Short identifier, used for the results directory.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub scenario: Scenario,
+    /// Backend name from the registry (`effbench list` shows them).
+    pub backend: String,
+    /// `"default"` (the embedded model) or a path to an HF directory or a `.gguf` file,
+    /// relative to the current directory. A `model` axis in `[matrix]` overrides it.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Base seed for prompts, bootstrap resampling and anything random.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default)]
+    pub matrix: MatrixConfig,
+    #[serde(default)]
+    pub measure: MeasureConfig,
+    /// Backend-specific settings (e.g. a worker command line), passed through unchanged.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub options: toml::Table,
+    /// Where the suite was read from (not part of the file).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+impl Suite {
+    /// Reads and parses a suite file. Errors are one line: `file:line:col: cause`.
+    pub fn load(path: &Path) -> Result<Suite> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read suite file '{}'", path.display()))?;
+        let mut suite = Suite::parse(&text, &path.display().to_string())?;
+        suite.path = Some(path.to_path_buf());
+        Ok(suite)
+    }
+
+    /// Parses suite text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Suite> {
+        let suite: Suite = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let (line, col) = line_col(text, span.start);
+                    anyhow::anyhow!("{origin}:{line}:{col}: {msg}")
+                }
+                None => anyhow::anyhow!("{origin}: {msg}"),
+            }
+        })?;
+        if suite.name.trim().is_empty() {
+            bail!("{origin}: `name` must not be empty");
+        }
+        if !suite
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            bail!(
+                "{origin}: name = {:?} may contain only letters, digits, '-', '_' and '.' (it names a directory)",
+                suite.name
+            );
+        }
+        suite
+            .measure
+            .check()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        Ok(suite)
+    }
+
+    /// File name for messages.
+    pub fn origin(&self) -> String {
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| format!("suite '{}'", self.name))
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+name = "t"
+scenario = "inference"
+backend = "candle"
+model = "default"
+[matrix]
+dtype = ["f32", "bf16"]
+batch = 1
+exclude = [{ dtype = "bf16" }]
+[measure]
+min_iters = 3
+"#;
+
+    #[test]
+    fn parses_a_suite() {
+        let s = Suite::parse(OK, "t.toml").unwrap();
+        assert_eq!(s.scenario, Scenario::Inference);
+        assert_eq!(s.matrix.axes.len(), 2);
+        assert_eq!(s.matrix.exclude.len(), 1);
+        assert_eq!(s.measure.min_iters, 3);
+        assert_eq!(s.measure.warmup_iters, 1, "defaults fill the rest");
+        assert_eq!(s.seed, 42);
+    }
+
+    #[test]
+    fn malformed_toml_has_line_and_column() {
+        let err = Suite::parse("name = \"t\"\nscenario = = 3\n", "bad.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("bad.toml:2:"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_allowed_ones() {
+        let text = OK.replace("seed", "sed").replace("model = ", "modle = ");
+        let msg = Suite::parse(&text, "u.toml").unwrap_err().to_string();
+        assert!(msg.contains("unknown field `modle`"), "{msg}");
+        assert!(
+            msg.contains("`model`") && msg.contains("`backend`"),
+            "{msg}"
+        );
+        assert!(msg.starts_with("u.toml:5:1:"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_measure_key_and_bad_ranges() {
+        let text = OK.replace("min_iters = 3", "min_iter = 3");
+        let msg = Suite::parse(&text, "m.toml").unwrap_err().to_string();
+        assert!(msg.contains("unknown field `min_iter`"), "{msg}");
+        let text = OK.replace("min_iters = 3", "min_iters = 3\nmax_iters = 2");
+        let msg = Suite::parse(&text, "m.toml").unwrap_err().to_string();
+        assert!(
+            msg.contains("max_iters (2) is smaller than min_iters (3)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wrong_scenario_is_explained() {
+        let text = OK.replace("\"inference\"", "\"infer\"");
+        let msg = Suite::parse(&text, "s.toml").unwrap_err().to_string();
+        assert!(msg.contains("infer") && msg.contains("inference"), "{msg}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}
