@@ -25,6 +25,7 @@ pub mod metric;
 pub mod progress;
 pub mod result;
 pub mod runner;
+pub mod schema;
 pub mod stats;
 pub mod suite;
 pub mod trace;

@@ -160,6 +160,17 @@ pub fn run_spec(
         &gathered.iteration_ms,
         spec.measure.min_iters,
     ));
+    // JSON has no NaN/inf: a metric without a finite value is dropped and the log says so.
+    let (finite, dropped): (Vec<Metric>, Vec<Metric>) = std::mem::take(&mut result.metrics)
+        .into_iter()
+        .partition(|m| m.value.is_finite());
+    result.metrics = finite;
+    for m in dropped {
+        result.log.push(format!(
+            "{}: no finite value (samples not finite); not reported",
+            m.name
+        ));
+    }
     order_metrics(&mut result.metrics);
     result.finished_at = now_rfc3339();
     result

@@ -1,1 +1,247 @@
+use super::*;
+use crate::backend::{Capabilities, Emission, Extras, ModelFormat, ModelInfo};
+use crate::matrix::RunSpec;
+use crate::suite::{MeasureConfig, Scenario};
+use std::sync::{Arc, Mutex};
 
+/// What the fake session saw, shared with the test.
+#[derive(Default)]
+struct Log {
+    calls: Vec<(u64, bool)>,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Normal,
+    FailAt(u64),
+    PanicAt(u64),
+    DoneAt(u64),
+}
+
+struct FakeSession {
+    info: ModelInfo,
+    log: Arc<Mutex<Log>>,
+    mode: Mode,
+    measured: u64,
+}
+
+impl Session for FakeSession {
+    fn model_info(&self) -> &ModelInfo {
+        &self.info
+    }
+    fn iteration(&mut self, ctx: IterationCtx) -> Result<Sample> {
+        self.log.lock().unwrap().calls.push((ctx.index, ctx.warmup));
+        if !ctx.warmup {
+            self.measured += 1;
+            match self.mode {
+                Mode::FailAt(n) if self.measured == n => anyhow::bail!("device lost at step {n}"),
+                Mode::PanicAt(n) if self.measured == n => panic!("index out of bounds"),
+                _ => {}
+            }
+        }
+        let done = matches!(self.mode, Mode::DoneAt(n) if self.measured == n);
+        Ok(Sample {
+            generation: Some(GenerationTrace {
+                batch: 2,
+                prompt_tokens: 4,
+                emissions: vec![
+                    Emission {
+                        t_ns: 1_000_000,
+                        tokens: 1,
+                    },
+                    Emission {
+                        t_ns: 3_000_000,
+                        tokens: 1,
+                    },
+                    Emission {
+                        t_ns: 5_000_000,
+                        tokens: 1,
+                    },
+                ],
+            }),
+            values: vec![],
+            work: Work {
+                input_tokens: 8,
+                output_tokens: 6,
+                requests: 1,
+            },
+            done,
+        })
+    }
+    fn finish(&mut self) -> Result<Extras> {
+        Ok(Extras {
+            notes: vec!["finished".into()],
+            ..Default::default()
+        })
+    }
+}
+
+struct FakeBackend {
+    log: Arc<Mutex<Log>>,
+    mode: Mode,
+    fail_load: bool,
+}
+
+impl Backend for FakeBackend {
+    fn describe(&self) -> Capabilities {
+        Capabilities {
+            name: "fake",
+            description: "",
+            scenarios: vec![Scenario::Inference],
+            dtypes: vec!["f32"],
+            devices: vec!["cpu"],
+            formats: vec![ModelFormat::Hf],
+            axes: vec![],
+        }
+    }
+    fn load(&self, _spec: &RunSpec) -> Result<Box<dyn Session>> {
+        if self.fail_load {
+            anyhow::bail!("cannot read 'models/x/model.safetensors': no such file");
+        }
+        Ok(Box::new(FakeSession {
+            info: ModelInfo {
+                name: "fake".into(),
+                ..Default::default()
+            },
+            log: self.log.clone(),
+            mode: self.mode,
+            measured: 0,
+        }))
+    }
+}
+
+fn spec(measure: MeasureConfig) -> RunSpec {
+    RunSpec {
+        id: "0000000000000000".into(),
+        suite: "t".into(),
+        scenario: Scenario::Inference,
+        backend: "fake".into(),
+        params: Default::default(),
+        seed: 1,
+        measure,
+        options: Default::default(),
+    }
+}
+
+fn quick(min_iters: u64, max_iters: u64) -> MeasureConfig {
+    MeasureConfig {
+        warmup_iters: 2,
+        warmup_s: 0.0,
+        min_iters,
+        min_duration_s: 0.0,
+        max_iters,
+        max_duration_s: 60.0,
+        target_rel_ci: 0.0,
+    }
+}
+
+fn run(mode: Mode, measure: MeasureConfig, fail_load: bool) -> (RunResult, Vec<(u64, bool)>) {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let backend = FakeBackend {
+        log: log.clone(),
+        mode,
+        fail_load,
+    };
+    let suite = SuiteInfo {
+        name: "t".into(),
+        description: String::new(),
+        file: None,
+        sha256: None,
+        varying_axes: vec![],
+    };
+    let env = Environment::collect(&[]);
+    let r = run_spec(
+        &spec(measure),
+        &backend,
+        &suite,
+        &env,
+        &crate::progress::NoProgress,
+    );
+    let calls = log.lock().unwrap().calls.clone();
+    (r, calls)
+}
+
+#[test]
+fn warmup_is_not_measured_and_min_iters_hold() {
+    let (r, calls) = run(Mode::Normal, quick(5, 100), false);
+    assert_eq!(r.status.state, RunState::Ok);
+    let warm: Vec<_> = calls.iter().filter(|c| c.1).collect();
+    assert_eq!(warm.len(), 2, "two warm-up iterations");
+    assert!(calls[..2].iter().all(|c| c.1), "warm-up comes first");
+    assert_eq!(r.iterations, 5);
+    let ttft = r.metric(MetricId::Ttft).unwrap();
+    assert_eq!(
+        ttft.samples,
+        vec![1.0; 5],
+        "only measured iterations are in the samples"
+    );
+    assert_eq!(r.metric(MetricId::Tpot).unwrap().value, 2.0); // (5 - 1) / (3 - 1)
+    assert_eq!(r.metric(MetricId::Itl).unwrap().samples.len(), 10);
+    assert!(r.metric(MetricId::OutputThroughput).unwrap().value > 0.0);
+    assert!(r.metric(MetricId::LoadTime).is_some());
+    assert!(r.log.contains(&"finished".to_string()));
+}
+
+#[test]
+fn max_iters_caps_and_done_stops() {
+    let mut m = quick(5, 7);
+    m.min_duration_s = 3600.0;
+    m.max_duration_s = 3600.0;
+    let (r, _) = run(Mode::Normal, m, false);
+    assert_eq!(r.iterations, 7, "max_iters caps an unmet min_duration");
+    let (r, _) = run(Mode::DoneAt(3), quick(5, 100), false);
+    assert_eq!(r.iterations, 3);
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.kind == crate::warnings::WarningKind::FewerSamplesThanAsked));
+}
+
+#[test]
+fn failures_keep_samples_and_reason() {
+    let (r, _) = run(Mode::FailAt(4), quick(10, 100), false);
+    assert_eq!(r.status.state, RunState::Failed);
+    assert_eq!(r.status.reason.as_deref(), Some("device lost at step 4"));
+    assert_eq!(r.iterations, 3, "the three good iterations are kept");
+    assert_eq!(r.metric(MetricId::Ttft).unwrap().samples.len(), 3);
+}
+
+#[test]
+fn panics_become_failures() {
+    let (r, _) = run(Mode::PanicAt(2), quick(10, 100), false);
+    assert_eq!(r.status.state, RunState::Failed);
+    let reason = r.status.reason.unwrap();
+    assert!(
+        reason.contains("panicked") && reason.contains("index out of bounds"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn load_failure_names_the_file() {
+    let (r, calls) = run(Mode::Normal, quick(3, 10), true);
+    assert_eq!(r.status.state, RunState::Failed);
+    assert!(r
+        .status
+        .reason
+        .unwrap()
+        .contains("models/x/model.safetensors"));
+    assert!(calls.is_empty());
+    assert!(r.model.is_none());
+}
+
+#[test]
+fn adaptive_stop_on_stable_samples() {
+    let mut m = quick(3, 1000);
+    m.target_rel_ci = 0.5;
+    let (r, _) = run(Mode::Normal, m, false);
+    assert!(r.iterations < 1000, "stops once the CI is narrow");
+}
+
+#[test]
+fn normal_half_width() {
+    // mean 10, sd of [9, 10, 11] = 1, n = 3: 1.96 / sqrt(3) / 10 = 0.11316
+    let h = rel_half_width_normal(&[9.0, 10.0, 11.0]);
+    assert!((h - 1.96 / 3f64.sqrt() / 10.0).abs() < 1e-12);
+    assert!(rel_half_width_normal(&[1.0]).is_infinite());
+}
