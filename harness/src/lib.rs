@@ -14,6 +14,7 @@
 //!   [`meters`] what is measured around the window (memory, CPU share ...).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
 
+pub mod analysis;
 pub mod axes;
 pub mod backend;
 pub mod env;

@@ -1,0 +1,268 @@
+//! Dynascore (Ma et al., "Dynaboard", NeurIPS 2021), exactly as shared/design.md §4 defines it.
+//!
+//! For each metric M (performance first): utility u_M = dir_M · M + offset_M, dir = -1 for
+//! lower-is-better metrics (offset = a budget, e.g. instance memory), else +1 (offset 0 by
+//! default). Sort models by performance ascending, difference consecutive models, keep pairs
+//! with |Δperformance| > 1e-4 · max|performance|, and AMRS_M = mean(|Δu_M| / Δperformance)
+//! over those pairs (AMRS of performance = 1). Dynascore = Σ_M w_M · u_M / |AMRS_M| with the
+//! weights normalised to sum 1. The static site re-implements these lines in JavaScript and a
+//! test checks both agree to 1e-9.
+
+use crate::metric::Better;
+
+/// One metric column of a Dynascore table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynaMetric {
+    pub name: String,
+    pub better: Better,
+    pub weight: f64,
+    pub offset: f64,
+}
+
+/// Score of one model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DynaRow {
+    /// Index of the model in the input.
+    pub index: usize,
+    pub dynascore: f64,
+    /// 1 + number of models with a strictly higher score.
+    pub rank: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DynaResult {
+    /// Sorted best first (ties keep input order).
+    pub rows: Vec<DynaRow>,
+    /// AMRS per metric, in input order (performance first, = 1).
+    pub amrs: Vec<f64>,
+    /// Weights after normalisation.
+    pub weights: Vec<f64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DynaError {
+    #[error("Dynascore needs at least 2 models, got {0}")]
+    TooFewRows(usize),
+    #[error("row {row} has {got} values but there are {want} metrics")]
+    Dimension { row: usize, got: usize, want: usize },
+    #[error("row {row}, metric '{metric}': value is not a finite number")]
+    NotFinite { row: usize, metric: String },
+    #[error("the performance metric '{0}' is the same for every model, so no trade-off rate can be measured")]
+    FlatPerformance(String),
+    #[error("metric '{0}' does not change between models (AMRS = 0); drop it or give it weight 0")]
+    ZeroVariance(String),
+    #[error("weights must be finite, >= 0 and not all 0")]
+    BadWeights,
+}
+
+/// Scores `rows` (one value per metric each; `metrics[0]` is the performance metric).
+pub fn dynascore(metrics: &[DynaMetric], rows: &[Vec<f64>]) -> Result<DynaResult, DynaError> {
+    if rows.len() < 2 {
+        return Err(DynaError::TooFewRows(rows.len()));
+    }
+    for (row, r) in rows.iter().enumerate() {
+        if r.len() != metrics.len() {
+            return Err(DynaError::Dimension {
+                row,
+                got: r.len(),
+                want: metrics.len(),
+            });
+        }
+        if let Some(m) = r.iter().position(|v| !v.is_finite()) {
+            return Err(DynaError::NotFinite {
+                row,
+                metric: metrics[m].name.clone(),
+            });
+        }
+    }
+    let wsum: f64 = metrics.iter().map(|m| m.weight).sum();
+    if metrics
+        .iter()
+        .any(|m| !m.weight.is_finite() || m.weight < 0.0)
+        || wsum <= 0.0
+    {
+        return Err(DynaError::BadWeights);
+    }
+    let weights: Vec<f64> = metrics.iter().map(|m| m.weight / wsum).collect();
+    let utility = |m: &DynaMetric, v: f64| m.better.sign() * v + m.offset;
+    let u: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.iter().zip(metrics).map(|(v, m)| utility(m, *v)).collect())
+        .collect();
+
+    // AMRS from consecutive models sorted by performance (utility of metric 0).
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| u[a][0].total_cmp(&u[b][0]));
+    let max_perf = u.iter().map(|r| r[0].abs()).fold(0.0, f64::max);
+    let pairs: Vec<(usize, usize)> = order
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .filter(|&(a, b)| (u[b][0] - u[a][0]).abs() > 1e-4 * max_perf)
+        .collect();
+    if pairs.is_empty() {
+        return Err(DynaError::FlatPerformance(metrics[0].name.clone()));
+    }
+    let mut amrs = vec![1.0; metrics.len()];
+    for (k, slot) in amrs.iter_mut().enumerate().skip(1) {
+        let rates: f64 = pairs
+            .iter()
+            .map(|&(a, b)| (u[b][k] - u[a][k]).abs() / (u[b][0] - u[a][0]))
+            .sum();
+        *slot = rates / pairs.len() as f64;
+        if *slot == 0.0 && weights[k] > 0.0 {
+            return Err(DynaError::ZeroVariance(metrics[k].name.clone()));
+        }
+    }
+    let scores: Vec<f64> = u
+        .iter()
+        .map(|r| {
+            (0..metrics.len())
+                .filter(|&k| weights[k] > 0.0)
+                .map(|k| weights[k] * r[k] / amrs[k].abs())
+                .sum()
+        })
+        .collect();
+    let mut idx: Vec<usize> = (0..rows.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let out = idx
+        .iter()
+        .map(|&i| DynaRow {
+            index: i,
+            dynascore: scores[i],
+            rank: 1 + scores.iter().filter(|&&s| s > scores[i]).count(),
+        })
+        .collect();
+    Ok(DynaResult {
+        rows: out,
+        amrs,
+        weights,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str, better: Better, weight: f64, offset: f64) -> DynaMetric {
+        DynaMetric {
+            name: name.into(),
+            better,
+            weight,
+            offset,
+        }
+    }
+
+    #[test]
+    fn hand_worked_table() {
+        // Three models: accuracy (perf, higher), throughput (higher), memory GB (lower, budget 16).
+        //   A: acc 70, thr 100, mem 4
+        //   B: acc 80, thr  50, mem 8
+        //   C: acc 90, thr  20, mem 12
+        // Utilities: perf = acc; thr = thr; mem = -mem + 16 -> A 12, B 8, C 4.
+        // Sorted by acc: A, B, C; Δacc = 10, 10 (both > 1e-4 * 90).
+        // AMRS_thr = mean(|50-100|/10, |20-50|/10) = mean(5, 3) = 4
+        // AMRS_mem = mean(|8-12|/10, |4-8|/10) = mean(0.4, 0.4) = 0.4
+        // Weights 4:1:1 -> 4/6, 1/6, 1/6.
+        // A = 4/6*70 + 1/6*100/4 + 1/6*12/0.4 = 46.6667 + 4.1667 + 5 = 55.8333
+        // B = 4/6*80 + 1/6*50/4  + 1/6*8/0.4  = 53.3333 + 2.0833 + 3.3333 = 58.75
+        // C = 4/6*90 + 1/6*20/4  + 1/6*4/0.4  = 60 + 0.8333 + 1.6667 = 62.5
+        let metrics = [
+            m("acc", Better::Higher, 4.0, 0.0),
+            m("thr", Better::Higher, 1.0, 0.0),
+            m("mem", Better::Lower, 1.0, 16.0),
+        ];
+        let rows = vec![
+            vec![70.0, 100.0, 4.0],
+            vec![80.0, 50.0, 8.0],
+            vec![90.0, 20.0, 12.0],
+        ];
+        let r = dynascore(&metrics, &rows).unwrap();
+        for (got, want) in r.amrs.iter().zip([1.0, 4.0, 0.4]) {
+            assert!((got - want).abs() < 1e-12, "AMRS {got} vs {want}");
+        }
+        let want = [(2, 62.5), (1, 58.75), (0, 55.833333333333336)];
+        for (row, (index, score)) in r.rows.iter().zip(want) {
+            assert_eq!(row.index, index);
+            assert!(
+                (row.dynascore - score).abs() < 1e-9,
+                "{} vs {score}",
+                row.dynascore
+            );
+        }
+        assert_eq!(r.rows.iter().map(|r| r.rank).collect::<Vec<_>>(), [1, 2, 3]);
+        // Heavier throughput weight changes the order: 1:4:0 -> A = .2*70 + .8*25 = 34,
+        // B = 16 + 10 = 26, C = 18 + 4 = 22.
+        let metrics2 = [
+            m("acc", Better::Higher, 1.0, 0.0),
+            m("thr", Better::Higher, 4.0, 0.0),
+            m("mem", Better::Lower, 0.0, 16.0),
+        ];
+        let r2 = dynascore(&metrics2, &rows).unwrap();
+        assert_eq!(r2.rows[0].index, 0);
+        assert!((r2.rows[0].dynascore - 34.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn small_performance_steps_are_ignored_and_ties_share_rank() {
+        let metrics = [
+            m("acc", Better::Higher, 1.0, 0.0),
+            m("thr", Better::Higher, 1.0, 0.0),
+        ];
+        // the first two differ by 1e-6 in accuracy (< 1e-4 * 2), so only one pair counts
+        let rows = vec![vec![1.0, 10.0], vec![1.000001, 10.0], vec![2.0, 8.0]];
+        let r = dynascore(&metrics, &rows).unwrap();
+        // AMRS_thr from the kept pair (1.000001 -> 2): |8 - 10| / 0.999999
+        assert!((r.amrs[1] - 2.0 / 0.999999).abs() < 1e-12);
+        // two identical models share a rank: 1 + the number of strictly better ones
+        let tied = dynascore(
+            &metrics,
+            &[
+                vec![1.0, 2.0],
+                vec![1.0, 2.0],
+                vec![3.0, 1.0],
+                vec![4.0, 4.0],
+            ],
+        )
+        .unwrap();
+        let rank_of = |i: usize| tied.rows.iter().find(|r| r.index == i).unwrap().rank;
+        assert_eq!(rank_of(0), rank_of(1));
+        let better = tied
+            .rows
+            .iter()
+            .filter(|r| r.dynascore > tied.rows.iter().find(|r| r.index == 0).unwrap().dynascore)
+            .count();
+        assert_eq!(rank_of(0), 1 + better);
+    }
+
+    #[test]
+    fn errors() {
+        let metrics = [
+            m("acc", Better::Higher, 1.0, 0.0),
+            m("thr", Better::Higher, 1.0, 0.0),
+        ];
+        assert_eq!(
+            dynascore(&metrics, &[vec![1.0, 2.0]]).unwrap_err(),
+            DynaError::TooFewRows(1)
+        );
+        assert_eq!(
+            dynascore(&metrics, &[vec![1.0, 2.0], vec![1.0, 3.0]]).unwrap_err(),
+            DynaError::FlatPerformance("acc".into())
+        );
+        assert_eq!(
+            dynascore(&metrics, &[vec![1.0, 2.0], vec![2.0, 2.0]]).unwrap_err(),
+            DynaError::ZeroVariance("thr".into())
+        );
+        assert!(matches!(
+            dynascore(&metrics, &[vec![1.0, f64::NAN], vec![2.0, 2.0]]).unwrap_err(),
+            DynaError::NotFinite { row: 0, .. }
+        ));
+        let zero = [
+            m("acc", Better::Higher, 0.0, 0.0),
+            m("thr", Better::Higher, 0.0, 0.0),
+        ];
+        assert_eq!(
+            dynascore(&zero, &[vec![1.0, 2.0], vec![2.0, 3.0]]).unwrap_err(),
+            DynaError::BadWeights
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Pareto fronts: a point is on the front when no other point is at least as good on every
+//! objective and strictly better on one (so exact duplicates of a front point are all on it).
+//!
+//! 2-D uses a sort and one sweep, O(n log n). N-D sorts lexicographically (a dominating point
+//! always sorts before the point it dominates) and checks each point only against the front
+//! found so far, O(n log n + n·|front|·d). Hypervolume is exact for 2-D and 3-D.
+
+use crate::metric::Better;
+use std::cmp::Ordering;
+
+/// Errors of the analysis functions, one line each.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParetoError {
+    #[error("point {index} has {got} values but there are {want} objectives")]
+    Dimension {
+        index: usize,
+        got: usize,
+        want: usize,
+    },
+    #[error("point {index}, objective {objective}: value is not a finite number")]
+    NotFinite { index: usize, objective: usize },
+    #[error("hypervolume is defined here for 2 or 3 objectives, not {0}")]
+    HypervolumeDims(usize),
+    #[error("reference point has {got} values but there are {want} objectives")]
+    RefDimension { got: usize, want: usize },
+    #[error("at least one objective is needed")]
+    NoObjectives,
+}
+
+/// Converts every objective to "higher is better" and checks the input.
+fn oriented(points: &[Vec<f64>], senses: &[Better]) -> Result<Vec<Vec<f64>>, ParetoError> {
+    if senses.is_empty() {
+        return Err(ParetoError::NoObjectives);
+    }
+    points
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            if p.len() != senses.len() {
+                return Err(ParetoError::Dimension {
+                    index,
+                    got: p.len(),
+                    want: senses.len(),
+                });
+            }
+            p.iter()
+                .zip(senses)
+                .enumerate()
+                .map(|(objective, (v, s))| {
+                    if v.is_finite() {
+                        Ok(v * s.sign())
+                    } else {
+                        Err(ParetoError::NotFinite { index, objective })
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `a` dominates `b` (both oriented to "higher is better").
+pub fn dominates(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x >= y) && a.iter().zip(b).any(|(x, y)| x > y)
+}
+
+/// Indices of the points on the Pareto front, in input order.
+pub fn front(points: &[Vec<f64>], senses: &[Better]) -> Result<Vec<usize>, ParetoError> {
+    let pts = oriented(points, senses)?;
+    let mut idx = if pts.first().is_some_and(|p| p.len() == 2) {
+        front_2d(&pts)
+    } else {
+        front_nd(&pts)
+    };
+    idx.sort_unstable();
+    Ok(idx)
+}
+
+fn lex_desc(a: &[f64], b: &[f64]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        match y.total_cmp(x) {
+            Ordering::Equal => continue,
+            o => return o,
+        }
+    }
+    Ordering::Equal
+}
+
+fn front_2d(pts: &[Vec<f64>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..pts.len()).collect();
+    order.sort_by(|&a, &b| lex_desc(&pts[a], &pts[b]));
+    let mut out = Vec::new();
+    let mut best_y = f64::NEG_INFINITY; // best y among points with strictly greater x
+    let mut i = 0;
+    while i < order.len() {
+        // the group of equal x; sorted by y descending inside it
+        let x = pts[order[i]][0];
+        let mut j = i;
+        while j < order.len() && pts[order[j]][0] == x {
+            j += 1;
+        }
+        let group_best = pts[order[i]][1];
+        if group_best > best_y {
+            out.extend(
+                order[i..j]
+                    .iter()
+                    .copied()
+                    .filter(|&k| pts[k][1] == group_best),
+            );
+            best_y = group_best;
+        }
+        i = j;
+    }
+    out
+}
+
+fn front_nd(pts: &[Vec<f64>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..pts.len()).collect();
+    order.sort_by(|&a, &b| lex_desc(&pts[a], &pts[b]));
+    let mut out: Vec<usize> = Vec::new();
+    for &i in &order {
+        if !out.iter().any(|&f| dominates(&pts[f], &pts[i])) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// Hypervolume (2-D area or 3-D volume) dominated by the points and bounded by `reference`,
+/// which should be worse than every point on every objective; parts of points that are not
+/// better than the reference count for nothing.
+pub fn hypervolume(
+    points: &[Vec<f64>],
+    senses: &[Better],
+    reference: &[f64],
+) -> Result<f64, ParetoError> {
+    if reference.len() != senses.len() {
+        return Err(ParetoError::RefDimension {
+            got: reference.len(),
+            want: senses.len(),
+        });
+    }
+    let pts = oriented(points, senses)?;
+    let r: Vec<f64> = reference
+        .iter()
+        .zip(senses)
+        .map(|(v, s)| v * s.sign())
+        .collect();
+    // shift so the reference is the origin and clip to the positive orthant
+    let shifted: Vec<Vec<f64>> = pts
+        .iter()
+        .map(|p| p.iter().zip(&r).map(|(v, r)| v - r).collect::<Vec<f64>>())
+        .filter(|p| p.iter().all(|v| *v > 0.0))
+        .collect();
+    match senses.len() {
+        2 => Ok(hv2(&shifted)),
+        3 => Ok(hv3(&shifted)),
+        d => Err(ParetoError::HypervolumeDims(d)),
+    }
+}
+
+/// Area dominated by positive points, reference at the origin.
+fn hv2(pts: &[Vec<f64>]) -> f64 {
+    let mut p: Vec<(f64, f64)> = pts.iter().map(|v| (v[0], v[1])).collect();
+    p.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
+    let mut area = 0.0;
+    let mut y_done = 0.0;
+    for (x, y) in p {
+        if y > y_done {
+            area += x * (y - y_done);
+            y_done = y;
+        }
+    }
+    area
+}
+
+/// Volume dominated by positive points, reference at the origin: slices along z.
+fn hv3(pts: &[Vec<f64>]) -> f64 {
+    let mut p: Vec<&Vec<f64>> = pts.iter().collect();
+    p.sort_by(|a, b| b[2].total_cmp(&a[2]));
+    let mut vol = 0.0;
+    for (i, pt) in p.iter().enumerate() {
+        let z_next = p.get(i + 1).map_or(0.0, |q| q[2]);
+        let depth = pt[2] - z_next;
+        if depth > 0.0 {
+            let slice: Vec<Vec<f64>> = p[..=i].iter().map(|q| vec![q[0], q[1]]).collect();
+            vol += hv2(&slice) * depth;
+        }
+    }
+    vol
+}
+
+#[cfg(test)]
+#[path = "pareto_tests.rs"]
+mod tests;
