@@ -1,1 +1,45 @@
-fn main() {}
+//! effbench command line: parses arguments and hands each command to `commands/`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Measure how efficient machine-learning models are, the same way every time.
+#[derive(Parser)]
+#[command(
+    name = "effbench",
+    version,
+    about,
+    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n\nMetric definitions: README.md#metrics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(commands::run::Args),
+    Validate(commands::validate::Args),
+    List(commands::list::Args),
+    Show(commands::show::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    commands::install_interrupt_handler();
+    let outcome = match cli.command {
+        Command::Run(a) => commands::run::run(a),
+        Command::Validate(a) => commands::validate::run(a),
+        Command::List(a) => commands::list::run(a),
+        Command::Show(a) => commands::show::run(a),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", effbench_harness::runner::error_line(&e));
+            ExitCode::from(commands::EXIT_BAD_INPUT)
+        }
+    }
+}

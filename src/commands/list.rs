@@ -1,0 +1,134 @@
+//! `effbench list [suites|backends|runs]`: what can be run and what has been run.
+
+use anyhow::Result;
+use effbench_harness::result::{read_manifest, MANIFEST_FILE};
+use effbench_harness::Suite;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum What {
+    Suites,
+    Backends,
+    Runs,
+    All,
+}
+
+/// List suites, backends and past runs.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  effbench list\n  effbench list backends\n  effbench list runs --results results"
+)]
+pub struct Args {
+    /// What to list.
+    #[arg(value_enum, default_value = "all")]
+    pub what: What,
+    /// Directory of suite files.
+    #[arg(long, default_value = "suites")]
+    pub suites: PathBuf,
+    /// Directory of results.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if matches!(args.what, What::Suites | What::All) {
+        list_suites(&args.suites);
+    }
+    if matches!(args.what, What::Backends | What::All) {
+        list_backends();
+    }
+    if matches!(args.what, What::Runs | What::All) {
+        list_runs(&args.results);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_suites(dir: &Path) {
+    println!("suites ({}):", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    if files.is_empty() {
+        println!("  (none)");
+    }
+    for f in files {
+        match Suite::load(&f) {
+            Ok(s) => println!(
+                "  {:<28} {:<10} {}",
+                f.display(),
+                s.scenario.name(),
+                s.description
+            ),
+            Err(e) => println!("  {:<28} INVALID: {e}", f.display()),
+        }
+    }
+    println!();
+}
+
+fn list_backends() {
+    println!("backends:");
+    for b in effbench_backends::registry().iter() {
+        let c = b.describe();
+        let scen: Vec<&str> = c.scenarios.iter().map(|s| s.name()).collect();
+        let axes: Vec<&str> = c.axes.iter().map(|(a, _)| *a).collect();
+        println!("  {:<12} {}", c.name, c.description);
+        println!(
+            "  {:<12} scenarios: {}; dtypes: {}; devices: {}; formats: {:?}; axes: {}",
+            "",
+            scen.join(", "),
+            c.dtypes.join(", "),
+            c.devices.join(", "),
+            c.formats,
+            axes.join(", ")
+        );
+    }
+    println!();
+}
+
+fn list_runs(root: &Path) {
+    println!("past runs ({}):", root.display());
+    let mut found = 0;
+    let mut suites: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    suites.sort();
+    for suite_dir in suites {
+        let mut invocations: Vec<PathBuf> = std::fs::read_dir(&suite_dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        invocations.retain(|p| p.join(MANIFEST_FILE).is_file());
+        invocations.sort();
+        for inv in invocations {
+            if let Ok(m) = read_manifest(&inv.join(MANIFEST_FILE)) {
+                let ok = m
+                    .runs
+                    .iter()
+                    .filter(|r| r.state == effbench_harness::result::RunState::Ok)
+                    .count();
+                println!(
+                    "  {:<48} {} {}/{} ok{}",
+                    inv.display(),
+                    m.suite.name,
+                    ok,
+                    m.planned.len(),
+                    if m.finished_at.is_none() {
+                        " (unfinished)"
+                    } else {
+                        ""
+                    }
+                );
+                found += 1;
+            }
+        }
+    }
+    if found == 0 {
+        println!("  (none)");
+    }
+}

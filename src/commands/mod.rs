@@ -1,0 +1,44 @@
+//! One module per subcommand. Exit codes: 0 success, 1 some runs failed, 2 bad input or
+//! usage, 130 interrupted (Ctrl-C).
+
+pub mod list;
+pub mod run;
+pub mod show;
+pub mod validate;
+
+use anyhow::Result;
+use effbench_harness::{matrix, Registry, RunSpec, Suite};
+use std::path::Path;
+
+pub const EXIT_RUN_FAILED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Cargo features compiled into this binary (recorded in every result).
+pub fn features() -> Vec<&'static str> {
+    #[allow(unused_mut)]
+    let mut f = Vec::new();
+    #[cfg(feature = "cuda")]
+    f.push("cuda");
+    f
+}
+
+/// First Ctrl-C: stop at the next safe point and save; second: leave at once.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if effbench_harness::interrupt::requested() {
+            eprintln!("\nsecond Ctrl-C: exiting now");
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+        eprintln!("\nCtrl-C: stopping after the current step and saving results (Ctrl-C again to quit now)");
+        effbench_harness::interrupt::request();
+    });
+}
+
+/// Reads a suite and expands it into validated run specs.
+pub fn plan(path: &Path, registry: &Registry, filters: &[String]) -> Result<(Suite, Vec<RunSpec>)> {
+    let suite = Suite::load(path)?;
+    let specs = matrix::expand(&suite, registry)?;
+    let specs = matrix::filter(specs, filters)?;
+    Ok((suite, specs))
+}

@@ -1,0 +1,110 @@
+//! `effbench run SUITE`: expand, validate, run every combination, write results.
+
+use super::{EXIT_INTERRUPTED, EXIT_RUN_FAILED};
+use anyhow::Result;
+use effbench_harness::invocation::{self, Options};
+use effbench_harness::result::RunState;
+use effbench_harness::RunResult;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run a suite and write one result per run plus a manifest.
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  effbench run suites/quickstart.toml\n  \
+effbench run suites/quickstart.toml --filter dtype=f32 --filter batch=1\n  \
+effbench run suites/quickstart.toml --dry-run\n  \
+effbench run suites/quickstart.toml --out results/mine --json > summary.json")]
+pub struct Args {
+    /// Suite file (TOML).
+    pub suite: PathBuf,
+    /// Output directory [default: results/<suite>/<UTC timestamp>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only runs whose axis has this value (axis=value; repeat to narrow, same axis twice = either).
+    #[arg(long, value_name = "AXIS=VALUE")]
+    pub filter: Vec<String>,
+    /// Print the expanded runs and exit without running.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the results as a JSON array on stdout (progress and tables go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let registry = effbench_backends::registry();
+    let (suite, specs) = super::plan(&args.suite, &registry, &args.filter)?;
+    let axes = effbench_harness::matrix::varying_axes(&specs);
+    if args.dry_run {
+        println!(
+            "{}: {} run(s), nothing executed (--dry-run)",
+            args.suite.display(),
+            specs.len()
+        );
+        for s in &specs {
+            println!("  {}  {}", s.id, s.label(&axes));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "effbench: suite '{}' ({} runs, backend {})",
+        suite.name,
+        specs.len(),
+        suite.backend
+    );
+    let opts = Options {
+        out: args.out.clone(),
+        command: std::env::args().collect(),
+        features: super::features(),
+    };
+    let outcome = invocation::run_suite(&suite, &specs, &registry, &opts, &mut |r, progress| {
+        progress.println(&one_line(r));
+        for w in &r.warnings {
+            progress.println(&format!("    warning: {w}"));
+        }
+    })?;
+    let table = effbench_dashboards::terminal::runs_table(&outcome.results);
+    if args.json {
+        eprint!("\n{table}");
+        println!("{}", serde_json::to_string_pretty(&outcome.results)?);
+    } else {
+        print!("\n{table}");
+    }
+    eprintln!("results: {}", outcome.out_dir.display());
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted: {} of {} runs saved in {}",
+            outcome.results.len(),
+            specs.len(),
+            outcome.out_dir.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    if outcome.failed() > 0 {
+        eprintln!("{} run(s) failed", outcome.failed());
+        return Ok(ExitCode::from(EXIT_RUN_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `  ok  dtype=f32 batch=1  ttft p50 12.3 ms, 456 tok/s` style progress line.
+fn one_line(r: &RunResult) -> String {
+    use effbench_dashboards::format::value;
+    use effbench_harness::MetricId;
+    let state = match r.status.state {
+        RunState::Ok => "ok",
+        RunState::Failed => "FAILED",
+        RunState::Interrupted => "interrupted",
+    };
+    let mut parts = Vec::new();
+    if let Some(s) = r.metric(MetricId::Ttft).and_then(|m| m.stats.as_ref()) {
+        parts.push(format!("ttft p50 {} ms", value(s.p50, "ms")));
+    }
+    if let Some(m) = r.metric(MetricId::OutputThroughput) {
+        parts.push(format!("{} tok/s", value(m.value, "tok/s")));
+    }
+    if let Some(reason) = &r.status.reason {
+        parts.push(reason.clone());
+    }
+    format!("{state:>11}  {}  {}", r.label(), parts.join(", "))
+}

@@ -1,0 +1,55 @@
+//! `effbench show RUN_OR_DIR`: a terminal table of stored results.
+
+use anyhow::Result;
+use effbench_harness::result;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Show stored results: one row per run, or every metric's statistics for a single run.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  effbench show results/quickstart          (newest invocation)\n  \
+effbench show results/quickstart/2026-11-26T12-00-00Z\n  \
+effbench show results/quickstart/2026-11-26T12-00-00Z/0123456789abcdef.json"
+)]
+pub struct Args {
+    /// A result file, an invocation directory, or a suite's results directory.
+    pub path: PathBuf,
+    /// Print every metric's statistics for each run, not only the summary row.
+    #[arg(long)]
+    pub detail: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let results = result::load_results(&args.path)?;
+    let first = &results[0];
+    println!("suite {}: {} run(s)", first.suite.name, results.len());
+    println!("machine: {}", first.env.summary());
+    if let Some(m) = &first.model {
+        println!(
+            "model: {} ({}, {}, {} weights)",
+            m.name, m.arch, m.format, m.dtype
+        );
+    }
+    println!();
+    print!("{}", effbench_dashboards::terminal::runs_table(&results));
+    if args.detail || results.len() == 1 {
+        for r in &results {
+            println!(
+                "\n{}  [{}]  {} iterations in {:.2} s",
+                r.label(),
+                r.id,
+                r.iterations,
+                r.measured_s
+            );
+            print!("{}", effbench_dashboards::terminal::run_detail(r));
+            for w in &r.warnings {
+                println!("warning: {w}");
+            }
+            if let Some(reason) = &r.status.reason {
+                println!("status: {:?}: {reason}", r.status.state);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
