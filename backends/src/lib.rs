@@ -1,1 +1,30 @@
-//! placeholder
+//! # effbench-backends
+//!
+//! Built-in backends of effbench and the model code they share.
+//!
+//! - [`registry`] lists the built-in backends; adding one is a new module plus one line there.
+//! - [`candle_infer`]: the `candle` backend — in-process llama inference (HF directory in
+//!   f32/f16/bf16, or GGUF) with per-token timestamps.
+//! - [`llama`]: our own llama implementation ([`llama::Llama`], [`llama::LlamaConfig`]):
+//!   dense (differentiable, from a `VarBuilder`) or quantized GGUF weights, all-position or
+//!   last-position logits, resettable KV cache, GGUF export with the q/k permutation.
+//! - [`loader`]: resolving and loading models from disk with their [`effbench_harness::ModelInfo`].
+//! - [`tokenizer`]: tokenizers rebuilt from GGUF metadata (SmolLM2's `smollm` pre-tokenizer
+//!   included).
+//! - [`default_model`] and [`corpus`]: the embedded default model (created deterministically
+//!   under `results/models/default/`) and the synthetic Markov language it speaks, whose
+//!   entropy rate is known exactly.
+
+pub mod candle_infer;
+pub mod corpus;
+pub mod default_model;
+pub mod llama;
+pub mod loader;
+pub mod tokenizer;
+
+/// The built-in backends.
+pub fn registry() -> effbench_harness::Registry {
+    let mut r = effbench_harness::Registry::new();
+    r.register(Box::new(candle_infer::CandleBackend));
+    r
+}

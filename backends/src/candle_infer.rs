@@ -1,0 +1,201 @@
+//! The `candle` backend: in-process inference of llama-family models (HF directory in
+//! f32/f16/bf16, or GGUF) with candle on the CPU (CUDA with the `cuda` feature). Each
+//! iteration is one request: a batch of seeded synthetic prompts, prefill, then greedy decode
+//! of exactly `gen_len` tokens, with a timestamp per generated token.
+
+use crate::llama::{argmax_rows, Cache, Llama, Logits};
+use crate::loader::{self, parse_dtype};
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use effbench_harness::axes::AxisValue;
+use effbench_harness::backend::ModelFormat;
+use effbench_harness::backend::{Emission, GenerationTrace, IterationCtx, Sample, Work};
+use effbench_harness::{interrupt, Backend, Capabilities, ModelInfo, RunSpec};
+use effbench_harness::{Scenario, Session};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::Instant;
+
+/// Reason given when a GGUF run asks for a compute dtype.
+pub const GGUF_DTYPE_REASON: &str =
+    "GGUF weights are already quantized; compute dtype is fixed, omit dtype or use f32";
+
+/// The candle inference backend.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CandleBackend;
+
+fn devices() -> Vec<&'static str> {
+    let mut d = vec!["cpu"];
+    if cfg!(feature = "cuda") {
+        d.push("cuda");
+    }
+    d
+}
+
+impl Backend for CandleBackend {
+    fn describe(&self) -> Capabilities {
+        Capabilities {
+            name: "candle",
+            description: "in-process llama inference with candle (HF f32/f16/bf16 or GGUF)",
+            scenarios: vec![Scenario::Inference],
+            dtypes: vec!["f32", "f16", "bf16"],
+            devices: devices(),
+            formats: vec![ModelFormat::Hf, ModelFormat::Gguf],
+            axes: vec![
+                ("model", AxisValue::from("default")),
+                ("device", AxisValue::from("cpu")),
+                ("dtype", AxisValue::from("f32")),
+                ("batch", AxisValue::Int(1)),
+                ("prompt_len", AxisValue::Int(32)),
+                ("gen_len", AxisValue::Int(32)),
+            ],
+        }
+    }
+
+    fn validate(&self, spec: &RunSpec) -> std::result::Result<(), String> {
+        let model = spec.model();
+        let dtype = spec
+            .param("dtype")
+            .and_then(AxisValue::as_str)
+            .unwrap_or("f32");
+        if model.format() == ModelFormat::Gguf && dtype != "f32" {
+            return Err(format!("dtype '{dtype}': {GGUF_DTYPE_REASON}"));
+        }
+        if let Some(p) = model.path() {
+            if !p.exists() {
+                return Err(format!("model path '{}' does not exist", p.display()));
+            }
+        }
+        let context = loader::context_length(&model).map_err(|e| format!("{e:#}"))?;
+        let len = |axis: &str| spec.usize_param(axis).map_err(|e| e.to_string());
+        let (prompt, gen) = (len("prompt_len")?, len("gen_len")?);
+        if prompt + gen > context {
+            return Err(format!(
+                "prompt_len {prompt} + gen_len {gen} = {} exceeds the model context of {context} \
+                 tokens ({})",
+                prompt + gen,
+                model.reference
+            ));
+        }
+        Ok(())
+    }
+
+    fn load(&self, spec: &RunSpec) -> Result<Box<dyn Session>> {
+        self.validate(spec).map_err(anyhow::Error::msg)?;
+        let device = loader::candle_device(spec.device()?)?;
+        let dtype = parse_dtype(spec.str_param("dtype").unwrap_or("f32"))?;
+        let loaded = loader::load(&spec.model(), dtype, &device)?;
+        let batch = spec.usize_param("batch")?;
+        let prompt_len = spec.usize_param("prompt_len")?;
+        let gen_len = spec.usize_param("gen_len")?;
+        let ids = synthetic_prompts(
+            spec.seed,
+            batch * prompt_len,
+            loaded.model.config.vocab_size,
+            &loaded.special_ids,
+        )?;
+        let prompts = Tensor::from_vec(ids, (batch, prompt_len), &device)?;
+        let mut info = loaded.info;
+        info.details.insert(
+            "device".into(),
+            serde_json::json!(spec.device()?.to_string()),
+        );
+        Ok(Box::new(CandleSession {
+            cache: loaded.model.new_cache(prompt_len + gen_len),
+            model: loaded.model,
+            info,
+            prompts,
+            gen_len,
+        }))
+    }
+}
+
+/// `n` token ids drawn uniformly from the vocabulary minus `special`, seeded.
+pub fn synthetic_prompts(seed: u64, n: usize, vocab: usize, special: &[u32]) -> Result<Vec<u32>> {
+    let mut special = special.to_vec();
+    special.sort_unstable();
+    special.dedup();
+    let ordinary = vocab.saturating_sub(special.iter().filter(|&&s| (s as usize) < vocab).count());
+    if ordinary == 0 {
+        bail!("the vocabulary of {vocab} tokens has no ordinary token to build prompts from");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let id = rng.random_range(0..vocab as u32);
+        if special.binary_search(&id).is_err() {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// A loaded model with its fixed prompts and a reusable KV cache.
+pub struct CandleSession {
+    model: Llama,
+    info: ModelInfo,
+    cache: Cache,
+    /// `(batch, prompt_len)` u32 ids, the same every iteration.
+    prompts: Tensor,
+    gen_len: usize,
+}
+
+impl CandleSession {
+    /// The generated ids of one greedy request, one Vec per sequence, with the trace.
+    pub fn generate(&mut self) -> Result<(Vec<Vec<u32>>, GenerationTrace)> {
+        let (batch, prompt_len) = self.prompts.dims2()?;
+        let mut emissions = Vec::with_capacity(self.gen_len);
+        let mut out = vec![Vec::with_capacity(self.gen_len); batch];
+        let start = Instant::now();
+        self.cache.reset();
+        let mut input = self.prompts.clone();
+        for step in 0..self.gen_len {
+            if interrupt::requested() {
+                return Err(interrupt::Interrupted.into());
+            }
+            let logits = self
+                .model
+                .forward(&input, Some(&mut self.cache), Logits::Last)
+                .with_context(|| format!("forward pass at generated token {step}"))?;
+            let next = argmax_rows(&logits)?;
+            emissions.push(Emission {
+                t_ns: start.elapsed().as_nanos() as u64,
+                tokens: 1,
+            });
+            for (seq, &id) in out.iter_mut().zip(&next) {
+                seq.push(id);
+            }
+            if step + 1 < self.gen_len {
+                input = Tensor::from_vec(next, (batch, 1), &self.model.device)?;
+            }
+        }
+        let trace = GenerationTrace {
+            batch,
+            prompt_tokens: prompt_len,
+            emissions,
+        };
+        Ok((out, trace))
+    }
+}
+
+impl Session for CandleSession {
+    fn model_info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn iteration(&mut self, _ctx: IterationCtx) -> Result<Sample> {
+        let (_, trace) = self.generate()?;
+        let (batch, prompt_len) = (trace.batch as u64, trace.prompt_tokens as u64);
+        let work = Work {
+            input_tokens: batch * prompt_len,
+            output_tokens: batch * self.gen_len as u64,
+            requests: 1,
+        };
+        Ok(Sample {
+            generation: Some(trace),
+            values: Vec::new(),
+            work,
+            done: false,
+        })
+    }
+}

@@ -1,0 +1,209 @@
+//! Building blocks of the llama model, each usable with dense weights (differentiable when
+//! the weights are `Var`s) or quantized GGUF weights: [`Linear`], [`Embedding`], [`RmsNorm`],
+//! rotary embeddings ([`Rope`]) and the resettable per-layer [`KvCache`].
+
+use super::config::RopeLayout;
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use std::sync::Arc;
+
+/// A linear layer without bias: `y = x W^T`, `W` of shape `(out, in)`.
+#[derive(Debug, Clone)]
+pub enum Linear {
+    /// Dense weight in the activation dtype (autograd flows through it).
+    Dense(Tensor),
+    /// Quantized GGUF weight (inference only; activations f32).
+    Quantized(QMatMul),
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Linear::Dense(w) => {
+                let w = match x.dims() {
+                    [b1, b2, _, _] => w.broadcast_left((*b1, *b2))?.t()?,
+                    [b, _, _] => w.broadcast_left(*b)?.t()?,
+                    _ => w.t()?,
+                };
+                x.matmul(&w)
+            }
+            Linear::Quantized(q) => q.forward(x),
+        }
+    }
+
+    /// `(out, in)` of the weight.
+    pub fn dims(&self) -> (usize, usize) {
+        match self {
+            Linear::Dense(w) => w.dims2().unwrap_or((0, 0)),
+            Linear::Quantized(QMatMul::QTensor(q)) => q.shape().dims2().unwrap_or((0, 0)),
+            Linear::Quantized(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => {
+                w.dims2().unwrap_or((0, 0))
+            }
+        }
+    }
+
+    /// Bytes the weight occupies in memory.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Linear::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
+            Linear::Quantized(QMatMul::QTensor(q)) => q.storage_size_in_bytes(),
+            Linear::Quantized(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => {
+                w.elem_count() * w.dtype().size_in_bytes()
+            }
+        }
+    }
+}
+
+/// Token embedding table `(vocab, hidden)`.
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    Dense(Tensor),
+    /// Rows are dequantized on lookup, so the table stays quantized in memory.
+    Quantized(Arc<QTensor>),
+}
+
+impl Embedding {
+    /// `ids (b, t)` u32 → `(b, t, hidden)`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Embedding::Dense(w) => {
+                let (b, t) = ids.dims2()?;
+                let hidden = w.dim(1)?;
+                w.index_select(&ids.flatten_all()?, 0)?
+                    .reshape((b, t, hidden))
+            }
+            Embedding::Quantized(q) => q.embedding(ids),
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        match self {
+            Embedding::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
+            Embedding::Quantized(q) => q.storage_size_in_bytes(),
+        }
+    }
+}
+
+/// Root-mean-square layer norm with a learned scale; computed in f32 whatever the dtype.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    pub weight: Tensor,
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.track_op() || self.weight.track_op() {
+            // Differentiable composition (training).
+            candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps as f32)
+        } else {
+            // Fused kernel: accumulates the sum of squares in f32.
+            candle_nn::ops::rms_norm(x, &self.weight, self.eps as f32)
+        }
+    }
+}
+
+/// Precomputed rotary tables `cos`, `sin` of shape `(positions, head_dim / 2)`.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+    pub layout: RopeLayout,
+}
+
+impl Rope {
+    pub fn new(
+        head_dim: usize,
+        theta: f64,
+        positions: usize,
+        layout: RopeLayout,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Rope> {
+        let half = head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| (1.0 / theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
+        let pos = Tensor::arange(0u32, positions as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((positions, 1))?;
+        let freqs = pos.broadcast_mul(&inv_freq)?;
+        Ok(Rope {
+            cos: freqs.cos()?.to_dtype(dtype)?,
+            sin: freqs.sin()?.to_dtype(dtype)?,
+            layout,
+        })
+    }
+
+    /// Positions the tables cover.
+    pub fn positions(&self) -> usize {
+        self.cos.dim(0).unwrap_or(0)
+    }
+
+    /// Rotates `x (b, heads, t, head_dim)` (contiguous) for positions `offset..offset + t`.
+    pub fn apply(&self, x: &Tensor, offset: usize) -> Result<Tensor> {
+        let t = x.dim(2)?;
+        if offset + t > self.positions() {
+            candle_core::bail!(
+                "position {} is beyond the model context {}",
+                offset + t,
+                self.positions()
+            );
+        }
+        let cos = self.cos.narrow(0, offset, t)?;
+        let sin = self.sin.narrow(0, offset, t)?;
+        let slow = x.track_op();
+        match (self.layout, slow) {
+            (RopeLayout::HalfSplit, false) => candle_nn::rotary_emb::rope(x, &cos, &sin),
+            (RopeLayout::HalfSplit, true) => candle_nn::rotary_emb::rope_slow(x, &cos, &sin),
+            (RopeLayout::Interleaved, false) => candle_nn::rotary_emb::rope_i(x, &cos, &sin),
+            (RopeLayout::Interleaved, true) => candle_nn::rotary_emb::rope_i_slow(x, &cos, &sin),
+        }
+    }
+}
+
+/// Keys and values of one layer, `(batch, kv_heads, len, head_dim)`, in a buffer allocated
+/// for `capacity` positions on first use and grown if a sequence outruns it.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    inner: candle_nn::kv_cache::KvCache,
+}
+
+impl KvCache {
+    pub fn new(capacity: usize) -> KvCache {
+        KvCache {
+            inner: candle_nn::kv_cache::KvCache::new(2, capacity.max(1)),
+        }
+    }
+
+    /// Positions already cached.
+    pub fn len(&self) -> usize {
+        self.inner.k_cache().current_seq_len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets the cached positions (keeps nothing, the buffer is reallocated on next use).
+    pub fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    /// Appends `k`, `v` and returns views of everything cached so far.
+    pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.inner.append(k, v)
+    }
+}
+
+/// Softmax over the last dimension, in f32, returning `dtype`.
+pub fn softmax_last(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    let x = x.to_dtype(DType::F32)?;
+    let p = if x.track_op() {
+        candle_nn::ops::softmax(&x, D::Minus1)?
+    } else {
+        candle_nn::ops::softmax_last_dim(&x)?
+    };
+    p.to_dtype(dtype)
+}

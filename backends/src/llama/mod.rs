@@ -1,0 +1,35 @@
+//! Our own compact llama-architecture implementation, shared by inference, training and
+//! compression work.
+//!
+//! - [`LlamaConfig`]: hyper-parameters from HF `config.json` or GGUF `llama.*` metadata.
+//! - [`Llama`]: the model. Build it from a `candle_nn::VarBuilder`
+//!   ([`Llama::from_varbuilder`]: safetensors for inference, `VarBuilder::from_varmap` for
+//!   training — the dense path is differentiable) or from a GGUF file ([`Llama::from_gguf`]:
+//!   quantized `QMatMul` weights).
+//! - [`Llama::forward`] returns logits for the last position ([`Logits::Last`], decode) or
+//!   for all positions ([`Logits::All`], perplexity / fidelity / training), with or without a
+//!   resettable KV [`Cache`] (any batch size).
+//! - Rope is applied in HF half-split layout for HF weights and interleaved layout for GGUF
+//!   weights; [`permute_qk_to_interleaved`] documents and implements the q/k row permutation
+//!   that makes the two equivalent, and [`write_gguf`] exports HF tensors to GGUF with it.
+//!
+//! Supported: GQA (`num_key_value_heads`), RMSNorm, SiLU-gated MLP, tied or untied output
+//! head, any `rope_theta`; dtypes f32/f16/bf16 for dense weights (norms, softmax and logits
+//! computed in f32). Not supported (rejected by [`LlamaConfig::check`]): rope scaling,
+//! activations other than SiLU, attention/MLP biases.
+
+mod config;
+mod gguf;
+mod layers;
+mod model;
+
+pub use config::{LlamaConfig, RopeLayout};
+pub use gguf::{
+    gguf_tensor_name, gguf_weight_dtype, permute_qk_to_half_split, permute_qk_to_interleaved,
+    write_gguf,
+};
+pub use layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
+pub use model::{argmax_rows, Attention, Block, Cache, Llama, Logits, Mlp, INIT_STD};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,289 @@
+//! Loading llama models from disk for any backend: resolving `model = "default"` or a path,
+//! reading an HF directory (config.json + *.safetensors, any dtype) or a GGUF file, and
+//! describing what was loaded in a [`ModelInfo`] (params, bytes, sha256, architecture).
+//! Every error names the file it concerns.
+
+use crate::default_model;
+use crate::llama::{gguf_weight_dtype, Llama, LlamaConfig};
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device};
+use effbench_harness::backend::ModelFormat;
+use effbench_harness::{ModelInfo, ModelSpec};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A model ready to run, with the facts a result records.
+pub struct LoadedModel {
+    pub model: Llama,
+    pub info: ModelInfo,
+    /// Token ids that are not ordinary text (bos/eos/pad, control tokens ...).
+    pub special_ids: Vec<u32>,
+}
+
+/// Parses a dtype axis value (`f32`, `f16`, `bf16`).
+pub fn parse_dtype(s: &str) -> Result<DType> {
+    match s {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => bail!("dtype '{other}' is not one of f32, f16, bf16"),
+    }
+}
+
+/// The candle device for a harness device.
+pub fn candle_device(device: effbench_harness::Device) -> Result<Device> {
+    match device {
+        effbench_harness::Device::Cpu => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        effbench_harness::Device::Cuda(i) => {
+            Device::new_cuda(i).with_context(|| format!("cannot open CUDA device {i}"))
+        }
+        #[cfg(not(feature = "cuda"))]
+        effbench_harness::Device::Cuda(i) => {
+            bail!("device cuda:{i} needs effbench built with --features cuda")
+        }
+    }
+}
+
+/// The path a model reference means; `default` is created on first use.
+pub fn resolve(spec: &ModelSpec) -> Result<PathBuf> {
+    match spec.path() {
+        None => default_model::ensure_default_model(),
+        Some(p) if p.exists() => Ok(p),
+        Some(p) => bail!("model path '{}' does not exist", p.display()),
+    }
+}
+
+/// Context length of the model a reference names, read cheaply (config or GGUF header).
+/// `default` that does not exist yet has the built-in configuration.
+pub fn context_length(spec: &ModelSpec) -> Result<usize> {
+    let path = match spec.path() {
+        Some(p) => p,
+        None => {
+            let dir = default_model::default_model_dir();
+            if !dir.join("config.json").is_file() {
+                return Ok(default_model::default_config().max_position_embeddings);
+            }
+            dir
+        }
+    };
+    if !path.exists() {
+        bail!("model path '{}' does not exist", path.display());
+    }
+    Ok(match spec.format() {
+        ModelFormat::Gguf => LlamaConfig::from_gguf(&read_gguf_header(&path)?.0)
+            .with_context(|| format!("GGUF file '{}'", path.display()))?,
+        _ => LlamaConfig::from_hf_file(&path.join("config.json"))?,
+    }
+    .max_position_embeddings)
+}
+
+/// Loads an HF model directory with weights converted to `dtype`.
+pub fn load_hf(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    let config = LlamaConfig::from_hf_file(&dir.join("config.json"))?;
+    let files = safetensors_files(dir)?;
+    for f in &files {
+        // Header check per file, so a corrupt one is named.
+        // SAFETY: the file is only read; effbench does not modify model files while loaded.
+        unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }
+            .with_context(|| format!("cannot read safetensors file '{}'", f.display()))?;
+    }
+    // SAFETY: as above.
+    let vb = unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&files, dtype, device) }
+        .with_context(|| format!("cannot map weights in '{}'", dir.display()))?;
+    let model = Llama::from_varbuilder(&config, vb)
+        .with_context(|| format!("loading weights from '{}'", dir.display()))?;
+    let raw: serde_json::Value = std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let mut details = arch_details(&config);
+    if let Some(w) = raw.pointer("/effbench/weights") {
+        details.insert("weights".into(), w.clone());
+    }
+    details.insert("rope_layout".into(), json!("half-split"));
+    let mut special_ids = hf_special_ids(dir);
+    special_ids.extend(config.bos_token_id.into_iter().chain(config.eos_token_id));
+    special_ids.sort_unstable();
+    special_ids.dedup();
+    let (params_total, params_non_embedding) = model.param_counts();
+    let info = ModelInfo {
+        name: display_name(dir),
+        format: "hf".into(),
+        arch: "llama".into(),
+        dtype: dtype_name(dtype).into(),
+        params_total,
+        params_non_embedding,
+        file_bytes: total_size(&files)?,
+        loaded_bytes: model.weight_bytes(),
+        path: Some(dir.display().to_string()),
+        sha256: Some(sha256_files(&files)?),
+        details,
+    };
+    Ok(LoadedModel {
+        model,
+        info,
+        special_ids,
+    })
+}
+
+/// Loads a GGUF file (weights stay quantized; activations f32).
+pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
+    let (ct, mut file) = read_gguf_header(path)?;
+    let model = Llama::from_gguf(&ct, &mut file, device)
+        .with_context(|| format!("GGUF file '{}'", path.display()))?;
+    let mut details = arch_details(&model.config);
+    details.insert("rope_layout".into(), json!("interleaved"));
+    details.insert("compute_dtype".into(), json!("f32"));
+    for key in ["general.name", "tokenizer.ggml.model", "tokenizer.ggml.pre"] {
+        if let Some(v) = ct.metadata.get(key).and_then(|v| v.to_string().ok()) {
+            details.insert(key.into(), json!(v));
+        }
+    }
+    let (params_total, params_non_embedding) = model.param_counts();
+    let info = ModelInfo {
+        name: display_name(path),
+        format: "gguf".into(),
+        arch: "llama".into(),
+        dtype: gguf_weight_dtype(&ct),
+        params_total,
+        params_non_embedding,
+        file_bytes: total_size(&[path.to_path_buf()])?,
+        loaded_bytes: model.weight_bytes(),
+        path: Some(path.display().to_string()),
+        sha256: Some(sha256_files(&[path.to_path_buf()])?),
+        details,
+    };
+    Ok(LoadedModel {
+        model,
+        info,
+        special_ids: crate::tokenizer::special_token_ids(&ct),
+    })
+}
+
+/// Opens a GGUF file and reads its metadata and tensor directory.
+pub fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
+    let mut file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open GGUF file '{}'", path.display()))?;
+    let ct = gguf_file::Content::read(&mut file)
+        .with_context(|| format!("'{}' is not a valid GGUF file", path.display()))?;
+    Ok((ct, file))
+}
+
+/// `model.safetensors`, or every `*.safetensors` in the directory (sorted by name).
+fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list model directory '{}'", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "model directory '{}' has no *.safetensors file",
+            dir.display()
+        );
+    }
+    Ok(files)
+}
+
+/// Special ids from `tokenizer.json`'s added tokens (none when absent or unreadable).
+fn hf_special_ids(dir: &Path) -> Vec<u32> {
+    let Ok(text) = std::fs::read_to_string(dir.join("tokenizer.json")) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v.get("added_tokens")
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .filter(|t| t.get("special").and_then(|s| s.as_bool()) == Some(true))
+                .filter_map(|t| t.get("id").and_then(|i| i.as_u64()))
+                .filter_map(|i| u32::try_from(i).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn arch_details(c: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
+    BTreeMap::from([
+        ("layers".into(), json!(c.num_hidden_layers)),
+        ("hidden_size".into(), json!(c.hidden_size)),
+        ("intermediate_size".into(), json!(c.intermediate_size)),
+        ("attention_heads".into(), json!(c.num_attention_heads)),
+        ("kv_heads".into(), json!(c.kv_heads())),
+        ("head_dim".into(), json!(c.head_size())),
+        ("vocab_size".into(), json!(c.vocab_size)),
+        ("context".into(), json!(c.max_position_embeddings)),
+        ("rope_theta".into(), json!(c.rope_theta)),
+        ("tied_embeddings".into(), json!(c.tie_word_embeddings)),
+    ])
+}
+
+fn display_name(path: &Path) -> String {
+    let default = default_model::default_model_dir();
+    if path == default {
+        return "default".into();
+    }
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    )
+}
+
+pub fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "other",
+    }
+}
+
+fn total_size(files: &[PathBuf]) -> Result<u64> {
+    files.iter().try_fold(0u64, |acc, f| {
+        let len = std::fs::metadata(f)
+            .with_context(|| format!("cannot stat '{}'", f.display()))?
+            .len();
+        Ok(acc + len)
+    })
+}
+
+/// SHA-256 over the bytes of the files, in the given order.
+pub fn sha256_files(files: &[PathBuf]) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for f in files {
+        let mut file =
+            std::fs::File::open(f).with_context(|| format!("cannot open '{}'", f.display()))?;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .with_context(|| format!("cannot read '{}'", f.display()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Loads what a model reference names, in `dtype` for HF weights.
+pub fn load(spec: &ModelSpec, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    let path = resolve(spec)?;
+    let mut loaded = match spec.format() {
+        ModelFormat::Gguf => load_gguf(&path, device)?,
+        ModelFormat::Hf => load_hf(&path, dtype, device)?,
+        ModelFormat::Remote => return Err(anyhow!("remote models are not loaded in-process")),
+    };
+    if spec.is_default() {
+        loaded.info.name = "default".into();
+    }
+    Ok(loaded)
+}
