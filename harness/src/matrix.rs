@@ -141,6 +141,12 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
             for (name, v) in rule {
                 check_axis(&origin, &caps, name, std::slice::from_ref(v))
                     .map_err(|e| anyhow!("{e} (in matrix.{what})"))?;
+                if what == "exclude" && !axes_given.iter().any(|(k, _)| k == name) {
+                    bail!(
+                        "{origin}: matrix.exclude names '{name}', which is not an axis of \
+                         [matrix], so the rule can never match"
+                    );
+                }
             }
         }
     }
@@ -176,9 +182,12 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
         bail!("{origin}: the matrix expands to no runs (every combination was excluded)");
     }
     let mut problems = Vec::new();
+    let varying = varying_axes(&specs);
     for spec in &specs {
         if let Err(e) = generic_checks(spec, &caps).and_then(|_| backend.validate(spec)) {
-            problems.push(format!("run {}: {e}", spec.label(&varying_axes(&specs))));
+            let label = spec.label(&varying);
+            let label = if label.is_empty() { spec.id.clone() } else { label };
+            problems.push(format!("run {label}: {e}"));
         }
     }
     if !problems.is_empty() {

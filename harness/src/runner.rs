@@ -52,9 +52,18 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
-/// One line from an error and its causes.
+/// One line from an error and its causes: the first line of each (some libraries append a
+/// backtrace to their message), joined with ": ", repeats dropped.
 pub fn error_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let first = text.lines().next().unwrap_or("").trim().to_string();
+        if !first.is_empty() && !parts.iter().any(|p| p.contains(&first)) {
+            parts.push(first);
+        }
+    }
+    parts.join(": ")
 }
 
 /// Runs one spec with its backend; never panics, always returns a result to store.
