@@ -37,7 +37,10 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
 /// The candle device for a harness device.
 pub fn candle_device(device: effbench_harness::Device) -> Result<Device> {
     match device {
-        effbench_harness::Device::Cpu => Ok(Device::Cpu),
+        effbench_harness::Device::Cpu => {
+            pin_cpu_threads();
+            Ok(Device::Cpu)
+        }
         #[cfg(feature = "cuda")]
         effbench_harness::Device::Cuda(i) => {
             Device::new_cuda(i).with_context(|| format!("cannot open CUDA device {i}"))
@@ -47,6 +50,20 @@ pub fn candle_device(device: effbench_harness::Device) -> Result<Device> {
             bail!("device cuda:{i} needs effbench built with --features cuda")
         }
     }
+}
+
+/// candle 0.11 asks for its CPU thread count on every dense matmul, and unless
+/// `RAYON_NUM_THREADS` is set that means re-reading `/proc/cpuinfo` (several % of decode time
+/// for small models). Sets the variable once, to the value candle would compute anyway, so the
+/// thread count is unchanged. Runs at most once per process, before any worker we start.
+pub fn pin_cpu_threads() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let n = candle_core::utils::get_num_threads();
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        }
+    });
 }
 
 /// The path a model reference means; `default` is created on first use.

@@ -14,6 +14,7 @@
 use super::config::{LlamaConfig, RopeLayout};
 use super::layers::{Embedding, Linear, RmsNorm, Rope};
 use super::model::{Attention, Block, Llama, Mlp};
+use super::q4_1::Q41Matrix;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -165,8 +166,13 @@ impl Llama {
             ct.tensor(reader, name, device)
                 .with_context(|| format!("reading GGUF tensor '{name}'"))
         };
-        let lin =
-            |q: QTensor| -> Result<Linear> { Ok(Linear::Quantized(QMatMul::from_qtensor(q)?)) };
+        // Q4_1 matrices go to our faster CPU kernel, everything else to candle's QMatMul.
+        let lin = |q: QTensor| -> Result<Linear> {
+            Ok(match Q41Matrix::from_qtensor(&q)? {
+                Some(m) => Linear::Q41(Arc::new(m)),
+                None => Linear::Quantized(QMatMul::from_qtensor(q)?),
+            })
+        };
         let norm = |q: QTensor| -> Result<RmsNorm> {
             Ok(RmsNorm {
                 weight: q.dequantize(device)?.to_dtype(DType::F32)?,

@@ -3,6 +3,7 @@
 //! rotary embeddings ([`Rope`]) and the resettable per-layer [`KvCache`].
 
 use super::config::RopeLayout;
+use super::q4_1::Q41Matrix;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use std::sync::Arc;
@@ -14,6 +15,8 @@ pub enum Linear {
     Dense(Tensor),
     /// Quantized GGUF weight (inference only; activations f32).
     Quantized(QMatMul),
+    /// Q4_1 GGUF weight repacked for our faster CPU kernel.
+    Q41(Arc<Q41Matrix>),
 }
 
 impl Linear {
@@ -28,6 +31,7 @@ impl Linear {
                 x.matmul(&w)
             }
             Linear::Quantized(q) => q.forward(x),
+            Linear::Q41(q) => q.forward(x),
         }
     }
 
@@ -39,6 +43,7 @@ impl Linear {
             Linear::Quantized(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => {
                 w.dims2().unwrap_or((0, 0))
             }
+            Linear::Q41(q) => q.dims(),
         }
     }
 
@@ -50,6 +55,7 @@ impl Linear {
             Linear::Quantized(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => {
                 w.elem_count() * w.dtype().size_in_bytes()
             }
+            Linear::Q41(q) => q.bytes(),
         }
     }
 }

@@ -22,6 +22,7 @@ mod config;
 mod gguf;
 mod layers;
 mod model;
+mod q4_1;
 
 pub use config::{LlamaConfig, RopeLayout};
 pub use gguf::{
@@ -30,6 +31,7 @@ pub use gguf::{
 };
 pub use layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
 pub use model::{argmax_rows, Attention, Block, Cache, Llama, Logits, Mlp, INIT_STD};
+pub use q4_1::Q41Matrix;
 
 #[cfg(test)]
 mod tests;
