@@ -11,17 +11,22 @@ use std::collections::{HashMap, HashSet};
 
 /// Special tokens, in id order.
 pub const SPECIAL_TOKENS: [&str; 4] = ["<unk>", "<s>", "</s>", "<pad>"];
+/// `<unk>`: anything the word list lacks.
 pub const UNK_ID: u32 = 0;
+/// `<s>`: beginning of sequence.
 pub const BOS_ID: u32 = 1;
+/// `</s>`: end of sequence.
 pub const EOS_ID: u32 = 2;
+/// `<pad>`: padding.
 pub const PAD_ID: u32 = 3;
 /// Number of special tokens; word `w` has token id `w + FIRST_WORD_ID`.
 pub const FIRST_WORD_ID: u32 = SPECIAL_TOKENS.len() as u32;
 
 /// Seed of the default language (word list and transitions).
 pub const DEFAULT_CORPUS_SEED: u64 = 0x5eed_c0de;
-/// Seeds of the standard token streams.
+/// Seed of the standard training stream ([`Corpus::train_tokens`]).
 pub const TRAIN_SEED: u64 = 1;
+/// Seed of the standard held-out stream ([`Corpus::heldout_tokens`]).
 pub const HELDOUT_SEED: u64 = 2;
 
 /// Successors per word, and the Zipf exponents of the transition weights and of which words
@@ -100,6 +105,7 @@ impl Corpus {
         self.words.len() + SPECIAL_TOKENS.len()
     }
 
+    /// The words, in id order (word `w` is token `w + FIRST_WORD_ID`).
     pub fn words(&self) -> &[String] {
         &self.words
     }
@@ -321,6 +327,10 @@ mod tests {
         let c = Corpus::standard();
         let h = c.entropy_rate_nats();
         let uniform = (c.words().len() as f64).ln();
+        eprintln!(
+            "entropy rate {h:.4} nats/token, perplexity floor {:.3}",
+            h.exp()
+        );
         assert!(h > 0.5 && h < uniform / 2.0, "H = {h}, uniform {uniform}");
         // Empirical cross-entropy of the true model on a long sample approaches H.
         let ids = c.sample(99, 200_000);

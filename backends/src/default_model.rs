@@ -104,8 +104,11 @@ pub fn config_json(config: &LlamaConfig, weights: &str) -> Result<String> {
 /// A seeded f32 tensor with HF name and shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedTensor {
+    /// HF tensor name, e.g. `model.layers.0.mlp.up_proj.weight`.
     pub name: String,
+    /// Row-major shape.
     pub shape: Vec<usize>,
+    /// Row-major values.
     pub data: Vec<f32>,
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # effbench-backends
 //!
 //! Built-in backends of effbench and the model code they share.

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 
 /// A model ready to run, with the facts a result records.
 pub struct LoadedModel {
+    /// The model.
     pub model: Llama,
+    /// What a result records about it.
     pub info: ModelInfo,
     /// Token ids that are not ordinary text (bos/eos/pad, control tokens ...).
     pub special_ids: Vec<u32>,
@@ -253,6 +255,7 @@ fn display_name(path: &Path) -> String {
     )
 }
 
+/// `f32`, `f16`, `bf16` (as on the dtype axis) for a candle dtype.
 pub fn dtype_name(d: DType) -> &'static str {
     match d {
         DType::F32 => "f32",

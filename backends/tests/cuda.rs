@@ -58,7 +58,9 @@ fn gguf(dir: &Path, qtype: GgmlDType) -> std::path::PathBuf {
 fn hf_weights_on_gpu_match_cpu_in_every_dtype() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = default_model(tmp.path());
-    let cpu = loader::load_hf(&dir, DType::F32, &Device::Cpu).unwrap().model;
+    let cpu = loader::load_hf(&dir, DType::F32, &Device::Cpu)
+        .unwrap()
+        .model;
     let want = cpu.forward(&ids(&Device::Cpu), None, Logits::All).unwrap();
     for (dtype, tol) in [(DType::F32, 1e-3), (DType::F16, 0.05), (DType::BF16, 0.1)] {
         let m = loader::load_hf(&dir, dtype, &gpu()).unwrap().model;

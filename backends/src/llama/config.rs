@@ -20,9 +20,13 @@ pub enum RopeLayout {
 /// Architecture of a llama-family causal LM (field names as in HF `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
+    /// Width of the residual stream (embedding size).
     pub hidden_size: usize,
+    /// Width of the gated MLP.
     pub intermediate_size: usize,
+    /// Decoder blocks.
     pub num_hidden_layers: usize,
+    /// Query heads.
     pub num_attention_heads: usize,
     /// Grouped-query attention: key/value heads (defaults to `num_attention_heads`).
     #[serde(default)]
@@ -30,9 +34,12 @@ pub struct LlamaConfig {
     /// Per-head size; defaults to `hidden_size / num_attention_heads`.
     #[serde(default)]
     pub head_dim: Option<usize>,
+    /// Tokens in the embedding table / output head.
     pub vocab_size: usize,
+    /// RMSNorm epsilon (default 1e-6).
     #[serde(default = "default_eps")]
     pub rms_norm_eps: f64,
+    /// Rotary base frequency (default 10000).
     #[serde(default = "default_theta")]
     pub rope_theta: f64,
     /// Longest sequence (prompt + generated tokens) the model supports.
@@ -41,8 +48,10 @@ pub struct LlamaConfig {
     /// The output head reuses the token embedding (SmolLM2 does).
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// Beginning-of-sequence token (first of a list in HF configs).
     #[serde(default, deserialize_with = "one_or_first")]
     pub bos_token_id: Option<u32>,
+    /// End-of-sequence token (first of a list in HF configs).
     #[serde(default, deserialize_with = "one_or_first")]
     pub eos_token_id: Option<u32>,
     /// Only `silu` is supported; kept to reject other activations clearly.

@@ -20,6 +20,7 @@ pub enum Linear {
 }
 
 impl Linear {
+    /// `x (..., in)` → `(..., out)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Linear::Dense(w) => {
@@ -63,6 +64,7 @@ impl Linear {
 /// Token embedding table `(vocab, hidden)`.
 #[derive(Debug, Clone)]
 pub enum Embedding {
+    /// A dense table in the activation dtype.
     Dense(Tensor),
     /// Rows are dequantized on lookup, so the table stays quantized in memory.
     Quantized(Arc<QTensor>),
@@ -82,6 +84,7 @@ impl Embedding {
         }
     }
 
+    /// Bytes the table occupies in memory.
     pub fn bytes(&self) -> usize {
         match self {
             Embedding::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
@@ -93,11 +96,14 @@ impl Embedding {
 /// Root-mean-square layer norm with a learned scale; computed in f32 whatever the dtype.
 #[derive(Debug, Clone)]
 pub struct RmsNorm {
+    /// Per-channel scale `(hidden,)`.
     pub weight: Tensor,
+    /// Added to the mean square before the square root.
     pub eps: f64,
 }
 
 impl RmsNorm {
+    /// Normalizes over the last dimension.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.track_op() || self.weight.track_op() {
             // Differentiable composition (training).
@@ -114,10 +120,12 @@ impl RmsNorm {
 pub struct Rope {
     cos: Tensor,
     sin: Tensor,
+    /// Which elements of a head are rotated together.
     pub layout: RopeLayout,
 }
 
 impl Rope {
+    /// Tables for `positions` positions of a `head_dim`-wide head.
     pub fn new(
         head_dim: usize,
         theta: f64,
@@ -177,6 +185,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// An empty cache; the buffer holds `capacity` positions when first used.
     pub fn new(capacity: usize) -> KvCache {
         KvCache {
             inner: candle_nn::kv_cache::KvCache::new(2, capacity.max(1)),
@@ -188,6 +197,7 @@ impl KvCache {
         self.inner.k_cache().current_seq_len()
     }
 
+    /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

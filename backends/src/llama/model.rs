@@ -20,26 +20,37 @@ pub enum Logits {
 /// One decoder block's attention.
 #[derive(Debug, Clone)]
 pub struct Attention {
+    /// Query projection `(heads * head_dim, hidden)` (HF or GGUF row order, see the rope layout).
     pub q: Linear,
+    /// Key projection `(kv_heads * head_dim, hidden)`.
     pub k: Linear,
+    /// Value projection `(kv_heads * head_dim, hidden)`.
     pub v: Linear,
+    /// Output projection `(hidden, heads * head_dim)`.
     pub o: Linear,
 }
 
 /// One decoder block's gated MLP: `down(silu(gate(x)) * up(x))`.
 #[derive(Debug, Clone)]
 pub struct Mlp {
+    /// `(intermediate, hidden)`, through SiLU.
     pub gate: Linear,
+    /// `(intermediate, hidden)`.
     pub up: Linear,
+    /// `(hidden, intermediate)`.
     pub down: Linear,
 }
 
 /// A pre-norm decoder block.
 #[derive(Debug, Clone)]
 pub struct Block {
+    /// Norm before attention (`input_layernorm`).
     pub attn_norm: RmsNorm,
+    /// Self-attention.
     pub attn: Attention,
+    /// Norm before the MLP (`post_attention_layernorm`).
     pub mlp_norm: RmsNorm,
+    /// Gated MLP.
     pub mlp: Mlp,
 }
 
@@ -54,6 +65,7 @@ impl Cache {
     pub fn len(&self) -> usize {
         self.layers.first().map_or(0, KvCache::len)
     }
+    /// True before the first forward pass (or after a reset).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -66,15 +78,21 @@ impl Cache {
 /// A llama-architecture causal language model.
 #[derive(Debug, Clone)]
 pub struct Llama {
+    /// Hyper-parameters.
     pub config: LlamaConfig,
+    /// Token embedding table.
     pub embed: Embedding,
+    /// Decoder blocks.
     pub blocks: Vec<Block>,
+    /// Final norm before the output head.
     pub norm: RmsNorm,
     /// Output head `(vocab, hidden)`; the embedding table itself when tied.
     pub lm_head: Linear,
+    /// Rotary tables and layout (half-split for HF weights, interleaved for GGUF).
     pub rope: Rope,
     /// Activation dtype.
     pub dtype: DType,
+    /// Where weights and activations live.
     pub device: Device,
 }
 
