@@ -36,6 +36,23 @@ impl Linear {
         }
     }
 
+    /// The same input through several layers (q/k/v, gate/up). Q4_1 weights share one
+    /// input quantization and one parallel region; other kinds run one by one.
+    pub fn forward_shared(layers: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
+        let q41: Vec<&Q41Matrix> = layers
+            .iter()
+            .filter_map(|l| match l {
+                Linear::Q41(q) => Some(q.as_ref()),
+                _ => None,
+            })
+            .collect();
+        if q41.len() == layers.len() && !x.track_op() {
+            Q41Matrix::forward_many(&q41, x)
+        } else {
+            layers.iter().map(|l| l.forward(x)).collect()
+        }
+    }
+
     /// `(out, in)` of the weight.
     pub fn dims(&self) -> (usize, usize) {
         match self {

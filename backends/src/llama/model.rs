@@ -235,8 +235,10 @@ impl Llama {
         let x = (residual + h)?;
         let h = block.mlp_norm.forward(&x)?;
         let m = &block.mlp;
-        let g = m.gate.forward(&h)?.silu()?;
-        let h = m.down.forward(&(g * m.up.forward(&h)?)?)?;
+        let [g, u]: [Tensor; 2] = Linear::forward_shared(&[&m.gate, &m.up], &h)?
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("gate/up projection count".into()))?;
+        let h = m.down.forward(&(g.silu()? * u)?)?;
         x + h
     }
 
@@ -255,9 +257,10 @@ impl Llama {
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             y.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()
         };
-        let q = heads(a.q.forward(x)?, nh)?;
-        let k = heads(a.k.forward(x)?, nkv)?;
-        let v = heads(a.v.forward(x)?, nkv)?;
+        let [q, k, v]: [Tensor; 3] = Linear::forward_shared(&[&a.q, &a.k, &a.v], x)?
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("q/k/v projection count".into()))?;
+        let (q, k, v) = (heads(q, nh)?, heads(k, nkv)?, heads(v, nkv)?);
         let q = (self.rope.apply(&q, offset)? * (1.0 / (d as f64).sqrt()))?;
         let k = self.rope.apply(&k, offset)?;
         let (k, v) = match cache {

@@ -115,46 +115,67 @@ impl Q41Matrix {
 
     /// `x (..., k)` f32 → `x W^T (..., n)` f32.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut out = Q41Matrix::forward_many(&[self], x)?;
+        out.pop()
+            .ok_or_else(|| candle_core::Error::Msg("q4_1 matmul produced no output".into()))
+    }
+
+    /// Several matrices applied to the same input (q/k/v, gate/up): the input is quantized
+    /// once and all products run in one parallel region. All must have the same `k`.
+    pub fn forward_many(mats: &[&Q41Matrix], x: &Tensor) -> Result<Vec<Tensor>> {
         let dims = x.dims().to_vec();
         let Some((&k, lead)) = dims.split_last() else {
             candle_core::bail!("q4_1 matmul needs at least one dimension");
         };
-        if k != self.k {
-            candle_core::bail!("q4_1 matmul: input has {k} columns, weight has {}", self.k);
+        if let Some(bad) = mats.iter().find(|w| w.k != k) {
+            candle_core::bail!("q4_1 matmul: input has {k} columns, weight has {}", bad.k);
         }
         let m: usize = lead.iter().product();
         let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let nb = k / QK;
         let xq: Vec<XBlock> = xs.chunks_exact(QK).map(quantize_block).collect();
-        let mut out = vec![0f32; m * self.n];
-        let dst = SharedOut(out.as_mut_ptr());
+        let mut outs: Vec<Vec<f32>> = mats.iter().map(|w| vec![0f32; m * w.n]).collect();
+        let dsts: Vec<SharedOut> = outs.iter_mut().map(|o| SharedOut(o.as_mut_ptr())).collect();
+        // Work items are row groups numbered across all matrices.
+        let mut first_group = Vec::with_capacity(mats.len() + 1);
+        first_group.push(0);
+        for w in mats {
+            first_group.push(first_group.last().copied().unwrap_or(0) + w.n.div_ceil(GROUP));
+        }
+        let total = first_group.last().copied().unwrap_or(0);
         let avx2 = has_avx2();
-        let n = self.n;
         let work = |groups: std::ops::Range<usize>| {
-            for g in groups {
-                let w = &self.blocks[g * GROUP * nb..(g + 1) * GROUP * nb];
+            for global in groups {
+                let which = first_group.partition_point(|&f| f <= global) - 1;
+                let (w, dst, g) = (mats[which], dsts[which], global - first_group[which]);
+                let blocks = &w.blocks[g * GROUP * nb..(g + 1) * GROUP * nb];
                 for i in 0..m {
-                    let v = dot_group(w, &xq[i * nb..(i + 1) * nb], avx2);
+                    let v = dot_group(blocks, &xq[i * nb..(i + 1) * nb], avx2);
                     for (j, v) in v.into_iter().enumerate() {
                         let r = g * GROUP + j;
-                        if r < n {
-                            // SAFETY: each (i, r) is written by exactly one work item (groups
-                            // are partitioned between threads); `out` outlives the call.
-                            unsafe { dst.write(i * n + r, v) };
+                        if r < w.n {
+                            // SAFETY: each (matrix, i, r) is written by exactly one work item
+                            // (groups are partitioned between threads); `outs` outlives the call.
+                            unsafe { dst.write(i * w.n + r, v) };
                         }
                     }
                 }
             }
         };
-        let groups = n.div_ceil(GROUP);
-        if m * n * nb < 4096 {
-            work(0..groups);
+        let macs: usize = mats.iter().map(|w| m * w.n * nb).sum();
+        if macs < 4096 {
+            work(0..total);
         } else {
-            candle_core::utils::barrier_pool().execute_chunked(groups, work);
+            candle_core::utils::barrier_pool().execute_chunked(total, work);
         }
-        let mut out_dims = lead.to_vec();
-        out_dims.push(self.n);
-        Tensor::from_vec(out, out_dims, x.device())
+        outs.into_iter()
+            .zip(mats)
+            .map(|(o, w)| {
+                let mut out_dims = lead.to_vec();
+                out_dims.push(w.n);
+                Tensor::from_vec(o, out_dims, x.device())
+            })
+            .collect()
     }
 }
 
@@ -352,6 +373,37 @@ mod tests {
         let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
         let d = d.to_scalar::<f32>().unwrap();
         assert!(d < 5e-3 * scale, "diff {d} scale {scale}");
+    }
+
+    #[test]
+    fn forward_many_equals_separate_products() {
+        let dev = Device::Cpu;
+        let mk = |n: usize, seed: usize| {
+            let w: Vec<f32> = (0..n * 64)
+                .map(|i| ((i * seed) % 17) as f32 - 8.0)
+                .collect();
+            let w = Tensor::from_vec(w, (n, 64), &dev).unwrap();
+            let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+            Q41Matrix::from_qtensor(&q).unwrap().unwrap()
+        };
+        let (a, b, c) = (mk(40, 3), mk(9, 5), mk(128, 7));
+        let x = Tensor::from_vec(
+            (0..3 * 64).map(|i| (i % 5) as f32).collect::<Vec<_>>(),
+            (3, 64),
+            &dev,
+        )
+        .unwrap();
+        let many = Q41Matrix::forward_many(&[&a, &b, &c], &x).unwrap();
+        for (got, w) in many.iter().zip([&a, &b, &c]) {
+            let want = w.forward(&x).unwrap();
+            assert_eq!(got.dims(), want.dims());
+            let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0);
+        }
+        assert!(
+            Q41Matrix::forward_many(&[&a], &Tensor::zeros((1, 32), DType::F32, &dev).unwrap())
+                .is_err()
+        );
     }
 
     #[test]
