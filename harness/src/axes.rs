@@ -122,6 +122,11 @@ pub const DTYPES: &[&str] = &["f32", "f16", "bf16"];
 /// Every axis a suite may use. Backends pick the ones they understand.
 pub const AXES: &[AxisDef] = &[
     AxisDef {
+        name: "backend",
+        kind: AxisKind::Text,
+        help: "backend name (`effbench list backends`); overrides the suite's `backend`, so one suite can compare backends",
+    },
+    AxisDef {
         name: "model",
         kind: AxisKind::Text,
         help: "\"default\" or a path to an HF directory or a .gguf file",
@@ -155,6 +160,16 @@ pub const AXES: &[AxisDef] = &[
         name: "gen_len",
         kind: AxisKind::PositiveInt,
         help: "output tokens generated per sequence (greedy, no early stop)",
+    },
+    AxisDef {
+        name: "seq_len",
+        kind: AxisKind::PositiveInt,
+        help: "training sequence length in tokens",
+    },
+    AxisDef {
+        name: "steps",
+        kind: AxisKind::PositiveInt,
+        help: "measured training steps (warm-up steps come on top)",
     },
 ];
 

@@ -207,6 +207,11 @@ pub trait Session {
     fn finish(&mut self) -> Result<Extras> {
         Ok(Extras::default())
     }
+    /// The clock behind the session's timestamps and per-iteration values, stored as the
+    /// `source` of the metrics derived from them (a worker process reports its own clock).
+    fn timestamp_source(&self) -> String {
+        crate::runner::WALL_CLOCK.to_string()
+    }
 }
 
 /// A backend plugin.
@@ -219,6 +224,11 @@ pub trait Backend: Send + Sync {
     }
     /// Loads the run's model (`spec.model()`) on its device (`spec.device()`).
     fn load(&self, spec: &RunSpec) -> Result<Box<dyn Session>>;
+    /// The axes (with defaults) this backend uses for `scenario`; a backend that runs
+    /// several scenarios narrows `describe().axes` here, so runs carry only axes that apply.
+    fn scenario_axes(&self, _scenario: Scenario) -> Vec<(&'static str, AxisValue)> {
+        self.describe().axes
+    }
 }
 
 /// Backends by name.

@@ -13,6 +13,8 @@
 //!   statistics; [`trace`] the latency formulas; [`warnings`] measurement-quality warnings;
 //!   [`meters`] what is measured around the window (memory, CPU share ...).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
+//! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
+//!   worker process (timeouts, bounded lines, stderr tail, always reaped).
 
 pub mod analysis;
 pub mod axes;
@@ -24,6 +26,7 @@ pub mod matrix;
 pub mod meters;
 pub mod metric;
 pub mod progress;
+pub mod protocol;
 pub mod result;
 pub mod runner;
 pub mod schema;
@@ -31,6 +34,7 @@ pub mod stats;
 pub mod suite;
 pub mod trace;
 pub mod warnings;
+pub mod worker;
 
 pub use backend::{Backend, Capabilities, Device, ModelInfo, ModelSpec, Registry, Session};
 pub use matrix::RunSpec;

@@ -2,7 +2,7 @@
 //! spec is validated against its backend before anything runs.
 
 use crate::axes::{self, AxisValue};
-use crate::backend::{Capabilities, Device, ModelSpec, Registry};
+use crate::backend::{Backend, Capabilities, Device, ModelSpec, Registry};
 use crate::suite::{MeasureConfig, Scenario, Suite};
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
@@ -98,13 +98,46 @@ fn axis_order(name: &str) -> usize {
 
 type Combo = BTreeMap<String, AxisValue>;
 
-/// Expands the suite's matrix into run specs and validates each against its backend.
-/// Every problem is reported before any run starts.
-pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
+/// A backend of the suite with what it declared.
+struct Planned<'a> {
+    backend: &'a dyn Backend,
+    caps: Capabilities,
+    /// Axes (with defaults) it uses for the suite's scenario.
+    axes: Vec<(&'static str, AxisValue)>,
+}
+
+impl Planned<'_> {
+    fn uses(&self, axis: &str) -> bool {
+        axis == "backend" || self.axes.iter().any(|(a, _)| *a == axis)
+    }
+}
+
+/// The backends a suite names: the values of a `backend` axis in [matrix], else `backend`.
+fn suite_backends(suite: &Suite) -> Result<Vec<String>> {
+    let origin = suite.origin();
+    match suite.matrix.axes.get("backend") {
+        Some(v) => v
+            .values()
+            .iter()
+            .map(|x| {
+                x.as_str().map(str::to_string).ok_or_else(|| {
+                    anyhow!("{origin}: [matrix] axis 'backend' = {x}: expected a backend name")
+                })
+            })
+            .collect(),
+        None if suite.backend.trim().is_empty() => bail!(
+            "{origin}: no backend: set `backend = \"...\"` or a `backend` axis in [matrix] \
+             (`effbench list backends` shows them)"
+        ),
+        None => Ok(vec![suite.backend.clone()]),
+    }
+}
+
+fn plan_backend<'a>(suite: &Suite, registry: &'a Registry, name: &str) -> Result<Planned<'a>> {
     let origin = suite.origin();
     let backend = registry
-        .get(&suite.backend)
-        .map_err(|e| anyhow!("{origin}: backend = \"{}\": {e}", suite.backend))?;
+        .get(name)
+        .map_err(|e| anyhow!("{origin}: backend = \"{name}\": {e}"))?;
     let caps = backend.describe();
     if !caps.scenarios.contains(&suite.scenario) {
         bail!(
@@ -118,6 +151,33 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
                 .join(", ")
         );
     }
+    let axes = backend.scenario_axes(suite.scenario);
+    Ok(Planned {
+        backend,
+        caps,
+        axes,
+    })
+}
+
+/// Expands the suite's matrix into run specs and validates each against its backend.
+/// Every problem is reported before any run starts.
+pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
+    expand_filtered(suite, registry, &[])
+}
+
+/// Like [`expand`], keeping only the runs that match `--filter`s ([`filter`]) before they are
+/// validated, so a suite can be cut down to what this machine and build can run.
+pub fn expand_filtered(
+    suite: &Suite,
+    registry: &Registry,
+    filters: &[String],
+) -> Result<Vec<RunSpec>> {
+    let origin = suite.origin();
+    let mut planned: BTreeMap<String, Planned> = BTreeMap::new();
+    for name in suite_backends(suite)? {
+        let p = plan_backend(suite, registry, &name)?;
+        planned.insert(name, p);
+    }
     let mut axes_given: Vec<(String, Vec<AxisValue>)> = suite
         .matrix
         .axes
@@ -130,8 +190,9 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
         }
     }
     axes_given.sort_by_key(|(k, _)| axis_order(k));
+    let all: Vec<&Planned> = planned.values().collect();
     for (name, values) in &axes_given {
-        check_axis(&origin, &caps, name, values)?;
+        check_axis(&origin, &all, name, values)?;
     }
     for (what, rules) in [
         ("exclude", &suite.matrix.exclude),
@@ -139,7 +200,11 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
     ] {
         for rule in rules.iter() {
             for (name, v) in rule {
-                check_axis(&origin, &caps, name, std::slice::from_ref(v))
+                if what == "include" && name == "backend" {
+                    // A backend added by an include rule is checked when its run is built.
+                    continue;
+                }
+                check_axis(&origin, &all, name, std::slice::from_ref(v))
                     .map_err(|e| anyhow!("{e} (in matrix.{what})"))?;
                 if what == "exclude" && !axes_given.iter().any(|(k, _)| k == name) {
                     bail!(
@@ -157,8 +222,18 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
 
     let options = toml_table_to_json(&suite.options)?;
     let mut specs: Vec<RunSpec> = Vec::new();
+    let mut unused: BTreeMap<String, String> = BTreeMap::new();
     for mut combo in combos {
-        for (axis, default) in &caps.axes {
+        let name = match combo.get("backend") {
+            Some(v) => v.to_string(),
+            None => suite.backend.clone(),
+        };
+        if !planned.contains_key(&name) {
+            let p = plan_backend(suite, registry, &name)?;
+            planned.insert(name.clone(), p);
+        }
+        let p = &planned[&name];
+        for (axis, default) in &p.axes {
             combo
                 .entry(axis.to_string())
                 .or_insert_with(|| default.clone());
@@ -167,13 +242,16 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
             id: String::new(),
             suite: suite.name.clone(),
             scenario: suite.scenario,
-            backend: suite.backend.clone(),
+            backend: name.clone(),
             params: combo,
             seed: suite.seed,
             measure: suite.measure.clone(),
             options: options.clone(),
         };
         spec.id = spec_id(&spec);
+        if let Some(axis) = spec.params.keys().find(|a| !p.uses(a)) {
+            unused.insert(spec.id.clone(), uses_message(p, axis));
+        }
         if !specs.iter().any(|s| s.id == spec.id) {
             specs.push(spec);
         }
@@ -181,12 +259,26 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
     if specs.is_empty() {
         bail!("{origin}: the matrix expands to no runs (every combination was excluded)");
     }
-    let mut problems = Vec::new();
     let varying = varying_axes(&specs);
+    let specs = if filters.is_empty() {
+        specs
+    } else {
+        filter(specs, filters)?
+    };
+    let mut problems = Vec::new();
     for spec in &specs {
-        if let Err(e) = generic_checks(spec, &caps).and_then(|_| backend.validate(spec)) {
+        let p = &planned[&spec.backend];
+        let check = match unused.get(&spec.id) {
+            Some(msg) => Err(msg.clone()),
+            None => generic_checks(spec, &p.caps).and_then(|_| p.backend.validate(spec)),
+        };
+        if let Err(e) = check {
             let label = spec.label(&varying);
-            let label = if label.is_empty() { spec.id.clone() } else { label };
+            let label = if label.is_empty() {
+                spec.id.clone()
+            } else {
+                label
+            };
             problems.push(format!("run {label}: {e}"));
         }
     }
@@ -200,20 +292,34 @@ pub fn expand(suite: &Suite, registry: &Registry) -> Result<Vec<RunSpec>> {
     Ok(specs)
 }
 
-fn check_axis(origin: &str, caps: &Capabilities, name: &str, values: &[AxisValue]) -> Result<()> {
+fn uses_message(p: &Planned, axis: &str) -> String {
+    let used: Vec<&str> = p.axes.iter().map(|(a, _)| *a).collect();
+    format!(
+        "backend '{}' does not use axis '{axis}' (it uses: {})",
+        p.caps.name,
+        used.join(", ")
+    )
+}
+
+fn check_axis(origin: &str, backends: &[&Planned], name: &str, values: &[AxisValue]) -> Result<()> {
     let def = axes::axis(name).ok_or_else(|| {
         anyhow!(
             "{origin}: [matrix] unknown axis '{name}'; known axes: {}",
             axes::known_axes()
         )
     })?;
-    if !caps.axes.iter().any(|(a, _)| *a == name) {
-        let used: Vec<&str> = caps.axes.iter().map(|(a, _)| *a).collect();
-        bail!(
-            "{origin}: [matrix] backend '{}' does not use axis '{name}' (it uses: {})",
-            caps.name,
-            used.join(", ")
-        );
+    if !backends.iter().any(|p| p.uses(name)) {
+        match backends {
+            [p] => bail!("{origin}: [matrix] {}", uses_message(p, name)),
+            _ => bail!(
+                "{origin}: [matrix] none of the backends ({}) uses axis '{name}'",
+                backends
+                    .iter()
+                    .map(|p| p.caps.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
     }
     if values.is_empty() {
         bail!("{origin}: [matrix] axis '{name}' has an empty list of values");

@@ -176,3 +176,116 @@ fn canonical_json_sorts_keys() {
         r#"{"a":{"c":"x","d":[1,{"y":1,"z":0}]},"b":1}"#
     );
 }
+
+/// A second backend for suites that compare backends: CUDA only, with a `gen_len` axis.
+struct Other;
+impl Backend for Other {
+    fn describe(&self) -> Capabilities {
+        Capabilities {
+            name: "other",
+            description: "second test backend",
+            scenarios: vec![Scenario::Inference, Scenario::Training],
+            dtypes: vec!["f32", "f16"],
+            devices: vec!["cuda"],
+            formats: vec![ModelFormat::Hf],
+            axes: vec![
+                ("model", "default".into()),
+                ("device", "cuda:0".into()),
+                ("dtype", "f32".into()),
+                ("gen_len", 4i64.into()),
+                ("steps", 10i64.into()),
+            ],
+        }
+    }
+    fn scenario_axes(&self, scenario: Scenario) -> Vec<(&'static str, AxisValue)> {
+        let drop = if scenario == Scenario::Training {
+            "gen_len"
+        } else {
+            "steps"
+        };
+        self.describe()
+            .axes
+            .into_iter()
+            .filter(|(a, _)| *a != drop)
+            .collect()
+    }
+    fn load(&self, _: &RunSpec) -> Result<Box<dyn Session>> {
+        unreachable!()
+    }
+}
+
+fn two_backends() -> Registry {
+    let mut r = registry();
+    r.register(Box::new(Other));
+    r
+}
+
+fn compare_suite(matrix: &str) -> Suite {
+    let text = format!("name = \"c\"\nscenario = \"inference\"\n[matrix]\n{matrix}");
+    Suite::parse(&text, "c.toml").unwrap()
+}
+
+#[test]
+fn a_backend_axis_compares_backends_in_one_suite() {
+    let s = compare_suite(
+        "backend = [\"fake\", \"other\"]\ndtype = \"f32\"\nexclude = []\ninclude = [{ backend = \"fake\", batch = 2 }, { backend = \"other\", device = \"cuda:0\", gen_len = 8 }]",
+    );
+    let specs = expand(&s, &two_backends()).unwrap();
+    assert_eq!(specs.len(), 2);
+    let fake = specs.iter().find(|s| s.backend == "fake").unwrap();
+    let other = specs.iter().find(|s| s.backend == "other").unwrap();
+    assert_eq!(fake.params["batch"], AxisValue::Int(2));
+    assert_eq!(fake.params["device"], "cpu".into());
+    assert!(!fake.params.contains_key("gen_len"));
+    assert_eq!(other.params["gen_len"], AxisValue::Int(8));
+    // scenario_axes narrows the axes: no training axis on an inference run
+    assert!(!other.params.contains_key("steps"));
+    assert_eq!(varying_axes(&specs)[0], "backend");
+    assert_ne!(fake.id, other.id);
+}
+
+#[test]
+fn backend_axis_problems_are_named() {
+    // an axis only one backend uses, set for all runs
+    let s = compare_suite("backend = [\"fake\", \"other\"]\nbatch = 2");
+    let err = expand(&s, &two_backends()).unwrap_err().to_string();
+    assert!(
+        err.contains("run backend=other")
+            && err.contains("backend 'other' does not use axis 'batch'"),
+        "{err}"
+    );
+    // an axis no backend uses
+    let s = compare_suite("backend = [\"fake\", \"other\"]\nthreads = 2");
+    let err = expand(&s, &two_backends()).unwrap_err().to_string();
+    assert!(
+        err.contains("none of the backends (fake, other) uses axis 'threads'"),
+        "{err}"
+    );
+    // no backend at all
+    let s = compare_suite("dtype = \"f32\"");
+    let err = expand(&s, &two_backends()).unwrap_err().to_string();
+    assert!(err.contains("suite 'c': no backend"), "{err}");
+    let s = compare_suite("backend = [\"fake\", \"tensorrt\"]");
+    let err = expand(&s, &two_backends()).unwrap_err().to_string();
+    assert!(err.contains("unknown backend 'tensorrt'"), "{err}");
+}
+
+#[test]
+fn filters_apply_before_validation() {
+    // 'other' needs CUDA (not in this "build"): the whole suite is rejected ...
+    let mut r = Registry::new();
+    r.register(Box::new(Fake));
+    r.register(Box::new(Other));
+    let s2 = compare_suite("backend = [\"fake\", \"other\"]\ndevice = [\"cpu\", \"cuda:0\"]\nexclude = [{ backend = \"other\", device = \"cpu\" }]");
+    let err = expand(&s2, &r).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "run backend=fake device=cuda:0: device 'cuda:0' is not available in backend 'fake'"
+        ),
+        "{err}"
+    );
+    // ... unless the filter keeps only what can run here
+    let specs = expand_filtered(&s2, &r, &["device=cpu".into()]).unwrap();
+    assert_eq!(specs.len(), 1);
+    assert_eq!(specs[0].backend, "fake");
+}

@@ -85,6 +85,22 @@ metric_table! {
         "time to load the model and build the session, before warm-up"),
     PeakRss => ("peak_rss", "bytes", Lower,
         "process peak resident set size (VmHWM) over the measured window, reset before it"),
+    // --- training ---
+    StepTime => ("step_time", "ms", Lower,
+        "training step time: forward, backward and optimizer update of one batch"),
+    TrainThroughput => ("train_throughput", "tok/s", Higher,
+        "training tokens (batch x seq_len) per second of step time"),
+    TrainLoss => ("train_loss", "nats/token", Lower,
+        "mean next-token cross-entropy of a training batch, before its update"),
+    // --- external worker processes (backend `process`) ---
+    PeakDeviceMemoryAllocated => ("peak_device_memory_allocated", "bytes", Lower,
+        "peak bytes held by the framework's device allocator over the measured window (e.g. torch.cuda.max_memory_allocated)"),
+    PeakDeviceMemoryReserved => ("peak_device_memory_reserved", "bytes", Lower,
+        "peak bytes reserved by the framework's caching allocator over the measured window (e.g. torch.cuda.max_memory_reserved)"),
+    WorkerPeakRss => ("worker_peak_rss", "bytes", Lower,
+        "peak resident set size (VmHWM) of the worker process over the measured window, read by effbench from procfs"),
+    IpcOverhead => ("ipc_overhead", "ms", Lower,
+        "effbench's round trip of a worker request minus the worker's own time for it (pipes, JSON, scheduling)"),
 }
 
 impl MetricId {

@@ -10,6 +10,7 @@ use crate::matrix::RunSpec;
 use crate::meters::{self, Meter};
 use crate::metric::{Metric, MetricId};
 use crate::progress::Progress;
+use crate::protocol::WorkerError;
 use crate::result::{RunResult, RunState, Series, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
 use crate::trace;
 use crate::warnings;
@@ -105,6 +106,7 @@ pub fn run_spec(
                 state: RunState::Failed,
                 reason: Some(error_line(&e)),
             };
+            result.log.extend(worker_log(&e));
             result.finished_at = now_rfc3339();
             return result;
         }
@@ -118,6 +120,7 @@ pub fn run_spec(
     let mut meters = meters::default_meters();
     let mut gathered = Gathered::default();
     let outcome = measure(spec, session.as_mut(), &mut meters, &mut gathered, progress);
+    let clock = session.timestamp_source();
     // Meters stop right after the window whatever happened in it.
     for m in meters.iter_mut() {
         let reading = m.stop(gathered.measured_s);
@@ -138,7 +141,8 @@ pub fn run_spec(
             result.status = Status {
                 state: RunState::Failed,
                 reason: Some(error_line(&e)),
-            }
+            };
+            result.log.extend(worker_log(&e));
         }
     }
     if result.status.state == RunState::Ok {
@@ -153,7 +157,8 @@ pub fn run_spec(
                 result.status = Status {
                     state: RunState::Failed,
                     reason: Some(error_line(&e)),
-                }
+                };
+                result.log.extend(worker_log(&e));
             }
         }
     }
@@ -161,7 +166,7 @@ pub fn run_spec(
     result.measured_s = gathered.measured_s;
     result
         .metrics
-        .extend(gathered_metrics(&gathered, spec.seed));
+        .extend(gathered_metrics(&gathered, &clock, spec.seed));
     if !gathered.iteration_ms.is_empty() {
         result.series.push(iteration_series(&gathered.iteration_ms));
     }
@@ -270,10 +275,20 @@ pub fn rel_half_width_normal(xs: &[f64]) -> f64 {
     1.96 * crate::stats::stdev(xs) / (xs.len() as f64).sqrt() / mean.abs()
 }
 
-fn gathered_metrics(g: &Gathered, seed: u64) -> Vec<Metric> {
-    let mut out = trace::generation_metrics(&g.traces, WALL_CLOCK, seed);
+/// The stderr tail of a failed worker process, for the result's log.
+fn worker_log(e: &anyhow::Error) -> Vec<String> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<WorkerError>())
+        .map(WorkerError::log_lines)
+        .unwrap_or_default()
+}
+
+/// Latency and per-iteration metrics; `clock` is the source of the session's timestamps.
+/// Throughput is over the harness's own measured window.
+fn gathered_metrics(g: &Gathered, clock: &str, seed: u64) -> Vec<Metric> {
+    let mut out = trace::generation_metrics(&g.traces, clock, seed);
     for (id, v) in &g.values {
-        out.push(trace::sampled_capped(*id, v.clone(), WALL_CLOCK, seed));
+        out.push(trace::sampled_capped(*id, v.clone(), clock, seed));
     }
     let window_s: f64 = g.iteration_ms.iter().sum::<f64>() / 1e3;
     if window_s > 0.0 {

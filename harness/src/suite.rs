@@ -151,7 +151,9 @@ pub struct Suite {
     #[serde(default)]
     pub description: String,
     pub scenario: Scenario,
-    /// Backend name from the registry (`effbench list` shows them).
+    /// Backend name from the registry (`effbench list` shows them). May be omitted when
+    /// [matrix] has a `backend` axis (one suite comparing backends).
+    #[serde(default)]
     pub backend: String,
     /// `"default"` (the embedded model) or a path to an HF directory or a `.gguf` file,
     /// relative to the current directory. A `model` axis in `[matrix]` overrides it.

@@ -38,7 +38,17 @@ pub fn install_interrupt_handler() {
 /// Reads a suite and expands it into validated run specs.
 pub fn plan(path: &Path, registry: &Registry, filters: &[String]) -> Result<(Suite, Vec<RunSpec>)> {
     let suite = Suite::load(path)?;
-    let specs = matrix::expand(&suite, registry)?;
-    let specs = matrix::filter(specs, filters)?;
+    let specs = matrix::expand_filtered(&suite, registry, filters)?;
     Ok((suite, specs))
+}
+
+/// The backends of the runs, for messages: `candle` or `candle, process`.
+pub fn backends_of(specs: &[RunSpec]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for s in specs {
+        if !names.contains(&s.backend.as_str()) {
+            names.push(&s.backend);
+        }
+    }
+    names.join(", ")
 }

@@ -50,7 +50,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "effbench: suite '{}' ({} runs, backend {})",
         suite.name,
         specs.len(),
-        suite.backend
+        super::backends_of(&specs)
     );
     let opts = Options {
         out: args.out.clone(),

@@ -14,13 +14,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let registry = effbench_backends::registry();
-    let (suite, specs) = super::plan(&args.suite, &registry, &[])?;
+    let (_suite, specs) = super::plan(&args.suite, &registry, &[])?;
     let axes = effbench_harness::matrix::varying_axes(&specs);
     println!(
         "{}: ok, {} run(s) of backend '{}'",
         args.suite.display(),
         specs.len(),
-        suite.backend
+        super::backends_of(&specs)
     );
     for s in &specs {
         println!("  {}  {}", s.id, s.label(&axes));
