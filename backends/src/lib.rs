@@ -6,6 +6,8 @@
 //! - [`registry`] lists the built-in backends; adding one is a new module plus one line there.
 //! - [`candle_infer`]: the `candle` backend — in-process llama inference (HF directory in
 //!   f32/f16/bf16, or GGUF) with per-token timestamps.
+//! - [`process`]: the `process` backend — an external worker process speaking protocol v1
+//!   (`backends/workers/`: the PyTorch reference worker and a pure-Python reference worker).
 //! - [`llama`]: our own llama implementation ([`llama::Llama`], [`llama::LlamaConfig`]):
 //!   dense (differentiable, from a `VarBuilder`) or quantized GGUF weights, all-position or
 //!   last-position logits, resettable KV cache, GGUF export with the q/k permutation.
@@ -21,11 +23,13 @@ pub mod corpus;
 pub mod default_model;
 pub mod llama;
 pub mod loader;
+pub mod process;
 pub mod tokenizer;
 
 /// The built-in backends.
 pub fn registry() -> effbench_harness::Registry {
     let mut r = effbench_harness::Registry::new();
     r.register(Box::new(candle_infer::CandleBackend));
+    r.register(Box::new(process::ProcessBackend));
     r
 }

@@ -194,7 +194,7 @@ pub fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, std::fs::Fil
 }
 
 /// `model.safetensors`, or every `*.safetensors` in the directory (sorted by name).
-fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list model directory '{}'", dir.display()))?;
     let mut files: Vec<PathBuf> = entries
@@ -212,7 +212,7 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Special ids from `tokenizer.json`'s added tokens (none when absent or unreadable).
-fn hf_special_ids(dir: &Path) -> Vec<u32> {
+pub fn hf_special_ids(dir: &Path) -> Vec<u32> {
     let Ok(text) = std::fs::read_to_string(dir.join("tokenizer.json")) else {
         return Vec::new();
     };

@@ -334,6 +334,38 @@ pub fn check_version(d: &DescribeReply) -> Result<(), WorkerError> {
     ))
 }
 
+/// The `load` reply.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoadReply {
+    pub model: LoadedModel,
+    /// Token ids the model accepts are `0..vocab_size`.
+    pub vocab_size: usize,
+    /// Ids that are not ordinary text (bos, eos, pad ...).
+    #[serde(default)]
+    pub special_ids: Vec<u32>,
+}
+
+/// What the worker loaded (effbench adds path, file bytes and SHA-256 for local files).
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoadedModel {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Architecture, e.g. `llama`.
+    pub arch: String,
+    /// Weight dtype as loaded: `f32`, `f16`, `bf16` ...
+    pub dtype: String,
+    pub params_total: u64,
+    #[serde(default)]
+    pub params_non_embedding: Option<u64>,
+    /// Bytes of the weights in memory.
+    #[serde(default)]
+    pub loaded_bytes: Option<u64>,
+    #[serde(default)]
+    pub file_bytes: Option<u64>,
+    #[serde(default)]
+    pub details: Map<String, Value>,
+}
+
 /// Allocator statistics a worker may add to `run`/`train` replies (bytes, peaks since the
 /// last request that set `reset_peak_memory`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

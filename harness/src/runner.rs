@@ -253,6 +253,12 @@ fn measure(
         if sample.done || n >= m.max_iters || elapsed >= m.max_duration_s {
             return Ok(());
         }
+        if let Some(planned) = session.planned_iterations() {
+            if n >= planned {
+                return Ok(());
+            }
+            continue;
+        }
         let minimums_met = n >= m.min_iters && elapsed >= m.min_duration_s;
         if minimums_met
             && (m.target_rel_ci <= 0.0 || rel_half_width_normal(&g.iteration_ms) <= m.target_rel_ci)

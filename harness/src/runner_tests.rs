@@ -16,6 +16,11 @@ enum Mode {
     FailAt(u64),
     PanicAt(u64),
     DoneAt(u64),
+    /// A worker-process session: fixed iterations, its own clock, a crash at the given one.
+    Worker {
+        planned: u64,
+        crash_at: u64,
+    },
 }
 
 struct FakeSession {
@@ -36,6 +41,15 @@ impl Session for FakeSession {
             match self.mode {
                 Mode::FailAt(n) if self.measured == n => anyhow::bail!("device lost at step {n}"),
                 Mode::PanicAt(n) if self.measured == n => panic!("index out of bounds"),
+                Mode::Worker { crash_at, .. } if self.measured == crash_at => {
+                    let mut e = crate::protocol::WorkerError::new(
+                        crate::protocol::Fault::Crash,
+                        crate::protocol::Op::Run,
+                        "worker `w` exited with status 3 before replying",
+                    );
+                    e.stderr_tail = vec!["Traceback".into(), "RuntimeError: boom".into()];
+                    return Err(anyhow::Error::new(e).context("run 3"));
+                }
                 _ => {}
             }
         }
@@ -73,6 +87,18 @@ impl Session for FakeSession {
             notes: vec!["finished".into()],
             ..Default::default()
         })
+    }
+    fn timestamp_source(&self) -> String {
+        match self.mode {
+            Mode::Worker { .. } => "worker clock".into(),
+            _ => WALL_CLOCK.into(),
+        }
+    }
+    fn planned_iterations(&self) -> Option<u64> {
+        match self.mode {
+            Mode::Worker { planned, .. } => Some(planned),
+            _ => None,
+        }
     }
 }
 
@@ -244,4 +270,51 @@ fn normal_half_width() {
     let h = rel_half_width_normal(&[9.0, 10.0, 11.0]);
     assert!((h - 1.96 / 3f64.sqrt() / 10.0).abs() < 1e-12);
     assert!(rel_half_width_normal(&[1.0]).is_infinite());
+}
+
+#[test]
+fn planned_iterations_are_exact_and_capped() {
+    let worker = |planned| Mode::Worker {
+        planned,
+        crash_at: u64::MAX,
+    };
+    // min_iters 2 and no minimum duration would stop at 2: the plan wins
+    let (r, _) = run(worker(7), quick(2, 100), false);
+    assert_eq!((r.status.state, r.iterations), (RunState::Ok, 7));
+    assert_eq!(r.metric(MetricId::Ttft).unwrap().source, "worker clock");
+    assert_eq!(
+        r.metric(MetricId::OutputThroughput).unwrap().source,
+        WALL_CLOCK
+    );
+    let (r, _) = run(worker(200), quick(2, 10), false);
+    assert_eq!(r.iterations, 10, "max_iters still caps");
+}
+
+#[test]
+fn worker_failures_put_stderr_in_the_log() {
+    let (r, _) = run(
+        Mode::Worker {
+            planned: 10,
+            crash_at: 3,
+        },
+        quick(2, 100),
+        false,
+    );
+    assert_eq!(r.status.state, RunState::Failed);
+    let reason = r.status.reason.unwrap();
+    assert!(
+        reason.starts_with("run 3: worker `w` exited with status 3"),
+        "{reason}"
+    );
+    assert!(
+        reason.ends_with("worker stderr: Traceback | RuntimeError: boom"),
+        "{reason}"
+    );
+    assert_eq!(r.iterations, 2);
+    assert!(
+        r.log
+            .contains(&"worker stderr: RuntimeError: boom".to_string()),
+        "{:?}",
+        r.log
+    );
 }

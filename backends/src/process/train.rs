@@ -1,0 +1,135 @@
+//! Training through a worker: each iteration is one `train` request carrying one batch
+//! (`batch` windows of `seq_len + 1` corpus tokens); the worker runs one AdamW step and
+//! reports its step time (worker clock) and loss. Exactly `steps` steps are measured after
+//! the warm-up steps; the loss curve is kept as a series.
+
+use super::session::Connection;
+use super::CorpusBatches;
+use anyhow::{bail, Result};
+use effbench_harness::backend::{Extras, IterationCtx, Sample, Session, Work};
+use effbench_harness::protocol::{decode, Fault, Op, TrainReply, WorkerError};
+use effbench_harness::result::Series;
+use effbench_harness::{MetricId, ModelInfo, RunSpec};
+use serde_json::{json, Value};
+
+pub struct TrainSession {
+    conn: Connection,
+    batches: CorpusBatches,
+    tokens_per_step: u64,
+    steps: u64,
+    /// (measured step, loss) for the loss curve.
+    curve: Vec<[f64; 2]>,
+}
+
+impl TrainSession {
+    pub fn start(spec: &RunSpec) -> Result<TrainSession> {
+        let batch = spec.usize_param("batch")?;
+        let seq_len = spec.usize_param("seq_len")?;
+        let steps = spec.usize_param("steps")? as u64;
+        let opts =
+            super::options::ProcessOptions::parse(&spec.options).map_err(anyhow::Error::msg)?;
+        let extra = json!({"train": {
+            "optimizer": "adamw", "lr": opts.lr, "weight_decay": opts.weight_decay,
+            "betas": [0.9, 0.999], "eps": 1e-8,
+            "batch": batch, "seq_len": seq_len,
+        }});
+        let Value::Object(extra) = extra else {
+            bail!("load body is not an object")
+        };
+        let conn = Connection::start(spec, extra)?;
+        let corpus_vocab = CorpusBatches::vocab_size();
+        if conn.load.vocab_size < corpus_vocab {
+            bail!(
+                "training batches come from effbench's synthetic corpus ({corpus_vocab} token ids); \
+                 the model's vocabulary of {} is smaller",
+                conn.load.vocab_size
+            );
+        }
+        let warm = spec.measure.warmup_iters;
+        Ok(TrainSession {
+            conn,
+            batches: CorpusBatches::new(batch, seq_len, warm + steps),
+            tokens_per_step: (batch * seq_len) as u64,
+            steps,
+            curve: Vec::new(),
+        })
+    }
+}
+
+impl Session for TrainSession {
+    fn model_info(&self) -> &ModelInfo {
+        &self.conn.info
+    }
+
+    fn iteration(&mut self, ctx: IterationCtx) -> Result<Sample> {
+        let batch = self.batches.next_batch();
+        let body = json!({"inputs": {"batches": [batch]}});
+        let Value::Object(body): Value = body else {
+            bail!("request is not an object")
+        };
+        let reply = self.conn.call(Op::Train, body, ctx)?;
+        let rtt = reply.round_trip;
+        let r: TrainReply = decode(reply.body, Op::Train)?;
+        let bad = |m: String| WorkerError::new(Fault::BadReply, Op::Train, m);
+        let [step] = r.steps[..] else {
+            return Err(bad(format!("`steps` has {} entries for 1 batch", r.steps.len())).into());
+        };
+        if !step.loss.is_finite() || step.step_ns == 0 {
+            return Err(bad(format!(
+                "step reports loss {} and step_ns {}",
+                step.loss, step.step_ns
+            ))
+            .into());
+        }
+        self.conn.record(ctx, rtt, r.op_ns, r.memory.as_ref());
+        let step_s = step.step_ns as f64 / 1e9;
+        if !ctx.warmup {
+            self.curve.push([ctx.index as f64 + 1.0, step.loss]);
+        }
+        Ok(Sample {
+            generation: None,
+            values: vec![
+                (MetricId::StepTime, step_s * 1e3),
+                (
+                    MetricId::TrainThroughput,
+                    self.tokens_per_step as f64 / step_s,
+                ),
+                (MetricId::TrainLoss, step.loss),
+            ],
+            work: Work {
+                input_tokens: self.tokens_per_step,
+                output_tokens: 0,
+                requests: 0,
+            },
+            done: !ctx.warmup && ctx.index + 1 >= self.steps,
+        })
+    }
+
+    fn finish(&mut self) -> Result<Extras> {
+        let mut ex = self.conn.finish();
+        if !self.curve.is_empty() {
+            ex.series.push(Series {
+                name: "train_loss".into(),
+                x_unit: "step".into(),
+                y_unit: "nats/token".into(),
+                source: self.conn.clock(),
+                period_ms: None,
+                points: std::mem::take(&mut self.curve),
+            });
+        }
+        ex.notes.push(format!(
+            "training data: effbench synthetic corpus (train stream), {} tokens per step; \
+             warm-up steps train too but are not measured",
+            self.tokens_per_step
+        ));
+        Ok(ex)
+    }
+
+    fn timestamp_source(&self) -> String {
+        self.conn.clock()
+    }
+
+    fn planned_iterations(&self) -> Option<u64> {
+        Some(self.steps)
+    }
+}

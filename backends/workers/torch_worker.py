@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""effbench protocol v1 reference worker for PyTorch + Hugging Face transformers.
+
+Needs only the standard library, torch and transformers. Loads an HF-format model directory
+(effbench's default model loads unchanged) on `cuda:N` when available, else `cpu`, in
+f32/f16/bf16, and serves:
+  * run:   greedy decoding with a KV cache (one forward per token, no sampling, no early
+           stop). Each token's timestamp is taken with time.perf_counter_ns() right after
+           torch.cuda.synchronize(), relative to the request start inside this process.
+  * train: one AdamW step per given batch (windows of seq_len + 1 token ids: inputs and
+           shifted targets), mean next-token cross-entropy; f16/bf16 train with fp32 master
+           weights under torch.autocast (f16 on CUDA with a GradScaler).
+Peak memory: torch.cuda.max_memory_allocated / max_memory_reserved, reset when effbench
+starts the measured window (`reset_peak_memory`).
+
+Worker options (suite `[options.worker]`): attn_implementation (default "sdpa"),
+matmul_precision ("highest" default; "high" allows TF32).
+
+Usage: python3 torch_worker.py   (protocol on stdin/stdout, logs on stderr)
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+# The protocol owns fd 1; anything else printed (by us, transformers or a C library) goes to
+# stderr.
+_PROTO = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+PROTOCOL = 1
+import torch  # noqa: E402  (after the fd swap on purpose)
+import transformers  # noqa: E402
+
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
+class WorkerError(Exception):
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+def send(obj):
+    _PROTO.write(json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
+    _PROTO.flush()
+
+
+class Worker:
+    def __init__(self):
+        self.model = None
+        self.device = None
+        self.dtype = None
+        self.opt = None
+        self.scaler = None
+        self.logits_to_keep = False
+
+    def sync(self):
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def describe(self, req):
+        if PROTOCOL not in req.get("protocol", [PROTOCOL]):
+            raise WorkerError("unsupported_version", "this worker speaks protocol %d only" % PROTOCOL)
+        cuda = torch.cuda.is_available()
+        runtime = {"python": sys.version.split()[0], "torch": torch.__version__,
+                   "transformers": transformers.__version__,
+                   "torch_cuda": torch.version.cuda, "cpu_threads": torch.get_num_threads()}
+        if cuda:
+            runtime["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return {"protocol": PROTOCOL, "worker": {"name": "torch", "version": "1"},
+                "scenarios": ["inference", "training"], "dtypes": list(DTYPES),
+                "devices": ["cpu"] + (["cuda"] if cuda else []),
+                "clock": "time.perf_counter_ns after torch.cuda.synchronize" if cuda
+                else "time.perf_counter_ns",
+                "runtime": runtime}
+
+    def load(self, req):
+        m = req["model"]
+        path = m["path"]
+        if m.get("format") != "hf" or not os.path.isdir(path):
+            raise WorkerError("unsupported", "need an HF model directory, got %r (format %s)"
+                              % (path, m.get("format")))
+        dev = req["device"]
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise WorkerError("unsupported", "device %s: torch sees no CUDA device" % dev)
+        self.device = torch.device(dev)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        opts = req.get("options") or {}
+        torch.set_float32_matmul_precision(opts.get("matmul_precision", "highest"))
+        torch.manual_seed(req.get("seed", 0))
+        self.dtype = DTYPES[req["dtype"]]
+        training = req.get("scenario") == "training"
+        # Training keeps fp32 master weights and autocasts; inference loads in the dtype.
+        load_dtype = torch.float32 if training else self.dtype
+        kwargs = {"attn_implementation": opts.get("attn_implementation", "sdpa")}
+        try:
+            model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype, **kwargs)
+        except TypeError:  # transformers < 4.56 calls it torch_dtype
+            model = transformers.AutoModelForCausalLM.from_pretrained(path, torch_dtype=load_dtype, **kwargs)
+        model.to(self.device)
+        self.model = model
+        import inspect
+        self.logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+        if training:
+            tr = req.get("train") or {}
+            model.train()
+            self.opt = torch.optim.AdamW(model.parameters(), lr=tr.get("lr", 1e-3),
+                                         betas=tuple(tr.get("betas", (0.9, 0.999))),
+                                         eps=tr.get("eps", 1e-8),
+                                         weight_decay=tr.get("weight_decay", 0.0))
+            if self.dtype == torch.float16 and self.device.type == "cuda":
+                self.scaler = torch.amp.GradScaler("cuda")
+        else:
+            model.eval()
+        self.sync()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        params = list(model.parameters())
+        total = sum(p.numel() for p in params)
+        emb = model.get_input_embeddings().weight
+        out = model.get_output_embeddings()
+        embedding = emb.numel()
+        if out is not None and out.weight.data_ptr() != emb.data_ptr():
+            embedding += out.weight.numel()
+        cfg = model.config
+        special = set()
+        for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            v = getattr(cfg, key, None)
+            special.update(v if isinstance(v, list) else [] if v is None else [v])
+        return {"model": {"name": os.path.basename(os.path.normpath(path)),
+                          "arch": getattr(cfg, "model_type", "unknown"),
+                          "dtype": req["dtype"], "params_total": total,
+                          "params_non_embedding": total - embedding,
+                          "loaded_bytes": sum(p.numel() * p.element_size() for p in params),
+                          "details": {"attn_implementation": getattr(cfg, "_attn_implementation", None),
+                                      "torch_dtype": str(load_dtype).replace("torch.", ""),
+                                      "autocast": training and self.dtype != torch.float32,
+                                      "device_name": torch.cuda.get_device_name(self.device)
+                                      if self.device.type == "cuda" else "cpu"}},
+                "vocab_size": cfg.vocab_size, "special_ids": sorted(int(s) for s in special)}
+
+    def memory(self, req):
+        if self.device.type != "cuda":
+            return None
+        return {"max_allocated_bytes": torch.cuda.max_memory_allocated(self.device),
+                "max_reserved_bytes": torch.cuda.max_memory_reserved(self.device),
+                "source": "torch.cuda.max_memory_allocated / max_memory_reserved"}
+
+    def forward_last(self, ids, past):
+        kw = {"input_ids": ids, "past_key_values": past, "use_cache": True}
+        if self.logits_to_keep:
+            kw["logits_to_keep"] = 1
+        out = self.model(**kw)
+        return out.logits[:, -1, :].argmax(-1), out.past_key_values
+
+    def run(self, req, t0):
+        if self.model is None or self.opt is not None:
+            raise WorkerError("bad_request", "`run` before an inference `load`")
+        inputs = req["inputs"]
+        gen_len = int(inputs["gen_len"])
+        if req.get("reset_peak_memory") and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        stamps, tokens = [], []
+        with torch.inference_mode():
+            self.sync()
+            start = time.perf_counter_ns()
+            ids = torch.tensor(inputs["prompt_ids"], dtype=torch.long, device=self.device)
+            nxt, past = self.forward_last(ids, None)
+            tokens.append(nxt)
+            self.sync()
+            stamps.append(time.perf_counter_ns() - start)
+            for _ in range(gen_len - 1):
+                nxt, past = self.forward_last(nxt[:, None], past)
+                tokens.append(nxt)
+                self.sync()
+                stamps.append(time.perf_counter_ns() - start)
+            out = torch.stack(tokens, dim=1).tolist()
+        return {"outputs": {"token_ids": out},
+                "emissions": [{"t_ns": t, "tokens": 1} for t in stamps],
+                "memory": self.memory(req)}
+
+    def train(self, req, t0):
+        if self.opt is None:
+            raise WorkerError("bad_request", "`train` before a training `load`")
+        if req.get("reset_peak_memory") and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        autocast = self.dtype != torch.float32
+        steps = []
+        for batch in req["inputs"]["batches"]:
+            self.sync()
+            s0 = time.perf_counter_ns()
+            data = torch.tensor(batch, dtype=torch.long, device=self.device)
+            x, y = data[:, :-1], data[:, 1:]
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=autocast):
+                logits = self.model(input_ids=x, use_cache=False).logits
+            loss = torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+            self.opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.opt.step()
+            value = loss.item()
+            self.sync()
+            step_ns = time.perf_counter_ns() - s0
+            if not math.isfinite(value):
+                raise WorkerError("diverged", "loss is %s at step %d of this request" % (value, len(steps)))
+            steps.append({"loss": value, "step_ns": step_ns})
+        return {"steps": steps, "memory": self.memory(req)}
+
+
+def main():
+    w = Worker()
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        t0 = time.perf_counter_ns()
+        req_id = op = None
+        try:
+            req = json.loads(line)
+            req_id, op = req.get("id"), req.get("op")
+            if op == "shutdown":
+                send({"id": req_id, "ok": True})
+                return 0
+            handler = {"describe": lambda: w.describe(req), "load": lambda: w.load(req),
+                       "run": lambda: w.run(req, t0), "train": lambda: w.train(req, t0)}.get(op)
+            if handler is None:
+                raise WorkerError("bad_request", "unknown op %r" % op)
+            reply = handler()
+            if reply.get("memory") is None:
+                reply.pop("memory", None)
+            reply.update({"id": req_id, "ok": True})
+            if op in ("run", "train"):
+                reply["op_ns"] = time.perf_counter_ns() - t0
+            send(reply)
+        except WorkerError as e:
+            send({"id": req_id, "error": {"kind": e.kind, "message": str(e)}})
+        except torch.cuda.OutOfMemoryError as e:
+            send({"id": req_id, "error": {"kind": "out_of_memory", "message": str(e).splitlines()[0]}})
+        except Exception as e:  # report and keep serving; effbench decides
+            import traceback
+            traceback.print_exc()
+            kind = "load_failed" if op == "load" else "internal"
+            send({"id": req_id, "error": {"kind": kind, "message": "%s: %s" % (type(e).__name__, e)}})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
