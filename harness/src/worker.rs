@@ -252,6 +252,12 @@ impl Worker {
         })
     }
 
+    /// Ends the worker because of `e`, found by the caller in a reply that arrived (wrong
+    /// version, bad content): kills and reaps it and attaches its stderr tail.
+    pub fn abort(&mut self, e: WorkerError) -> WorkerError {
+        self.fail(e.fault, e.op, e.message)
+    }
+
     /// Kills the group, reaps, collects the stderr tail and marks the worker broken.
     fn fail(&mut self, fault: Fault, op: Op, message: String) -> WorkerError {
         self.kill_and_reap();

@@ -76,10 +76,15 @@ impl Session for InferSession {
         };
         let reply = self.conn.call(Op::Run, body, ctx)?;
         let rtt = reply.round_trip;
-        let r: RunReply = decode(reply.body, Op::Run)?;
         let batch = self.prompts.len();
-        check_run(&r, batch, self.gen_len)
-            .map_err(|m| WorkerError::new(Fault::BadReply, Op::Run, m))?;
+        let r: RunReply = match decode(reply.body, Op::Run).and_then(|r: RunReply| {
+            check_run(&r, batch, self.gen_len)
+                .map(|_| r)
+                .map_err(|m| WorkerError::new(Fault::BadReply, Op::Run, m))
+        }) {
+            Ok(r) => r,
+            Err(e) => return Err(self.conn.abort(e)),
+        };
         self.conn.record(ctx, rtt, r.op_ns, r.memory.as_ref());
         let prompt_len = self.prompts.first().map_or(0, Vec::len);
         Ok(Sample {

@@ -6,11 +6,11 @@
 use super::options::ProcessOptions;
 use super::{resolve_model, ResolvedModel};
 use crate::loader;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use effbench_harness::backend::{Extras, IterationCtx, ModelFormat};
 use effbench_harness::meters::memory::status_bytes;
 use effbench_harness::protocol::{
-    self, decode, DescribeReply, LoadReply, MemoryReport, Op, WorkerError,
+    self, decode, DescribeReply, Fault, LoadReply, MemoryReport, Op, WorkerError,
 };
 use effbench_harness::trace::sampled_capped;
 use effbench_harness::worker::{Reply, Worker, WorkerCommand};
@@ -62,9 +62,10 @@ impl Connection {
         let offer = json!({"protocol": protocol::SUPPORTED_VERSIONS});
         let reply = worker.call(Op::Describe, &obj(offer), opts.timeout(Op::Describe))?;
         let rtt = reply.round_trip;
-        let describe: DescribeReply = decode(reply.body, Op::Describe)?;
-        protocol::check_version(&describe)?;
-        check_capabilities(spec, &describe)?;
+        let describe: DescribeReply = decode(reply.body, Op::Describe)
+            .and_then(|d| protocol::check_version(&d).map(|_| d))
+            .and_then(|d| check_capabilities(spec, &d).map(|_| d))
+            .map_err(|e| worker.abort(e))?;
         notes.push(format!(
             "worker {} {} speaks protocol v{}; clock: {}; describe round trip {} (includes start-up)",
             or_unnamed(&describe.worker.name),
@@ -93,10 +94,16 @@ impl Connection {
         body.extend(extra_load);
         let reply = worker.call(Op::Load, &body, opts.timeout(Op::Load))?;
         notes.push(format!("load round trip {}", ms(reply.round_trip)));
-        let load: LoadReply = decode(reply.body, Op::Load)?;
-        if load.vocab_size == 0 {
-            bail!("worker reported vocab_size 0 after `load`");
-        }
+        let load: LoadReply = decode(reply.body, Op::Load)
+            .and_then(|l: LoadReply| match l.vocab_size {
+                0 => Err(WorkerError::new(
+                    Fault::BadReply,
+                    Op::Load,
+                    "vocab_size is 0",
+                )),
+                _ => Ok(l),
+            })
+            .map_err(|e| worker.abort(e))?;
         let info = model_info(spec, &model, &load, &describe)?;
         Ok(Connection {
             worker: Some(worker),
@@ -135,6 +142,14 @@ impl Connection {
         let timeout = self.opts.timeout(op);
         let worker = self.worker.as_mut().context("worker already shut down")?;
         Ok(worker.call(op, &body, timeout)?)
+    }
+
+    /// Ends the worker because of a problem found in a reply; the error gets its stderr.
+    pub fn abort(&mut self, e: WorkerError) -> anyhow::Error {
+        match self.worker.as_mut() {
+            Some(w) => w.abort(e).into(),
+            None => e.into(),
+        }
     }
 
     /// `ipc_overhead` of one reply, ms: round trip minus the worker's own time.
@@ -259,7 +274,7 @@ fn check_capabilities(spec: &RunSpec, d: &DescribeReply) -> Result<(), WorkerErr
     let name = or_unnamed(&d.worker.name);
     let no = |what: &str, value: &str, list: &[String]| {
         WorkerError::new(
-            protocol::Fault::Reported,
+            Fault::Reported,
             Op::Describe,
             format!(
                 "worker {name} cannot use {what} '{value}' (it offers: {})",

@@ -69,17 +69,21 @@ impl Session for TrainSession {
         };
         let reply = self.conn.call(Op::Train, body, ctx)?;
         let rtt = reply.round_trip;
-        let r: TrainReply = decode(reply.body, Op::Train)?;
+        let r: TrainReply = match decode(reply.body, Op::Train) {
+            Ok(r) => r,
+            Err(e) => return Err(self.conn.abort(e)),
+        };
         let bad = |m: String| WorkerError::new(Fault::BadReply, Op::Train, m);
         let [step] = r.steps[..] else {
-            return Err(bad(format!("`steps` has {} entries for 1 batch", r.steps.len())).into());
+            let e = bad(format!("`steps` has {} entries for 1 batch", r.steps.len()));
+            return Err(self.conn.abort(e));
         };
         if !step.loss.is_finite() || step.step_ns == 0 {
-            return Err(bad(format!(
+            let e = bad(format!(
                 "step reports loss {} and step_ns {}",
                 step.loss, step.step_ns
-            ))
-            .into());
+            ));
+            return Err(self.conn.abort(e));
         }
         self.conn.record(ctx, rtt, r.op_ns, r.memory.as_ref());
         let step_s = step.step_ns as f64 / 1e9;
