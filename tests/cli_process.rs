@@ -347,3 +347,55 @@ fn process_suite_errors_name_the_option() {
         .unwrap()
         .contains("cannot start worker `/nonexistent/worker`"));
 }
+
+#[test]
+fn ctrl_c_stops_a_busy_worker_and_saves_the_run_as_interrupted() {
+    if !python3() {
+        return;
+    }
+    let w = Work::new();
+    let pids = w.path().join("pids");
+    std::fs::create_dir(&pids).unwrap();
+    let worker = format!("{REPO}/tests/workers/fault_worker.py");
+    w.write(
+        "hang.toml",
+        &format!(
+            "name = \"hang\"\nscenario = \"inference\"\nbackend = \"process\"\n\
+             [matrix]\nmodel = [\"hang-run\", \"ok\"]\ngen_len = 2\n\
+             [measure]\nwarmup_iters = 1\nmin_iters = 3\nmin_duration_s = 0.0\n\
+             [options]\ncmd = [\"python3\", \"{worker}\", \"{{model}}\"]\n\
+             env = {{ FAULT_PID_DIR = \"{}\" }}\ntimeouts = {{ run = 600 }}\n",
+            pids.display()
+        ),
+    );
+    let child = w
+        .cmd(&["run", "hang.toml", "--out", "out"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until the worker exists, then give it time to take the hanging request
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_dir(&pids).unwrap().count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the worker never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let t = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(t.elapsed().as_secs() < 10, "effbench stops the worker at once");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let res = results(&w.path().join("out"));
+    assert_eq!(res.len(), 1, "the second run never started");
+    assert_eq!(res[0].1["status"]["state"], "interrupted");
+    for e in std::fs::read_dir(&pids).unwrap() {
+        let pid = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(matches!(state(&pid), None | Some('Z')), "worker {pid} survived");
+    }
+}
