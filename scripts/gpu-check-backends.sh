@@ -21,7 +21,8 @@
 #      (default model, cuda:0, f16/bf16 x batch 1/8: TTFT, TPOT, tokens/s, torch peak
 #      memory, NVML energy when the meters record it)
 #   3. candle CUDA, the same suite --filter backend=candle (CUDA build only)
-#   4. PyTorch training, suites/cuda-training.toml (20 measured AdamW steps, f32 and bf16)
+#   4. PyTorch training, suites/cuda-training.toml (3 warm-up + 20 measured AdamW steps,
+#      f32 and bf16)
 #   5. summary table from the result files (+ `effbench show` of each)
 set -uo pipefail
 cd "$(dirname "$0")/.."

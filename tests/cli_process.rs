@@ -246,7 +246,7 @@ fn reference_worker_runs_inference_and_training_end_to_end() {
         "train.toml",
         &format!(
             "name = \"ref-train\"\nscenario = \"training\"\nbackend = \"process\"\nmodel = \"default\"\n\
-             [matrix]\nbatch = 2\nseq_len = 16\nsteps = 6\n\
+             [matrix]\nbatch = 2\nseq_len = 16\nsteps = 7\n\
              [measure]\nwarmup_iters = 1\nmin_iters = 1\nmin_duration_s = 0.0\nmax_duration_s = 60.0\n\
              [options]\ncmd = [\"python3\", \"{worker}\"]\nlr = 0.05\n"
         ),
@@ -254,7 +254,7 @@ fn reference_worker_runs_inference_and_training_end_to_end() {
     let o = w.run(&["run", "train.toml", "--out", "tr"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let (_, r) = &results(&w.path().join("tr"))[0];
-    assert_eq!(r["iterations"], 6, "exactly `steps` measured steps");
+    assert_eq!(r["iterations"], 6, "`steps` = 7 minus one warm-up step");
     assert!(
         r["config"]["params"].get("gen_len").is_none(),
         "no inference axes on training runs"
@@ -377,7 +377,10 @@ fn ctrl_c_stops_a_busy_worker_and_saves_the_run_as_interrupted() {
     // wait until the worker exists, then give it time to take the hanging request
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::fs::read_dir(&pids).unwrap().count() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the worker never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -388,7 +391,10 @@ fn ctrl_c_stops_a_busy_worker_and_saves_the_run_as_interrupted() {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert!(t.elapsed().as_secs() < 10, "effbench stops the worker at once");
+    assert!(
+        t.elapsed().as_secs() < 10,
+        "effbench stops the worker at once"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     let res = results(&w.path().join("out"));
@@ -396,6 +402,9 @@ fn ctrl_c_stops_a_busy_worker_and_saves_the_run_as_interrupted() {
     assert_eq!(res[0].1["status"]["state"], "interrupted");
     for e in std::fs::read_dir(&pids).unwrap() {
         let pid = e.unwrap().file_name().to_string_lossy().to_string();
-        assert!(matches!(state(&pid), None | Some('Z')), "worker {pid} survived");
+        assert!(
+            matches!(state(&pid), None | Some('Z')),
+            "worker {pid} survived"
+        );
     }
 }

@@ -212,12 +212,6 @@ pub trait Session {
     fn timestamp_source(&self) -> String {
         crate::runner::WALL_CLOCK.to_string()
     }
-    /// A fixed amount of measured work (e.g. training `steps`): the runner then measures
-    /// exactly this many iterations, ignoring `min_iters`, `min_duration_s` and the adaptive
-    /// stop; `max_iters` and `max_duration_s` still cap it.
-    fn planned_iterations(&self) -> Option<u64> {
-        None
-    }
 }
 
 /// A backend plugin.

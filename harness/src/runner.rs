@@ -1,7 +1,9 @@
 //! The measurement loop for one run: load, warm up (unmeasured), measure until `min_iters`
 //! AND `min_duration_s` hold (capped by `max_iters`/`max_duration_s`, optional adaptive stop),
-//! then derive metrics, warnings and the [`RunResult`]. A failing or panicking backend ends
-//! the run as `failed`; Ctrl-C ends it as `interrupted`; samples gathered so far are kept.
+//! then derive metrics, warnings and the [`RunResult`]. Training runs (fixed steps) ignore the
+//! minimums and run until the session is done, still capped by `max_iters`/`max_duration_s`.
+//! A failing or panicking backend ends the run as `failed`; Ctrl-C ends it as `interrupted`;
+//! samples gathered so far are kept.
 
 use crate::backend::{Backend, GenerationTrace, IterationCtx, Sample, Session, Work};
 use crate::env::Environment;
@@ -12,6 +14,7 @@ use crate::metric::{Metric, MetricId};
 use crate::progress::Progress;
 use crate::protocol::WorkerError;
 use crate::result::{RunResult, RunState, Series, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
+use crate::suite::Scenario;
 use crate::trace;
 use crate::warnings;
 use anyhow::{anyhow, Result};
@@ -199,6 +202,8 @@ fn measure(
     progress: &dyn Progress,
 ) -> Result<()> {
     let m = &spec.measure;
+    // Training (fixed steps) runs until the session is done, capped by the maximums.
+    let until_done = spec.scenario == Scenario::Training;
     progress.phase("warm-up");
     let t_warm = Instant::now();
     let mut i = 0u64;
@@ -253,13 +258,7 @@ fn measure(
         if sample.done || n >= m.max_iters || elapsed >= m.max_duration_s {
             return Ok(());
         }
-        if let Some(planned) = session.planned_iterations() {
-            if n >= planned {
-                return Ok(());
-            }
-            continue;
-        }
-        let minimums_met = n >= m.min_iters && elapsed >= m.min_duration_s;
+        let minimums_met = !until_done && n >= m.min_iters && elapsed >= m.min_duration_s;
         if minimums_met
             && (m.target_rel_ci <= 0.0 || rel_half_width_normal(&g.iteration_ms) <= m.target_rel_ci)
         {

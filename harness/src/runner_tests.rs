@@ -53,7 +53,10 @@ impl Session for FakeSession {
                 _ => {}
             }
         }
-        let done = matches!(self.mode, Mode::DoneAt(n) if self.measured == n);
+        let done = match self.mode {
+            Mode::DoneAt(n) | Mode::Worker { planned: n, .. } => self.measured == n,
+            _ => false,
+        };
         Ok(Sample {
             generation: Some(GenerationTrace {
                 batch: 2,
@@ -92,12 +95,6 @@ impl Session for FakeSession {
         match self.mode {
             Mode::Worker { .. } => "worker clock".into(),
             _ => WALL_CLOCK.into(),
-        }
-    }
-    fn planned_iterations(&self) -> Option<u64> {
-        match self.mode {
-            Mode::Worker { planned, .. } => Some(planned),
-            _ => None,
         }
     }
 }
@@ -162,6 +159,15 @@ fn quick(min_iters: u64, max_iters: u64) -> MeasureConfig {
 }
 
 fn run(mode: Mode, measure: MeasureConfig, fail_load: bool) -> (RunResult, Vec<(u64, bool)>) {
+    run_as(Scenario::Inference, mode, measure, fail_load)
+}
+
+fn run_as(
+    scenario: Scenario,
+    mode: Mode,
+    measure: MeasureConfig,
+    fail_load: bool,
+) -> (RunResult, Vec<(u64, bool)>) {
     let log = Arc::new(Mutex::new(Log::default()));
     let backend = FakeBackend {
         log: log.clone(),
@@ -176,13 +182,9 @@ fn run(mode: Mode, measure: MeasureConfig, fail_load: bool) -> (RunResult, Vec<(
         varying_axes: vec![],
     };
     let env = Environment::collect(&[]);
-    let r = run_spec(
-        &spec(measure),
-        &backend,
-        &suite,
-        &env,
-        &crate::progress::NoProgress,
-    );
+    let mut spec = spec(measure);
+    spec.scenario = scenario;
+    let r = run_spec(&spec, &backend, &suite, &env, &crate::progress::NoProgress);
     let calls = log.lock().unwrap().calls.clone();
     (r, calls)
 }
@@ -273,26 +275,29 @@ fn normal_half_width() {
 }
 
 #[test]
-fn planned_iterations_are_exact_and_capped() {
+fn training_runs_until_done_and_sessions_name_their_clock() {
     let worker = |planned| Mode::Worker {
         planned,
         crash_at: u64::MAX,
     };
-    // min_iters 2 and no minimum duration would stop at 2: the plan wins
-    let (r, _) = run(worker(7), quick(2, 100), false);
+    // min_iters 2 and no minimum duration would stop at 2: training runs until done
+    let (r, _) = run_as(Scenario::Training, worker(7), quick(2, 100), false);
     assert_eq!((r.status.state, r.iterations), (RunState::Ok, 7));
     assert_eq!(r.metric(MetricId::Ttft).unwrap().source, "worker clock");
     assert_eq!(
         r.metric(MetricId::OutputThroughput).unwrap().source,
         WALL_CLOCK
     );
-    let (r, _) = run(worker(200), quick(2, 10), false);
+    let (r, _) = run_as(Scenario::Training, worker(200), quick(2, 10), false);
     assert_eq!(r.iterations, 10, "max_iters still caps");
+    let (r, _) = run(worker(7), quick(2, 100), false);
+    assert_eq!(r.iterations, 2, "inference stops at the minimums");
 }
 
 #[test]
 fn worker_failures_put_stderr_in_the_log() {
-    let (r, _) = run(
+    let (r, _) = run_as(
+        Scenario::Training,
         Mode::Worker {
             planned: 10,
             crash_at: 3,

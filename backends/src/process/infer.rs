@@ -106,7 +106,7 @@ impl Session for InferSession {
                 output_tokens: (batch * self.gen_len) as u64,
                 requests: 1,
             },
-            done: false,
+            ..Default::default()
         })
     }
 

@@ -82,10 +82,18 @@ impl Backend for ProcessBackend {
         opts.argv(spec, "<model>")?;
         if spec.scenario == Scenario::Training {
             let steps = spec.usize_param("steps").map_err(|e| e.to_string())? as u64;
-            if steps > spec.measure.max_iters {
+            let m = &spec.measure;
+            if steps <= m.warmup_iters {
                 return Err(format!(
-                    "steps = {steps} is more than [measure] max_iters = {}",
-                    spec.measure.max_iters
+                    "steps = {steps} leaves no measured step: [measure] warmup_iters = {} \
+                     count among the steps",
+                    m.warmup_iters
+                ));
+            }
+            if steps - m.warmup_iters > m.max_iters {
+                return Err(format!(
+                    "steps = {steps} minus warmup_iters = {} is more than [measure] max_iters = {}",
+                    m.warmup_iters, m.max_iters
                 ));
             }
         }

@@ -1,7 +1,7 @@
 //! Training through a worker: each iteration is one `train` request carrying one batch
 //! (`batch` windows of `seq_len + 1` corpus tokens); the worker runs one AdamW step and
-//! reports its step time (worker clock) and loss. Exactly `steps` steps are measured after
-//! the warm-up steps; the loss curve is kept as a series.
+//! reports its step time (worker clock) and loss. `steps` counts every step, the warm-up
+//! iterations (unmeasured) included; the loss curve of the measured steps is kept as a series.
 
 use super::session::Connection;
 use super::CorpusBatches;
@@ -17,6 +17,8 @@ pub struct TrainSession {
     batches: CorpusBatches,
     tokens_per_step: u64,
     steps: u64,
+    /// Steps taken so far, warm-up included.
+    taken: u64,
     /// (measured step, loss) for the loss curve.
     curve: Vec<[f64; 2]>,
 }
@@ -45,12 +47,12 @@ impl TrainSession {
                 conn.load.vocab_size
             );
         }
-        let warm = spec.measure.warmup_iters;
         Ok(TrainSession {
             conn,
-            batches: CorpusBatches::new(batch, seq_len, warm + steps),
+            batches: CorpusBatches::new(batch, seq_len, steps),
             tokens_per_step: (batch * seq_len) as u64,
             steps,
+            taken: 0,
             curve: Vec::new(),
         })
     }
@@ -86,9 +88,10 @@ impl Session for TrainSession {
             return Err(self.conn.abort(e));
         }
         self.conn.record(ctx, rtt, r.op_ns, r.memory.as_ref());
+        self.taken += 1;
         let step_s = step.step_ns as f64 / 1e9;
         if !ctx.warmup {
-            self.curve.push([ctx.index as f64 + 1.0, step.loss]);
+            self.curve.push([self.taken as f64, step.loss]);
         }
         Ok(Sample {
             generation: None,
@@ -105,7 +108,8 @@ impl Session for TrainSession {
                 output_tokens: 0,
                 requests: 0,
             },
-            done: !ctx.warmup && ctx.index + 1 >= self.steps,
+            done: self.taken >= self.steps,
+            ..Default::default()
         })
     }
 
@@ -123,17 +127,13 @@ impl Session for TrainSession {
         }
         ex.notes.push(format!(
             "training data: effbench synthetic corpus (train stream), {} tokens per step; \
-             warm-up steps train too but are not measured",
-            self.tokens_per_step
+             {} steps in all, the warm-up steps train too but are not measured",
+            self.tokens_per_step, self.taken
         ));
         Ok(ex)
     }
 
     fn timestamp_source(&self) -> String {
         self.conn.clock()
-    }
-
-    fn planned_iterations(&self) -> Option<u64> {
-        Some(self.steps)
     }
 }
