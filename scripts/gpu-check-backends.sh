@@ -138,7 +138,7 @@ for f in sorted(glob.glob(os.path.join(out, "*", "*.json"))):
         continue
     m = {x["name"]: x for x in r.get("metrics", [])}
     p = r["config"]["params"]
-    def val(name, stat=None, scale=1.0):
+    def val(name, stat=None, scale=1.0, m=m):
         x = m.get(name)
         if x is None:
             return None
@@ -148,9 +148,10 @@ for f in sorted(glob.glob(os.path.join(out, "*", "*.json"))):
     rows.append((r["config"]["scenario"], r["config"]["backend"], p.get("dtype"), p.get("batch"),
                  r["status"]["state"], r["status"].get("reason") or "", r["iterations"], val, energy,
                  (r.get("model") or {}).get("details", {}), r))
+rows.sort(key=lambda r: (r[0], r[1], str(r[2]), r[3] or 0))
 def fmt(x, d=2):
     return "-" if x is None else ("%.*f" % (d, x))
-print("\n== inference (default model, prompt 128, gen 64, greedy; worker clock for torch) ==")
+print("\n== inference: greedy, times in ms (torch: worker clock), memory in MiB ==")
 print("%-8s %-5s %5s %-6s %4s %9s %9s %9s %10s %10s %10s  %s" % (
     "backend", "dtype", "batch", "state", "it", "ttft p50", "tpot", "itl p50", "out tok/s",
     "alloc MiB", "resv MiB", "energy"))
@@ -170,7 +171,7 @@ for (be, dt, b), t in sorted(tput.items()):
     o = tput.get(("process", dt, b))
     if be == "candle" and t and o:
         print("candle/torch output tokens/s, %s batch %s: %.2fx" % (dt, b, t / o))
-print("\n== training (default model, batch 8, seq_len 128, AdamW; torch) ==")
+print("\n== training: AdamW steps, times in ms (worker clock), memory in MiB ==")
 print("%-8s %-5s %-6s %5s %10s %10s %12s %10s %10s %10s  %s" % (
     "backend", "dtype", "state", "steps", "step p50", "step mean", "train tok/s", "loss 1st",
     "loss last", "alloc MiB", "energy"))

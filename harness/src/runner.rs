@@ -105,8 +105,13 @@ pub fn run_spec(
     let mut session = match guarded("load", || backend.load(spec)) {
         Ok(s) => s,
         Err(e) => {
+            let interrupted = e.is::<interrupt::Interrupted>() || interrupt::requested();
             result.status = Status {
-                state: RunState::Failed,
+                state: if interrupted {
+                    RunState::Interrupted
+                } else {
+                    RunState::Failed
+                },
                 reason: Some(error_line(&e)),
             };
             result.log.extend(worker_log(&e));
