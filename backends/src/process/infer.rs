@@ -12,6 +12,7 @@ use effbench_harness::protocol::{decode, Fault, Op, RunReply, WorkerError};
 use effbench_harness::{ModelInfo, RunSpec};
 use serde_json::{json, Map, Value};
 
+/// An inference run through a worker (one `run` request per iteration).
 pub struct InferSession {
     conn: Connection,
     prompts: Vec<Vec<u32>>,
@@ -19,6 +20,7 @@ pub struct InferSession {
 }
 
 impl InferSession {
+    /// Starts the worker, loads the run's model and builds the prompts.
     pub fn start(spec: &RunSpec) -> Result<InferSession> {
         let conn = Connection::start(spec, Map::new())?;
         let vocab = conn.load.vocab_size;

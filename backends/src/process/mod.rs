@@ -118,7 +118,9 @@ pub struct ResolvedModel {
     /// Absolute path when it names something on disk; else the reference as written (the
     /// worker decides what it means).
     pub path: String,
+    /// The resolved local file or directory, when there is one.
     pub local: Option<PathBuf>,
+    /// Format from the reference (`.gguf` file or HF directory).
     pub format: ModelFormat,
 }
 
@@ -183,6 +185,8 @@ pub struct CorpusBatches {
 const POOL_MAX: usize = 1 << 22;
 
 impl CorpusBatches {
+    /// Batches for `steps_needed` steps of `batch` windows of `seq_len + 1` tokens (the
+    /// stream wraps around past 4 Mi tokens).
     pub fn new(batch: usize, seq_len: usize, steps_needed: u64) -> CorpusBatches {
         let window = seq_len + 1;
         let want = (steps_needed as usize)

@@ -22,13 +22,19 @@ pub const KEYS: &[&str] = &[
 /// Parsed `[options]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessOptions {
+    /// Worker command line, `{axis}` placeholders not yet replaced.
     pub cmd: Vec<String>,
+    /// Extra environment variables of the worker.
     pub env: Vec<(String, String)>,
+    /// Timeouts by op name (ops not named use [`Op::default_timeout`]).
     pub timeouts: BTreeMap<&'static str, Duration>,
+    /// Longest reply line accepted.
     pub max_line_bytes: usize,
     /// Passed unchanged to the worker's `load` as `options`.
     pub worker: Map<String, Value>,
+    /// Training: AdamW learning rate.
     pub lr: f64,
+    /// Training: AdamW decoupled weight decay.
     pub weight_decay: f64,
 }
 
@@ -37,6 +43,7 @@ fn err<T>(msg: String) -> Result<T, String> {
 }
 
 impl ProcessOptions {
+    /// Parses `[options]`; the error names the offending `options.` key.
     pub fn parse(o: &Map<String, Value>) -> Result<ProcessOptions, String> {
         if let Some(k) = o.keys().find(|k| !KEYS.contains(&k.as_str())) {
             return err(format!(
@@ -119,6 +126,7 @@ impl ProcessOptions {
         })
     }
 
+    /// The timeout of `op`.
     pub fn timeout(&self, op: Op) -> Duration {
         self.timeouts
             .get(op.name())

@@ -24,10 +24,15 @@ const LOG_STDERR_LINES: usize = 20;
 /// A started, loaded worker.
 pub struct Connection {
     worker: Option<Worker>,
+    /// The run's `[options]`.
     pub opts: ProcessOptions,
+    /// What the worker said about itself.
     pub describe: DescribeReply,
+    /// Model facts for the result.
     pub info: ModelInfo,
+    /// The model as passed to the worker.
     pub model: ResolvedModel,
+    /// The worker's `load` reply.
     pub load: LoadReply,
     pid: u32,
     notes: Vec<String>,

@@ -12,6 +12,7 @@ use effbench_harness::result::Series;
 use effbench_harness::{MetricId, ModelInfo, RunSpec};
 use serde_json::{json, Value};
 
+/// A training run through a worker (one AdamW step per iteration).
 pub struct TrainSession {
     conn: Connection,
     batches: CorpusBatches,
@@ -24,6 +25,7 @@ pub struct TrainSession {
 }
 
 impl TrainSession {
+    /// Starts the worker and loads the run's model for training.
     pub fn start(spec: &RunSpec) -> Result<TrainSession> {
         let batch = spec.usize_param("batch")?;
         let seq_len = spec.usize_param("seq_len")?;
@@ -94,7 +96,6 @@ impl Session for TrainSession {
             self.curve.push([self.taken as f64, step.loss]);
         }
         Ok(Sample {
-            generation: None,
             values: vec![
                 (MetricId::StepTime, step_s * 1e3),
                 (
