@@ -6,7 +6,8 @@
 # Needs beside this repository tree (made here by scripts/pack-gpu-check.sh):
 #   target/gpu/effbench.gz        release binary (required)
 #   target/gpu/effbench-cuda.gz   CUDA build from scripts/build-cuda.sh (optional: without
-#                                 it the candle CUDA step is skipped)
+#                                 it the candle CUDA steps are skipped)
+#   target/gpu/cuda-tests.gz      backends/tests/cuda.rs compiled (optional)
 # The default model is created by effbench itself under OUT/models.
 #
 # Usage (from anywhere):  bash scripts/gpu-check-backends.sh [OUT_DIR]
@@ -14,13 +15,14 @@
 #   summary.txt (the numbers to report), one results directory per step, logs.
 #
 # Steps, each bounded by a timeout (SIGINT first, so effbench saves completed runs), about
-# 3-4 minutes in all and never more than 5:
+# 3 minutes in all and at most 5 (15 + 110 + 45 + 50 + 60 s of timeouts):
 #   0. facts: nvidia-smi, torch/transformers versions, CUDA libraries found
 #   1. `effbench meters`, when this build has the command
 #   2. PyTorch worker, suites/cuda-inference.toml --filter backend=process
 #      (default model, cuda:0, f16/bf16 x batch 1/8: TTFT, TPOT, tokens/s, torch peak
 #      memory, NVML energy when the meters record it)
-#   3. candle CUDA, the same suite --filter backend=candle (CUDA build only)
+#   3. candle CUDA: backends/tests/cuda.rs (cuda:0 logits vs CPU in f32/f16/bf16 and GGUF,
+#      cached decode, a session), then the same suite --filter backend=candle
 #   4. PyTorch training, suites/cuda-training.toml (3 warm-up + 20 measured AdamW steps,
 #      f32 and bf16)
 #   5. summary table from the result files (+ `effbench show` of each)
@@ -50,6 +52,11 @@ EFFC=""
 if [ -f target/gpu/effbench-cuda.gz ]; then
   gunzip -c target/gpu/effbench-cuda.gz > "$BIN/effbench-cuda" && chmod +x "$BIN/effbench-cuda"
   EFFC="$BIN/effbench-cuda"
+fi
+CTESTS=""
+if [ -f target/gpu/cuda-tests.gz ]; then
+  gunzip -c target/gpu/cuda-tests.gz > "$BIN/cuda-tests" && chmod +x "$BIN/cuda-tests"
+  CTESTS="$BIN/cuda-tests"
 fi
 
 # --- 0. facts ---
@@ -94,14 +101,14 @@ step() {
 
 # --- 1. meters ---
 if "$EFF" meters --help > /dev/null 2>&1; then
-  step meters 20 "$EFF" meters
+  step meters 15 "$EFF" meters
   cat "$OUT/meters.log" >> "$SUMMARY"
 else
   say "meters: this build has no \`effbench meters\` command; skipped"
 fi
 
 # --- 2. PyTorch inference ---
-step inference-torch 120 "$EFF" run suites/cuda-inference.toml --filter backend=process --out "$OUT/inference-torch"
+step inference-torch 110 "$EFF" run suites/cuda-inference.toml --filter backend=process --out "$OUT/inference-torch"
 
 # --- 3. candle CUDA inference ---
 if [ -z "$EFFC" ]; then
@@ -111,7 +118,12 @@ elif [ -z "$CU13" ]; then
 else
   say "candle CUDA: LD_LIBRARY_PATH=$CU13"
   if LD_LIBRARY_PATH="$CU13" "$EFFC" --version > "$OUT/cuda-start.log" 2>&1; then
-    LD_LIBRARY_PATH="$CU13" step inference-candle 60 "$EFFC" run suites/cuda-inference.toml --filter backend=candle --out "$OUT/inference-candle"
+    if [ -n "$CTESTS" ]; then
+      mkdir -p "$OUT/cuda-tests-cwd"
+      (cd "$OUT/cuda-tests-cwd" && LD_LIBRARY_PATH="$CU13" step candle-cuda-tests 45 "$CTESTS" --test-threads=1 --nocapture)
+      grep -E "^test |test result|relative diff|ms per request|panicked" "$OUT/candle-cuda-tests.log" | tee -a "$SUMMARY" >&2
+    fi
+    LD_LIBRARY_PATH="$CU13" step inference-candle 50 "$EFFC" run suites/cuda-inference.toml --filter backend=candle --out "$OUT/inference-candle"
   else
     say "candle CUDA: the binary does not start: $(head -c 400 "$OUT/cuda-start.log")"
     LD_LIBRARY_PATH="$CU13" ldd "$EFFC" 2>&1 | grep -i 'not found' | tee -a "$SUMMARY" >&2
@@ -119,7 +131,7 @@ else
 fi
 
 # --- 4. PyTorch training ---
-step training-torch 75 "$EFF" run suites/cuda-training.toml --out "$OUT/training-torch"
+step training-torch 60 "$EFF" run suites/cuda-training.toml --out "$OUT/training-torch"
 
 # --- 5. summary ---
 for d in inference-torch inference-candle training-torch; do
