@@ -101,7 +101,7 @@ impl Environment {
 
 /// GPUs through NVML. NVML is loaded at run time; its absence is a normal answer, not an error.
 fn gpus() -> (Vec<GpuInfo>, String) {
-    let nvml = match nvml_wrapper::Nvml::init() {
+    let nvml = match crate::meters::nvml::shared() {
         Ok(n) => n,
         Err(e) => return (Vec::new(), format!("unavailable: {e}")),
     };

@@ -6,6 +6,7 @@ use crate::backend::Registry;
 use crate::env::Environment;
 use crate::interrupt;
 use crate::matrix::{varying_axes, RunSpec};
+use crate::meters::{self, derived::IdleBaseline, idle};
 use crate::progress::TerminalProgress;
 use crate::result::{
     write_json, Manifest, ManifestEntry, RunResult, RunState, SuiteInfo, MANIFEST_FILE,
@@ -15,6 +16,7 @@ use crate::runner;
 use crate::suite::Suite;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Settings of one invocation.
@@ -76,6 +78,32 @@ pub fn default_out_dir(root: &Path, suite: &str) -> PathBuf {
     dir
 }
 
+/// Idle baselines (with their log lines) measured before the suite, one per set of metered
+/// devices, when the runs ask for one (`idle_baseline_s` > 0).
+fn idle_baselines(specs: &[RunSpec]) -> BTreeMap<String, (IdleBaseline, Vec<String>)> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        if spec.meters.idle_baseline_s <= 0.0 || interrupt::requested() {
+            continue;
+        }
+        let device = meters::device_of(spec);
+        let key = idle::key(&spec.meters, &device);
+        if !out.contains_key(&key) {
+            eprintln!(
+                "effbench: idle baseline: {:.1} s with nothing running{}",
+                spec.meters.idle_baseline_s,
+                if key.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({key})")
+                }
+            );
+            out.insert(key, idle::measure(&spec.meters, &device));
+        }
+    }
+    out
+}
+
 /// Runs `specs` (already expanded and validated) and writes everything under the out dir.
 /// `on_result` sees each result right after it is on disk.
 pub fn run_suite(
@@ -106,6 +134,7 @@ pub fn run_suite(
     let manifest_path = out_dir.join(MANIFEST_FILE);
     write_json(&manifest_path, &manifest)?;
 
+    let baselines = idle_baselines(specs);
     let progress = TerminalProgress::new(specs.len() as u64);
     let mut results = Vec::new();
     for spec in specs {
@@ -115,7 +144,19 @@ pub fn run_suite(
         let label = spec.label(&info.varying_axes);
         progress.start_run(&label);
         let backend = registry.get(&spec.backend).map_err(anyhow::Error::msg)?;
-        let result = runner::run_spec(spec, backend, &info, &env, &progress);
+        let idle = baselines.get(&idle::key(&spec.meters, &meters::device_of(spec)));
+        let mut result = runner::run_spec_with(
+            spec,
+            backend,
+            &info,
+            &env,
+            &progress,
+            meters::for_run(spec),
+            idle.map(|b| &b.0),
+        );
+        if let Some((_, notes)) = idle {
+            result.log.extend(notes.iter().cloned());
+        }
         let file = format!("{}.json", result.id);
         write_json(&out_dir.join(&file), &result)?;
         manifest.runs.push(ManifestEntry {

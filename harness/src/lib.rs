@@ -11,7 +11,8 @@
 //!   stop); [`invocation`] runs a whole suite and writes results and the manifest atomically.
 //! - [`metric`] is the one table of metrics (name, unit, direction); [`stats`] the summary
 //!   statistics; [`trace`] the latency formulas; [`warnings`] measurement-quality warnings;
-//!   [`meters`] what is measured around the window (memory, CPU share ...).
+//!   [`meters`] what is measured around the window (memory, CPU share, GPU/CPU/DRAM energy,
+//!   power) and what is derived from it (energy per token, carbon, cost).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
 
 pub mod analysis;

@@ -27,6 +27,7 @@ fn sample() -> RunResult {
             params,
             seed: 42,
             measure: MeasureConfig::default(),
+            meters: Default::default(),
             options: Default::default(),
         },
         status: Status {
