@@ -11,7 +11,7 @@ use std::process::ExitCode;
     name = "effbench",
     version,
     about,
-    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n\nMetric definitions: README.md#metrics"
+    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n  effbench meters\n\nMetric definitions: README.md#metrics"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +24,7 @@ enum Command {
     Validate(commands::validate::Args),
     List(commands::list::Args),
     Show(commands::show::Args),
+    Meters(commands::meters::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Validate(a) => commands::validate::run(a),
         Command::List(a) => commands::list::run(a),
         Command::Show(a) => commands::show::run(a),
+        Command::Meters(a) => commands::meters::run(a),
     };
     match outcome {
         Ok(code) => code,

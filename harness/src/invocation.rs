@@ -88,17 +88,17 @@ fn idle_baselines(specs: &[RunSpec]) -> BTreeMap<String, (IdleBaseline, Vec<Stri
         }
         let device = meters::device_of(spec);
         let key = idle::key(&spec.meters, &device);
-        if !out.contains_key(&key) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(key) {
             eprintln!(
                 "effbench: idle baseline: {:.1} s with nothing running{}",
                 spec.meters.idle_baseline_s,
-                if key.is_empty() {
+                if slot.key().is_empty() {
                     String::new()
                 } else {
-                    format!(" ({key})")
+                    format!(" ({})", slot.key())
                 }
             );
-            out.insert(key, idle::measure(&spec.meters, &device));
+            slot.insert(idle::measure(&spec.meters, &device));
         }
     }
     out

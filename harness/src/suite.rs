@@ -221,7 +221,7 @@ impl Suite {
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         suite
             .meters
-            .check(&|f| format!("[meters] {f}"))
+            .check(&|f| format!("[meters] {f} ="))
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         Ok(suite)
     }

@@ -2,6 +2,7 @@
 //! usage, 130 interrupted (Ctrl-C).
 
 pub mod list;
+pub mod meters;
 pub mod run;
 pub mod show;
 pub mod validate;

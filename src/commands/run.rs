@@ -13,7 +13,8 @@ use std::process::ExitCode;
 #[command(after_help = "Examples:\n  effbench run suites/quickstart.toml\n  \
 effbench run suites/quickstart.toml --filter dtype=f32 --filter batch=1\n  \
 effbench run suites/quickstart.toml --dry-run\n  \
-effbench run suites/quickstart.toml --out results/mine --json > summary.json")]
+effbench run suites/quickstart.toml --out results/mine --json > summary.json\n  \
+effbench run suites/quickstart.toml --grid-intensity 350 --pue 1.2 --price-per-hour 3.5")]
 pub struct Args {
     /// Suite file (TOML).
     pub suite: PathBuf,
@@ -29,11 +30,17 @@ pub struct Args {
     /// Print the results as a JSON array on stdout (progress and tables go to stderr).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub meters: super::meters::MeterArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let registry = effbench_backends::registry();
-    let (suite, specs) = super::plan(&args.suite, &registry, &args.filter)?;
+    let (suite, mut specs) = super::plan(&args.suite, &registry, &args.filter)?;
+    let meter_settings = args.meters.resolve(&suite.meters)?;
+    for s in &mut specs {
+        s.meters = meter_settings.clone();
+    }
     let axes = effbench_harness::matrix::varying_axes(&specs);
     if args.dry_run {
         println!(
