@@ -25,6 +25,11 @@ enum Command {
     List(commands::list::Args),
     Show(commands::show::Args),
     Meters(commands::meters::Args),
+    Plan(commands::plan::Args),
+    Merge(commands::merge::Args),
+    Status(commands::status::Args),
+    Slurm(commands::slurm::Args),
+    K8s(commands::k8s::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,11 @@ fn main() -> ExitCode {
         Command::List(a) => commands::list::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Meters(a) => commands::meters::run(a),
+        Command::Plan(a) => commands::plan::run(a),
+        Command::Merge(a) => commands::merge::run(a),
+        Command::Status(a) => commands::status::run(a),
+        Command::Slurm(a) => commands::slurm::run(a),
+        Command::K8s(a) => commands::k8s::run(a),
     };
     match outcome {
         Ok(code) => code,

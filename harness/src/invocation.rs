@@ -3,6 +3,7 @@
 //! never loses completed work.
 
 use crate::backend::Registry;
+use crate::cluster::ShardInfo;
 use crate::env::Environment;
 use crate::interrupt;
 use crate::matrix::{varying_axes, RunSpec};
@@ -27,6 +28,15 @@ pub struct Options {
     pub command: Vec<String>,
     /// Cargo features of the binary, recorded in the environment.
     pub features: Vec<&'static str>,
+    /// Set by `--shard I/N`: this shard and the whole suite's varying axes, so labels and
+    /// suite facts are those of the unsharded suite and merged shards equal one machine's run.
+    pub shard: Option<ShardContext>,
+}
+
+/// What a shard needs to know about the whole suite.
+pub struct ShardContext {
+    pub info: ShardInfo,
+    pub suite_varying_axes: Vec<String>,
 }
 
 /// What the invocation produced.
@@ -119,7 +129,10 @@ pub fn run_suite(
         .unwrap_or_else(|| default_out_dir(Path::new("results"), &suite.name));
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create output directory '{}'", out_dir.display()))?;
-    let info = suite_info(suite, specs);
+    let mut info = suite_info(suite, specs);
+    if let Some(shard) = &opts.shard {
+        info.varying_axes = shard.suite_varying_axes.clone();
+    }
     let env = Environment::collect(&opts.features);
     let mut manifest = Manifest {
         schema_version: SCHEMA_VERSION,
@@ -130,6 +143,9 @@ pub fn run_suite(
         finished_at: None,
         planned: specs.iter().map(|s| s.id.clone()).collect(),
         runs: Vec::new(),
+        shard: opts.shard.as_ref().map(|s| s.info.clone()),
+        scheduler: env.scheduler.clone(),
+        merged_from: Vec::new(),
     };
     let manifest_path = out_dir.join(MANIFEST_FILE);
     write_json(&manifest_path, &manifest)?;

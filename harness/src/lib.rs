@@ -14,10 +14,12 @@
 //!   [`meters`] what is measured around the window (memory, CPU share, GPU/CPU/DRAM energy,
 //!   power) and what is derived from it (energy per token, carbon, cost).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
+//! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
 
 pub mod analysis;
 pub mod axes;
 pub mod backend;
+pub mod cluster;
 pub mod env;
 pub mod interrupt;
 pub mod invocation;
