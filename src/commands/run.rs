@@ -36,7 +36,7 @@ pub struct Args {
     pub meters: super::meters::MeterArgs,
     /// Run only shard I of N (from 0): a deterministic, cost-balanced subset of the runs
     /// (`effbench plan SUITE --shards N` shows the assignment; `effbench merge` joins shards).
-    #[arg(long, value_name = "I/N")]
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
     pub shard: Option<String>,
 }
 

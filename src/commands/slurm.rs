@@ -110,22 +110,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
     write_script(&out.join(slurm::MERGE_SCRIPT), &scripts.merge)?;
     write_script(&out.join(slurm::SUBMIT_SCRIPT), &scripts.submit)?;
     let k = args.max_parallel.unwrap_or(args.shards).min(args.shards);
-    eprintln!(
-        "effbench: suite '{}' ({} runs) as a Slurm array of {} shards (at most {k} at once), estimated {:.0} s for the largest shard",
-        suite.name,
-        specs.len(),
-        args.shards,
-        plan.shard_estimated_s.iter().cloned().fold(0.0, f64::max)
-    );
-    eprintln!(
-        "wrote {}/{{{}, {}, {}, {}}}",
-        out.display(),
-        slurm::SHARDS_SCRIPT,
-        slurm::MERGE_SCRIPT,
-        slurm::SUBMIT_SCRIPT,
-        cluster::PLAN_FILE
-    );
+    let summary = || {
+        eprintln!(
+            "effbench: suite '{}' ({} runs) as a Slurm array of {} shards (at most {k} at once), \
+             estimated {:.0} s for the largest shard",
+            suite.name,
+            specs.len(),
+            args.shards,
+            plan.shard_estimated_s.iter().cloned().fold(0.0, f64::max)
+        );
+        eprintln!(
+            "wrote {}/{{{}, {}, {}, {}}}",
+            out.display(),
+            slurm::SHARDS_SCRIPT,
+            slurm::MERGE_SCRIPT,
+            slurm::SUBMIT_SCRIPT,
+            cluster::PLAN_FILE
+        );
+    };
     if !args.submit {
+        summary();
         println!(
             "submit with: sh {}   (or rerun with --submit)",
             out.join(slurm::SUBMIT_SCRIPT).display()
@@ -133,6 +137,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let (array, merge) = slurm::submit(&out)?;
+    summary();
     println!("{array}");
     eprintln!(
         "submitted array job {array} ({} tasks) and merge job {merge} (afterok:{array}); \

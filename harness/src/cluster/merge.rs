@@ -242,6 +242,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
     if inputs.is_empty() {
         bail!("merge needs at least one directory");
     }
+    let previous = check_out(out)?;
     let dirs = resolve_inputs(inputs, out)?;
     let mut sources: Vec<Source> = dirs.iter().map(|d| load_source(d)).collect::<Result<_>>()?;
     // Shards in index order, then the rest in the order given.
@@ -354,16 +355,19 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
     let mut duplicates = Vec::new();
     let mut chosen: BTreeMap<String, &Found> = BTreeMap::new();
     for (id, group) in &by_id {
-        let key = |f: &Found| {
-            canonical_json(&serde_json::json!({
-                "schema_version": f.value.get("schema_version"),
-                "config": f.value.get("config"),
-            }))
+        // The suite name is not part of what is measured (nor of the id); differing suites
+        // are refused above unless --force.
+        let pick = |f: &Found| {
+            let mut config = f.value.get("config").cloned().unwrap_or_default();
+            if let Some(c) = config.as_object_mut() {
+                c.remove("suite");
+            }
+            serde_json::json!({"schema_version": f.value.get("schema_version"), "config": config})
         };
+        let key = |f: &Found| canonical_json(&pick(f));
         let k0 = key(group[0].1);
         if let Some((_, other)) = group.iter().find(|(_, f)| key(f) != k0) {
             let a = group[0].1;
-            let pick = |f: &Found| serde_json::json!({"schema_version": f.value.get("schema_version"), "config": f.value.get("config")});
             let diff = first_difference("", &pick(a), &pick(other)).unwrap_or_default();
             conflicts.push(format!(
                 "{id} ({}): {} in '{}' vs '{}'",
@@ -474,7 +478,12 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
         return Ok(report);
     }
 
-    prepare_out(out)?;
+    if let Some(old) = previous {
+        for r in &old.runs {
+            let _ = std::fs::remove_file(out.join(&r.file));
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
     let mut runs = Vec::new();
     for id in &order {
         let f = chosen[id];
@@ -515,28 +524,22 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
     Ok(report)
 }
 
-/// `out` must be new, empty, or an earlier merge's output (whose files are replaced).
-fn prepare_out(out: &Path) -> Result<()> {
-    if out.exists() {
-        let entries: Vec<PathBuf> = std::fs::read_dir(out)
-            .with_context(|| format!("cannot list '{}'", out.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        if !entries.is_empty() {
-            let old = out.join(MANIFEST_FILE);
-            let previous = old.is_file().then(|| read_manifest(&old).ok()).flatten();
-            match previous {
-                Some(m) if !m.merged_from.is_empty() => {
-                    for r in &m.runs {
-                        let _ = std::fs::remove_file(out.join(&r.file));
-                    }
-                }
-                _ => bail!(
-                    "--out '{}' is not empty and is not an earlier merge's output; choose a new directory",
-                    out.display()
-                ),
-            }
-        }
+/// `out` must be new, empty, or an earlier merge's output (returned: its files are replaced).
+fn check_out(out: &Path) -> Result<Option<Manifest>> {
+    if !out.exists() {
+        return Ok(None);
     }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))
+    let mut entries =
+        std::fs::read_dir(out).with_context(|| format!("cannot list '{}'", out.display()))?;
+    if entries.next().is_none() {
+        return Ok(None);
+    }
+    let old = out.join(MANIFEST_FILE);
+    match old.is_file().then(|| read_manifest(&old).ok()).flatten() {
+        Some(m) if !m.merged_from.is_empty() => Ok(Some(m)),
+        _ => bail!(
+            "--out '{}' is not empty and is not an earlier merge's output; choose a new directory",
+            out.display()
+        ),
+    }
 }
