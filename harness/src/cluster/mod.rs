@@ -12,6 +12,7 @@
 
 pub mod k8s;
 pub mod merge;
+mod merge_input;
 pub mod scheduler;
 pub mod shard;
 pub mod slurm;
