@@ -29,12 +29,14 @@ pub struct Cluster {
     pub daemons: Vec<(&'static str, Child)>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Two distinct free ports on loopback (both held until both are chosen).
+fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
 }
 
 pub fn tail(path: &Path, lines: usize) -> String {
@@ -181,9 +183,13 @@ impl Cluster {
             sock.exists()
         })?;
 
+        // Slurm compares the short host name with SlurmctldHost.
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into());
+            .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        let ports = free_ports();
         let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
             .trim()
             .to_string();
@@ -220,8 +226,8 @@ impl Cluster {
              MinJobAge=600\n\
              NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={host} CPUs={cpus} RealMemory=1000 State=UNKNOWN\n\
              PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP\n",
-            ctld = free_port(),
-            slurmd = free_port(),
+            ctld = ports.0,
+            slurmd = ports.1,
             sock = p(&socket),
             d = p(&d),
         );

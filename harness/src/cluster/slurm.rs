@@ -156,6 +156,16 @@ pub fn scripts(o: &SlurmOptions, runs: usize) -> Result<SlurmScripts> {
             bail!("path '{s}' must be absolute and on one line");
         }
     }
+    // #SBATCH lines are split at whitespace: the paths written into them cannot hold any.
+    for (what, p) in [("--out", &o.out), ("the working directory", &o.workdir)] {
+        if p.to_string_lossy().chars().any(char::is_whitespace) {
+            bail!(
+                "{what} '{}' contains whitespace, which #SBATCH --output/--chdir cannot hold; \
+                 use a path without spaces",
+                p.display()
+            );
+        }
+    }
     let n = o.shards;
     let k = o.max_parallel.unwrap_or(n).min(n);
     let q = |p: &Path| shell_quote(&p.to_string_lossy());
@@ -363,6 +373,7 @@ mod tests {
         assert!(err(&|o| o.partition = Some("a b".into())).contains("--partition 'a b'"));
         assert!(err(&|o| o.time = Some("1h".into())).contains("--time '1h'"));
         assert!(err(&|o| o.extra = vec!["qos".into()]).contains("--sbatch-option"));
+        assert!(err(&|o| o.out = "/scratch/my out".into()).contains("whitespace"));
         for ok in [
             "30",
             "30:00",
