@@ -146,8 +146,17 @@ fn merge_names_missing_duplicate_and_conflicting_runs() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("not started"), "{}", stdout(&o));
 
-    // Duplicate: shard 0 copied elsewhere -> reported, one kept.
+    // Duplicate: shard 0 copied elsewhere -> reported, one kept; meter settings (partly
+    // machine-dependent) may differ without making it a conflict.
     copy_dir(&w.path().join("j/shard-0"), &w.path().join("dup"));
+    let dm = json_file(&w.path().join("dup/manifest.json"));
+    let dfile = w
+        .path()
+        .join("dup")
+        .join(dm["runs"][0]["file"].as_str().unwrap());
+    let mut d = json_file(&dfile);
+    d["config"]["meters"]["grid_intensity"] = 123.0.into();
+    std::fs::write(&dfile, d.to_string()).unwrap();
     let o = w.run(&[
         "merge",
         "j/shard-0",
@@ -164,6 +173,7 @@ fn merge_names_missing_duplicate_and_conflicting_runs() {
         "{err}"
     );
     assert!(err.contains("shard 0 appears 2 times"), "{err}");
+    assert!(err.contains("meter settings differ"), "{err}");
     assert_eq!(ids(&json_file(&w.path().join("m1/manifest.json"))).len(), 4);
 
     // Conflict: same id, different measurement settings (or schema) -> refused, exit 2.

@@ -190,12 +190,14 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
     let mut duplicates = Vec::new();
     let mut chosen: BTreeMap<String, &Found> = BTreeMap::new();
     for (id, group) in &by_id {
-        // The suite name is not part of what is measured (nor of the id); differing suites
-        // are refused above unless --force.
+        // Neither the suite name (differing suites are refused above unless --force) nor the
+        // meter settings (partly machine-dependent, e.g. the CPU's TDP; not in the id) change
+        // what a run measures.
         let pick = |f: &Found| {
             let mut config = f.value.get("config").cloned().unwrap_or_default();
             if let Some(c) = config.as_object_mut() {
                 c.remove("suite");
+                c.remove("meters");
             }
             serde_json::json!({"schema_version": f.value.get("schema_version"), "config": config})
         };
@@ -224,10 +226,17 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
                 .filter(|(_, f)| !std::ptr::eq(*f, best))
                 .map(|(_, f)| format!("'{}'", f.file.display()))
                 .collect();
+            let meters = |f: &Found| f.value.pointer("/config/meters").cloned();
+            let meters_differ = group.iter().any(|(_, f)| meters(f) != meters(group[0].1));
             duplicates.push(format!(
-                "{id} ({}) found {} times with the same config: kept '{}' ({}), ignored {}",
+                "{id} ({}) found {} times with the same config{}: kept '{}' ({}), ignored {}",
                 label_of(id, best),
                 group.len(),
+                if meters_differ {
+                    " (meter settings differ: measured on different machines?)"
+                } else {
+                    ""
+                },
                 best.file.display(),
                 best.state
                     .map_or("unknown state".into(), |s| format!("{s:?}").to_lowercase()),

@@ -16,6 +16,7 @@ fn spec(params: &[(&str, AxisValue)], measure: MeasureConfig) -> RunSpec {
         seed: 42,
         measure,
         options: Default::default(),
+        meters: Default::default(),
     };
     s.id = spec_id(&s);
     s
