@@ -153,12 +153,12 @@ pub fn run_suite(
     let baselines = idle_baselines(specs);
     let progress = TerminalProgress::new(specs.len() as u64);
     let mut results = Vec::new();
-    for spec in specs {
+    for (i, spec) in specs.iter().enumerate() {
         if interrupt::requested() {
             break;
         }
         let label = spec.label(&info.varying_axes);
-        progress.start_run(&label);
+        progress.start_run(i + 1, specs.len(), &label);
         let backend = registry.get(&spec.backend).map_err(anyhow::Error::msg)?;
         let idle = baselines.get(&idle::key(&spec.meters, &meters::device_of(spec)));
         let mut result = runner::run_spec_with(
