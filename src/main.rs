@@ -11,7 +11,7 @@ use std::process::ExitCode;
     name = "effbench",
     version,
     about,
-    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n\nMetric definitions: README.md#metrics"
+    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n  effbench meters\n\nMetric definitions: README.md#metrics"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +24,12 @@ enum Command {
     Validate(commands::validate::Args),
     List(commands::list::Args),
     Show(commands::show::Args),
+    Meters(commands::meters::Args),
+    Plan(commands::plan::Args),
+    Merge(commands::merge::Args),
+    Status(commands::status::Args),
+    Slurm(commands::slurm::Args),
+    K8s(commands::k8s::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +40,12 @@ fn main() -> ExitCode {
         Command::Validate(a) => commands::validate::run(a),
         Command::List(a) => commands::list::run(a),
         Command::Show(a) => commands::show::run(a),
+        Command::Meters(a) => commands::meters::run(a),
+        Command::Plan(a) => commands::plan::run(a),
+        Command::Merge(a) => commands::merge::run(a),
+        Command::Status(a) => commands::status::run(a),
+        Command::Slurm(a) => commands::slurm::run(a),
+        Command::K8s(a) => commands::k8s::run(a),
     };
     match outcome {
         Ok(code) => code,

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn schema_validator() -> jsonschema::Validator {
     let text = std::fs::read_to_string(concat!(
@@ -95,38 +95,50 @@ fn dry_run_and_filter_run_nothing_extra() {
 #[test]
 fn ctrl_c_keeps_completed_runs_and_marks_the_current_one() {
     let w = Work::new();
-    // three runs of at least 3 s each; the interrupt is sent as soon as the first is on disk
+    // three runs of at least 3 s each
     let measure = "warmup_iters = 0\nmin_iters = 1\nmin_duration_s = 3.0\nmax_duration_s = 60.0\nmax_iters = 1000000";
     w.write(
         "s.toml",
         &tiny_suite("long", "prompt_len = 8\ngen_len = [2, 3, 4]", measure),
     );
-    let child = w
+    let mut child = w
         .cmd(&["run", "s.toml", "--out", "out"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let manifest = || -> serde_json::Value {
-        std::fs::read_to_string(w.path().join("out/manifest.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(serde_json::Value::Null)
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while manifest()["runs"].as_array().is_none_or(|r| r.is_empty()) {
-        assert!(Instant::now() < deadline, "the first run never finished");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Without a terminal, effbench prints "[i/n] label" as each run starts: interrupt once
+    // the second run has started (so run 1 is complete and run 2 is in progress).
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("[2/3]") {
+                let _ = tx.send(());
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        seen
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the second run never started");
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = reader.join().unwrap();
     assert_eq!(out.status.code(), Some(130), "{err}");
-    let m = manifest();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path().join("out/manifest.json")).unwrap())
+            .unwrap();
     let runs = m["runs"].as_array().unwrap();
     assert_eq!(
         runs.len(),

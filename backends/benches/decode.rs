@@ -42,6 +42,7 @@ fn spec(model: &str) -> RunSpec {
         params,
         seed: SEED,
         measure: Default::default(),
+        meters: Default::default(),
         options: Default::default(),
     }
 }

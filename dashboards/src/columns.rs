@@ -31,6 +31,11 @@ pub enum Column {
     Run,
     Status,
     Metric(MetricId, Stat),
+    /// Like `Metric`, but empty when the value is an estimate (e.g. `estimate-tdp` energy):
+    /// the "measured" columns of leaderboards. `Metric` is the opt-in that shows estimates.
+    Measured(MetricId, Stat),
+    /// Where a metric's value comes from (`rapl`, `nvml-energy-counter`, `estimate-tdp` ...).
+    Source(MetricId),
     ModelParams,
     ModelBytes,
 }
@@ -49,6 +54,10 @@ impl Column {
             Column::Run => "run".into(),
             Column::Status => "status".into(),
             Column::Metric(m, s) => format!("{}{} ({})", m.name(), s.suffix(), m.unit()),
+            Column::Measured(m, s) => {
+                format!("measured {}{} ({})", m.name(), s.suffix(), m.unit())
+            }
+            Column::Source(m) => format!("{} source", m.name()),
             Column::ModelParams => "params".into(),
             Column::ModelBytes => "model size".into(),
         }
@@ -58,6 +67,13 @@ impl Column {
         match self {
             Column::Run => Cell::Text(r.label()),
             Column::Status => Cell::Text(format!("{:?}", r.status.state).to_lowercase()),
+            Column::Measured(id, stat) => match r.metric(*id) {
+                Some(m) if m.is_estimate() => Cell::Empty,
+                _ => Column::Metric(*id, *stat).cell(r),
+            },
+            Column::Source(id) => r
+                .metric(*id)
+                .map_or(Cell::Empty, |m| Cell::Text(m.source.clone())),
             Column::Metric(id, stat) => {
                 let Some(m) = r.metric(*id) else {
                     return Cell::Empty;
@@ -82,6 +98,28 @@ impl Column {
     }
 }
 
+impl Column {
+    /// Whether this column's cell for `r` shows an estimate rather than a measurement
+    /// (renderers mark it).
+    pub fn is_estimate(&self, r: &RunResult) -> bool {
+        match self {
+            Column::Metric(id, _) => r.metric(*id).is_some_and(|m| m.is_estimate()),
+            _ => false,
+        }
+    }
+}
+
+/// The same columns with every metric column restricted to measured values.
+pub fn measured_only(columns: Vec<Column>) -> Vec<Column> {
+    columns
+        .into_iter()
+        .map(|c| match c {
+            Column::Metric(id, s) => Column::Measured(id, s),
+            other => other,
+        })
+        .collect()
+}
+
 /// Default columns: the ones with data in at least one result, in a sensible order.
 pub fn default_columns(results: &[RunResult]) -> Vec<Column> {
     use MetricId::*;
@@ -94,6 +132,12 @@ pub fn default_columns(results: &[RunResult]) -> Vec<Column> {
         Column::Metric(Itl, Stat::P99),
         Column::Metric(OutputThroughput, Stat::Value),
         Column::Metric(PeakRss, Stat::Value),
+        Column::Metric(GpuMemoryPeak, Stat::Value),
+        Column::Metric(Energy, Stat::Value),
+        Column::Source(Energy),
+        Column::Metric(EnergyPerOutputToken, Stat::Value),
+        Column::Metric(Carbon, Stat::Value),
+        Column::Metric(CostPer1mOutputTokens, Stat::Value),
         Column::ModelParams,
         Column::ModelBytes,
     ];
@@ -101,4 +145,48 @@ pub fn default_columns(results: &[RunResult]) -> Vec<Column> {
         .into_iter()
         .filter(|c| results.iter().any(|r| c.cell(r) != Cell::Empty))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use effbench_harness::Metric;
+
+    fn result_with(metrics: Vec<Metric>) -> RunResult {
+        let env = serde_json::json!({
+            "effbench_version": "0", "git_commit": "", "git_dirty": false,
+            "rustc_version": "", "build_profile": "", "target": "", "features": [],
+            "hostname": "", "os": "", "kernel": "", "arch": "", "cpu_model": "",
+            "cpu_cores_physical": 1, "cpu_threads": 1, "ram_bytes": 1, "gpus": [], "nvml": ""
+        });
+        let mut r: RunResult = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "id": "x", "suite": {"name": "t"},
+            "config": {"id": "x", "suite": "t", "scenario": "inference", "backend": "b",
+                       "params": {}, "seed": 1, "measure": {}},
+            "status": {"state": "ok"}, "started_at": "", "finished_at": "",
+            "iterations": 1, "measured_s": 1.0, "metrics": [],
+            "stats_method": {"percentile": "", "stdev": "", "ci": "", "bootstrap_seed": 1},
+            "env": env
+        }))
+        .unwrap();
+        r.metrics = metrics;
+        r
+    }
+
+    #[test]
+    fn estimates_are_marked_and_kept_out_of_measured_columns() {
+        let est = result_with(vec![Metric::scalar(MetricId::Energy, 12.0, "estimate-tdp")]);
+        let real = result_with(vec![Metric::scalar(MetricId::Energy, 30.0, "rapl")]);
+        let metric = Column::Metric(MetricId::Energy, Stat::Value);
+        assert_eq!(metric.cell(&est), Cell::Number(12.0, "J"));
+        assert!(metric.is_estimate(&est) && !metric.is_estimate(&real));
+        let measured = measured_only(vec![metric.clone()]).remove(0);
+        assert_eq!(measured.header(), "measured energy (J)");
+        assert_eq!(measured.cell(&est), Cell::Empty, "estimates only on opt-in");
+        assert_eq!(measured.cell(&real), Cell::Number(30.0, "J"));
+        assert_eq!(
+            Column::Source(MetricId::Energy).cell(&est),
+            Cell::Text("estimate-tdp".into())
+        );
+    }
 }

@@ -19,6 +19,9 @@ impl Table {
                 columns
                     .iter()
                     .map(|c| match c.cell(r) {
+                        Cell::Number(v, unit) if c.is_estimate(r) => {
+                            (format!("~{}", format::value(v, unit)), true)
+                        }
                         Cell::Number(v, unit) => (format::value(v, unit), true),
                         Cell::Text(t) => (t, false),
                         Cell::Empty => ("-".into(), true),
@@ -68,10 +71,27 @@ impl Table {
     }
 }
 
-/// One row per run with the default columns.
+/// Footnote for tables with estimated cells.
+pub const ESTIMATE_LEGEND: &str =
+    "~ estimate (estimate-tdp: TDP share x CPU time), not a measurement; `effbench meters` says why";
+
+/// One row per run with the default columns; estimates are marked `~` and explained.
 pub fn runs_table(results: &[RunResult]) -> String {
     let cols = crate::columns::default_columns(results);
-    Table::from_results(results, &cols).render()
+    table_with_legend(results, &cols)
+}
+
+/// A table of `columns`, plus the legend when a cell shows an estimate.
+pub fn table_with_legend(results: &[RunResult], columns: &[Column]) -> String {
+    let mut out = Table::from_results(results, columns).render();
+    if results
+        .iter()
+        .any(|r| columns.iter().any(|c| c.is_estimate(r)))
+    {
+        out.push_str(ESTIMATE_LEGEND);
+        out.push('\n');
+    }
+    out
 }
 
 /// Every metric of one run with its statistics.

@@ -39,6 +39,9 @@ pub struct Environment {
     pub gpus: Vec<GpuInfo>,
     /// `ok (driver X, CUDA Y)` or why NVML is unavailable.
     pub nvml: String,
+    /// The batch scheduler (Slurm, Kubernetes ...), job id and node name, when run under one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<crate::cluster::SchedulerInfo>,
 }
 
 impl Environment {
@@ -79,6 +82,7 @@ impl Environment {
             .map(|s| s.trim().to_string()),
             gpus,
             nvml,
+            scheduler: crate::cluster::SchedulerInfo::detect(),
         }
     }
 
@@ -101,7 +105,7 @@ impl Environment {
 
 /// GPUs through NVML. NVML is loaded at run time; its absence is a normal answer, not an error.
 fn gpus() -> (Vec<GpuInfo>, String) {
-    let nvml = match nvml_wrapper::Nvml::init() {
+    let nvml = match crate::meters::nvml::shared() {
         Ok(n) => n,
         Err(e) => return (Vec::new(), format!("unavailable: {e}")),
     };

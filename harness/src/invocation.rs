@@ -3,9 +3,11 @@
 //! never loses completed work.
 
 use crate::backend::Registry;
+use crate::cluster::ShardInfo;
 use crate::env::Environment;
 use crate::interrupt;
 use crate::matrix::{varying_axes, RunSpec};
+use crate::meters::{self, derived::IdleBaseline, idle};
 use crate::progress::TerminalProgress;
 use crate::result::{
     write_json, Manifest, ManifestEntry, RunResult, RunState, SuiteInfo, MANIFEST_FILE,
@@ -15,6 +17,7 @@ use crate::runner;
 use crate::suite::Suite;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Settings of one invocation.
@@ -25,6 +28,15 @@ pub struct Options {
     pub command: Vec<String>,
     /// Cargo features of the binary, recorded in the environment.
     pub features: Vec<&'static str>,
+    /// Set by `--shard I/N`: this shard and the whole suite's varying axes, so labels and
+    /// suite facts are those of the unsharded suite and merged shards equal one machine's run.
+    pub shard: Option<ShardContext>,
+}
+
+/// What a shard needs to know about the whole suite.
+pub struct ShardContext {
+    pub info: ShardInfo,
+    pub suite_varying_axes: Vec<String>,
 }
 
 /// What the invocation produced.
@@ -76,6 +88,32 @@ pub fn default_out_dir(root: &Path, suite: &str) -> PathBuf {
     dir
 }
 
+/// Idle baselines (with their log lines) measured before the suite, one per set of metered
+/// devices, when the runs ask for one (`idle_baseline_s` > 0).
+fn idle_baselines(specs: &[RunSpec]) -> BTreeMap<String, (IdleBaseline, Vec<String>)> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        if spec.meters.idle_baseline_s <= 0.0 || interrupt::requested() {
+            continue;
+        }
+        let device = meters::device_of(spec);
+        let key = idle::key(&spec.meters, &device);
+        if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(key) {
+            eprintln!(
+                "effbench: idle baseline: {:.1} s with nothing running{}",
+                spec.meters.idle_baseline_s,
+                if slot.key().is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", slot.key())
+                }
+            );
+            slot.insert(idle::measure(&spec.meters, &device));
+        }
+    }
+    out
+}
+
 /// Runs `specs` (already expanded and validated) and writes everything under the out dir.
 /// `on_result` sees each result right after it is on disk.
 pub fn run_suite(
@@ -91,7 +129,10 @@ pub fn run_suite(
         .unwrap_or_else(|| default_out_dir(Path::new("results"), &suite.name));
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create output directory '{}'", out_dir.display()))?;
-    let info = suite_info(suite, specs);
+    let mut info = suite_info(suite, specs);
+    if let Some(shard) = &opts.shard {
+        info.varying_axes = shard.suite_varying_axes.clone();
+    }
     let env = Environment::collect(&opts.features);
     let mut manifest = Manifest {
         schema_version: SCHEMA_VERSION,
@@ -102,20 +143,36 @@ pub fn run_suite(
         finished_at: None,
         planned: specs.iter().map(|s| s.id.clone()).collect(),
         runs: Vec::new(),
+        shard: opts.shard.as_ref().map(|s| s.info.clone()),
+        scheduler: env.scheduler.clone(),
+        merged_from: Vec::new(),
     };
     let manifest_path = out_dir.join(MANIFEST_FILE);
     write_json(&manifest_path, &manifest)?;
 
+    let baselines = idle_baselines(specs);
     let progress = TerminalProgress::new(specs.len() as u64);
     let mut results = Vec::new();
-    for spec in specs {
+    for (i, spec) in specs.iter().enumerate() {
         if interrupt::requested() {
             break;
         }
         let label = spec.label(&info.varying_axes);
-        progress.start_run(&label);
+        progress.start_run(i + 1, specs.len(), &label);
         let backend = registry.get(&spec.backend).map_err(anyhow::Error::msg)?;
-        let result = runner::run_spec(spec, backend, &info, &env, &progress);
+        let idle = baselines.get(&idle::key(&spec.meters, &meters::device_of(spec)));
+        let mut result = runner::run_spec_with(
+            spec,
+            backend,
+            &info,
+            &env,
+            &progress,
+            meters::for_run(spec),
+            idle.map(|b| &b.0),
+        );
+        if let Some((_, notes)) = idle {
+            result.log.extend(notes.iter().cloned());
+        }
         let file = format!("{}.json", result.id);
         write_json(&out_dir.join(&file), &result)?;
         manifest.runs.push(ManifestEntry {

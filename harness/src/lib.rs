@@ -11,14 +11,17 @@
 //!   stop); [`invocation`] runs a whole suite and writes results and the manifest atomically.
 //! - [`metric`] is the one table of metrics (name, unit, direction); [`stats`] the summary
 //!   statistics; [`trace`] the latency formulas; [`warnings`] measurement-quality warnings;
-//!   [`meters`] what is measured around the window (memory, CPU share ...).
+//!   [`meters`] what is measured around the window (memory, CPU share, GPU/CPU/DRAM energy,
+//!   power) and what is derived from it (energy per token, carbon, cost).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
 //! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
 //!   worker process (timeouts, bounded lines, stderr tail, always reaped).
+//! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
 
 pub mod analysis;
 pub mod axes;
 pub mod backend;
+pub mod cluster;
 pub mod env;
 pub mod interrupt;
 pub mod invocation;

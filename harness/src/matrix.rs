@@ -3,6 +3,7 @@
 
 use crate::axes::{self, AxisValue};
 use crate::backend::{Backend, Capabilities, Device, ModelSpec, Registry};
+use crate::meters::settings::{self as meter_settings, MeterSettings};
 use crate::suite::{MeasureConfig, Scenario, Suite};
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub struct RunSpec {
     pub params: BTreeMap<String, AxisValue>,
     pub seed: u64,
     pub measure: MeasureConfig,
+    /// Meter settings resolved from the suite's `[meters]` and CLI flags (not in the id).
+    #[serde(default)]
+    pub meters: MeterSettings,
     /// Backend-specific settings from the suite's `[options]`.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub options: serde_json::Map<String, serde_json::Value>,
@@ -221,6 +225,12 @@ pub fn expand_filtered(
     let combos = apply_include(combos, &suite.matrix.include, &original);
 
     let options = toml_table_to_json(&suite.options)?;
+    let meters = meter_settings::resolve(
+        &suite.meters,
+        &Default::default(),
+        &crate::meters::estimate::cpu_model(),
+    )
+    .map_err(|e| anyhow!("{origin}: {e}"))?;
     let mut specs: Vec<RunSpec> = Vec::new();
     let mut unused: BTreeMap<String, String> = BTreeMap::new();
     for mut combo in combos {
@@ -246,6 +256,7 @@ pub fn expand_filtered(
             params: combo,
             seed: suite.seed,
             measure: suite.measure.clone(),
+            meters: meters.clone(),
             options: options.clone(),
         };
         spec.id = spec_id(&spec);

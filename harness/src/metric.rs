@@ -101,6 +101,50 @@ metric_table! {
         "peak resident set size (VmHWM) of the worker process over the measured window, read by effbench from procfs"),
     IpcOverhead => ("ipc_overhead", "ms", Lower,
         "effbench's round trip of a worker request minus the worker's own time for it (pipes, JSON, scheduling)"),
+    // --- energy and power (meters; `source` says measured or estimate-*) ---
+    Energy => ("energy", "J", Lower,
+        "energy over the measured window: sum of the measured components (GPU via NVML, CPU package and DRAM via RAPL); the estimate-tdp figure only when nothing is measured"),
+    EnergyNet => ("energy_net", "J", Lower,
+        "energy - idle_power x measured time (idle baseline measured before the suite)"),
+    EnergyGpu => ("energy_gpu", "J", Lower,
+        "GPU energy: NVML total-energy counter difference, else trapezoid of sampled power"),
+    EnergyCpu => ("energy_cpu", "J", Lower,
+        "CPU package energy: RAPL energy_uj with wrap-around, else a labelled TDP x CPU-time estimate"),
+    EnergyDram => ("energy_dram", "J", Lower,
+        "DRAM energy: RAPL dram domain"),
+    IdlePower => ("idle_power", "W", Lower,
+        "power of the same components while idle, from the idle baseline before the suite"),
+    PowerAvg => ("power_avg", "W", Lower,
+        "average power over the measured window: energy / measured time"),
+    GpuPowerPeak => ("gpu_power_peak", "W", Lower,
+        "highest sampled GPU power (sum over metered GPUs)"),
+    CpuPowerPeak => ("cpu_power_peak", "W", Lower,
+        "highest CPU package power over one RAPL sampling step"),
+    EnergyPerOutputToken => ("energy_per_output_token", "J/token", Lower,
+        "energy / output tokens of the measured window"),
+    EnergyPerRequest => ("energy_per_request", "J/req", Lower,
+        "energy / requests (batches in-process) of the measured window"),
+    EnergyPerTrainingToken => ("energy_per_training_token", "J/token", Lower,
+        "training: energy / tokens processed by the measured steps"),
+    Carbon => ("carbon", "gCO2e", Lower,
+        "energy in kWh x PUE x grid carbon intensity (gCO2e/kWh; settings recorded in config.meters)"),
+    CostRun => ("cost_run", "$", Lower,
+        "price per hour of the hardware x measured time"),
+    CostPer1mOutputTokens => ("cost_per_1m_output_tokens", "$/1M tokens", Lower,
+        "cost_run / output tokens x 1 000 000"),
+    CostPerParam => ("cost_per_param", "$/param", Lower,
+        "training: cost_run / model parameters (dollars per parameter)"),
+    // --- GPU state (NVML, sampled) ---
+    GpuMemoryPeak => ("gpu_memory_peak", "bytes", Lower,
+        "highest sampled device memory in use (sum over metered GPUs; all processes)"),
+    GpuProcessMemoryPeak => ("gpu_process_memory_peak", "bytes", Lower,
+        "highest sampled GPU memory of this process and its children (NVML process list)"),
+    GpuUtilization => ("gpu_utilization", "%", Higher,
+        "share of time a kernel ran on the GPU, NVML samples"),
+    GpuSmClock => ("gpu_sm_clock", "MHz", Higher,
+        "SM clock, NVML samples"),
+    GpuTemperature => ("gpu_temperature", "degC", Lower,
+        "GPU die temperature, NVML samples"),
 }
 
 impl MetricId {
@@ -178,6 +222,26 @@ pub struct Metric {
     /// Number of samples observed when `samples` was capped to save space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples_total: Option<u64>,
+    /// For values read by a background meter: its period and how many reads it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
+}
+
+/// How a meter sampled the value of a metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    pub period_ms: f64,
+    pub samples: u64,
+}
+
+/// Prefix of every source that is an estimate rather than a measurement.
+pub const ESTIMATE_PREFIX: &str = "estimate-";
+
+/// Whether a `source` names an estimate (`estimate-tdp`, or a figure derived from one):
+/// reports keep estimates out of "measured" columns unless the user opts in.
+pub fn is_estimate(source: &str) -> bool {
+    source.contains(ESTIMATE_PREFIX)
 }
 
 impl Metric {
@@ -192,7 +256,19 @@ impl Metric {
             stats: None,
             samples: Vec::new(),
             samples_total: None,
+            sampling: None,
         }
+    }
+
+    /// Records the background sampling behind the value.
+    pub fn with_sampling(mut self, period_ms: f64, samples: u64) -> Metric {
+        self.sampling = Some(Sampling { period_ms, samples });
+        self
+    }
+
+    /// Whether the value is an estimate (see [`is_estimate`]).
+    pub fn is_estimate(&self) -> bool {
+        is_estimate(&self.source)
     }
 
     /// A sampled metric: `value` is the sample mean, `stats` summarises the samples.
@@ -212,6 +288,7 @@ impl Metric {
             stats,
             samples,
             samples_total: None,
+            sampling: None,
         }
     }
 

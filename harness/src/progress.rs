@@ -49,8 +49,12 @@ impl TerminalProgress {
         }
     }
 
-    /// Starts the next run, named by its label.
-    pub fn start_run(&self, label: &str) {
+    /// Starts run `index` (1-based) of `total`, named by its label. Without a terminal the
+    /// bars are hidden, so a plain `[i/n] label` line tells logs (and tests) what runs now.
+    pub fn start_run(&self, index: usize, total: usize, label: &str) {
+        if self.runs.is_hidden() {
+            eprintln!("[{index}/{total}] {label}");
+        }
         self.runs.set_message(label.to_string());
         self.iters.reset();
         self.iters.set_length(1000);

@@ -155,6 +155,15 @@ pub struct Manifest {
     /// Run ids planned by this invocation, in order.
     pub planned: Vec<String>,
     pub runs: Vec<ManifestEntry>,
+    /// Set by `run --shard I/N`: which shard this is and the whole suite's plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::cluster::ShardInfo>,
+    /// The batch scheduler, job and node this invocation ran under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<crate::cluster::SchedulerInfo>,
+    /// Set by `merge`: the directories the runs came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<crate::cluster::MergedSource>,
 }
 
 pub const MANIFEST_FILE: &str = "manifest.json";

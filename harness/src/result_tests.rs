@@ -27,6 +27,7 @@ fn sample() -> RunResult {
             params,
             seed: 42,
             measure: MeasureConfig::default(),
+            meters: Default::default(),
             options: Default::default(),
         },
         status: Status {
@@ -158,6 +159,9 @@ fn result_files_resolve_manifests_and_newest_invocation() {
         r.id = id.into();
         write_json(&dir.join(format!("{id}.json")), &r).unwrap();
         let m = Manifest {
+            shard: None,
+            scheduler: None,
+            merged_from: Vec::new(),
             schema_version: 1,
             suite: r.suite.clone(),
             effbench_version: "0".into(),

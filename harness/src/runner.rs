@@ -9,6 +9,7 @@ use crate::backend::{Backend, GenerationTrace, IterationCtx, Sample, Session, Wo
 use crate::env::Environment;
 use crate::interrupt;
 use crate::matrix::RunSpec;
+use crate::meters::derived::{IdleBaseline, Inputs};
 use crate::meters::{self, Meter};
 use crate::metric::{Metric, MetricId};
 use crate::progress::Progress;
@@ -71,12 +72,35 @@ pub fn error_line(e: &anyhow::Error) -> String {
 }
 
 /// Runs one spec with its backend; never panics, always returns a result to store.
+/// The meters are those of [`meters::for_run`]; no idle baseline.
 pub fn run_spec(
     spec: &RunSpec,
     backend: &dyn Backend,
     suite: &SuiteInfo,
     env: &Environment,
     progress: &dyn Progress,
+) -> RunResult {
+    run_spec_with(
+        spec,
+        backend,
+        suite,
+        env,
+        progress,
+        meters::for_run(spec),
+        None,
+    )
+}
+
+/// [`run_spec`] with the given meters (started right before the first measured iteration,
+/// stopped right after the last) and an optional idle baseline for net energy.
+pub fn run_spec_with(
+    spec: &RunSpec,
+    backend: &dyn Backend,
+    suite: &SuiteInfo,
+    env: &Environment,
+    progress: &dyn Progress,
+    mut meters: Vec<Box<dyn Meter>>,
+    idle: Option<&IdleBaseline>,
 ) -> RunResult {
     let started_at = now_rfc3339();
     let mut result = RunResult {
@@ -125,7 +149,6 @@ pub fn run_spec(
         .metrics
         .push(Metric::scalar(MetricId::LoadTime, load_ms, WALL_CLOCK));
 
-    let mut meters = meters::default_meters();
     let mut gathered = Gathered::default();
     let outcome = measure(spec, session.as_mut(), &mut meters, &mut gathered, progress);
     let clock = session.timestamp_source();
@@ -175,6 +198,18 @@ pub fn run_spec(
     result
         .metrics
         .extend(gathered_metrics(&gathered, &clock, spec.seed));
+    let derived = meters::derived::derive(&Inputs {
+        metrics: &result.metrics,
+        window_s: gathered.measured_s,
+        work: gathered.work,
+        scenario: spec.scenario,
+        params: result.model.as_ref().map(|m| m.params_total),
+        settings: &spec.meters,
+        idle,
+    });
+    result.metrics.extend(derived.metrics);
+    result.warnings.extend(derived.warnings);
+    result.log.extend(derived.notes);
     if !gathered.iteration_ms.is_empty() {
         result.series.push(iteration_series(&gathered.iteration_ms));
     }

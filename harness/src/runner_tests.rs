@@ -3,11 +3,14 @@ use crate::backend::{Capabilities, Emission, Extras, ModelFormat, ModelInfo};
 use crate::matrix::RunSpec;
 use crate::suite::{MeasureConfig, Scenario};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// What the fake session saw, shared with the test.
 #[derive(Default)]
 struct Log {
     calls: Vec<(u64, bool)>,
+    /// (warm-up?, entered, left) of every iteration.
+    times: Vec<(bool, Instant, Instant)>,
 }
 
 #[derive(Clone, Copy)]
@@ -35,7 +38,14 @@ impl Session for FakeSession {
         &self.info
     }
     fn iteration(&mut self, ctx: IterationCtx) -> Result<Sample> {
+        let entered = Instant::now();
         self.log.lock().unwrap().calls.push((ctx.index, ctx.warmup));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        self.log
+            .lock()
+            .unwrap()
+            .times
+            .push((ctx.warmup, entered, Instant::now()));
         if !ctx.warmup {
             self.measured += 1;
             match self.mode {
@@ -142,6 +152,7 @@ fn spec(measure: MeasureConfig) -> RunSpec {
         params: Default::default(),
         seed: 1,
         measure,
+        meters: Default::default(),
         options: Default::default(),
     }
 }
@@ -155,6 +166,16 @@ fn quick(min_iters: u64, max_iters: u64) -> MeasureConfig {
         max_iters,
         max_duration_s: 60.0,
         target_rel_ci: 0.0,
+    }
+}
+
+fn suite_info() -> SuiteInfo {
+    SuiteInfo {
+        name: "t".into(),
+        description: String::new(),
+        file: None,
+        sha256: None,
+        varying_axes: vec![],
     }
 }
 
@@ -174,13 +195,7 @@ fn run_as(
         mode,
         fail_load,
     };
-    let suite = SuiteInfo {
-        name: "t".into(),
-        description: String::new(),
-        file: None,
-        sha256: None,
-        varying_axes: vec![],
-    };
+    let suite = suite_info();
     let env = Environment::collect(&[]);
     let mut spec = spec(measure);
     spec.scenario = scenario;
@@ -322,4 +337,125 @@ fn worker_failures_put_stderr_in_the_log() {
         "{:?}",
         r.log
     );
+}
+
+/// A meter that records when the runner started and stopped it.
+struct Marks(Arc<Mutex<Vec<(&'static str, Instant)>>>);
+
+impl Meter for Marks {
+    fn name(&self) -> &'static str {
+        "marks"
+    }
+    fn start(&mut self) {
+        self.0.lock().unwrap().push(("start", Instant::now()));
+    }
+    fn stop(&mut self, _window_s: f64) -> crate::meters::Reading {
+        self.0.lock().unwrap().push(("stop", Instant::now()));
+        Default::default()
+    }
+}
+
+#[test]
+fn meters_never_measure_the_warm_up() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let marks = Arc::new(Mutex::new(Vec::new()));
+    let backend = FakeBackend {
+        log: log.clone(),
+        mode: Mode::Normal,
+        fail_load: false,
+    };
+    let mut m = quick(4, 4);
+    m.warmup_iters = 3;
+    let spec = spec(m);
+    let mut meters: Vec<Box<dyn Meter>> = vec![Box::new(Marks(marks.clone()))];
+    meters.extend(crate::meters::for_run(&spec));
+    let r = run_spec_with(
+        &spec,
+        &backend,
+        &suite_info(),
+        &Environment::collect(&[]),
+        &crate::progress::NoProgress,
+        meters,
+        None,
+    );
+    assert_eq!(r.status.state, RunState::Ok);
+    let marks = marks.lock().unwrap().clone();
+    assert_eq!(
+        marks.iter().map(|m| m.0).collect::<Vec<_>>(),
+        ["start", "stop"]
+    );
+    let (start, stop) = (marks[0].1, marks[1].1);
+    let times = log.lock().unwrap().times.clone();
+    type Times = Vec<(bool, Instant, Instant)>;
+    let (warm, measured): (Times, Times) = times.into_iter().partition(|t| t.0);
+    assert_eq!((warm.len(), measured.len()), (3, 4));
+    assert!(
+        warm.iter().all(|t| t.2 <= start),
+        "warm-up ends before the meters start"
+    );
+    assert!(measured.iter().all(|t| start <= t.1 && t.2 <= stop));
+    // the sampled RSS series lies within the measured window
+    let rss = r.series.iter().find(|s| s.name == "rss").unwrap();
+    let window = stop.duration_since(start).as_secs_f64();
+    assert!(rss
+        .points
+        .iter()
+        .all(|p| p[0] >= 0.0 && p[0] <= window + 0.01));
+    // energy (measured or a labelled estimate), carbon: always with a source
+    let e = r.metric(MetricId::Energy).expect("energy");
+    assert!(!e.source.is_empty());
+    let c = r.metric(MetricId::Carbon).expect("carbon");
+    assert_eq!(c.is_estimate(), e.is_estimate());
+    assert!(r.metric(MetricId::EnergyPerOutputToken).is_some());
+}
+
+#[test]
+fn a_missing_nvml_is_reported_and_the_run_continues() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let backend = FakeBackend {
+        log,
+        mode: Mode::Normal,
+        fail_load: false,
+    };
+    let why = crate::meters::nvml::open(std::ffi::OsStr::new("/nonexistent/libnvidia-ml.so.1"))
+        .err()
+        .unwrap();
+    let mut spec = spec(quick(3, 3));
+    spec.meters.gpus = crate::meters::settings::GpuSelection::All;
+    spec.meters.price_per_hour = Some(1.8);
+    let meters: Vec<Box<dyn Meter>> = vec![
+        Box::new(crate::meters::gpu::GpuMeter::unavailable(why)),
+        Box::new(crate::meters::estimate::TdpEstimate::new(
+            spec.meters.cpu_tdp.clone(),
+            "test: no RAPL",
+        )),
+    ];
+    let r = run_spec_with(
+        &spec,
+        &backend,
+        &suite_info(),
+        &Environment::collect(&[]),
+        &crate::progress::NoProgress,
+        meters,
+        None,
+    );
+    assert_eq!(r.status.state, RunState::Ok);
+    assert_eq!(r.iterations, 3);
+    assert!(
+        r.log.iter().any(|l| l.starts_with(
+            "GPU meter unavailable, GPUs not metered: NVML: /nonexistent/libnvidia-ml.so.1 not found"
+        )),
+        "{:?}",
+        r.log
+    );
+    assert!(r.metric(MetricId::EnergyGpu).is_none());
+    let e = r.metric(MetricId::Energy).unwrap();
+    assert_eq!(e.source, "estimate-tdp");
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.kind == crate::warnings::WarningKind::Estimated));
+    // cost from the measured wall time: $1.80/h
+    let cost = r.metric(MetricId::CostRun).unwrap();
+    assert!((cost.value - 1.8 * r.measured_s / 3600.0).abs() < 1e-15);
 }

@@ -4,6 +4,7 @@
 //! it into runs. Unknown keys are errors that name the key and the allowed ones.
 
 use crate::axes::AxisValue;
+pub use crate::meters::settings::MetersConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -166,6 +167,9 @@ pub struct Suite {
     pub matrix: MatrixConfig,
     #[serde(default)]
     pub measure: MeasureConfig,
+    /// `[meters]`: energy, power and memory meters, carbon and cost settings.
+    #[serde(default)]
+    pub meters: MetersConfig,
     /// Backend-specific settings (e.g. a worker command line), passed through unchanged.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub options: toml::Table,
@@ -216,6 +220,10 @@ impl Suite {
         suite
             .measure
             .check()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        suite
+            .meters
+            .check(&|f| format!("[meters] {f} ="))
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         Ok(suite)
     }
@@ -297,6 +305,28 @@ min_iters = 3
         let msg = Suite::parse(&text, "m.toml").unwrap_err().to_string();
         assert!(
             msg.contains("max_iters (2) is smaller than min_iters (3)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn meters_section_is_checked() {
+        let text = format!("{OK}[meters]\npue = 1.2\ngpus = \"all\"\nprice_per_hour = 2.5\n");
+        let s = Suite::parse(&text, "m.toml").unwrap();
+        assert_eq!(s.meters.pue, Some(1.2));
+        assert_eq!(s.meters.price_per_hour, Some(2.5));
+        let msg = Suite::parse(&format!("{OK}[meters]\npue = 0.9\n"), "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "m.toml: [meters] pue = 0.9 must be >= 1 (facility energy / IT energy)"
+        );
+        let msg = Suite::parse(&format!("{OK}[meters]\ngrid = 3\n"), "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("unknown field `grid`") && msg.contains("grid_intensity"),
             "{msg}"
         );
     }

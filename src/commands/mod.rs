@@ -1,9 +1,15 @@
 //! One module per subcommand. Exit codes: 0 success, 1 some runs failed, 2 bad input or
 //! usage, 130 interrupted (Ctrl-C).
 
+pub mod k8s;
 pub mod list;
+pub mod merge;
+pub mod meters;
+pub mod plan;
 pub mod run;
 pub mod show;
+pub mod slurm;
+pub mod status;
 pub mod validate;
 
 use anyhow::Result;

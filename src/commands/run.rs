@@ -2,7 +2,8 @@
 
 use super::{EXIT_INTERRUPTED, EXIT_RUN_FAILED};
 use anyhow::Result;
-use effbench_harness::invocation::{self, Options};
+use effbench_harness::cluster::{shard, ShardInfo, ShardSel};
+use effbench_harness::invocation::{self, Options, ShardContext};
 use effbench_harness::result::RunState;
 use effbench_harness::RunResult;
 use std::path::PathBuf;
@@ -13,7 +14,9 @@ use std::process::ExitCode;
 #[command(after_help = "Examples:\n  effbench run suites/quickstart.toml\n  \
 effbench run suites/quickstart.toml --filter dtype=f32 --filter batch=1\n  \
 effbench run suites/quickstart.toml --dry-run\n  \
-effbench run suites/quickstart.toml --out results/mine --json > summary.json")]
+effbench run suites/quickstart.toml --shard 0/4 --out results/q/shard-0\n  \
+effbench run suites/quickstart.toml --out results/mine --json > summary.json\n  \
+effbench run suites/quickstart.toml --grid-intensity 350 --pue 1.2 --price-per-hour 3.5")]
 pub struct Args {
     /// Suite file (TOML).
     pub suite: PathBuf,
@@ -29,12 +32,44 @@ pub struct Args {
     /// Print the results as a JSON array on stdout (progress and tables go to stderr).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub meters: super::meters::MeterArgs,
+    /// Run only shard I of N (from 0): a deterministic, cost-balanced subset of the runs
+    /// (`effbench plan SUITE --shards N` shows the assignment; `effbench merge` joins shards).
+    #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
+    pub shard: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let shard = args.shard.as_deref().map(ShardSel::parse).transpose()?;
     let registry = effbench_backends::registry();
-    let (suite, specs) = super::plan(&args.suite, &registry, &args.filter)?;
+    let (suite, mut specs) = super::plan(&args.suite, &registry, &args.filter)?;
+    let meter_settings = args.meters.resolve(&suite.meters)?;
+    for s in &mut specs {
+        s.meters = meter_settings.clone();
+    }
     let axes = effbench_harness::matrix::varying_axes(&specs);
+    let (specs, shard_ctx) = match shard {
+        None => (specs, None),
+        Some(sel) => {
+            let ctx = ShardContext {
+                info: ShardInfo {
+                    index: sel.index,
+                    count: sel.count,
+                    cost_model: shard::COST_MODEL.into(),
+                    plan: shard::plan(&specs, sel.count, &axes),
+                },
+                suite_varying_axes: axes.clone(),
+            };
+            let mine = shard::select(&specs, sel);
+            eprintln!(
+                "effbench: shard {sel}: {} of the suite's {} runs",
+                mine.len(),
+                specs.len()
+            );
+            (mine, Some(ctx))
+        }
+    };
     if args.dry_run {
         println!(
             "{}: {} run(s), nothing executed (--dry-run)",
@@ -56,6 +91,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         out: args.out.clone(),
         command: std::env::args().collect(),
         features: super::features(),
+        shard: shard_ctx,
     };
     let outcome = invocation::run_suite(&suite, &specs, &registry, &opts, &mut |r, progress| {
         progress.println(&one_line(r));

@@ -18,6 +18,9 @@ pub struct Args {
     /// Print every metric's statistics for each run, not only the summary row.
     #[arg(long)]
     pub detail: bool,
+    /// Leave estimated values (estimate-tdp energy and what derives from it) out of the table.
+    #[arg(long)]
+    pub measured_only: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -32,7 +35,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     println!();
-    print!("{}", effbench_dashboards::terminal::runs_table(&results));
+    let mut columns = effbench_dashboards::columns::default_columns(&results);
+    if args.measured_only {
+        columns = effbench_dashboards::columns::measured_only(columns);
+    }
+    print!(
+        "{}",
+        effbench_dashboards::terminal::table_with_legend(&results, &columns)
+    );
     if args.detail || results.len() == 1 {
         for r in &results {
             println!(
@@ -45,6 +55,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             print!("{}", effbench_dashboards::terminal::run_detail(r));
             for w in &r.warnings {
                 println!("warning: {w}");
+            }
+            for line in &r.log {
+                println!("log: {line}");
             }
             if let Some(reason) = &r.status.reason {
                 println!("status: {:?}: {reason}", r.status.state);

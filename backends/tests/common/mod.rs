@@ -32,6 +32,7 @@ pub fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
             max_duration_s: 10.0,
             target_rel_ci: 0.0,
         },
+        meters: Default::default(),
         options: Default::default(),
     }
 }

@@ -1,19 +1,33 @@
-//! Process memory from procfs: peak RSS (VmHWM) over the measured window.
+//! Process memory from procfs: peak RSS (VmHWM) over the measured window, and the RSS
+//! (VmRSS) sampled on a background thread as the `rss` series.
 //!
 //! VmHWM is the process's high-water mark since start; writing "5" to /proc/self/clear_refs
 //! (Linux >= 4.0) resets it to the current RSS, so the peak is that of the window. If the
 //! reset is refused the peak covers the whole process so far, and the result says so.
 
-use super::{Meter, Reading};
+use super::sampler::Sampler;
+use super::{Meter, Reading, PROCFS_RSS};
 use crate::metric::{Metric, MetricId};
+use crate::result::Series;
+use std::time::Duration;
 
 pub struct PeakRss {
     reset_ok: bool,
+    period: Duration,
+    sampler: Option<Sampler<Option<u64>>>,
 }
 
 impl PeakRss {
     pub fn new() -> PeakRss {
-        PeakRss { reset_ok: false }
+        PeakRss::with_period(Duration::from_millis(100))
+    }
+    /// RSS sampled every `period`.
+    pub fn with_period(period: Duration) -> PeakRss {
+        PeakRss {
+            reset_ok: false,
+            period,
+            sampler: None,
+        }
     }
 }
 
@@ -52,9 +66,27 @@ impl Meter for PeakRss {
     }
     fn start(&mut self) {
         self.reset_ok = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        self.sampler = Some(Sampler::start(self.period, current_rss));
     }
     fn stop(&mut self, _window_s: f64) -> Reading {
         let mut r = Reading::default();
+        if let Some(s) = self.sampler.take() {
+            let points: Vec<[f64; 2]> = s
+                .stop()
+                .into_iter()
+                .filter_map(|(t, v)| v.map(|b| [t, b as f64]))
+                .collect();
+            if !points.is_empty() {
+                r.series.push(Series {
+                    name: "rss".into(),
+                    x_unit: "s".into(),
+                    y_unit: "bytes".into(),
+                    source: PROCFS_RSS.into(),
+                    period_ms: Some(self.period.as_secs_f64() * 1e3),
+                    points,
+                });
+            }
+        }
         match peak_rss() {
             Some(b) => {
                 let source = if self.reset_ok {
@@ -98,7 +130,12 @@ mod tests {
         m.start();
         let v = vec![1u8; 64 << 20];
         std::hint::black_box(&v);
-        let peak = m.stop(0.1).metrics[0].value;
+        let r = m.stop(0.1);
+        let peak = r.metrics[0].value;
         assert!(peak >= (64 << 20) as f64, "peak {peak}");
+        let rss = &r.series[0];
+        assert_eq!((rss.name.as_str(), rss.period_ms), ("rss", Some(100.0)));
+        assert!(rss.points.len() >= 2, "a sample at start and one at stop");
+        assert!(rss.points.last().unwrap()[1] >= (64 << 20) as f64);
     }
 }

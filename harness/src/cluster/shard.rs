@@ -1,0 +1,202 @@
+//! Splitting a suite's runs into N shards: the cost estimate and the deterministic,
+//! cost-balanced assignment that every shard recomputes on its own.
+//!
+//! **Cost estimate** (seconds, from the suite alone — never from files on disk or earlier
+//! timings, so every node of a cluster computes the same plan). One iteration of an
+//! inference run is modelled as
+//! `t_iter = k_dtype · (PREFILL_S_PER_TOKEN · batch · prompt_len
+//!                      + gen_len · (DECODE_S_PER_STEP + DECODE_S_PER_SEQ_TOKEN · batch))`
+//! (prefill is parallel over the prompt; decoding is one step per output token whose cost
+//! grows with the batch), with `k_dtype` = 1 for f32 and `HALF_DTYPE_FACTOR` for f16/bf16 (CPU
+//! converts). The constants were measured on the embedded default model on a 2-core x86-64
+//! CPU; only their ratios matter for balance. The run's time then follows its `[measure]`
+//! settings like the runner does: `LOAD_S + warmup_iters · t_iter + warmup_s + measured`,
+//! where `measured = max(min_iters · t_iter, min_duration_s)` capped by
+//! `min(max_iters · t_iter, max_duration_s)`. Missing axes count as 1 (prompt/gen 0).
+//! Models are not told apart (a path says nothing certain about its size without reading it).
+//!
+//! **Assignment**: longest-processing-time first — runs sorted by estimated cost (largest
+//! first, ties by id), each given to the shard with the least estimated load so far (ties:
+//! lowest shard index). Within a shard runs keep the suite's order. Graham's bound: the
+//! largest shard is at most 4/3 − 1/(3N) of the optimum.
+
+use crate::axes::AxisValue;
+use crate::matrix::RunSpec;
+use anyhow::{anyhow, bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// Name and version of the estimate, recorded in shard manifests and plans.
+pub const COST_MODEL: &str = "lpt-v1";
+pub const PREFILL_S_PER_TOKEN: f64 = 0.25e-3;
+pub const DECODE_S_PER_STEP: f64 = 2.0e-3;
+pub const DECODE_S_PER_SEQ_TOKEN: f64 = 0.5e-3;
+pub const HALF_DTYPE_FACTOR: f64 = 1.3;
+pub const LOAD_S: f64 = 0.5;
+
+/// `--shard I/N`: shard I (from 0) of N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSel {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl ShardSel {
+    /// Parses `I/N`; errors say what is expected.
+    pub fn parse(text: &str) -> Result<ShardSel> {
+        let t = text.trim();
+        let (i, n) = t
+            .split_once('/')
+            .ok_or_else(|| anyhow!("--shard '{t}' is not of the form I/N (e.g. 0/4)"))?;
+        let num = |s: &str, what: &str| -> Result<usize> {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| anyhow!("--shard '{t}': {what} '{}' is not a whole number", s.trim()))
+        };
+        let (index, count) = (num(i, "index")?, num(n, "shard count")?);
+        if count == 0 {
+            bail!("--shard '{t}': the shard count must be at least 1");
+        }
+        if index >= count {
+            bail!(
+                "--shard '{t}': index must be below the shard count (0..={}); shards are \
+                 numbered from 0, like SLURM_ARRAY_TASK_ID and JOB_COMPLETION_INDEX",
+                count - 1
+            );
+        }
+        Ok(ShardSel { index, count })
+    }
+}
+
+impl std::fmt::Display for ShardSel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+fn axis_f64(spec: &RunSpec, axis: &str, missing: f64) -> f64 {
+    spec.param(axis)
+        .and_then(AxisValue::as_f64)
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .unwrap_or(missing)
+}
+
+/// Estimated seconds of one iteration (see the module doc).
+pub fn iteration_cost(spec: &RunSpec) -> f64 {
+    let batch = axis_f64(spec, "batch", 1.0).max(1.0);
+    let prompt = axis_f64(spec, "prompt_len", 0.0);
+    let gen = axis_f64(spec, "gen_len", 0.0);
+    let k = match spec.param("dtype").and_then(AxisValue::as_str) {
+        Some("f16") | Some("bf16") => HALF_DTYPE_FACTOR,
+        _ => 1.0,
+    };
+    let t = k
+        * (PREFILL_S_PER_TOKEN * batch * prompt
+            + gen * (DECODE_S_PER_STEP + DECODE_S_PER_SEQ_TOKEN * batch));
+    t.max(1e-4)
+}
+
+/// Estimated seconds of a whole run, measurement settings included (see the module doc).
+pub fn estimate_cost(spec: &RunSpec) -> f64 {
+    let t = iteration_cost(spec);
+    let m = &spec.measure;
+    let wanted = (m.min_iters as f64 * t).max(m.min_duration_s);
+    let cap = (m.max_iters as f64 * t).min(m.max_duration_s.max(t));
+    LOAD_S + m.warmup_iters as f64 * t + m.warmup_s + wanted.min(cap)
+}
+
+/// Shard index of every spec (aligned with `specs`), by LPT on [`estimate_cost`].
+pub fn assign(specs: &[RunSpec], count: usize) -> Vec<usize> {
+    let count = count.max(1);
+    let costs: Vec<f64> = specs.iter().map(estimate_cost).collect();
+    let mut order: Vec<usize> = (0..specs.len()).collect();
+    order.sort_by(|&a, &b| {
+        costs[b]
+            .total_cmp(&costs[a])
+            .then_with(|| specs[a].id.cmp(&specs[b].id))
+    });
+    let mut load = vec![0.0f64; count];
+    let mut shard_of = vec![0usize; specs.len()];
+    for i in order {
+        let (best, _) =
+            load.iter().enumerate().fold(
+                (0, f64::INFINITY),
+                |acc, (s, &l)| {
+                    if l < acc.1 {
+                        (s, l)
+                    } else {
+                        acc
+                    }
+                },
+            );
+        shard_of[i] = best;
+        load[best] += costs[i];
+    }
+    shard_of
+}
+
+/// The specs of one shard, in suite order.
+pub fn select(specs: &[RunSpec], sel: ShardSel) -> Vec<RunSpec> {
+    assign(specs, sel.count)
+        .into_iter()
+        .zip(specs)
+        .filter(|(s, _)| *s == sel.index)
+        .map(|(_, spec)| spec.clone())
+        .collect()
+}
+
+/// One run of a sharded plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedRun {
+    pub id: String,
+    /// `axis=value` over the suite's varying axes.
+    pub label: String,
+    pub shard: usize,
+    /// Estimated seconds (cost model [`COST_MODEL`]).
+    pub estimated_s: f64,
+}
+
+/// Recorded in a shard's manifest: which shard, and the whole suite's plan, so `merge` and
+/// `status` know every run that should exist even when a shard never started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    pub index: usize,
+    pub count: usize,
+    pub cost_model: String,
+    /// Every run of the (filtered) suite, in suite order, with its shard.
+    pub plan: Vec<PlannedRun>,
+}
+
+/// Every run of a suite with its shard.
+pub fn plan(specs: &[RunSpec], count: usize, varying: &[String]) -> Vec<PlannedRun> {
+    assign(specs, count)
+        .into_iter()
+        .zip(specs)
+        .map(|(shard, s)| PlannedRun {
+            id: s.id.clone(),
+            label: s.label(varying),
+            shard,
+            estimated_s: round3(estimate_cost(s)),
+        })
+        .collect()
+}
+
+/// Estimated seconds per shard.
+pub fn shard_loads(plan: &[PlannedRun], count: usize) -> Vec<f64> {
+    let mut loads = vec![0.0; count.max(1)];
+    for r in plan {
+        if r.shard < loads.len() {
+            loads[r.shard] += r.estimated_s;
+        }
+    }
+    loads.into_iter().map(round3).collect()
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+#[path = "shard_tests.rs"]
+mod tests;

@@ -1,0 +1,263 @@
+//! The `estimate-tdp` fallback for CPU energy when no RAPL counter is readable:
+//! energy ≈ TDP / threads per package × CPU seconds this process (and its waited-for
+//! children) used in the window, i.e. the package's TDP share × CPU utilisation × time.
+//!
+//! Always labelled `estimate-tdp` and never counted as measured energy (see
+//! [`super::is_estimate`]). The TDP comes from the `cpu_tdp_w` setting, else the suite's
+//! `tdp_table`, else the built-in table below by CPU model name, else a catch-all of
+//! 3.5 W per hardware thread. It ignores idle and uncore power, so it is a rough lower
+//! figure for a busy machine; the choice made is recorded in `config.meters.cpu_tdp`.
+
+use super::settings::TdpRow;
+use super::{Meter, Reading, ESTIMATE_TDP};
+use crate::metric::{Metric, MetricId};
+use serde::{Deserialize, Serialize};
+
+/// The TDP model used: `tdp_w` shared by `threads` hardware threads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TdpChoice {
+    pub tdp_w: f64,
+    pub threads: u32,
+    /// Where the figures came from (setting, table row, catch-all).
+    pub source: String,
+}
+
+impl TdpChoice {
+    pub fn watts_per_thread(&self) -> f64 {
+        self.tdp_w / self.threads.max(1) as f64
+    }
+}
+
+/// Built-in rows: (substring of the CPU model name, TDP W, hardware threads per package).
+/// Figures from the vendors' spec sheets; generic family rows last.
+const BUILTIN: &[(&str, f64, u32)] = &[
+    ("EPYC 9654", 360.0, 192),
+    ("EPYC 9554", 360.0, 128),
+    ("EPYC 7763", 280.0, 128),
+    ("EPYC 7742", 225.0, 128),
+    ("EPYC 7543", 225.0, 64),
+    ("Platinum 8480", 350.0, 112),
+    ("Platinum 8380", 270.0, 80),
+    ("Platinum 8280", 205.0, 56),
+    ("Gold 6248", 150.0, 40),
+    ("i9-13900K", 125.0, 32),
+    ("i7-12700K", 125.0, 20),
+    ("Ryzen 9 7950X", 170.0, 32),
+    ("Ryzen 9 5950X", 105.0, 32),
+    // generic family rows: figures of a common part of the family
+    ("EPYC", 280.0, 128),
+    ("Xeon", 270.0, 80),
+];
+
+/// Catch-all when nothing matches: watts per hardware thread, typical of desktop and server
+/// parts (125 W / 32 threads, 270 W / 80 threads).
+pub const CATCH_ALL_W_PER_THREAD: f64 = 3.5;
+
+/// Picks the TDP model: explicit setting, then user rows, then built-in rows (longest
+/// matching name first), then the catch-all.
+pub fn choose_tdp(
+    explicit: Option<(f64, String)>,
+    threads: Option<u32>,
+    user_rows: &[TdpRow],
+    cpu_model: &str,
+    machine_threads: u32,
+) -> TdpChoice {
+    let model = cpu_model.to_ascii_lowercase();
+    if let Some((tdp_w, src)) = explicit {
+        let (threads, how) = match threads {
+            Some(t) => (t, "given".to_string()),
+            None => (machine_threads, "this machine's threads".to_string()),
+        };
+        return TdpChoice {
+            tdp_w,
+            threads,
+            source: format!("{src} ({how} threads per package)"),
+        };
+    }
+    if let Some(row) = user_rows
+        .iter()
+        .find(|r| !model.is_empty() && model.contains(&r.cpu.to_ascii_lowercase()))
+    {
+        return TdpChoice {
+            tdp_w: row.tdp_w,
+            threads: threads.unwrap_or(row.threads),
+            source: format!("suite tdp_table row '{}'", row.cpu),
+        };
+    }
+    let mut rows: Vec<&(&str, f64, u32)> = BUILTIN
+        .iter()
+        .filter(|(name, _, _)| !model.is_empty() && model.contains(&name.to_ascii_lowercase()))
+        .collect();
+    rows.sort_by_key(|(name, _, _)| std::cmp::Reverse(name.len()));
+    if let Some((name, tdp_w, t)) = rows.first() {
+        return TdpChoice {
+            tdp_w: *tdp_w,
+            threads: threads.unwrap_or(*t),
+            source: format!("built-in table row '{name}' for CPU '{cpu_model}'"),
+        };
+    }
+    TdpChoice {
+        tdp_w: CATCH_ALL_W_PER_THREAD,
+        threads: 1,
+        source: format!(
+            "catch-all {CATCH_ALL_W_PER_THREAD} W per hardware thread (no table row for CPU '{cpu_model}'; \
+             set [meters] cpu_tdp_w and cpu_threads_per_package)"
+        ),
+    }
+}
+
+/// CPU model name from /proc/cpuinfo ("" when unknown).
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Hardware threads of this machine.
+pub fn machine_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// CPU seconds used by this process and its waited-for children (utime + stime + cutime +
+/// cstime from /proc/self/stat, in USER_HZ = 100 ticks).
+pub fn process_cpu_seconds() -> Option<f64> {
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = own.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // fields after the command name start at field 3 (state); utime is field 14
+    let ticks: u64 = (11..15)
+        .map(|i| f.get(i).and_then(|x| x.parse::<u64>().ok()))
+        .sum::<Option<u64>>()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// CPU energy estimated from the TDP and this process's CPU time.
+pub struct TdpEstimate {
+    tdp: TdpChoice,
+    /// Why no counter is used (RAPL's status), recorded with the estimate.
+    why: String,
+    start: Option<f64>,
+}
+
+impl TdpEstimate {
+    pub fn new(tdp: TdpChoice, why: impl Into<String>) -> TdpEstimate {
+        TdpEstimate {
+            tdp,
+            why: why.into(),
+            start: None,
+        }
+    }
+}
+
+impl Meter for TdpEstimate {
+    fn name(&self) -> &'static str {
+        ESTIMATE_TDP
+    }
+    fn start(&mut self) {
+        self.start = process_cpu_seconds();
+    }
+    fn stop(&mut self, window_s: f64) -> Reading {
+        let mut r = Reading::default();
+        let (Some(c0), Some(c1)) = (self.start, process_cpu_seconds()) else {
+            r.notes
+                .push("energy_cpu: /proc/self/stat not readable; no estimate".into());
+            return r;
+        };
+        let cpu_s = (c1 - c0).max(0.0);
+        let joules = self.tdp.watts_per_thread() * cpu_s;
+        r.metrics
+            .push(Metric::scalar(MetricId::EnergyCpu, joules, ESTIMATE_TDP));
+        let util = if window_s > 0.0 {
+            100.0 * cpu_s / (window_s * machine_threads() as f64)
+        } else {
+            0.0
+        };
+        r.notes.push(format!(
+            "energy_cpu: estimate-tdp, not measured ({}): {:.3} W per thread ({} W / {} threads, {}) \
+             x {cpu_s:.2} CPU-s ({util:.0} % of {} threads over {window_s:.2} s) = {joules:.3} J",
+            self.why,
+            self.tdp.watts_per_thread(),
+            self.tdp.tdp_w,
+            self.tdp.threads,
+            self.tdp.source,
+            machine_threads()
+        ));
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lookup_prefers_the_longest_match() {
+        let c = choose_tdp(None, None, &[], "AMD EPYC 7763 64-Core Processor", 2);
+        assert_eq!((c.tdp_w, c.threads), (280.0, 128));
+        assert!(c.source.contains("'EPYC 7763'"), "{}", c.source);
+        let c = choose_tdp(None, None, &[], "AMD EPYC", 2);
+        assert!(c.source.contains("'EPYC'"), "{}", c.source);
+        let c = choose_tdp(None, None, &[], "Some RISC-V core", 2);
+        assert_eq!(c.watts_per_thread(), CATCH_ALL_W_PER_THREAD);
+        assert!(c.source.starts_with("catch-all"), "{}", c.source);
+    }
+
+    #[test]
+    fn settings_and_user_rows_come_first() {
+        let rows = [TdpRow {
+            cpu: "epyc".into(),
+            tdp_w: 200.0,
+            threads: 100,
+        }];
+        let c = choose_tdp(None, None, &rows, "AMD EPYC 7763", 2);
+        assert_eq!(c.watts_per_thread(), 2.0);
+        let c = choose_tdp(
+            Some((65.0, "--cpu-tdp-w".into())),
+            None,
+            &rows,
+            "AMD EPYC",
+            2,
+        );
+        assert_eq!((c.tdp_w, c.threads), (65.0, 2));
+        assert!(c.source.starts_with("--cpu-tdp-w"), "{}", c.source);
+        let c = choose_tdp(Some((65.0, "x".into())), Some(13), &rows, "", 2);
+        assert_eq!(c.threads, 13);
+    }
+
+    #[test]
+    fn estimate_is_labelled_and_follows_cpu_time() {
+        let tdp = TdpChoice {
+            tdp_w: 100.0,
+            threads: 10,
+            source: "test".into(),
+        };
+        let mut m = TdpEstimate::new(tdp, "no RAPL here");
+        m.start();
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed().as_millis() < 300 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let r = m.stop(0.3);
+        let e = &r.metrics[0];
+        assert_eq!(e.name, MetricId::EnergyCpu);
+        assert_eq!(e.source, ESTIMATE_TDP);
+        assert!(super::super::is_estimate(&e.source));
+        // 10 W per thread x the process's CPU time: at least most of this thread's 0.3 s,
+        // at most every thread of the machine busy (other tests run in this process too)
+        let most = 10.0 * 0.35 * machine_threads() as f64;
+        assert!(e.value > 0.5 && e.value <= most, "{}", e.value);
+        assert!(
+            r.notes[0].contains("not measured (no RAPL here)"),
+            "{}",
+            r.notes[0]
+        );
+    }
+}
