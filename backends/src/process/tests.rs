@@ -21,6 +21,7 @@ fn spec() -> RunSpec {
         seed: 1,
         measure: Default::default(),
         options: Default::default(),
+        meters: Default::default(),
     }
 }
 
