@@ -17,10 +17,17 @@
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
 
 pub mod analysis;
+pub mod ab;
 pub mod axes;
 pub mod backend;
 pub mod cluster;
+
+pub mod comparison;
 pub mod env;
+pub mod fixtures;
+pub mod gate;
+pub mod history;
+pub mod hypothesis;
 pub mod interrupt;
 pub mod invocation;
 pub mod matrix;
