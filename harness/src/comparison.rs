@@ -7,6 +7,7 @@
 
 use crate::analysis::verdict::{compare_samples, SampleComparison, Verdict};
 use crate::gate::{GateConfig, GateOutcome};
+use crate::matrix::varying_axes;
 use crate::metric::{Better, MetricId};
 use crate::result::{RunResult, RunState};
 use anyhow::{bail, Result};
@@ -215,12 +216,23 @@ pub fn compare(base: &Input, new: &Input, cfg: &GateConfig) -> Result<Comparison
         notes: Vec::new(),
         gate: None,
     };
+    // Labels over the axes that vary across both sides: a child of `run --ab` ran one spec
+    // and recorded no varying axes of its own.
+    let axes = varying_axes(base.results.iter().chain(new.results).map(|r| &r.config));
+    let label_of = |r: &RunResult| {
+        let l = r.config.label(&axes);
+        if l.is_empty() {
+            r.label()
+        } else {
+            l
+        }
+    };
     let mut single_valued: Vec<MetricId> = Vec::new();
     let mut one_sided: Vec<MetricId> = Vec::new();
     let mut measure_differs = false;
     for (id, b_ok, b_bad) in &bg {
         let any = b_ok.first().or(b_bad.first()).expect("group is non-empty");
-        let label = any.label();
+        let label = label_of(any);
         let rref = |side: &str, why: Option<String>| RunRef {
             id: id.clone(),
             label: label.clone(),
@@ -235,11 +247,11 @@ pub fn compare(base: &Input, new: &Input, cfg: &GateConfig) -> Result<Comparison
         };
         let (_, n_ok, n_bad) = &ng[pos];
         if b_ok.is_empty() {
-            c.not_ok.push(rref(&base.name.to_string(), Some(reason(b_bad[0]))));
+            c.not_ok.push(rref(base.name, Some(reason(b_bad[0]))));
             continue;
         }
         if n_ok.is_empty() {
-            c.not_ok.push(rref(&new.name.to_string(), Some(reason(n_bad[0]))));
+            c.not_ok.push(rref(new.name, Some(reason(n_bad[0]))));
             continue;
         }
         let strip = |r: &RunResult| {
@@ -295,7 +307,7 @@ pub fn compare(base: &Input, new: &Input, cfg: &GateConfig) -> Result<Comparison
         if find(&bg, id).is_none() && !n_ok.is_empty() {
             c.extra.push(RunRef {
                 id: id.clone(),
-                label: n_ok[0].label(),
+                label: label_of(n_ok[0]),
                 side: String::new(),
                 reason: None,
             });

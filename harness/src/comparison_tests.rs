@@ -72,12 +72,12 @@ fn missing_extra_and_failed_runs_are_listed() {
         reason: Some("out of memory".into()),
     };
     let new = vec![run(1, 10.0, 100.0), failed, run(8, 10.0, 100.0)];
-    let c = compare(&input("base", &base), &input("new", &new), &GateConfig::default()).unwrap();
+    let c = compare(&input("baseline", &base), &input("current", &new), &GateConfig::default()).unwrap();
     assert_eq!(c.runs.len(), 1);
     assert_eq!(c.missing.len(), 1);
     assert_eq!(c.missing[0].label, "batch=4");
     assert_eq!(c.extra[0].label, "batch=8");
-    assert_eq!(c.not_ok[0].side, "new");
+    assert_eq!(c.not_ok[0].side, "current");
     assert!(c.not_ok[0].reason.as_deref().unwrap().contains("out of memory"));
     let g = evaluate(&c, &GateConfig::default());
     assert!(!g.passed && g.failures[0].contains("failed: out of memory"), "{g:?}");
@@ -87,7 +87,7 @@ fn missing_extra_and_failed_runs_are_listed() {
         ..GateConfig::default()
     };
     let g = evaluate(&c, &cfg);
-    assert_eq!(g.failures, vec!["batch=4: missing from new".to_string()]);
+    assert_eq!(g.failures, vec!["batch=4: missing from current".to_string()]);
 }
 
 #[test]

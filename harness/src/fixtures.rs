@@ -52,6 +52,7 @@ pub fn result(
         params,
         seed: 42,
         measure: MeasureConfig::default(),
+        meters: Default::default(),
         options: Default::default(),
     };
     config.id = crate::matrix::spec_id(&config);

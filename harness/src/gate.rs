@@ -181,7 +181,7 @@ pub fn evaluate(c: &Comparison, cfg: &GateConfig) -> GateOutcome {
         }
     }
     if cfg.fail_on_failed {
-        for r in c.not_ok.iter().filter(|r| r.side == "new") {
+        for r in c.not_ok.iter().filter(|r| r.side == c.new.name) {
             failures.push(format!(
                 "{}: ok in {} but {} in {}",
                 r.label,
