@@ -256,6 +256,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_workflow_gate_file_is_valid() {
+        let text = include_str!("../../.github/effbench-gate.toml");
+        let cfg = GateConfig::parse(text, ".github/effbench-gate.toml").unwrap();
+        assert_eq!(cfg.noise_band_pct, 5.0);
+        assert_eq!(cfg.rule(MetricId::PeakRss, "x").max_regression_abs, Some(16777216.0));
+    }
+
+    #[test]
     fn percentages_parse() {
         assert_eq!(parse_pct("2").unwrap(), 2.0);
         assert_eq!(parse_pct("2.5%").unwrap(), 2.5);
