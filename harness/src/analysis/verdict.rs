@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 /// Resamples for the change CI (fewer for very large sample sets, never below the minimum).
 pub const RESAMPLES: usize = 10_000;
 const MIN_RESAMPLES: usize = 2_000;
-const WORK_LIMIT: usize = 100_000_000;
+const WORK_LIMIT: usize = 40_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
