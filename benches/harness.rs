@@ -67,7 +67,14 @@ fn hypothesis(c: &mut Criterion) {
     let (cx, cy) = (latencies(1_000, 10.0, 7), latencies(1_000, 10.3, 8));
     g.sample_size(20);
     g.bench_function("compare_samples/1000+1000", |b| {
-        b.iter(|| compare_samples(black_box(&cx), black_box(&cy), Better::Lower, &Rule::default()))
+        b.iter(|| {
+            compare_samples(
+                black_box(&cx),
+                black_box(&cy),
+                Better::Lower,
+                &Rule::default(),
+            )
+        })
     });
     g.finish();
 }
@@ -78,11 +85,15 @@ fn pareto(c: &mut Criterion) {
     let p2 = points(1_000_000, 2, 9);
     let senses2 = [Better::Higher, Better::Lower];
     g.throughput(Throughput::Elements(p2.len() as u64));
-    g.bench_function("front_2d/1000000", |b| b.iter(|| front(black_box(&p2), &senses2)));
+    g.bench_function("front_2d/1000000", |b| {
+        b.iter(|| front(black_box(&p2), &senses2))
+    });
     let p3 = points(100_000, 3, 10);
     let senses3 = [Better::Higher, Better::Lower, Better::Lower];
     g.throughput(Throughput::Elements(p3.len() as u64));
-    g.bench_function("front_3d/100000", |b| b.iter(|| front(black_box(&p3), &senses3)));
+    g.bench_function("front_3d/100000", |b| {
+        b.iter(|| front(black_box(&p3), &senses3))
+    });
     let p = points(10_000, 2, 11);
     g.throughput(Throughput::Elements(p.len() as u64));
     g.bench_function("hypervolume_2d/10000", |b| {

@@ -43,11 +43,7 @@ fn cells(run: &RunComparison, m: &MetricComparison) -> Vec<String> {
         mean_ci(r.base.mean, r.base.ci95, &m.unit),
         mean_ci(r.new.mean, r.new.ci95, &m.unit),
         pct(r.change_pct),
-        format!(
-            "[{}, {}]",
-            pct(r.change_ci_pct[0]),
-            pct(r.change_ci_pct[1])
-        ),
+        format!("[{}, {}]", pct(r.change_ci_pct[0]), pct(r.change_ci_pct[1])),
         p_text(r.p_value),
     ]
 }
@@ -67,7 +63,9 @@ fn headers(c: &Comparison) -> Vec<String> {
 }
 
 fn rows(c: &Comparison) -> impl Iterator<Item = (&RunComparison, &MetricComparison)> {
-    c.runs.iter().flat_map(|r| r.metrics.iter().map(move |m| (r, m)))
+    c.runs
+        .iter()
+        .flat_map(|r| r.metrics.iter().map(move |m| (r, m)))
 }
 
 fn commits(s: &effbench_harness::comparison::SideInfo) -> String {
@@ -305,9 +303,16 @@ mod tests {
     fn markdown_renders_tables_for_a_failed_gate() {
         let c = comparison(1.25);
         let md = markdown(&c, "effbench gate");
-        assert!(md.starts_with("### ❌ effbench gate: failed (2 reasons)"), "{md}");
+        assert!(
+            md.starts_with("### ❌ effbench gate: failed (2 reasons)"),
+            "{md}"
+        );
         let t = tables(&md);
-        assert_eq!(t.len(), 2, "changed rows + the full table in <details>:\n{md}");
+        assert_eq!(
+            t.len(),
+            2,
+            "changed rows + the full table in <details>:\n{md}"
+        );
         for table in &t {
             assert!(table.iter().all(|r| r.len() == 8), "{table:?}");
         }
@@ -328,7 +333,10 @@ mod tests {
         assert!(md.contains("No metric changed beyond its noise band."));
         assert_eq!(tables(&md).len(), 1);
         let t = table(&c);
-        assert!(t.contains("summary: 0 regressed, 0 improved, 4 unchanged"), "{t}");
+        assert!(
+            t.contains("summary: 0 regressed, 0 improved, 4 unchanged"),
+            "{t}"
+        );
         assert!(t.contains("99% CI of change"), "{t}");
     }
 }

@@ -57,10 +57,17 @@ pub fn entries(results: &[RunResult], metrics: &[MetricId], better: Better) -> V
             let commit: String = r.env.git_commit.chars().take(12).collect();
             extra.push(format!(
                 "commit {}{}",
-                if commit.is_empty() { "unknown" } else { &commit },
+                if commit.is_empty() {
+                    "unknown"
+                } else {
+                    &commit
+                },
                 if r.env.git_dirty { "-dirty" } else { "" }
             ));
-            extra.push(format!("{} ({} threads)", r.env.cpu_model, r.env.cpu_threads));
+            extra.push(format!(
+                "{} ({} threads)",
+                r.env.cpu_model, r.env.cpu_threads
+            ));
             extra.push(format!("source {}", m.source));
             if r.config.measure.inject_delay_ms > 0.0 {
                 extra.push(format!(
@@ -103,7 +110,10 @@ mod tests {
         assert_eq!(lower[0].unit, "ms");
         assert!(lower[0].range.as_deref().unwrap().starts_with("± "));
         let extra = lower[0].extra.as_deref().unwrap();
-        assert!(extra.contains("n=10") && extra.contains("commit 0123456789ab"), "{extra}");
+        assert!(
+            extra.contains("n=10") && extra.contains("commit 0123456789ab"),
+            "{extra}"
+        );
         assert_eq!(lower[1].range, None, "peak_rss is a single value");
         let higher = entries(&rs, &[], Better::Higher);
         assert_eq!(higher.len(), 1);

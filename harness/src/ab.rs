@@ -113,7 +113,8 @@ pub fn read_record(dir: &Path) -> Result<AbRecord> {
     let p = dir.join(AB_FILE);
     let text =
         std::fs::read_to_string(&p).with_context(|| format!("cannot read '{}'", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("'{}' is not a valid A/B record", p.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("'{}' is not a valid A/B record", p.display()))
 }
 
 /// What to run.
@@ -305,7 +306,11 @@ fn run_slot(
     };
     if code == Some(2) || code.is_none() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         bail!(
             "{} '{}' ({}) stopped on {}: {}",
             if side == Side::A { "BIN_A" } else { "BIN_B" },
@@ -338,6 +343,8 @@ mod tests {
     #[test]
     fn probing_a_missing_binary_is_a_clear_error() {
         let e = probe(Path::new("/nonexistent/effbench"), "BIN_A").unwrap_err();
-        assert!(e.to_string().starts_with("BIN_A '/nonexistent/effbench' cannot be started"));
+        assert!(e
+            .to_string()
+            .starts_with("BIN_A '/nonexistent/effbench' cannot be started"));
     }
 }

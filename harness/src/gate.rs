@@ -237,20 +237,29 @@ mod tests {
         let r = cfg.rule(MetricId::Ttft, "x");
         assert_eq!((r.noise_band_pct, r.max_regression_pct), (2.0, Some(5.0)));
         assert!(!cfg.gates(MetricId::LoadTime) && cfg.gates(MetricId::Ttft));
-        assert_eq!(GateConfig::parse("", "e.toml").unwrap(), GateConfig::default());
+        assert_eq!(
+            GateConfig::parse("", "e.toml").unwrap(),
+            GateConfig::default()
+        );
     }
 
     #[test]
     fn bad_gate_files_name_file_line_and_field() {
         let e = GateConfig::parse("alpha = 0.01\nnoise_band = 2\n", "g.toml").unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("g.toml:2:1:") && msg.contains("noise_band"), "{msg}");
+        assert!(
+            msg.starts_with("g.toml:2:1:") && msg.contains("noise_band"),
+            "{msg}"
+        );
         let e = GateConfig::parse("[metric.speed]\ngate = false\n", "g.toml").unwrap_err();
         assert!(e.to_string().contains("unknown metric 'speed'"), "{e}");
         let e = GateConfig::parse("alpha = 5\n", "g.toml").unwrap_err();
         assert!(e.to_string().contains("alpha = 5"), "{e}");
         let e = GateConfig::parse("[metric.ttft]\nmax_regression_pct = -1\n", "g.toml");
-        assert!(e.unwrap_err().to_string().contains("[metric.ttft] max_regression_pct"));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("[metric.ttft] max_regression_pct"));
         let e = GateConfig::parse("test = \"z\"\n", "g.toml").unwrap_err();
         assert!(e.to_string().contains("mann-whitney"), "{e}");
     }
@@ -260,7 +269,10 @@ mod tests {
         let text = include_str!("../../.github/effbench-gate.toml");
         let cfg = GateConfig::parse(text, ".github/effbench-gate.toml").unwrap();
         assert_eq!(cfg.noise_band_pct, 5.0);
-        assert_eq!(cfg.rule(MetricId::PeakRss, "x").max_regression_abs, Some(16777216.0));
+        assert_eq!(
+            cfg.rule(MetricId::PeakRss, "x").max_regression_abs,
+            Some(16777216.0)
+        );
     }
 
     #[test]

@@ -226,7 +226,10 @@ pub fn trends(entries: &[Entry], cfg: &ChangePointConfig) -> Vec<Trend> {
     let mut out: Vec<Trend> = Vec::new();
     for e in entries {
         let pos = out.iter().position(|t| {
-            t.run_id == e.run_id && t.metric == e.metric && t.machine == e.machine && t.suite == e.suite
+            t.run_id == e.run_id
+                && t.metric == e.metric
+                && t.machine == e.machine
+                && t.suite == e.suite
         });
         let t = match pos {
             Some(p) => &mut out[p],

@@ -31,12 +31,19 @@ fn entries_append_once_and_read_back() {
     assert_eq!(es[2].n, 0, "peak_rss is a single value");
     assert_eq!(es[0].tag.as_deref(), Some("main"));
     assert_eq!(append(&path, &es).unwrap(), 3);
-    assert_eq!(append(&path, &es).unwrap(), 0, "appending the same runs again adds nothing");
+    assert_eq!(
+        append(&path, &es).unwrap(),
+        0,
+        "appending the same runs again adds nothing"
+    );
     let (back, torn) = read(&path).unwrap();
     assert_eq!(back.len(), es.len());
     for (b, e) in back.iter().zip(&es) {
         // serde_json parses floats to within 1 ulp, not always bit-exactly.
-        assert_eq!((&b.run_id, b.metric, b.n, &b.tag), (&e.run_id, e.metric, e.n, &e.tag));
+        assert_eq!(
+            (&b.run_id, b.metric, b.n, &b.tag),
+            (&e.run_id, e.metric, e.n, &e.tag)
+        );
         assert!((b.value - e.value).abs() <= 1e-12 * e.value.abs());
     }
     assert!(torn.is_none());
@@ -50,13 +57,21 @@ fn torn_last_line_is_skipped_but_a_bad_middle_line_is_an_error() {
     let path = dir.path().join("history.jsonl");
     let (es, _) = entries_from(&[at(0, 10.0, 100.0)], None);
     append(&path, &es).unwrap();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     f.write_all(b"{\"v\":1,\"recorded_at\":\"20").unwrap();
     let (back, torn) = read(&path).unwrap();
     assert_eq!(back.len(), 3);
-    assert!(torn.unwrap().contains("history.jsonl:4: incomplete last line"));
+    assert!(torn
+        .unwrap()
+        .contains("history.jsonl:4: incomplete last line"));
     // The next append cuts the torn line off first.
-    assert_eq!(append(&path, &entries_from(&[at(1, 10.0, 100.0)], None).0).unwrap(), 3);
+    assert_eq!(
+        append(&path, &entries_from(&[at(1, 10.0, 100.0)], None).0).unwrap(),
+        3
+    );
     let (back, torn) = read(&path).unwrap();
     assert_eq!((back.len(), torn), (6, None));
     f.write_all(b"not json\n{}\n").unwrap();
@@ -85,9 +100,15 @@ fn trends_find_a_regression_with_its_commit() {
     assert_eq!(c.git_commit, "c08");
     assert!((c.change.change_pct - 20.0).abs() < 1.0, "{c:?}");
     assert_eq!(ttft.segments.len(), 2);
-    let tput = ts.iter().find(|t| t.metric == MetricId::OutputThroughput).unwrap();
+    let tput = ts
+        .iter()
+        .find(|t| t.metric == MetricId::OutputThroughput)
+        .unwrap();
     assert!(tput.change_points.is_empty());
     let json = serde_json::to_value(ttft).unwrap();
     assert_eq!(json["change_points"][0]["kind"], "regression");
-    assert_eq!(json["change_points"][0]["index"], 8, "flattened change point");
+    assert_eq!(
+        json["change_points"][0]["index"], 8,
+        "flattened change point"
+    );
 }

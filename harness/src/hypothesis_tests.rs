@@ -72,7 +72,10 @@ fn mann_whitney_exact_small_by_hand() {
     assert_eq!(r.statistic, 1.0);
     close(r.p_value, 2.0 / 3.0, 1e-12);
     // Identical positions: p capped at 1.
-    assert_eq!(mann_whitney_u(&[1.0, 4.0], &[2.0, 3.0]).unwrap().p_value, 1.0);
+    assert_eq!(
+        mann_whitney_u(&[1.0, 4.0], &[2.0, 3.0]).unwrap().p_value,
+        1.0
+    );
 }
 
 #[test]
@@ -92,8 +95,11 @@ fn mann_whitney_matches_scipy() {
     assert_eq!((r.method, r.statistic), ("exact", 128.0));
     close(r.p_value, 0.05239952187284972, 1e-11);
     // With ties: normal approximation with tie and continuity corrections.
-    let r = mann_whitney_u(&[1., 2., 2., 3., 4., 4., 4., 5.], &[3., 4., 5., 5., 6., 6., 7.])
-        .unwrap();
+    let r = mann_whitney_u(
+        &[1., 2., 2., 3., 4., 4., 4., 5.],
+        &[3., 4., 5., 5., 6., 6., 7.],
+    )
+    .unwrap();
     assert_eq!((r.method, r.statistic), ("normal approximation", 8.0));
     close(r.p_value, 0.021920655864769517, 1e-10);
 }

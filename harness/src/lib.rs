@@ -16,8 +16,8 @@
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
 
-pub mod analysis;
 pub mod ab;
+pub mod analysis;
 pub mod axes;
 pub mod backend;
 pub mod cluster;

@@ -10,7 +10,6 @@ fn generate<T: schemars::JsonSchema>(id: &str) -> serde_json::Value {
     s
 }
 
-
 /// Schema of a `RunResult` file (schema_version 1).
 pub fn run_result() -> serde_json::Value {
     let mut s = serde_json::to_value(schemars::schema_for!(RunResult)).expect("schema is JSON");

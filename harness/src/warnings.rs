@@ -56,8 +56,7 @@ pub fn injected_delay(ms: f64) -> Warning {
              iteration-time based metrics (throughputs) are deliberately slowed; latencies \
              timed by the backend are not."
         ),
-        hint: "Only for testing compare/gate; run without --inject-delay for real numbers."
-            .into(),
+        hint: "Only for testing compare/gate; run without --inject-delay for real numbers.".into(),
     }
 }
 

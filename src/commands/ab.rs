@@ -63,7 +63,11 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
             (None, None) => "killed".into(),
         };
         let mut line = format!("[{done}/{total}] {side}  {}  {state}", slot.label);
-        if slot.run_id.as_deref().is_some_and(|id| id != slot.planned_id) {
+        if slot
+            .run_id
+            .as_deref()
+            .is_some_and(|id| id != slot.planned_id)
+        {
             line.push_str(&format!(
                 "  (run id {} differs from the planned {}: the builds resolve this run differently)",
                 slot.run_id.as_deref().unwrap_or(""),
@@ -79,14 +83,19 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
             &GateConfig::default(),
         ) {
             Ok(c) => print!("\n{}", effbench_dashboards::comparison::table(&c)),
-            Err(e) => eprintln!("no comparison: {}", effbench_harness::runner::error_line(&e)),
+            Err(e) => eprintln!(
+                "no comparison: {}",
+                effbench_harness::runner::error_line(&e)
+            ),
         }
         eprintln!(
             "compare again: effbench compare {0}   gate: effbench gate --ab {0}",
             out.display()
         );
     }
-    if effbench_harness::interrupt::requested() || rec.slots.iter().any(|s| s.exit_code == Some(130)) {
+    if effbench_harness::interrupt::requested()
+        || rec.slots.iter().any(|s| s.exit_code == Some(130))
+    {
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
     if rec.slots.iter().any(|s| s.exit_code != Some(0)) {
@@ -135,10 +144,30 @@ mod tests {
     #[test]
     fn meter_flags_reach_the_children_unchanged() {
         let given = [
-            "x", "s.toml", "--meter-period-ms", "50", "--idle-baseline-s", "2", "--gpus", "0,1",
-            "--powercap-root", "/tmp/p", "--cpu-tdp-w", "65", "--cpu-threads-per-package", "8",
-            "--grid-intensity", "350", "--grid-intensity-source", "grid op", "--pue", "1.2",
-            "--price-per-hour", "3.5", "--price-source", "list price",
+            "x",
+            "s.toml",
+            "--meter-period-ms",
+            "50",
+            "--idle-baseline-s",
+            "2",
+            "--gpus",
+            "0,1",
+            "--powercap-root",
+            "/tmp/p",
+            "--cpu-tdp-w",
+            "65",
+            "--cpu-threads-per-package",
+            "8",
+            "--grid-intensity",
+            "350",
+            "--grid-intensity-source",
+            "grid op",
+            "--pue",
+            "1.2",
+            "--price-per-hour",
+            "3.5",
+            "--price-source",
+            "list price",
         ];
         let parent = Cli::parse_from(given).run;
         let mut child = vec!["x".to_string(), "s.toml".to_string()];

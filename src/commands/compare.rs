@@ -65,12 +65,14 @@ impl Settings {
 
 /// Compare two result sets run by run (matched by spec id) and metric by metric.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  effbench compare results/quickstart/2026-01-01T10-00-00Z results/quickstart/2026-01-02T10-00-00Z\n  \
+#[command(
+    after_help = "Examples:\n  effbench compare results/quickstart/2026-01-01T10-00-00Z results/quickstart/2026-01-02T10-00-00Z\n  \
 effbench compare results/quickstart/ab/2026-01-02T10-00-00Z          (an A/B directory: A vs B)\n  \
 effbench compare base/ new/ --metric ttft --metric output_throughput --format markdown\n  \
 effbench compare base/ new/ --format json > comparison.json\n\n\
 Verdicts: regressed/improved need p < alpha AND the whole CI of the change beyond the noise band;\n\
-unchanged: the CI (or, when not significant, the estimate) lies inside the band; else inconclusive.")]
+unchanged: the CI (or, when not significant, the estimate) lies inside the band; else inconclusive."
+)]
 pub struct Args {
     /// Baseline results: a result file, an invocation directory or a suite's results
     /// directory; or an A/B directory (from `run --ab`) to compare A with B.
@@ -84,7 +86,11 @@ pub struct Args {
 }
 
 /// The two sides' directories and display names.
-pub fn sides(base: &Path, new: Option<&Path>, names: [&'static str; 2]) -> Result<[(PathBuf, &'static str); 2]> {
+pub fn sides(
+    base: &Path,
+    new: Option<&Path>,
+    names: [&'static str; 2],
+) -> Result<[(PathBuf, &'static str); 2]> {
     match (new, ab::sides(base)) {
         (Some(n), _) => Ok([(base.to_path_buf(), names[0]), (n.to_path_buf(), names[1])]),
         (None, Some((a, b))) => Ok([(a, "A"), (b, "B")]),
@@ -100,7 +106,10 @@ pub fn sides(base: &Path, new: Option<&Path>, names: [&'static str; 2]) -> Resul
 pub fn build(sides: &[(PathBuf, &str); 2], cfg: &GateConfig) -> Result<Comparison> {
     let base = result::load_results(&sides[0].0)?;
     let new = result::load_results(&sides[1].0)?;
-    let (bp, np) = (sides[0].0.display().to_string(), sides[1].0.display().to_string());
+    let (bp, np) = (
+        sides[0].0.display().to_string(),
+        sides[1].0.display().to_string(),
+    );
     comparison::compare(
         &Input {
             name: sides[0].1,

@@ -12,11 +12,13 @@ pub const EXIT_REGRESSION: u8 = 1;
 
 /// CI performance gate: exit 1 on a regression, 0 otherwise, 2 on bad input.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  effbench gate --baseline results/base --current results/pr\n  \
+#[command(
+    after_help = "Examples:\n  effbench gate --baseline results/base --current results/pr\n  \
 effbench gate --baseline results/base --current results/pr --config gate.toml \\\n      \
 --markdown-out gate.md --json-out gate.json\n  \
 effbench gate --ab results/quickstart/ab/2026-01-02T10-00-00Z     (A = baseline, B = current)\n\n\
-Exit codes: 0 passed, 1 regression (or a failed run, see gate.toml), 2 bad input or error.")]
+Exit codes: 0 passed, 1 regression (or a failed run, see gate.toml), 2 bad input or error."
+)]
 pub struct Args {
     /// Baseline results (e.g. the PR's base branch).
     #[arg(long, required_unless_present = "ab", requires = "current")]

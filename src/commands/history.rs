@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 /// Keep a benchmark history (JSON lines) and find change points in it.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  effbench history append results/quickstart --tag main\n  \
-effbench history trends\n  effbench history trends --metric ttft --format json > trends.json")]
+#[command(
+    after_help = "Examples:\n  effbench history append results/quickstart --tag main\n  \
+effbench history trends\n  effbench history trends --metric ttft --format json > trends.json"
+)]
 pub struct Args {
     #[command(subcommand)]
     pub action: Action,
@@ -80,7 +82,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             min_segment,
             min_change_pct,
         } => {
-            if !(alpha > 0.0 && alpha < 1.0) || min_segment < 2 || !min_change_pct.is_finite() || min_change_pct < 0.0 {
+            if !(alpha > 0.0 && alpha < 1.0)
+                || min_segment < 2
+                || !min_change_pct.is_finite()
+                || min_change_pct < 0.0
+            {
                 anyhow::bail!(
                     "--alpha must lie in (0, 1), --min-segment be at least 2, --min-change-pct >= 0"
                 );
@@ -124,10 +130,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
 fn table(trends: &[history::Trend]) -> String {
     use effbench_dashboards::format::value;
     let mut t = effbench_dashboards::terminal::Table {
-        headers: ["suite", "run", "metric", "points", "latest", "change points"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        headers: [
+            "suite",
+            "run",
+            "metric",
+            "points",
+            "latest",
+            "change points",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
         rows: Vec::new(),
     };
     for tr in trends {
@@ -146,7 +159,14 @@ fn table(trends: &[history::Trend]) -> String {
             (format!("{} ({})", tr.metric, tr.unit), false),
             (tr.points.len().to_string(), true),
             (value(latest, &tr.unit), true),
-            (if cps.is_empty() { "-".into() } else { cps.join("; ") }, false),
+            (
+                if cps.is_empty() {
+                    "-".into()
+                } else {
+                    cps.join("; ")
+                },
+                false,
+            ),
         ]);
     }
     t.render()

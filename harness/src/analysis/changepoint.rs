@@ -169,7 +169,10 @@ mod tests {
         v.extend(noisy(110.0, 10, 3));
         v.extend(noisy(100.0, 8, 5));
         let cps = detect(&v, &ChangePointConfig::default());
-        assert_eq!(cps.iter().map(|c| c.index).collect::<Vec<_>>(), vec![12, 22]);
+        assert_eq!(
+            cps.iter().map(|c| c.index).collect::<Vec<_>>(),
+            vec![12, 22]
+        );
         assert!((cps[0].change_pct - 10.0).abs() < 1.0, "{cps:?}");
         assert!((cps[1].change_pct + 9.1).abs() < 1.0, "{cps:?}");
         let segs = segments(&v, &cps);

@@ -52,7 +52,9 @@ impl std::fmt::Display for Verdict {
 }
 
 /// Which test decides significance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TestChoice {
     Welch,
@@ -324,13 +326,17 @@ fn decide(
     if significant && worse {
         return (
             Regressed,
-            format!("p = {p:.2e} and the {ci_text} lies beyond the band {band_text} on the worse side"),
+            format!(
+                "p = {p:.2e} and the {ci_text} lies beyond the band {band_text} on the worse side"
+            ),
         );
     }
     if significant && improved {
         return (
             Improved,
-            format!("p = {p:.2e} and the {ci_text} lies beyond the band {band_text} on the better side"),
+            format!(
+                "p = {p:.2e} and the {ci_text} lies beyond the band {band_text} on the better side"
+            ),
         );
     }
     if ci[0] >= band[0] && ci[1] <= band[1] {
@@ -342,13 +348,18 @@ fn decide(
     if !significant && change >= band[0] && change <= band[1] {
         return (
             Unchanged,
-            format!("not significant (p = {p:.2e}) and the change {} is inside the band {band_text}", pct(change)),
+            format!(
+                "not significant (p = {p:.2e}) and the change {} is inside the band {band_text}",
+                pct(change)
+            ),
         );
     }
     if significant {
         (
             Inconclusive,
-            format!("significant (p = {p:.2e}) but the {ci_text} reaches into the band {band_text}"),
+            format!(
+                "significant (p = {p:.2e}) but the {ci_text} reaches into the band {band_text}"
+            ),
         )
     } else {
         (

@@ -54,7 +54,11 @@ fn one_percent_inside_the_band_is_never_a_regression() {
     for better in [Better::Lower, Better::Higher] {
         for shift in [0.01, -0.01] {
             let v = trials(shift, 3.0, better);
-            assert_eq!(count(&v, Verdict::Regressed), 0, "{better:?} {shift}: {v:?}");
+            assert_eq!(
+                count(&v, Verdict::Regressed),
+                0,
+                "{better:?} {shift}: {v:?}"
+            );
             assert_eq!(count(&v, Verdict::Improved), 0, "{better:?} {shift}: {v:?}");
         }
     }
