@@ -180,6 +180,9 @@ fn side_manifest(suite: &SuiteInfo, command: &[String], version: &str) -> Manife
         finished_at: None,
         planned: Vec::new(),
         runs: Vec::new(),
+        shard: None,
+        scheduler: None,
+        merged_from: Vec::new(),
     }
 }
 

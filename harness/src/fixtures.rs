@@ -30,6 +30,7 @@ pub fn environment(cpu: &str, commit: &str) -> Environment {
         cpu_governor: None,
         gpus: Vec::new(),
         nvml: "synthetic".into(),
+        scheduler: None,
     }
 }
 

@@ -15,6 +15,11 @@
 //!   power) and what is derived from it (energy per token, carbon, cost).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
+//! - CI gates: [`hypothesis`] (Welch t, Mann-Whitney U), [`comparison`] (two result sets
+//!   matched by spec id, verdicts from [`analysis::verdict`]), [`gate`] (gate.toml and the
+//!   pass/fail decision), [`ab`] (interleaved ABBA runs of two builds), [`history`] (the
+//!   append-only history and its trends with [`analysis::changepoint`]); [`fixtures`] builds
+//!   synthetic results for tests and benchmarks.
 
 pub mod ab;
 pub mod analysis;
