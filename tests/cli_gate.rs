@@ -17,7 +17,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const MEASURE: &str =
     "warmup_iters = 2\nmin_iters = 10\nmin_duration_s = 0.0\nmax_duration_s = 20.0";
-const GATE: &str = "metrics = [\"output_throughput\", \"request_throughput\"]\nnoise_band_pct = 90\n";
+const GATE: &str =
+    "metrics = [\"output_throughput\", \"request_throughput\"]\nnoise_band_pct = 90\n";
 
 fn setup() -> Work {
     let w = Work::new();
