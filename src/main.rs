@@ -11,7 +11,7 @@ use std::process::ExitCode;
     name = "effbench",
     version,
     about,
-    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n  effbench meters\n\nMetric definitions: README.md#metrics"
+    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n  effbench meters\n  effbench gate --baseline results/base --current results/pr\n\nMetric definitions: README.md#metrics"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +30,10 @@ enum Command {
     Status(commands::status::Args),
     Slurm(commands::slurm::Args),
     K8s(commands::k8s::Args),
+    Compare(commands::compare::Args),
+    Gate(commands::gate::Args),
+    Export(commands::export::Args),
+    History(commands::history::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,10 @@ fn main() -> ExitCode {
         Command::Status(a) => commands::status::run(a),
         Command::Slurm(a) => commands::slurm::run(a),
         Command::K8s(a) => commands::k8s::run(a),
+        Command::Compare(a) => commands::compare::run(a),
+        Command::Gate(a) => commands::gate::run(a),
+        Command::Export(a) => commands::export::run(a),
+        Command::History(a) => commands::history::run(a),
     };
     match outcome {
         Ok(code) => code,

@@ -17,12 +17,24 @@
 //! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
 //!   worker process (timeouts, bounded lines, stderr tail, always reaped).
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
+//! - CI gates: [`hypothesis`] (Welch t, Mann-Whitney U), [`comparison`] (two result sets
+//!   matched by spec id, verdicts from [`analysis::verdict`]), [`gate`] (gate.toml and the
+//!   pass/fail decision), [`ab`] (interleaved ABBA runs of two builds), [`history`] (the
+//!   append-only history and its trends with [`analysis::changepoint`]); [`fixtures`] builds
+//!   synthetic results for tests and benchmarks.
 
+pub mod ab;
 pub mod analysis;
 pub mod axes;
 pub mod backend;
 pub mod cluster;
+
+pub mod comparison;
 pub mod env;
+pub mod fixtures;
+pub mod gate;
+pub mod history;
+pub mod hypothesis;
 pub mod interrupt;
 pub mod invocation;
 pub mod matrix;

@@ -234,7 +234,8 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 }
 
 /// Resolves what the user pointed at into result files:
-/// a result file; a directory with a manifest (its runs); a directory of invocation
+/// a result file; an A/B directory (`ab.json`: both sides' runs); a directory with a manifest
+/// (its runs); a directory of invocation
 /// directories (the newest one); any other directory (every result file in it, recursively).
 pub fn result_files(path: &Path) -> Result<Vec<PathBuf>> {
     if !path.exists() {
@@ -242,6 +243,11 @@ pub fn result_files(path: &Path) -> Result<Vec<PathBuf>> {
     }
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
+    }
+    if let Some((a, b)) = crate::ab::sides(path) {
+        let mut files = result_files(&a)?;
+        files.extend(result_files(&b)?);
+        return Ok(files);
     }
     let manifest = path.join(MANIFEST_FILE);
     if manifest.is_file() {
@@ -274,7 +280,8 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         if p.is_dir() {
             collect_json(&p, out)?;
         } else if p.extension().is_some_and(|x| x == "json")
-            && p.file_name().is_some_and(|n| n != MANIFEST_FILE)
+            && p.file_name()
+                .is_some_and(|n| n != MANIFEST_FILE && n != crate::ab::AB_FILE)
             && !p
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))

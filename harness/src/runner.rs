@@ -217,6 +217,11 @@ pub fn run_spec_with(
         &gathered.iteration_ms,
         spec.measure.min_iters,
     ));
+    if spec.measure.inject_delay_ms > 0.0 {
+        result
+            .warnings
+            .push(warnings::injected_delay(spec.measure.inject_delay_ms));
+    }
     // JSON has no NaN/inf: a metric without a finite value is dropped and the log says so.
     let (finite, dropped): (Vec<Metric>, Vec<Metric>) = std::mem::take(&mut result.metrics)
         .into_iter()
@@ -274,6 +279,10 @@ fn measure(
             return Err(interrupt::Interrupted.into());
         }
         let t = Instant::now();
+        if m.inject_delay_ms > 0.0 {
+            // Test knob, inside the timed iteration so every backend is slowed the same way.
+            std::thread::sleep(std::time::Duration::from_secs_f64(m.inject_delay_ms / 1e3));
+        }
         let sample = guarded("a measured iteration", || {
             session.iteration(IterationCtx {
                 index: n,

@@ -166,6 +166,7 @@ fn quick(min_iters: u64, max_iters: u64) -> MeasureConfig {
         max_iters,
         max_duration_s: 60.0,
         target_rel_ci: 0.0,
+        inject_delay_ms: 0.0,
     }
 }
 
@@ -458,4 +459,35 @@ fn a_missing_nvml_is_reported_and_the_run_continues() {
     // cost from the measured wall time: $1.80/h
     let cost = r.metric(MetricId::CostRun).unwrap();
     assert!((cost.value - 1.8 * r.measured_s / 3600.0).abs() < 1e-15);
+}
+
+#[test]
+fn injected_delay_slows_every_measured_iteration_and_is_recorded() {
+    let mut m = quick(4, 4);
+    m.inject_delay_ms = 15.0;
+    let (r, calls) = run(Mode::Normal, m, false);
+    assert_eq!(r.status.state, RunState::Ok);
+    assert_eq!(calls.len(), 6, "warm-up unaffected, 4 measured");
+    assert_eq!(
+        r.config.measure.inject_delay_ms, 15.0,
+        "recorded in the config"
+    );
+    let times = &r
+        .series
+        .iter()
+        .find(|s| s.name == "iteration_time")
+        .unwrap()
+        .points;
+    assert!(times.iter().all(|p| p[1] >= 15.0), "{times:?}");
+    // Throughput samples are per iteration: 6 tokens in at least 15 ms each.
+    let tput = r.metric(MetricId::OutputThroughput).unwrap();
+    assert!(
+        tput.samples.iter().all(|v| *v <= 6.0 / 0.015),
+        "{:?}",
+        tput.samples
+    );
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.kind == crate::warnings::WarningKind::InjectedDelay));
 }

@@ -57,6 +57,9 @@ pub struct MeasureConfig {
     /// Adaptive stop: once the minimums hold, stop as soon as the 95 % CI half-width of the
     /// mean of the primary metric is below this fraction of the mean (e.g. 0.02). 0 = off.
     pub target_rel_ci: f64,
+    /// Test knob (`run --inject-delay`): sleep this many ms inside every measured iteration,
+    /// to check that compare/gate catch a slowdown. Recorded in every result, never hidden.
+    pub inject_delay_ms: f64,
 }
 
 impl Default for MeasureConfig {
@@ -69,6 +72,7 @@ impl Default for MeasureConfig {
             max_iters: 1000,
             max_duration_s: 30.0,
             target_rel_ci: 0.0,
+            inject_delay_ms: 0.0,
         }
     }
 }
@@ -81,6 +85,7 @@ impl MeasureConfig {
             ("min_duration_s", self.min_duration_s),
             ("max_duration_s", self.max_duration_s),
             ("target_rel_ci", self.target_rel_ci),
+            ("inject_delay_ms", self.inject_delay_ms),
         ];
         for (name, v) in non_neg {
             if !v.is_finite() || v < 0.0 {
@@ -102,6 +107,12 @@ impl MeasureConfig {
             return Err(format!(
                 "[measure] max_duration_s ({}) is smaller than min_duration_s ({})",
                 self.max_duration_s, self.min_duration_s
+            ));
+        }
+        if self.inject_delay_ms > 60_000.0 {
+            return Err(format!(
+                "[measure] inject_delay_ms = {} is more than a minute per iteration",
+                self.inject_delay_ms
             ));
         }
         if self.target_rel_ci >= 1.0 {

@@ -20,6 +20,8 @@ pub enum WarningKind {
     Throttling,
     /// Something was estimated rather than measured.
     Estimated,
+    /// A delay was injected into every measured iteration (`run --inject-delay`, a test knob).
+    InjectedDelay,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -44,6 +46,19 @@ pub const HIGH_CV_PCT: f64 = 10.0;
 pub const SLOW_START_FACTOR: f64 = 1.5;
 /// Other processes' share of total CPU time above which the machine counts as busy.
 pub const BUSY_SHARE: f64 = 0.10;
+
+/// The warning every result measured with `--inject-delay` carries.
+pub fn injected_delay(ms: f64) -> Warning {
+    Warning {
+        kind: WarningKind::InjectedDelay,
+        message: format!(
+            "Every measured iteration includes an injected sleep of {ms} ms (--inject-delay): \
+             iteration-time based metrics (throughputs) are deliberately slowed; latencies \
+             timed by the backend are not."
+        ),
+        hint: "Only for testing compare/gate; run without --inject-delay for real numbers.".into(),
+    }
+}
 
 /// Warnings about the iteration times of a measured window (ms, in order).
 pub fn check_iterations(times_ms: &[f64], min_iters: u64) -> Vec<Warning> {

@@ -105,6 +105,7 @@ fn list_runs(root: &Path) {
             .unwrap_or_default();
         invocations.retain(|p| p.join(MANIFEST_FILE).is_file());
         invocations.sort();
+        found += list_ab(&suite_dir.join("ab"));
         for inv in invocations {
             if let Ok(m) = read_manifest(&inv.join(MANIFEST_FILE)) {
                 let ok = m
@@ -131,4 +132,28 @@ fn list_runs(root: &Path) {
     if found == 0 {
         println!("  (none)");
     }
+}
+
+/// A/B invocations under `results/<suite>/ab/` (from `run --ab`).
+fn list_ab(dir: &Path) -> usize {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    let mut n = 0;
+    for d in dirs {
+        if let Ok(rec) = effbench_harness::ab::read_record(&d) {
+            let ok = rec.slots.iter().filter(|s| s.exit_code == Some(0)).count();
+            println!(
+                "  {:<48} {} A/B {}/{} slots ok (compare: effbench compare {})",
+                d.display(),
+                rec.suite.name,
+                ok,
+                rec.slots.len(),
+                d.display()
+            );
+            n += 1;
+        }
+    }
+    n
 }

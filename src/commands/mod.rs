@@ -1,6 +1,11 @@
-//! One module per subcommand. Exit codes: 0 success, 1 some runs failed, 2 bad input or
-//! usage, 130 interrupted (Ctrl-C).
+//! One module per subcommand. Exit codes: 0 success, 1 some runs failed (or, for `gate`, a
+//! regression), 2 bad input or usage, 130 interrupted (Ctrl-C).
 
+pub mod ab;
+pub mod compare;
+pub mod export;
+pub mod gate;
+pub mod history;
 pub mod k8s;
 pub mod list;
 pub mod merge;

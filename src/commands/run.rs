@@ -16,7 +16,9 @@ effbench run suites/quickstart.toml --filter dtype=f32 --filter batch=1\n  \
 effbench run suites/quickstart.toml --dry-run\n  \
 effbench run suites/quickstart.toml --shard 0/4 --out results/q/shard-0\n  \
 effbench run suites/quickstart.toml --out results/mine --json > summary.json\n  \
-effbench run suites/quickstart.toml --grid-intensity 350 --pue 1.2 --price-per-hour 3.5")]
+effbench run suites/quickstart.toml --grid-intensity 350 --pue 1.2 --price-per-hour 3.5\n  \
+effbench run --ab ./effbench-main ./effbench-pr suites/quickstart.toml   (interleaved A/B, ABBA)\n  \
+effbench run suites/quickstart.toml --inject-delay 5ms   (test knob: a deliberate slowdown)")]
 pub struct Args {
     /// Suite file (TOML).
     pub suite: PathBuf,
@@ -30,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
     /// Print the results as a JSON array on stdout (progress and tables go to stderr).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ab")]
     pub json: bool,
     #[command(flatten)]
     pub meters: super::meters::MeterArgs,
@@ -38,6 +40,36 @@ pub struct Args {
     /// (`effbench plan SUITE --shards N` shows the assignment; `effbench merge` joins shards).
     #[arg(long, value_name = "I/N", allow_hyphen_values = true)]
     pub shard: Option<String>,
+    /// Interleaved A/B: run every spec with two effbench builds in ABBA order in this one
+    /// invocation; results in <out>/a and <out>/b, `effbench compare <out>` compares them.
+    #[arg(long, num_args = 2, value_names = ["BIN_A", "BIN_B"], conflicts_with = "shard")]
+    pub ab: Vec<PathBuf>,
+    /// ABBA blocks per spec with --ab (2 slots per side each).
+    #[arg(long, default_value_t = 1, requires = "ab")]
+    pub ab_blocks: usize,
+    /// Test knob: sleep this long inside every measured iteration (e.g. 5ms, 500us, 0.1s), to
+    /// check that compare/gate catch a slowdown. Recorded in each result's [measure] and
+    /// warned about; it slows throughputs, not backend-timed latencies.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    pub inject_delay: Option<f64>,
+}
+
+/// `5ms`, `500us`, `0.1s` -> milliseconds.
+pub fn parse_delay(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, ms_per_unit) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        return Err(format!("'{s}' needs a unit: 5ms, 500us or 0.1s"));
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * ms_per_unit <= 60_000.0 => Ok(v * ms_per_unit),
+        _ => Err(format!("'{s}' is not a duration between 0 and 60s")),
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -47,6 +79,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let meter_settings = args.meters.resolve(&suite.meters)?;
     for s in &mut specs {
         s.meters = meter_settings.clone();
+    }
+    if let Some(ms) = args.inject_delay {
+        for s in &mut specs {
+            s.measure.inject_delay_ms = ms;
+        }
+    }
+    if !args.ab.is_empty() {
+        return super::ab::run(&args, &suite, &specs);
     }
     let axes = effbench_harness::matrix::varying_axes(&specs);
     let (specs, shard_ctx) = match shard {
@@ -124,7 +164,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// `  ok  dtype=f32 batch=1  ttft p50 12.3 ms, 456 tok/s` style progress line.
-fn one_line(r: &RunResult) -> String {
+pub fn one_line(r: &RunResult) -> String {
     use effbench_dashboards::format::value;
     use effbench_harness::MetricId;
     let state = match r.status.state {

@@ -31,6 +31,7 @@ pub fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
             max_iters: 2,
             max_duration_s: 10.0,
             target_rel_ci: 0.0,
+            inject_delay_ms: 0.0,
         },
         meters: Default::default(),
         options: Default::default(),

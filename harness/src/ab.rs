@@ -1,0 +1,353 @@
+//! Interleaved A/B runs (`effbench run --ab BIN_A BIN_B SUITE`): two effbench builds run the
+//! same suite in one invocation, alternating per run in ABBA order (A B B A, repeated per
+//! block), so slow drift of the machine (thermals, other load) hits both sides equally.
+//! Each slot is a child process `BIN run SUITE --out DIR --filter axis=value ...` (one spec),
+//! so each binary measures with its own code and records its own environment.
+//!
+//! Layout (what `effbench compare DIR` reads directly as A vs B):
+//! ```text
+//! <out>/ab.json            the plan and what ran: binaries (path, --version, SHA-256), order,
+//!                          every slot with side, run id, exit code and state
+//! <out>/a/manifest.json    side A: lists every A slot's result; compare pools them by run id
+//! <out>/a/<NN>/            slot NN as written by BIN_A itself (its manifest and result)
+//! <out>/b/...              the same for BIN_B
+//! ```
+
+use crate::interrupt;
+use crate::matrix::RunSpec;
+use crate::result::{
+    read_manifest, write_json, Manifest, ManifestEntry, RunState, SuiteInfo, MANIFEST_FILE,
+    SCHEMA_VERSION,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const AB_FILE: &str = "ab.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn dir(self) -> &'static str {
+        match self {
+            Side::A => "a",
+            Side::B => "b",
+        }
+    }
+}
+
+/// One of the two builds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Binary {
+    /// As given on the command line.
+    pub path: String,
+    /// Its `--version` output.
+    pub version: String,
+    /// SHA-256 of the executable file (identifies the build exactly).
+    pub sha256: String,
+}
+
+/// One child run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Slot {
+    /// 1-based position in the whole sequence.
+    pub index: usize,
+    pub side: Side,
+    /// The run id planned by this effbench and the one the child reported.
+    pub planned_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub label: String,
+    /// Relative to the A/B directory.
+    pub dir: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RunState>,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// `ab.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AbRecord {
+    /// Always `effbench-ab`.
+    pub kind: String,
+    pub version: u32,
+    pub suite: SuiteInfo,
+    pub a: Binary,
+    pub b: Binary,
+    /// `ABBA` per block, per run.
+    pub order: String,
+    pub blocks: usize,
+    /// Arguments passed to both children besides the suite, out dir and filters.
+    pub child_args: Vec<String>,
+    pub command: Vec<String>,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub slots: Vec<Slot>,
+}
+
+/// The sides in order for `blocks` ABBA blocks.
+pub fn order(blocks: usize) -> Vec<Side> {
+    (0..blocks)
+        .flat_map(|_| [Side::A, Side::B, Side::B, Side::A])
+        .collect()
+}
+
+/// `(a, b)` result directories when `dir` is an A/B directory.
+pub fn sides(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    dir.join(AB_FILE)
+        .is_file()
+        .then(|| (dir.join("a"), dir.join("b")))
+}
+
+pub fn read_record(dir: &Path) -> Result<AbRecord> {
+    let p = dir.join(AB_FILE);
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read '{}'", p.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("'{}' is not a valid A/B record", p.display()))
+}
+
+/// What to run.
+pub struct Options {
+    pub bin_a: PathBuf,
+    pub bin_b: PathBuf,
+    pub suite_file: PathBuf,
+    pub out: PathBuf,
+    pub blocks: usize,
+    pub child_args: Vec<String>,
+    pub command: Vec<String>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Checks that `bin` runs and identifies it.
+pub fn probe(bin: &Path, what: &str) -> Result<Binary> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| anyhow!("{what} '{}' cannot be started: {e}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{what} '{}' --version failed ({}); is it an effbench binary?",
+            bin.display(),
+            out.status
+        );
+    }
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let sha256 = resolve(bin)
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|b| crate::invocation::hex(&Sha256::digest(&b)))
+        .unwrap_or_default();
+    Ok(Binary {
+        path: bin.display().to_string(),
+        version,
+        sha256,
+    })
+}
+
+/// The file a command name refers to (a path, or the first match on PATH).
+fn resolve(bin: &Path) -> Option<PathBuf> {
+    if bin.components().count() > 1 || bin.is_file() {
+        return Some(bin.to_path_buf());
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
+}
+
+fn side_manifest(suite: &SuiteInfo, command: &[String], version: &str) -> Manifest {
+    Manifest {
+        schema_version: SCHEMA_VERSION,
+        suite: suite.clone(),
+        effbench_version: version.to_string(),
+        command: command.to_vec(),
+        started_at: now(),
+        finished_at: None,
+        planned: Vec::new(),
+        runs: Vec::new(),
+        shard: None,
+        scheduler: None,
+        merged_from: Vec::new(),
+    }
+}
+
+/// Runs every spec in ABBA order; `on_slot` sees each slot when it ends (with the number
+/// done and the total). Completed slots are on disk whatever happens next.
+pub fn run(
+    suite: &SuiteInfo,
+    specs: &[RunSpec],
+    opts: &Options,
+    on_slot: &mut dyn FnMut(&Slot, usize, usize),
+) -> Result<AbRecord> {
+    if opts.blocks == 0 {
+        bail!("--ab-blocks must be at least 1");
+    }
+    let a = probe(&opts.bin_a, "BIN_A")?;
+    let b = probe(&opts.bin_b, "BIN_B")?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create output directory '{}'", opts.out.display()))?;
+    let mut rec = AbRecord {
+        kind: "effbench-ab".into(),
+        version: 1,
+        suite: suite.clone(),
+        a,
+        b,
+        order: "ABBA".into(),
+        blocks: opts.blocks,
+        child_args: opts.child_args.clone(),
+        command: opts.command.clone(),
+        started_at: now(),
+        finished_at: None,
+        slots: Vec::new(),
+    };
+    let mut manifests = [
+        side_manifest(suite, &opts.command, &rec.a.version),
+        side_manifest(suite, &opts.command, &rec.b.version),
+    ];
+    let sides = order(opts.blocks);
+    for (m, side) in manifests.iter_mut().zip([Side::A, Side::B]) {
+        m.planned = specs
+            .iter()
+            .flat_map(|s| sides.iter().filter(|x| **x == side).map(|_| s.id.clone()))
+            .collect();
+    }
+    write_json(&opts.out.join(AB_FILE), &rec)?;
+    let total = specs.len() * sides.len();
+    let width = total.to_string().len().max(2);
+    'outer: for spec in specs {
+        let label = spec.label(&suite.varying_axes);
+        for side in &sides {
+            if interrupt::requested() {
+                break 'outer;
+            }
+            let index = rec.slots.len() + 1;
+            let rel = format!("{}/{index:0width$}", side.dir());
+            let slot = run_slot(spec, &label, *side, index, &rel, opts)?;
+            let stop = slot.exit_code == Some(130) || interrupt::requested();
+            let m = &mut manifests[(*side == Side::B) as usize];
+            if let (Some(id), Some(state)) = (&slot.run_id, slot.state) {
+                m.runs.push(ManifestEntry {
+                    id: id.clone(),
+                    label: label.clone(),
+                    state,
+                    file: format!("{index:0width$}/{id}.json"),
+                });
+            }
+            write_json(&opts.out.join(side.dir()).join(MANIFEST_FILE), m)?;
+            rec.slots.push(slot);
+            write_json(&opts.out.join(AB_FILE), &rec)?;
+            on_slot(rec.slots.last().expect("just pushed"), index, total);
+            if stop {
+                break 'outer;
+            }
+        }
+    }
+    rec.finished_at = Some(now());
+    for (m, side) in manifests.iter_mut().zip([Side::A, Side::B]) {
+        m.finished_at = rec.finished_at.clone();
+        write_json(&opts.out.join(side.dir()).join(MANIFEST_FILE), m)?;
+    }
+    write_json(&opts.out.join(AB_FILE), &rec)?;
+    Ok(rec)
+}
+
+fn run_slot(
+    spec: &RunSpec,
+    label: &str,
+    side: Side,
+    index: usize,
+    rel: &str,
+    opts: &Options,
+) -> Result<Slot> {
+    let bin = match side {
+        Side::A => &opts.bin_a,
+        Side::B => &opts.bin_b,
+    };
+    let dir = opts.out.join(rel);
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg(&opts.suite_file)
+        .arg("--out")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    for (axis, v) in &spec.params {
+        cmd.arg("--filter").arg(format!("{axis}={v}"));
+    }
+    cmd.args(&opts.child_args);
+    let started_at = now();
+    let out = cmd
+        .output()
+        .map_err(|e| anyhow!("cannot start '{}': {e}", bin.display()))?;
+    let code = out.status.code();
+    let mut slot = Slot {
+        index,
+        side,
+        planned_id: spec.id.clone(),
+        run_id: None,
+        label: label.to_string(),
+        dir: rel.to_string(),
+        exit_code: code,
+        state: None,
+        started_at,
+        finished_at: now(),
+    };
+    if code == Some(2) || code.is_none() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        bail!(
+            "{} '{}' ({}) stopped on {}: {}",
+            if side == Side::A { "BIN_A" } else { "BIN_B" },
+            bin.display(),
+            code.map_or("killed by a signal".to_string(), |c| format!("exit {c}")),
+            if label.is_empty() { &spec.id } else { label },
+            last.trim_start_matches("error: ")
+        );
+    }
+    if let Ok(m) = read_manifest(&dir.join(MANIFEST_FILE)) {
+        if let Some(e) = m.runs.first() {
+            slot.run_id = Some(e.id.clone());
+            slot.state = Some(e.state);
+        }
+    }
+    Ok(slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abba_order() {
+        use Side::*;
+        assert_eq!(order(1), vec![A, B, B, A]);
+        assert_eq!(order(2), vec![A, B, B, A, A, B, B, A]);
+    }
+
+    #[test]
+    fn probing_a_missing_binary_is_a_clear_error() {
+        let e = probe(Path::new("/nonexistent/effbench"), "BIN_A").unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("BIN_A '/nonexistent/effbench' cannot be started"));
+    }
+}

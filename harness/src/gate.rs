@@ -1,0 +1,284 @@
+//! The gate: its configuration file (`gate.toml`, also the settings of `compare`) and the
+//! pass/fail decision over a [`Comparison`].
+//!
+//! ```toml
+//! alpha = 0.01                 # significance level
+//! test = "both"                # welch | mann-whitney | both (both p-values below alpha)
+//! noise_band_pct = 2.0         # changes whose CI stays within ±2 % are noise
+//! metrics = ["ttft", "output_throughput"]   # default: every metric with samples on both sides
+//! fail_on_failed = true        # a run ok in the baseline but failed in the current set fails
+//! fail_on_missing = false      # a baseline run absent from the current set fails
+//! fail_on_inconclusive = false
+//! [metric.ttft]
+//! noise_band_pct = 3.0         # per-metric noise band
+//! max_regression_pct = 5.0     # relative threshold: tolerate up to 5 % worse
+//! max_regression_abs = 0.5     # absolute threshold in the metric's unit (ms here)
+//! [metric.load_time]
+//! gate = false                 # compared and shown, never fails the gate
+//! ```
+
+use crate::analysis::verdict::{Rule, TestChoice, Verdict};
+use crate::comparison::Comparison;
+use crate::metric::{name_hash, MetricId};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Per-metric overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_band_pct: Option<f64>,
+    /// Relative threshold: a regression must exceed this many % of the base mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_regression_pct: Option<f64>,
+    /// Absolute threshold in the metric's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_regression_abs: Option<f64>,
+    /// `false`: compared and reported but never fails the gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<bool>,
+}
+
+/// Settings of `compare` and `gate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateConfig {
+    pub alpha: f64,
+    pub test: TestChoice,
+    pub noise_band_pct: f64,
+    /// Metrics to compare; empty = every metric with at least 2 samples on both sides.
+    pub metrics: Vec<MetricId>,
+    pub fail_on_failed: bool,
+    pub fail_on_missing: bool,
+    pub fail_on_inconclusive: bool,
+    /// Base seed of the bootstrap (per run and metric: seed xor FNV-1a(id/metric)).
+    pub seed: u64,
+    #[serde(rename = "metric", skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_metric: BTreeMap<MetricId, MetricRule>,
+}
+
+impl Default for GateConfig {
+    fn default() -> GateConfig {
+        GateConfig {
+            alpha: 0.01,
+            test: TestChoice::Both,
+            noise_band_pct: 2.0,
+            metrics: Vec::new(),
+            fail_on_failed: true,
+            fail_on_missing: false,
+            fail_on_inconclusive: false,
+            seed: 42,
+            per_metric: BTreeMap::new(),
+        }
+    }
+}
+
+impl GateConfig {
+    /// Reads a gate file; errors are one line: `file:line:col: cause`.
+    pub fn load(path: &Path) -> Result<GateConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read gate config '{}'", path.display()))?;
+        GateConfig::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<GateConfig> {
+        let cfg: GateConfig = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let (line, col) = crate::suite::line_col(text, span.start);
+                    anyhow::anyhow!("{origin}:{line}:{col}: {msg}")
+                }
+                None => anyhow::anyhow!("{origin}: {msg}"),
+            }
+        })?;
+        cfg.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        Ok(cfg)
+    }
+
+    /// Range checks; errors name the field.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return Err(format!(
+                "alpha = {} must lie strictly between 0 and 1 (0.01 = 1 %)",
+                self.alpha
+            ));
+        }
+        let pct = |name: String, v: f64| -> std::result::Result<(), String> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} = {v} must be a finite number >= 0"))
+            }
+        };
+        pct("noise_band_pct".into(), self.noise_band_pct)?;
+        for (m, r) in &self.per_metric {
+            let fields = [
+                ("noise_band_pct", r.noise_band_pct),
+                ("max_regression_pct", r.max_regression_pct),
+                ("max_regression_abs", r.max_regression_abs),
+            ];
+            for (f, v) in fields {
+                if let Some(v) = v {
+                    pct(format!("[metric.{m}] {f}"), v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The decision rule for `metric` of run `run_id`.
+    pub fn rule(&self, metric: MetricId, run_id: &str) -> Rule {
+        let o = self.per_metric.get(&metric).cloned().unwrap_or_default();
+        Rule {
+            alpha: self.alpha,
+            test: self.test,
+            noise_band_pct: o.noise_band_pct.unwrap_or(self.noise_band_pct),
+            max_regression_pct: o.max_regression_pct,
+            max_regression_abs: o.max_regression_abs,
+            seed: self.seed ^ name_hash(&format!("{run_id}/{metric}")),
+        }
+    }
+
+    /// Whether a regression of `metric` fails the gate.
+    pub fn gates(&self, metric: MetricId) -> bool {
+        self.per_metric
+            .get(&metric)
+            .and_then(|r| r.gate)
+            .unwrap_or(true)
+    }
+}
+
+/// Pass or fail, with one line per reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GateOutcome {
+    pub passed: bool,
+    pub failures: Vec<String>,
+}
+
+/// Applies the gate's failure rules to a comparison.
+pub fn evaluate(c: &Comparison, cfg: &GateConfig) -> GateOutcome {
+    let mut failures = Vec::new();
+    for run in &c.runs {
+        for m in &run.metrics {
+            if !m.gated {
+                continue;
+            }
+            let fail = match m.result.verdict {
+                Verdict::Regressed => true,
+                Verdict::Inconclusive => cfg.fail_on_inconclusive,
+                _ => false,
+            };
+            if fail {
+                failures.push(format!(
+                    "{} {}: {} {:+.2} % ({})",
+                    run.label, m.metric, m.result.verdict, m.result.change_pct, m.result.reason
+                ));
+            }
+        }
+    }
+    if cfg.fail_on_failed {
+        for r in c.not_ok.iter().filter(|r| r.side == c.new.name) {
+            failures.push(format!(
+                "{}: ok in {} but {} in {}",
+                r.label,
+                c.base.name,
+                r.reason.as_deref().unwrap_or("not ok"),
+                c.new.name
+            ));
+        }
+    }
+    if cfg.fail_on_missing {
+        for r in &c.missing {
+            failures.push(format!("{}: missing from {}", r.label, c.new.name));
+        }
+    }
+    if c.runs.is_empty() && failures.is_empty() {
+        failures.push("no run could be compared".into());
+    }
+    GateOutcome {
+        passed: failures.is_empty(),
+        failures,
+    }
+}
+
+/// Parses `--noise-band 2` / `2%` style percentages.
+pub fn parse_pct(s: &str) -> Result<f64> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("'{s}' is not a percentage (e.g. 2 or 2%)"))?;
+    if !v.is_finite() || v < 0.0 {
+        bail!("'{s}' must be a percentage >= 0");
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_gate_file() {
+        let cfg = GateConfig::parse(
+            "alpha = 0.05\ntest = \"welch\"\nmetrics = [\"ttft\"]\n\
+             [metric.ttft]\nmax_regression_pct = 5\n[metric.load_time]\ngate = false\n",
+            "g.toml",
+        )
+        .unwrap();
+        assert_eq!(cfg.alpha, 0.05);
+        assert_eq!(cfg.test, TestChoice::Welch);
+        assert_eq!(cfg.metrics, vec![MetricId::Ttft]);
+        let r = cfg.rule(MetricId::Ttft, "x");
+        assert_eq!((r.noise_band_pct, r.max_regression_pct), (2.0, Some(5.0)));
+        assert!(!cfg.gates(MetricId::LoadTime) && cfg.gates(MetricId::Ttft));
+        assert_eq!(
+            GateConfig::parse("", "e.toml").unwrap(),
+            GateConfig::default()
+        );
+    }
+
+    #[test]
+    fn bad_gate_files_name_file_line_and_field() {
+        let e = GateConfig::parse("alpha = 0.01\nnoise_band = 2\n", "g.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("g.toml:2:1:") && msg.contains("noise_band"),
+            "{msg}"
+        );
+        let e = GateConfig::parse("[metric.speed]\ngate = false\n", "g.toml").unwrap_err();
+        assert!(e.to_string().contains("unknown metric 'speed'"), "{e}");
+        let e = GateConfig::parse("alpha = 5\n", "g.toml").unwrap_err();
+        assert!(e.to_string().contains("alpha = 5"), "{e}");
+        let e = GateConfig::parse("[metric.ttft]\nmax_regression_pct = -1\n", "g.toml");
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("[metric.ttft] max_regression_pct"));
+        let e = GateConfig::parse("test = \"z\"\n", "g.toml").unwrap_err();
+        assert!(e.to_string().contains("mann-whitney"), "{e}");
+    }
+
+    #[test]
+    fn the_example_workflow_gate_file_is_valid() {
+        let text = include_str!("../../.github/effbench-gate.toml");
+        let cfg = GateConfig::parse(text, ".github/effbench-gate.toml").unwrap();
+        assert_eq!(cfg.noise_band_pct, 5.0);
+        assert_eq!(
+            cfg.rule(MetricId::PeakRss, "x").max_regression_abs,
+            Some(16777216.0)
+        );
+    }
+
+    #[test]
+    fn percentages_parse() {
+        assert_eq!(parse_pct("2").unwrap(), 2.0);
+        assert_eq!(parse_pct("2.5%").unwrap(), 2.5);
+        assert!(parse_pct("-1").is_err() && parse_pct("x").is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! `effbench compare BASE NEW`: per-run, per-metric comparison of two result sets.
+
+use anyhow::{bail, Result};
+use effbench_harness::analysis::verdict::TestChoice;
+use effbench_harness::comparison::{self, Comparison, Input};
+use effbench_harness::gate::{parse_pct, GateConfig};
+use effbench_harness::{ab, result, MetricId};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Json,
+}
+
+/// Settings shared by `compare` and `gate` (flags override the config file).
+#[derive(clap::Args)]
+pub struct Settings {
+    /// Gate/compare settings file (TOML; see README "CI performance gates").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only these metrics (repeat); default: every metric with samples on both sides.
+    #[arg(long, value_name = "METRIC", value_parser = parse_metric)]
+    pub metric: Vec<MetricId>,
+    /// Significance level [default: 0.01].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Noise band in % of the base mean, for every metric without its own [default: 2].
+    #[arg(long, value_name = "PCT")]
+    pub noise_band: Option<String>,
+    /// Which test decides significance [default: both].
+    #[arg(long, value_parser = ["welch", "mann-whitney", "both"])]
+    pub test: Option<String>,
+}
+
+fn parse_metric(s: &str) -> Result<MetricId, String> {
+    MetricId::parse(s)
+}
+
+impl Settings {
+    pub fn resolve(&self) -> Result<GateConfig> {
+        let mut cfg = match &self.config {
+            Some(p) => GateConfig::load(p)?,
+            None => GateConfig::default(),
+        };
+        if !self.metric.is_empty() {
+            cfg.metrics = self.metric.clone();
+        }
+        if let Some(a) = self.alpha {
+            cfg.alpha = a;
+        }
+        if let Some(b) = &self.noise_band {
+            cfg.noise_band_pct = parse_pct(b).map_err(|e| anyhow::anyhow!("--noise-band {e}"))?;
+        }
+        if let Some(t) = &self.test {
+            cfg.test = TestChoice::parse(t).map_err(anyhow::Error::msg)?;
+        }
+        cfg.check()
+            .map_err(|e| anyhow::anyhow!("{}", e.replace("alpha =", "--alpha")))?;
+        Ok(cfg)
+    }
+}
+
+/// Compare two result sets run by run (matched by spec id) and metric by metric.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  effbench compare results/quickstart/2026-01-01T10-00-00Z results/quickstart/2026-01-02T10-00-00Z\n  \
+effbench compare results/quickstart/ab/2026-01-02T10-00-00Z          (an A/B directory: A vs B)\n  \
+effbench compare base/ new/ --metric ttft --metric output_throughput --format markdown\n  \
+effbench compare base/ new/ --format json > comparison.json\n\n\
+Verdicts: regressed/improved need p < alpha AND the whole CI of the change beyond the noise band;\n\
+unchanged: the CI (or, when not significant, the estimate) lies inside the band; else inconclusive."
+)]
+pub struct Args {
+    /// Baseline results: a result file, an invocation directory or a suite's results
+    /// directory; or an A/B directory (from `run --ab`) to compare A with B.
+    pub base: PathBuf,
+    /// Results to compare with the baseline (omit for an A/B directory).
+    pub new: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Settings,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// The two sides' directories and display names.
+pub fn sides(
+    base: &Path,
+    new: Option<&Path>,
+    names: [&'static str; 2],
+) -> Result<[(PathBuf, &'static str); 2]> {
+    match (new, ab::sides(base)) {
+        (Some(n), _) => Ok([(base.to_path_buf(), names[0]), (n.to_path_buf(), names[1])]),
+        (None, Some((a, b))) => Ok([(a, "A"), (b, "B")]),
+        (None, None) => bail!(
+            "'{}' is not an A/B directory (no {}); give two result sets: BASE NEW",
+            base.display(),
+            ab::AB_FILE
+        ),
+    }
+}
+
+/// Loads both sides and compares them.
+pub fn build(sides: &[(PathBuf, &str); 2], cfg: &GateConfig) -> Result<Comparison> {
+    let base = result::load_results(&sides[0].0)?;
+    let new = result::load_results(&sides[1].0)?;
+    let (bp, np) = (
+        sides[0].0.display().to_string(),
+        sides[1].0.display().to_string(),
+    );
+    comparison::compare(
+        &Input {
+            name: sides[0].1,
+            path: &bp,
+            results: &base,
+        },
+        &Input {
+            name: sides[1].1,
+            path: &np,
+            results: &new,
+        },
+        cfg,
+    )
+}
+
+pub fn render(c: &Comparison, format: Format, title: &str) -> Result<String> {
+    Ok(match format {
+        Format::Table => effbench_dashboards::comparison::table(c),
+        Format::Markdown => effbench_dashboards::comparison::markdown(c, title),
+        Format::Json => serde_json::to_string_pretty(c)? + "\n",
+    })
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let cfg = args.settings.resolve()?;
+    let sides = sides(&args.base, args.new.as_deref(), ["base", "new"])?;
+    let c = build(&sides, &cfg)?;
+    print!("{}", render(&c, args.format, "effbench compare")?);
+    Ok(ExitCode::SUCCESS)
+}
