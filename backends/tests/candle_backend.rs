@@ -258,7 +258,7 @@ fn bad_inputs_are_rejected_with_the_path() {
 #[test]
 fn registry_lists_candle_with_defaults() {
     let r = effbench_backends::registry();
-    assert_eq!(r.names(), vec!["candle"]);
+    assert!(r.names().contains(&"candle"), "{:?}", r.names());
     let caps = r.get("candle").unwrap().describe();
     assert!(caps.devices.contains(&"cpu"));
     let axes: Vec<&str> = caps.axes.iter().map(|(a, _)| *a).collect();
