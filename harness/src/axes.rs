@@ -106,6 +106,8 @@ pub enum AxisKind {
     Text,
     /// One of a fixed set of strings.
     OneOf(&'static [&'static str]),
+    /// Number > 0, or the string "inf".
+    RateOrInf,
 }
 
 /// An axis known to effbench.
@@ -159,7 +161,22 @@ pub const AXES: &[AxisDef] = &[
     AxisDef {
         name: "gen_len",
         kind: AxisKind::PositiveInt,
-        help: "output tokens generated per sequence (greedy, no early stop)",
+        help: "output tokens generated per sequence (greedy, no early stop); serving: max_tokens",
+    },
+    AxisDef {
+        name: "request_rate",
+        kind: AxisKind::RateOrInf,
+        help: "serving: requests per second of the arrival schedule, or \"inf\" (all at once)",
+    },
+    AxisDef {
+        name: "max_concurrency",
+        kind: AxisKind::NonNegInt,
+        help: "serving: most requests in flight at once (0 = unlimited)",
+    },
+    AxisDef {
+        name: "burstiness",
+        kind: AxisKind::PositiveNumber,
+        help: "serving: Gamma shape of inter-arrival times (1 = Poisson, < 1 burstier)",
     },
     AxisDef {
         name: "seq_len",
@@ -212,6 +229,12 @@ impl AxisDef {
                 Some(s) if choices.contains(&s) => Ok(()),
                 _ => bad(&format!("one of {}", choices.join(", "))),
             },
+            AxisKind::RateOrInf => match (v.as_f64(), v.as_str()) {
+                (Some(x), _) if x > 0.0 && x.is_finite() => Ok(()),
+                (_, Some("inf")) => Ok(()),
+                (Some(x), _) if x == f64::INFINITY => bad("\"inf\" as a quoted string"),
+                _ => bad("a number > 0 or \"inf\""),
+            },
         }
     }
 }
@@ -243,6 +266,18 @@ mod tests {
             .check(&"fp8".into())
             .unwrap_err()
             .contains("f32, f16, bf16"));
+    }
+
+    #[test]
+    fn request_rate_is_a_number_or_inf() {
+        let rate = axis("request_rate").unwrap();
+        assert!(rate.check(&AxisValue::Float(2.5)).is_ok());
+        assert!(rate.check(&"inf".into()).is_ok());
+        assert!(rate
+            .check(&AxisValue::Int(0))
+            .unwrap_err()
+            .contains("\"inf\""));
+        assert!(rate.check(&"fast".into()).is_err());
     }
 
     #[test]

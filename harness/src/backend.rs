@@ -197,6 +197,38 @@ pub struct Extras {
     pub notes: Vec<String>,
 }
 
+/// The runner's side of a measured window that a session runs itself (a serving load test:
+/// arrival schedule, concurrency, warm-up requests are the session's business).
+pub trait Window {
+    /// Starts the meters: call after warm-up, right before the first measured request.
+    fn begin(&mut self);
+    /// Stops the meters: call right after the last measured request ended. Returns the
+    /// window's wall time in seconds (0 when `begin` was never called).
+    fn end(&mut self) -> f64;
+    /// Progress within the window (`done` of `total` units, e.g. requests sent).
+    fn progress(&self, _done: u64, _total: u64) {}
+    /// A new phase (`warm-up`, `measuring`, `draining` ...).
+    fn phase(&self, _name: &str) {}
+}
+
+/// What a session that ran its own window reports. Metrics keep the usual shape; the runner
+/// adds the meters' readings and the derived metrics (energy per token, cost ...).
+#[derive(Debug, Clone, Default)]
+pub struct WindowReport {
+    pub metrics: Vec<Metric>,
+    pub series: Vec<Series>,
+    pub warnings: Vec<crate::warnings::Warning>,
+    pub notes: Vec<String>,
+    /// Work done in the window (successful requests, their tokens).
+    pub work: Work,
+    /// Measured units (requests sent), stored as the result's `iterations`.
+    pub units: u64,
+    /// The run failed (reason, one line); what was measured is kept.
+    pub failure: Option<String>,
+    /// The run was interrupted (Ctrl-C); what was measured is kept.
+    pub interrupted: bool,
+}
+
 /// A loaded model ready to run iterations.
 pub trait Session {
     fn model_info(&self) -> &ModelInfo;
@@ -211,6 +243,13 @@ pub trait Session {
     /// `source` of the metrics derived from them (a worker process reports its own clock).
     fn timestamp_source(&self) -> String {
         crate::runner::WALL_CLOCK.to_string()
+    }
+    /// Sessions whose measurement is one whole window rather than an iteration loop (serving
+    /// load tests) run it here and return `Some`: they warm up, call `window.begin()` right
+    /// before the measured part and `window.end()` right after it. `None` (the default)
+    /// means the runner's iteration loop measures this session.
+    fn run_window(&mut self, _window: &mut dyn Window) -> Option<Result<WindowReport>> {
+        None
     }
 }
 

@@ -13,6 +13,8 @@
 //!   statistics; [`trace`] the latency formulas; [`warnings`] measurement-quality warnings;
 //!   [`meters`] what is measured around the window (memory, CPU share, GPU/CPU/DRAM energy,
 //!   power) and what is derived from it (energy per token, carbon, cost).
+//! - [`serving`]: load tests against servers (arrival schedules, request records, goodput,
+//!   streamed histograms, server search).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
 //! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
 //!   worker process (timeouts, bounded lines, stderr tail, always reaped).
@@ -45,11 +47,13 @@ pub mod protocol;
 pub mod result;
 pub mod runner;
 pub mod schema;
+pub mod serving;
 pub mod stats;
 pub mod suite;
 pub mod trace;
 pub mod warnings;
 pub mod worker;
+mod window;
 
 pub use backend::{Backend, Capabilities, Device, ModelInfo, ModelSpec, Registry, Session};
 pub use matrix::RunSpec;

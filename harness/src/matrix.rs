@@ -30,6 +30,9 @@ pub struct RunSpec {
     /// Backend-specific settings from the suite's `[options]`.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// The suite's `[serving]` table (serving scenario only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<crate::serving::ServingConfig>,
 }
 
 impl RunSpec {
@@ -258,6 +261,7 @@ pub fn expand_filtered(
             measure: suite.measure.clone(),
             meters: meters.clone(),
             options: options.clone(),
+            serving: suite.serving.clone(),
         };
         spec.id = spec_id(&spec);
         if let Some(axis) = spec.params.keys().find(|a| !p.uses(a)) {
@@ -461,15 +465,20 @@ pub fn filter(specs: Vec<RunSpec>, filters: &[String]) -> Result<Vec<RunSpec>> {
     Ok(kept)
 }
 
-/// Stable id of what a run measures: first 16 hex digits of SHA-256 over canonical JSON.
+/// Stable id of what a run measures: first 16 hex digits of SHA-256 over canonical JSON
+/// (scenario, backend, axis values, seed, options, and the `[serving]` table when present).
 pub fn spec_id(spec: &RunSpec) -> String {
-    let canonical = serde_json::json!({
+    let mut canonical = serde_json::json!({
         "scenario": spec.scenario,
         "backend": spec.backend,
         "params": spec.params,
         "seed": spec.seed,
         "options": spec.options,
     });
+    // Only when present, so the ids of other scenarios are unchanged.
+    if let Some(serving) = &spec.serving {
+        canonical["serving"] = serde_json::to_value(serving).unwrap_or_default();
+    }
     let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

@@ -4,8 +4,11 @@
 //! minimums and run until the session is done, still capped by `max_iters`/`max_duration_s`.
 //! A failing or panicking backend ends the run as `failed`; Ctrl-C ends it as `interrupted`;
 //! samples gathered so far are kept.
+//! Sessions that measure a whole window themselves (serving load tests) get a [`Window`]
+//! that wraps the meters around exactly their measured part; a `[serving.search]` runs one
+//! full run per step (crate::serving::search).
 
-use crate::backend::{Backend, GenerationTrace, IterationCtx, Sample, Session, Work};
+use crate::backend::{Backend, GenerationTrace, IterationCtx, Sample, Session, Window, Work};
 use crate::env::Environment;
 use crate::interrupt;
 use crate::matrix::RunSpec;
@@ -18,6 +21,7 @@ use crate::result::{RunResult, RunState, Series, StatsMethod, Status, SuiteInfo,
 use crate::suite::Scenario;
 use crate::trace;
 use crate::warnings;
+use crate::window::{apply_window_report, MeterWindow};
 use anyhow::{anyhow, Result};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -102,6 +106,20 @@ pub fn run_spec_with(
     mut meters: Vec<Box<dyn Meter>>,
     idle: Option<&IdleBaseline>,
 ) -> RunResult {
+    if let Some(search) = spec.serving.as_ref().and_then(|s| s.search.clone()) {
+        // Each step is a full run with fresh meters.
+        return crate::serving::search::run(spec, &search, |step| {
+            run_spec_with(
+                step,
+                backend,
+                suite,
+                env,
+                progress,
+                meters::for_run(step),
+                idle,
+            )
+        });
+    }
     let started_at = now_rfc3339();
     let mut result = RunResult {
         schema_version: SCHEMA_VERSION,
@@ -150,16 +168,36 @@ pub fn run_spec_with(
         .push(Metric::scalar(MetricId::LoadTime, load_ms, WALL_CLOCK));
 
     let mut gathered = Gathered::default();
-    let outcome = measure(spec, session.as_mut(), &mut meters, &mut gathered, progress);
     let clock = session.timestamp_source();
-    // Meters stop right after the window whatever happened in it.
-    for m in meters.iter_mut() {
-        let reading = m.stop(gathered.measured_s);
+    let mut window = MeterWindow::new(&mut meters, progress);
+    let windowed = guarded("the measured window", || {
+        session.run_window(&mut window).transpose()
+    });
+    let is_window = !matches!(windowed, Ok(None));
+    let outcome = if is_window {
+        // The session measured a whole window itself (serving).
+        window.end();
+        gathered.measured_s = window.measured_s;
+        let reading = window.reading.take().unwrap_or_default();
         result.metrics.extend(reading.metrics);
         result.series.extend(reading.series);
         result.warnings.extend(reading.warnings);
         result.log.extend(reading.notes);
-    }
+        windowed.and_then(|report| {
+            apply_window_report(report.unwrap_or_default(), &mut result, &mut gathered.work)
+        })
+    } else {
+        let outcome = measure(spec, session.as_mut(), &mut meters, &mut gathered, progress);
+        // Meters stop right after the window whatever happened in it.
+        for m in meters.iter_mut() {
+            let reading = m.stop(gathered.measured_s);
+            result.metrics.extend(reading.metrics);
+            result.series.extend(reading.series);
+            result.warnings.extend(reading.warnings);
+            result.log.extend(reading.notes);
+        }
+        outcome
+    };
     match outcome {
         Ok(()) => {}
         Err(e) if e.is::<interrupt::Interrupted>() || interrupt::requested() => {
@@ -193,7 +231,9 @@ pub fn run_spec_with(
             }
         }
     }
-    result.iterations = gathered.iteration_ms.len() as u64;
+    if !is_window {
+        result.iterations = gathered.iteration_ms.len() as u64;
+    }
     result.measured_s = gathered.measured_s;
     result
         .metrics
@@ -213,10 +253,12 @@ pub fn run_spec_with(
     if !gathered.iteration_ms.is_empty() {
         result.series.push(iteration_series(&gathered.iteration_ms));
     }
-    result.warnings.extend(warnings::check_iterations(
-        &gathered.iteration_ms,
-        spec.measure.min_iters,
-    ));
+    if !is_window {
+        result.warnings.extend(warnings::check_iterations(
+            &gathered.iteration_ms,
+            spec.measure.min_iters,
+        ));
+    }
     if spec.measure.inject_delay_ms > 0.0 {
         result
             .warnings

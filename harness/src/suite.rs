@@ -5,6 +5,7 @@
 
 use crate::axes::AxisValue;
 pub use crate::meters::settings::MetersConfig;
+pub use crate::serving::ServingConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -181,6 +182,9 @@ pub struct Suite {
     /// `[meters]`: energy, power and memory meters, carbon and cost settings.
     #[serde(default)]
     pub meters: MetersConfig,
+    /// `[serving]`: the server and workload of a `serving` suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving: Option<ServingConfig>,
     /// Backend-specific settings (e.g. a worker command line), passed through unchanged.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub options: toml::Table,
@@ -236,6 +240,25 @@ impl Suite {
             .meters
             .check(&|f| format!("[meters] {f} ="))
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        match (&suite.serving, suite.scenario) {
+            (Some(serving), Scenario::Serving) => {
+                serving
+                    .check()
+                    .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+                if serving.search.is_some() && suite.matrix.axes.contains_key("request_rate") {
+                    bail!(
+                        "{origin}: [serving.search] chooses request_rate itself; remove request_rate from [matrix]"
+                    );
+                }
+            }
+            (Some(_), other) => {
+                bail!("{origin}: [serving] applies to scenario = \"serving\", not \"{other}\"")
+            }
+            (None, Scenario::Serving) => bail!(
+                "{origin}: scenario = \"serving\" needs a [serving] table with at least base_url"
+            ),
+            (None, _) => {}
+        }
         Ok(suite)
     }
 
@@ -340,6 +363,58 @@ min_iters = 3
             msg.contains("unknown field `grid`") && msg.contains("grid_intensity"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn serving_table_is_checked() {
+        let serving = r#"
+name = "s"
+scenario = "serving"
+backend = "openai-http"
+model = "default"
+[matrix]
+request_rate = [1, "inf"]
+[serving]
+base_url = "http://127.0.0.1:8000"
+num_prompts = 10
+[serving.slo]
+ttft_ms = 200
+"#;
+        let s = Suite::parse(serving, "s.toml").unwrap();
+        let c = s.serving.unwrap();
+        assert_eq!((c.num_prompts, c.slo.ttft_ms), (10, Some(200.0)));
+        let msg = Suite::parse(&serving.replace("num_prompts", "prompts"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("unknown field `prompts`") && msg.contains("num_prompts"),
+            "{msg}"
+        );
+        let msg = Suite::parse(&serving.replace("ttft_ms = 200", "ttft_ms = -1"), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "s.toml: [serving.slo] ttft_ms = -1 must be a number > 0"
+        );
+        let msg = Suite::parse(
+            &format!("{serving}[serving.search]\nlow = 1\nhigh = 8\n"),
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("remove request_rate from [matrix]"), "{msg}");
+        let msg = Suite::parse(
+            &format!("{OK}[serving]\nbase_url = \"http://x\"\n"),
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("applies to scenario = \"serving\""), "{msg}");
+        let msg = Suite::parse(&OK.replace("\"inference\"", "\"serving\""), "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("needs a [serving] table"), "{msg}");
     }
 
     #[test]

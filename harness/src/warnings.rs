@@ -22,6 +22,14 @@ pub enum WarningKind {
     Estimated,
     /// A delay was injected into every measured iteration (`run --inject-delay`, a test knob).
     InjectedDelay,
+    /// Serving: the load generator sent requests well after their scheduled time.
+    GeneratorLate,
+    /// Serving: some requests failed.
+    RequestFailures,
+    /// Serving: responses had fewer output tokens than asked for.
+    ShortOutputs,
+    /// Serving: the server search did not bracket the highest passing rate.
+    SloNotBracketed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

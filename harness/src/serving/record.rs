@@ -1,0 +1,293 @@
+//! One request of a serving load test as the harness sees it ([`RequestRecord`]), how a
+//! failed request is classified ([`ErrorKind`]) and the latency SLOs a request must meet to
+//! count towards goodput ([`Slo`]). Latencies come from the same formulas as in-process
+//! generation ([`crate::trace::latencies`]): the record carries a [`GenerationTrace`] whose
+//! emissions are relative to the moment the request was sent.
+
+use crate::backend::GenerationTrace;
+use crate::metric::MetricId;
+use crate::trace::{self, TraceLatencies};
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Could not connect, or the connection broke before the response ended.
+    Connection,
+    /// The per-request timeout (`[serving] timeout_s`) expired.
+    Timeout,
+    /// HTTP 400-499.
+    Http4xx,
+    /// HTTP 500-599 (and any other non-2xx status).
+    Http5xx,
+    /// The response was not what the OpenAI API specifies (malformed SSE or JSON, a stream
+    /// that ends without `[DONE]` or a finish reason).
+    Protocol,
+    /// A well-formed error object inside a 200 response (e.g. an error event mid-stream).
+    Server,
+    /// Cancelled by effbench (Ctrl-C, or the run was ended after the server became unreachable).
+    Cancelled,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Connection,
+        ErrorKind::Timeout,
+        ErrorKind::Http4xx,
+        ErrorKind::Http5xx,
+        ErrorKind::Protocol,
+        ErrorKind::Server,
+        ErrorKind::Cancelled,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Connection => "connection",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Server => "server",
+            ErrorKind::Cancelled => "cancelled",
+        }
+    }
+
+    /// The count metric of this kind.
+    pub fn metric(self) -> MetricId {
+        match self {
+            ErrorKind::Connection => MetricId::FailuresConnection,
+            ErrorKind::Timeout => MetricId::FailuresTimeout,
+            ErrorKind::Http4xx => MetricId::FailuresHttp4xx,
+            ErrorKind::Http5xx => MetricId::FailuresHttp5xx,
+            ErrorKind::Protocol => MetricId::FailuresProtocol,
+            ErrorKind::Server => MetricId::FailuresServer,
+            ErrorKind::Cancelled => MetricId::FailuresCancelled,
+        }
+    }
+
+    /// The kind of a non-2xx HTTP status.
+    pub fn of_status(status: u16) -> ErrorKind {
+        if (400..500).contains(&status) {
+            ErrorKind::Http4xx
+        } else {
+            ErrorKind::Http5xx
+        }
+    }
+}
+
+/// How the output token count of each streamed chunk was known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenCounts {
+    /// Every chunk said how many tokens it carried (cumulative `usage` per chunk).
+    #[default]
+    Exact,
+    /// Only the total (final `usage`) was known; it was spread evenly over the chunks.
+    Spread,
+    /// The server reported no usage: one token per content chunk was assumed.
+    Chunks,
+}
+
+/// A failed request: its kind and a one-line message (never containing the API key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// What one measured request produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestRecord {
+    /// How late it was sent: send time minus the later of its scheduled time and the moment a
+    /// concurrency slot was free (ns). A generator that cannot keep its schedule shows here.
+    pub lateness_ns: u64,
+    /// `None` when the request succeeded.
+    pub failure: Option<Failure>,
+    /// HTTP status when a response arrived.
+    pub http_status: Option<u16>,
+    /// Prompt tokens (server `usage`, else the workload's own count).
+    pub input_tokens: u64,
+    /// Output tokens (server `usage`, else counted chunks).
+    pub output_tokens: u64,
+    /// Output tokens asked for (`max_tokens`), to notice servers that stop early.
+    pub requested_output_tokens: u64,
+    /// Whether the response was streamed; only streamed requests have TTFT/TPOT/ITL.
+    pub streamed: bool,
+    /// Streamed token emissions, ns since the send (a chunk of k tokens is one emission of k).
+    pub trace: GenerationTrace,
+    /// Send to the last token (streaming) or to the end of the response (ns).
+    pub e2e_ns: u64,
+    pub token_counts: TokenCounts,
+}
+
+impl RequestRecord {
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// TTFT, TPOT, ITL of a streamed request (empty for non-streamed or failed ones), with
+    /// `e2e` set from `e2e_ns` in every case.
+    pub fn latencies(&self) -> TraceLatencies {
+        let mut l = if self.streamed && self.ok() {
+            trace::latencies(&self.trace)
+        } else {
+            TraceLatencies::default()
+        };
+        l.prefill_tps = None;
+        l.e2e = self.ok().then_some(self.e2e_ns as f64 / 1e6);
+        l
+    }
+}
+
+/// Latency objectives; a request is *good* when it succeeded and meets every one set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// Time to first token, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// Time per output token, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    /// End-to-end latency, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2el_ms: Option<f64>,
+}
+
+impl Slo {
+    pub fn is_empty(&self) -> bool {
+        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2el_ms.is_none()
+    }
+
+    /// `(name, objective ms, metric)` of each objective set.
+    pub fn objectives(&self) -> Vec<(&'static str, f64, MetricId)> {
+        [
+            ("ttft", self.ttft_ms, MetricId::Ttft),
+            ("tpot", self.tpot_ms, MetricId::Tpot),
+            ("e2el", self.e2el_ms, MetricId::E2eLatency),
+        ]
+        .into_iter()
+        .filter_map(|(n, v, m)| v.map(|v| (n, v, m)))
+        .collect()
+    }
+
+    /// Whether a request with these latencies meets every objective. A request with a single
+    /// output token has no TPOT and meets any TPOT objective (as in vLLM's benchmark).
+    pub fn met_by(&self, ok: bool, l: &TraceLatencies) -> bool {
+        let within = |objective: Option<f64>, value: Option<f64>, required: bool| match objective {
+            None => true,
+            Some(o) => match value {
+                Some(v) => v <= o,
+                None => !required,
+            },
+        };
+        ok && within(self.ttft_ms, l.ttft, true)
+            && within(self.tpot_ms, l.tpot, false)
+            && within(self.e2el_ms, l.e2e, true)
+    }
+
+    /// `ttft<=200ms, tpot<=50ms` for notes.
+    pub fn describe(&self) -> String {
+        self.objectives()
+            .iter()
+            .map(|(n, v, _)| format!("{n}<={v}ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Checks values; errors name the field under `prefix` (e.g. `[serving.slo]`).
+    pub fn check(&self, prefix: &str) -> Result<(), String> {
+        for (name, v, _) in self.objectives() {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{prefix} {name}_ms = {v} must be a number > 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses the CLI form `ttft=200ms,tpot=50ms,e2el=2s` (units ms or s; bare numbers are ms).
+    pub fn parse_cli(text: &str) -> Result<Slo, String> {
+        let mut slo = Slo::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("--slo '{part}' is not name=value (e.g. ttft=200ms)"))?;
+            let v = v.trim();
+            let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
+                (n, 1.0)
+            } else if let Some(n) = v.strip_suffix('s') {
+                (n, 1e3)
+            } else {
+                (v, 1.0)
+            };
+            let ms = num
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| {
+                    format!("--slo {k}={v}: expected a duration > 0 like 200ms or 2s")
+                })?
+                * scale;
+            match k.trim() {
+                "ttft" => slo.ttft_ms = Some(ms),
+                "tpot" => slo.tpot_ms = Some(ms),
+                "e2el" => slo.e2el_ms = Some(ms),
+                other => {
+                    return Err(format!(
+                        "--slo: unknown objective '{other}' (ttft, tpot, e2el)"
+                    ))
+                }
+            }
+        }
+        Ok(slo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slo_parsing_and_checks() {
+        let s = Slo::parse_cli("ttft=200ms, tpot=50, e2el=2s").unwrap();
+        assert_eq!(
+            (s.ttft_ms, s.tpot_ms, s.e2el_ms),
+            (Some(200.0), Some(50.0), Some(2000.0))
+        );
+        assert!(Slo::parse_cli("itl=5ms")
+            .unwrap_err()
+            .contains("unknown objective 'itl'"));
+        assert!(Slo::parse_cli("ttft=-1ms").unwrap_err().contains("> 0"));
+        assert!(Slo::parse_cli("ttft").is_err());
+        assert_eq!(s.describe(), "ttft<=200ms, tpot<=50ms, e2el<=2000ms");
+    }
+
+    #[test]
+    fn single_token_meets_tpot_but_not_a_missing_ttft() {
+        let slo = Slo {
+            ttft_ms: Some(10.0),
+            tpot_ms: Some(1.0),
+            e2el_ms: None,
+        };
+        let l = TraceLatencies {
+            ttft: Some(5.0),
+            e2e: Some(5.0),
+            ..Default::default()
+        };
+        assert!(slo.met_by(true, &l));
+        assert!(!slo.met_by(false, &l), "failed requests are never good");
+        let no_ttft = TraceLatencies {
+            e2e: Some(5.0),
+            ..Default::default()
+        };
+        assert!(!slo.met_by(true, &no_ttft));
+    }
+
+    #[test]
+    fn status_kinds() {
+        assert_eq!(ErrorKind::of_status(429), ErrorKind::Http4xx);
+        assert_eq!(ErrorKind::of_status(503), ErrorKind::Http5xx);
+        assert_eq!(ErrorKind::of_status(302), ErrorKind::Http5xx);
+    }
+}
