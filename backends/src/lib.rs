@@ -8,6 +8,8 @@
 //!   f32/f16/bf16, or GGUF) with per-token timestamps.
 //! - [`process`]: the `process` backend — an external worker process speaking protocol v1
 //!   (`backends/workers/`: the PyTorch reference worker and a pure-Python reference worker).
+//! - [`openai_http`]: the `openai-http` backend — a load generator for OpenAI-compatible
+//!   servers (scenario `serving`): arrival schedules, SSE timing, goodput, server search.
 //! - [`llama`]: our own llama implementation ([`llama::Llama`], [`llama::LlamaConfig`]):
 //!   dense (differentiable, from a `VarBuilder`) or quantized GGUF weights, all-position or
 //!   last-position logits, resettable KV cache, GGUF export with the q/k permutation.
@@ -24,6 +26,7 @@ pub mod default_model;
 pub mod llama;
 pub mod loader;
 pub mod process;
+pub mod openai_http;
 pub mod tokenizer;
 
 /// The built-in backends.
@@ -31,5 +34,6 @@ pub fn registry() -> effbench_harness::Registry {
     let mut r = effbench_harness::Registry::new();
     r.register(Box::new(candle_infer::CandleBackend));
     r.register(Box::new(process::ProcessBackend));
+    r.register(Box::new(openai_http::OpenAiHttp));
     r
 }

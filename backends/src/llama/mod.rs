@@ -8,7 +8,8 @@
 //!   quantized `QMatMul` weights).
 //! - [`Llama::forward`] returns logits for the last position ([`Logits::Last`], decode) or
 //!   for all positions ([`Logits::All`], perplexity / fidelity / training), with or without a
-//!   resettable KV [`Cache`] (any batch size).
+//!   resettable KV [`Cache`] (any batch size); [`Llama::decode_step`] advances several
+//!   sequences at different positions by one token in one batched pass (continuous batching).
 //! - Rope is applied in HF half-split layout for HF weights and interleaved layout for GGUF
 //!   weights; [`permute_qk_to_interleaved`] documents and implements the q/k row permutation
 //!   that makes the two equivalent, and [`write_gguf`] exports HF tensors to GGUF with it.
@@ -18,6 +19,7 @@
 //! computed in f32). Not supported (rejected by [`LlamaConfig::check`]): rope scaling,
 //! activations other than SiLU, attention/MLP biases.
 
+mod batched;
 mod config;
 mod gguf;
 mod layers;

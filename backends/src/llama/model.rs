@@ -73,6 +73,10 @@ impl Cache {
     pub fn reset(&mut self) {
         self.layers.iter_mut().for_each(KvCache::reset);
     }
+    /// The cache of one layer (for [`Llama::decode_step`]).
+    pub(crate) fn layer_mut(&mut self, layer: usize) -> &mut KvCache {
+        &mut self.layers[layer]
+    }
 }
 
 /// A llama-architecture causal language model.

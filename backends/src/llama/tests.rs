@@ -269,3 +269,33 @@ fn gguf_names_map_every_llama_tensor() {
     );
     assert_eq!(gguf_tensor_name("rotary.inv_freq"), None);
 }
+
+#[test]
+fn decode_step_matches_one_sequence_at_a_time() {
+    // Three sequences at different positions (prefilled 2, 5 and 7 tokens) advance together.
+    let (dense, _) = tiny(false);
+    let (_, quant) = gguf_roundtrip(true, GgmlDType::Q8_0);
+    for m in [dense, quant] {
+        let seqs: [&[u32]; 3] = [&SEQ_A[..2], &SEQ_B[..5], &SEQ_A[..7]];
+        let mut caches: Vec<Cache> = seqs
+            .iter()
+            .map(|s| {
+                let mut c = m.new_cache(16);
+                m.forward(&ids(&[s]), Some(&mut c), Logits::Last).unwrap();
+                c
+            })
+            .collect();
+        let next = [SEQ_A[2], SEQ_B[5], SEQ_A[7]];
+        let mut refs: Vec<&mut Cache> = caches.iter_mut().collect();
+        let got = m.decode_step(&next, &mut refs).unwrap();
+        assert_eq!(got.dims(), &[3, 128]);
+        for (i, s) in seqs.iter().enumerate() {
+            let mut full = s.to_vec();
+            full.push(next[i]);
+            let want = m.forward(&ids(&[&full]), None, Logits::Last).unwrap();
+            let d = max_abs_diff(&got.narrow(0, i, 1).unwrap(), &want);
+            assert!(d < 1e-3, "sequence {i}: diff {d}");
+            assert_eq!(caches[i].len(), full.len());
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The `openai-http` backend: a load generator for OpenAI-compatible servers (vLLM, TGI,
+//! llama.cpp's server, Ollama, `effbench serve` ...), scenario `serving`. One run is one load
+//! test (see [`loadgen`]): the `[serving]` table says where and what, the axes
+//! `request_rate`, `max_concurrency`, `burstiness`, `prompt_len` and `gen_len` say how much.
+//!
+//! - [`client`]: one request, SSE parsing, token counts, error kinds.
+//! - [`sse`]: the incremental event-stream parser.
+//! - [`workload`]: synthetic or JSONL prompts, request bodies.
+//! - [`loadgen`]: schedule keeping, concurrency, warm-up, aggregation.
+
+pub mod client;
+pub mod loadgen;
+pub mod sse;
+pub mod workload;
+
+use anyhow::{bail, Context, Result};
+use effbench_harness::axes::AxisValue;
+use effbench_harness::backend::{IterationCtx, ModelFormat, Sample, Window, WindowReport};
+use effbench_harness::serving::{Arrival, Ramp, ScheduleSpec, ServingConfig};
+use effbench_harness::{Backend, Capabilities, ModelInfo, RunSpec, Scenario, Session};
+use std::time::Duration;
+
+/// The backend's registry name.
+pub const NAME: &str = "openai-http";
+
+/// The OpenAI-compatible HTTP load generator.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenAiHttp;
+
+fn serving(spec: &RunSpec) -> std::result::Result<&ServingConfig, String> {
+    spec.serving
+        .as_ref()
+        .ok_or_else(|| "the suite has no [serving] table (base_url, ...)".to_string())
+}
+
+/// `None` for `inf`.
+fn rate(spec: &RunSpec) -> std::result::Result<Option<f64>, String> {
+    match spec.param("request_rate") {
+        None => Ok(None),
+        Some(v) if v.as_str() == Some("inf") => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .map(Some)
+            .ok_or_else(|| format!("request_rate {v} is not a number > 0 or \"inf\"")),
+    }
+}
+
+impl Backend for OpenAiHttp {
+    fn describe(&self) -> Capabilities {
+        Capabilities {
+            name: NAME,
+            description: "load generator for OpenAI-compatible servers (/v1/completions, /v1/chat/completions; SSE)",
+            scenarios: vec![Scenario::Serving],
+            dtypes: vec![],
+            devices: vec!["cpu"],
+            formats: vec![ModelFormat::Remote, ModelFormat::Hf, ModelFormat::Gguf],
+            axes: vec![
+                ("model", AxisValue::from("default")),
+                ("request_rate", AxisValue::from("inf")),
+                ("max_concurrency", AxisValue::Int(0)),
+                ("burstiness", AxisValue::Float(1.0)),
+                ("prompt_len", AxisValue::Int(128)),
+                ("gen_len", AxisValue::Int(128)),
+            ],
+        }
+    }
+
+    fn validate(&self, spec: &RunSpec) -> std::result::Result<(), String> {
+        let s = serving(spec)?;
+        s.check()?;
+        let rate = rate(spec)?;
+        let burst = spec
+            .param("burstiness")
+            .and_then(AxisValue::as_f64)
+            .unwrap_or(1.0);
+        if burst != 1.0 && s.arrival != Arrival::Gamma {
+            return Err(format!(
+                "burstiness {burst} needs [serving] arrival = \"gamma\" (arrival is \"{}\")",
+                s.arrival.name()
+            ));
+        }
+        if rate.is_none() && s.ramp_up_s > 0.0 {
+            return Err("[serving] ramp_up_s needs a finite request_rate".into());
+        }
+        if let Some(env) = &s.api_key_env {
+            if std::env::var_os(env).is_none() {
+                return Err(format!(
+                    "[serving] api_key_env = \"{env}\": the environment variable {env} is not set"
+                ));
+            }
+        }
+        if let Some(d) = &s.dataset {
+            workload(spec, s).map_err(|e| format!("[serving] dataset = \"{d}\": {e:#}"))?;
+        }
+        Ok(())
+    }
+
+    fn load(&self, spec: &RunSpec) -> Result<Box<dyn Session>> {
+        self.validate(spec).map_err(anyhow::Error::msg)?;
+        let s = serving(spec).map_err(anyhow::Error::msg)?.clone();
+        let api_key = match &s.api_key_env {
+            Some(env) => Some(
+                std::env::var(env)
+                    .with_context(|| format!("environment variable {env} (api_key_env)"))?,
+            ),
+            None => None,
+        };
+        let workers = if s.workers > 0 {
+            s.workers
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("effbench-loadgen")
+            .enable_all()
+            .build()
+            .context("cannot start the load generator's runtime")?;
+        let url = s.url();
+        let mut builder = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(Duration::from_secs_f64(s.timeout_s.min(30.0)));
+        if is_loopback(&url) {
+            builder = builder.no_proxy();
+        }
+        let client = builder.build().context("cannot build the HTTP client")?;
+        let model = spec.model().reference;
+        let info = rt.block_on(model_info(&client, &s, &model, api_key.as_deref()));
+        let rate = rate(spec).map_err(anyhow::Error::msg)?;
+        let test = loadgen::LoadTest {
+            target: client::Target {
+                url,
+                api_key,
+                stream: s.stream,
+                timeout: Duration::from_secs_f64(s.timeout_s),
+            },
+            workload: workload(spec, &s)?,
+            schedule: ScheduleSpec {
+                rate,
+                arrival: s.arrival,
+                burstiness: spec
+                    .param("burstiness")
+                    .and_then(AxisValue::as_f64)
+                    .unwrap_or(1.0),
+                ramp: (s.ramp_up_s > 0.0).then_some(Ramp {
+                    start_rate: s.ramp_up_start_rate,
+                    ramp_s: s.ramp_up_s,
+                }),
+                seed: spec.seed ^ effbench_harness::metric::name_hash("arrivals"),
+            },
+            max_concurrency: spec.usize_param("max_concurrency").unwrap_or(0),
+            num_prompts: s.num_prompts,
+            warmup_requests: s.warmup_requests,
+            slo: s.slo.clone(),
+            max_samples: s.max_samples,
+            seed: spec.seed,
+        };
+        Ok(Box::new(HttpSession {
+            info,
+            rt,
+            client,
+            test,
+            workers,
+        }))
+    }
+}
+
+/// The workload of a run.
+fn workload(spec: &RunSpec, s: &ServingConfig) -> Result<workload::Workload> {
+    let model = spec.model().reference;
+    let gen_len = spec.usize_param("gen_len")? as u64;
+    Ok(match &s.dataset {
+        Some(d) => workload::Workload::dataset(
+            s.endpoint,
+            &model,
+            s.stream,
+            s.ignore_eos,
+            spec.seed,
+            std::path::Path::new(d),
+            gen_len,
+        )?,
+        None => workload::Workload::synthetic(
+            s.endpoint,
+            &model,
+            s.stream,
+            s.ignore_eos,
+            spec.seed,
+            (
+                spec.usize_param("prompt_len")? as u64,
+                gen_len,
+                s.range_ratio,
+            ),
+        ),
+    })
+}
+
+/// Whether a URL's host is 127.0.0.0/8, ::1 or localhost.
+pub fn is_loopback(url: &str) -> bool {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let host_port = rest.split('/').next().unwrap_or("");
+    let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
+    let host = if let Some(h) = host_port.strip_prefix('[') {
+        h.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What the server says about the model (`GET /v1/models`); `effbench serve` adds the
+/// weights' facts under `"effbench"`. Never fails: an unreachable server shows in the run.
+async fn model_info(
+    client: &reqwest::Client,
+    s: &ServingConfig,
+    model: &str,
+    api_key: Option<&str>,
+) -> ModelInfo {
+    let mut info = ModelInfo {
+        name: model.to_string(),
+        format: "remote".into(),
+        arch: "unknown".into(),
+        dtype: "unknown".into(),
+        ..Default::default()
+    };
+    info.details
+        .insert("base_url".into(), serde_json::json!(s.base_url));
+    info.details
+        .insert("endpoint".into(), serde_json::json!(s.url()));
+    let mut req = client.get(s.models_url()).timeout(Duration::from_secs(10));
+    if let Some(k) = api_key {
+        req = req.bearer_auth(k);
+    }
+    let listed: Option<serde_json::Value> = match req.send().await {
+        Ok(r) if r.status().is_success() => r.json().await.ok(),
+        _ => None,
+    };
+    let entry = listed.as_ref().and_then(|v| {
+        v.get("data")?
+            .as_array()?
+            .iter()
+            .find(|m| m.get("id").and_then(|i| i.as_str()) == Some(model))
+            .cloned()
+    });
+    match entry {
+        None => {
+            info.details.insert(
+                "server_model".into(),
+                serde_json::json!("not listed by /v1/models (or the server did not answer)"),
+            );
+        }
+        Some(e) => {
+            for key in ["owned_by", "max_model_len", "root"] {
+                if let Some(v) = e.get(key) {
+                    info.details.insert(key.into(), v.clone());
+                }
+            }
+            if let Some(eb) = e.get("effbench") {
+                let text = |k: &str| eb.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                let num = |k: &str| eb.get(k).and_then(|v| v.as_u64());
+                info.format = text("format").unwrap_or(info.format);
+                info.arch = text("arch").unwrap_or(info.arch);
+                info.dtype = text("dtype").unwrap_or(info.dtype);
+                info.params_total = num("params_total").unwrap_or(0);
+                info.params_non_embedding = num("params_non_embedding").unwrap_or(0);
+                info.file_bytes = num("file_bytes").unwrap_or(0);
+                info.loaded_bytes = num("loaded_bytes").unwrap_or(0);
+                info.sha256 = text("sha256");
+                info.details
+                    .insert("served_by".into(), serde_json::json!("effbench serve"));
+            }
+        }
+    }
+    info
+}
+
+/// A load test ready to run.
+pub struct HttpSession {
+    info: ModelInfo,
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    test: loadgen::LoadTest,
+    workers: usize,
+}
+
+impl Session for HttpSession {
+    fn model_info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn iteration(&mut self, _ctx: IterationCtx) -> Result<Sample> {
+        bail!("the openai-http backend measures whole windows (run_window), not iterations")
+    }
+
+    fn run_window(&mut self, window: &mut dyn Window) -> Option<Result<WindowReport>> {
+        let mut report = self.test.run(&self.rt, &self.client, window);
+        let t = &self.test;
+        report.notes.insert(
+            0,
+            format!(
+                "load: {} measured + {} warm-up requests to {} ({}), {} arrivals at {}, max_concurrency {}, {} generator threads; {}",
+                t.num_prompts,
+                t.warmup_requests,
+                t.target.url,
+                if t.target.stream { "streaming" } else { "not streaming" },
+                t.schedule.arrival.name(),
+                t.schedule
+                    .rate
+                    .map_or("inf".to_string(), |r| format!("{r} req/s")),
+                if t.max_concurrency == 0 {
+                    "unlimited".to_string()
+                } else {
+                    t.max_concurrency.to_string()
+                },
+                self.workers,
+                t.workload.describe(),
+            ),
+        );
+        if t.workload.ignore_eos {
+            report
+                .notes
+                .insert(1, "ignore_eos = true was sent with every request".into());
+        }
+        for n in report.notes.iter_mut() {
+            *n = t.target.scrub(n);
+        }
+        if let Some(f) = report.failure.as_mut() {
+            *f = t.target.scrub(f);
+        }
+        Some(Ok(report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("http://127.0.0.1:8000/v1"));
+        assert!(is_loopback("http://localhost:1"));
+        assert!(is_loopback("http://[::1]:80/x"));
+        assert!(is_loopback("http://user:pw@127.0.0.2"));
+        assert!(!is_loopback("https://api.openai.com/v1"));
+        assert!(!is_loopback("http://10.0.0.1:8000"));
+    }
+
+    #[test]
+    fn rates() {
+        let mut spec: RunSpec = serde_json::from_value(serde_json::json!({
+            "id": "x", "suite": "s", "scenario": "serving", "backend": NAME,
+            "params": {"request_rate": "inf"}, "seed": 1, "measure": {}
+        }))
+        .unwrap();
+        assert_eq!(rate(&spec), Ok(None));
+        spec.params
+            .insert("request_rate".into(), AxisValue::Float(2.5));
+        assert_eq!(rate(&spec), Ok(Some(2.5)));
+        assert!(serving(&spec).unwrap_err().contains("[serving]"));
+    }
+}
