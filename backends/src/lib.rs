@@ -10,6 +10,8 @@
 //!   (`backends/workers/`: the PyTorch reference worker and a pure-Python reference worker).
 //! - [`openai_http`]: the `openai-http` backend — a load generator for OpenAI-compatible
 //!   servers (scenario `serving`): arrival schedules, SSE timing, goodput, server search.
+//! - [`serve`]: `effbench serve` — an OpenAI-compatible HTTP server (axum) with a fair queue
+//!   and continuous batching for any model the candle backend loads.
 //! - [`llama`]: our own llama implementation ([`llama::Llama`], [`llama::LlamaConfig`]):
 //!   dense (differentiable, from a `VarBuilder`) or quantized GGUF weights, all-position or
 //!   last-position logits, resettable KV cache, GGUF export with the q/k permutation.
@@ -27,6 +29,7 @@ pub mod llama;
 pub mod loader;
 pub mod process;
 pub mod openai_http;
+pub mod serve;
 pub mod tokenizer;
 
 /// The built-in backends.
