@@ -34,6 +34,8 @@ enum Command {
     Gate(commands::gate::Args),
     Export(commands::export::Args),
     History(commands::history::Args),
+    Serve(commands::serve::Args),
+    Loadgen(commands::loadgen::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,8 @@ fn main() -> ExitCode {
         Command::Gate(a) => commands::gate::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::History(a) => commands::history::run(a),
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Loadgen(a) => commands::loadgen::run(a),
     };
     match outcome {
         Ok(code) => code,

@@ -12,6 +12,8 @@ pub mod merge;
 pub mod meters;
 pub mod plan;
 pub mod run;
+pub mod serve;
+pub mod loadgen;
 pub mod show;
 pub mod slurm;
 pub mod status;

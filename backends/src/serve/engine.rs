@@ -230,9 +230,11 @@ impl Engine {
         if !seq.job.ignore_eos && self.eos.contains(&id) {
             return;
         }
+        // Special tokens are decoded as text (like `skip_special_tokens: false`): every
+        // generated token is visible to the client, which is what timing needs.
         let text = self
             .tokenizer
-            .decode(&seq.generated, true)
+            .decode(&seq.generated, false)
             .unwrap_or_default();
         let delta = if text.len() > seq.sent_len
             && text.is_char_boundary(seq.sent_len)

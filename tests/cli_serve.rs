@@ -1,0 +1,315 @@
+//! End to end: the real `effbench serve` (default model) on 127.0.0.1 and the real
+//! `effbench loadgen` against it. Bounded: a handful of short requests per test, a free port
+//! picked by the OS, every wait capped.
+
+mod common;
+
+use common::{stderr, stdout, Work};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running `effbench serve`; killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(work: &Work, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--port", "0"];
+        args.extend_from_slice(extra);
+        let mut child = work
+            .cmd(&args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(a.split_whitespace().next().unwrap_or("").to_string());
+                }
+                log2.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
+        Server { child, addr, log }
+    }
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange over a fresh connection: (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// The `data:` payloads of an SSE body.
+fn events(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn metric<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {}", r["metrics"]))
+}
+
+#[test]
+fn serve_and_loadgen_end_to_end() {
+    let w = Work::new();
+    let srv = Server::start(&w, &["--max-batch", "4"]);
+    let o = w.run(&[
+        "loadgen", "--base-url", &srv.url(), "--model", "default", "--num-prompts", "12",
+        "--request-rate", "40,inf", "--max-concurrency", "4", "--input-len", "16",
+        "--output-len", "8", "--slo", "ttft=30s,tpot=10s", "--out", "out", "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}\nserver: {}", stderr(&o), srv.log());
+    let results: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert_eq!(r["status"]["state"], "ok", "{r}");
+        for id in ["ttft", "tpot", "itl", "e2e_latency"] {
+            let m = metric(r, id);
+            assert!(m["stats"]["p99"].as_f64().unwrap() > 0.0, "{id}: {m}");
+        }
+        assert_eq!(metric(r, "requests_completed")["value"], 12.0);
+        // 12 requests x 8 tokens (ignore_eos), counted from the server's usage.
+        assert!(metric(r, "output_throughput")["value"].as_f64().unwrap() > 0.0);
+        // Generous SLOs: every request meets them, goodput = request throughput.
+        assert_eq!(
+            metric(r, "goodput")["value"],
+            metric(r, "request_throughput")["value"]
+        );
+        assert!(metric(r, "peak_concurrency")["value"].as_f64().unwrap() <= 4.0);
+        assert_eq!(r["model"]["details"]["served_by"], "effbench serve");
+    }
+    let suite = std::fs::read_to_string(w.path().join("out/loadgen.toml")).unwrap();
+    assert!(suite.contains("backend = \"openai-http\""), "{suite}");
+    // The server saw the tokens: prompt and generation counters in /metrics.
+    let (st, prom) = http(&srv.addr, "GET", "/metrics", "");
+    assert_eq!(st, 200);
+    assert!(prom.contains("effbench_generation_tokens_total"), "{prom}");
+    assert!(prom.contains("effbench_requests_total{outcome=\"success\"}"), "{prom}");
+
+    // Chat, not streamed: E2EL only, same request count.
+    let o = w.run(&[
+        "loadgen", "--base-url", &format!("{}/v1", srv.url()), "--model", "default",
+        "--endpoint", "chat", "--no-stream", "--num-prompts", "4", "--input-len", "8",
+        "--output-len", "4", "--out", "chat", "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(metric(&results[0], "requests_completed")["value"], 4.0);
+    assert!(metric(&results[0], "e2e_latency")["stats"]["p50"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn token_counts_match_usage_streamed_or_not() {
+    let w = Work::new();
+    let srv = Server::start(&w, &[]);
+    for path in ["/v1/completions", "/v1/chat/completions"] {
+        let prompt = if path.contains("chat") {
+            r#""messages": [{"role": "user", "content": "the of and"}]"#
+        } else {
+            r#""prompt": "the of and""#
+        };
+        let body = format!(r#"{{"model": "default", {prompt}, "max_tokens": 6, "ignore_eos": true}}"#);
+        let (st, whole) = http(&srv.addr, "POST", path, &body);
+        assert_eq!(st, 200, "{whole}");
+        let whole: Value = serde_json::from_str(&whole).unwrap();
+        assert_eq!(whole["usage"]["completion_tokens"], 6, "{whole}");
+        let text = whole["choices"][0]["text"]
+            .as_str()
+            .or(whole["choices"][0]["message"]["content"].as_str())
+            .unwrap()
+            .to_string();
+
+        let body = body.replace(
+            "\"ignore_eos\": true",
+            "\"ignore_eos\": true, \"stream\": true, \"stream_options\": {\"include_usage\": true}",
+        );
+        let (st, sse) = http(&srv.addr, "POST", path, &body);
+        assert_eq!(st, 200, "{sse}");
+        let ev = events(&sse);
+        assert_eq!(ev.last().unwrap(), "[DONE]");
+        let chunks: Vec<Value> = ev[..ev.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let last = chunks.last().unwrap();
+        assert_eq!(last["choices"].as_array().unwrap().len(), 0);
+        assert_eq!(last["usage"]["completion_tokens"], 6);
+        assert_eq!(last["usage"]["prompt_tokens"], whole["usage"]["prompt_tokens"]);
+        let streamed: String = chunks
+            .iter()
+            .filter_map(|c| {
+                let ch = &c["choices"][0];
+                ch["text"].as_str().or(ch["delta"]["content"].as_str())
+            })
+            .collect();
+        // Greedy decoding: the same text either way.
+        assert_eq!(streamed, text);
+        assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "length");
+    }
+}
+
+#[test]
+fn bad_requests_get_openai_errors_and_the_server_lives() {
+    let w = Work::new();
+    let srv = Server::start(&w, &[]);
+    let cases = [
+        ("/v1/completions", "{not json", 400, "not JSON"),
+        ("/v1/completions", r#"{"model": "other", "prompt": "a"}"#, 404, "does not exist"),
+        ("/v1/completions", r#"{"prompt": "the", "max_tokens": 100000}"#, 400, "context"),
+        ("/v1/completions", r#"{"prompt": "the", "max_tokens": 0}"#, 400, "max_tokens"),
+        ("/v1/completions", r#"{"max_tokens": 3}"#, 400, "prompt is required"),
+        ("/v1/completions", r#"{"prompt": ["a", "b"]}"#, 400, "one prompt"),
+        ("/v1/chat/completions", r#"{"messages": []}"#, 400, "messages"),
+        ("/v1/chat/completions", r#"{"messages": [{"role": 1}]}"#, 400, "messages[0]"),
+        ("/v1/nope", "{}", 404, "no such route"),
+    ];
+    for (path, body, status, needle) in cases {
+        let (st, text) = http(&srv.addr, "POST", path, body);
+        assert_eq!(st, status, "{path} {body}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{body}: {msg}");
+    }
+    assert_eq!(http(&srv.addr, "GET", "/health", "").0, 200);
+    let (_, models) = http(&srv.addr, "GET", "/v1/models", "");
+    let models: Value = serde_json::from_str(&models).unwrap();
+    assert_eq!(models["data"][0]["id"], "default");
+    let (_, prom) = http(&srv.addr, "GET", "/metrics", "");
+    assert!(prom.contains("effbench_requests_total{outcome=\"rejected_4xx\"} 8"), "{prom}");
+}
+
+#[test]
+fn a_disconnect_cancels_and_sigterm_stops_gracefully() {
+    let w = Work::new();
+    let mut srv = Server::start(&w, &["--max-batch", "2"]);
+    let body = r#"{"prompt": "the", "max_tokens": 250, "ignore_eos": true, "stream": true}"#;
+    {
+        let mut s = TcpStream::connect(&srv.addr).unwrap();
+        write!(
+            s,
+            "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    } // dropped: the client is gone
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, prom) = http(&srv.addr, "GET", "/metrics", "");
+        if prom.contains("effbench_requests_total{outcome=\"cancelled\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < until, "not cancelled: {prom}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = srv.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = srv.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < until, "serve ignored SIGTERM: {}", srv.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{}", srv.log());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(srv.log().contains("effbench serve: stopped"), "{}", srv.log());
+}
+
+#[test]
+fn an_unreachable_server_fails_the_run_with_counts() {
+    let w = Work::new();
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = w.run(&[
+        "loadgen", "--base-url", &format!("http://127.0.0.1:{port}"), "--model", "m",
+        "--num-prompts", "5", "--warmup-requests", "0", "--request-rate", "50", "--out", "o",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let results: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = &results[0];
+    assert_eq!(r["status"]["state"], "failed");
+    assert!(
+        r["status"]["reason"].as_str().unwrap().contains("unreachable"),
+        "{}",
+        r["status"]
+    );
+    assert!(metric(r, "failures_connection")["value"].as_f64().unwrap() >= 1.0);
+}
