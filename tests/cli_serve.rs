@@ -76,7 +76,10 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(rest)
     } else {
         rest.to_string()
@@ -119,11 +122,34 @@ fn serve_and_loadgen_end_to_end() {
     let w = Work::new();
     let srv = Server::start(&w, &["--max-batch", "4"]);
     let o = w.run(&[
-        "loadgen", "--base-url", &srv.url(), "--model", "default", "--num-prompts", "12",
-        "--request-rate", "40,inf", "--max-concurrency", "4", "--input-len", "16",
-        "--output-len", "8", "--slo", "ttft=30s,tpot=10s", "--out", "out", "--json",
+        "loadgen",
+        "--base-url",
+        &srv.url(),
+        "--model",
+        "default",
+        "--num-prompts",
+        "12",
+        "--request-rate",
+        "40,inf",
+        "--max-concurrency",
+        "4",
+        "--input-len",
+        "16",
+        "--output-len",
+        "8",
+        "--slo",
+        "ttft=30s,tpot=10s",
+        "--out",
+        "out",
+        "--json",
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}\nserver: {}", stderr(&o), srv.log());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\nserver: {}",
+        stderr(&o),
+        srv.log()
+    );
     let results: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(results.len(), 2);
     for r in &results {
@@ -149,18 +175,40 @@ fn serve_and_loadgen_end_to_end() {
     let (st, prom) = http(&srv.addr, "GET", "/metrics", "");
     assert_eq!(st, 200);
     assert!(prom.contains("effbench_generation_tokens_total"), "{prom}");
-    assert!(prom.contains("effbench_requests_total{outcome=\"success\"}"), "{prom}");
+    assert!(
+        prom.contains("effbench_requests_total{outcome=\"success\"}"),
+        "{prom}"
+    );
 
     // Chat, not streamed: E2EL only, same request count.
     let o = w.run(&[
-        "loadgen", "--base-url", &format!("{}/v1", srv.url()), "--model", "default",
-        "--endpoint", "chat", "--no-stream", "--num-prompts", "4", "--input-len", "8",
-        "--output-len", "4", "--out", "chat", "--json",
+        "loadgen",
+        "--base-url",
+        &format!("{}/v1", srv.url()),
+        "--model",
+        "default",
+        "--endpoint",
+        "chat",
+        "--no-stream",
+        "--num-prompts",
+        "4",
+        "--input-len",
+        "8",
+        "--output-len",
+        "4",
+        "--out",
+        "chat",
+        "--json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let results: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(metric(&results[0], "requests_completed")["value"], 4.0);
-    assert!(metric(&results[0], "e2e_latency")["stats"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(
+        metric(&results[0], "e2e_latency")["stats"]["p50"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 }
 
 #[test]
@@ -173,7 +221,8 @@ fn token_counts_match_usage_streamed_or_not() {
         } else {
             r#""prompt": "the of and""#
         };
-        let body = format!(r#"{{"model": "default", {prompt}, "max_tokens": 6, "ignore_eos": true}}"#);
+        let body =
+            format!(r#"{{"model": "default", {prompt}, "max_tokens": 6, "ignore_eos": true}}"#);
         let (st, whole) = http(&srv.addr, "POST", path, &body);
         assert_eq!(st, 200, "{whole}");
         let whole: Value = serde_json::from_str(&whole).unwrap();
@@ -199,7 +248,10 @@ fn token_counts_match_usage_streamed_or_not() {
         let last = chunks.last().unwrap();
         assert_eq!(last["choices"].as_array().unwrap().len(), 0);
         assert_eq!(last["usage"]["completion_tokens"], 6);
-        assert_eq!(last["usage"]["prompt_tokens"], whole["usage"]["prompt_tokens"]);
+        assert_eq!(
+            last["usage"]["prompt_tokens"],
+            whole["usage"]["prompt_tokens"]
+        );
         let streamed: String = chunks
             .iter()
             .filter_map(|c| {
@@ -209,7 +261,10 @@ fn token_counts_match_usage_streamed_or_not() {
             .collect();
         // Greedy decoding: the same text either way.
         assert_eq!(streamed, text);
-        assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "length");
+        assert_eq!(
+            chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+            "length"
+        );
     }
 }
 
@@ -219,13 +274,48 @@ fn bad_requests_get_openai_errors_and_the_server_lives() {
     let srv = Server::start(&w, &[]);
     let cases = [
         ("/v1/completions", "{not json", 400, "not JSON"),
-        ("/v1/completions", r#"{"model": "other", "prompt": "a"}"#, 404, "does not exist"),
-        ("/v1/completions", r#"{"prompt": "the", "max_tokens": 100000}"#, 400, "context"),
-        ("/v1/completions", r#"{"prompt": "the", "max_tokens": 0}"#, 400, "max_tokens"),
-        ("/v1/completions", r#"{"max_tokens": 3}"#, 400, "prompt is required"),
-        ("/v1/completions", r#"{"prompt": ["a", "b"]}"#, 400, "one prompt"),
-        ("/v1/chat/completions", r#"{"messages": []}"#, 400, "messages"),
-        ("/v1/chat/completions", r#"{"messages": [{"role": 1}]}"#, 400, "messages[0]"),
+        (
+            "/v1/completions",
+            r#"{"model": "other", "prompt": "a"}"#,
+            404,
+            "does not exist",
+        ),
+        (
+            "/v1/completions",
+            r#"{"prompt": "the", "max_tokens": 100000}"#,
+            400,
+            "context",
+        ),
+        (
+            "/v1/completions",
+            r#"{"prompt": "the", "max_tokens": 0}"#,
+            400,
+            "max_tokens",
+        ),
+        (
+            "/v1/completions",
+            r#"{"max_tokens": 3}"#,
+            400,
+            "prompt is required",
+        ),
+        (
+            "/v1/completions",
+            r#"{"prompt": ["a", "b"]}"#,
+            400,
+            "one prompt",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"messages": []}"#,
+            400,
+            "messages",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"messages": [{"role": 1}]}"#,
+            400,
+            "messages[0]",
+        ),
         ("/v1/nope", "{}", 404, "no such route"),
     ];
     for (path, body, status, needle) in cases {
@@ -240,7 +330,10 @@ fn bad_requests_get_openai_errors_and_the_server_lives() {
     let models: Value = serde_json::from_str(&models).unwrap();
     assert_eq!(models["data"][0]["id"], "default");
     let (_, prom) = http(&srv.addr, "GET", "/metrics", "");
-    assert!(prom.contains("effbench_requests_total{outcome=\"rejected_4xx\"} 8"), "{prom}");
+    assert!(
+        prom.contains("effbench_requests_total{outcome=\"rejected_4xx\"} 8"),
+        "{prom}"
+    );
 }
 
 #[test]
@@ -280,12 +373,20 @@ fn a_disconnect_cancels_and_sigterm_stops_gracefully() {
         if let Some(st) = srv.child.try_wait().unwrap() {
             break st;
         }
-        assert!(Instant::now() < until, "serve ignored SIGTERM: {}", srv.log());
+        assert!(
+            Instant::now() < until,
+            "serve ignored SIGTERM: {}",
+            srv.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{}", srv.log());
     std::thread::sleep(Duration::from_millis(100));
-    assert!(srv.log().contains("effbench serve: stopped"), "{}", srv.log());
+    assert!(
+        srv.log().contains("effbench serve: stopped"),
+        "{}",
+        srv.log()
+    );
 }
 
 #[test]
@@ -298,8 +399,19 @@ fn an_unreachable_server_fails_the_run_with_counts() {
         .unwrap()
         .port();
     let o = w.run(&[
-        "loadgen", "--base-url", &format!("http://127.0.0.1:{port}"), "--model", "m",
-        "--num-prompts", "5", "--warmup-requests", "0", "--request-rate", "50", "--out", "o",
+        "loadgen",
+        "--base-url",
+        &format!("http://127.0.0.1:{port}"),
+        "--model",
+        "m",
+        "--num-prompts",
+        "5",
+        "--warmup-requests",
+        "0",
+        "--request-rate",
+        "50",
+        "--out",
+        "o",
         "--json",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

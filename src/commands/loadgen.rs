@@ -12,12 +12,14 @@ use toml::{Table, Value};
 
 /// Load-test an OpenAI-compatible server (TTFT, ITL, TPOT, E2EL, goodput, throughput).
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  effbench serve &   # or any OpenAI-compatible server\n  \
+#[command(
+    after_help = "Examples:\n  effbench serve &   # or any OpenAI-compatible server\n  \
 effbench loadgen --base-url http://127.0.0.1:8000 --model default --num-prompts 50 --request-rate 4\n  \
 effbench loadgen --base-url http://127.0.0.1:8000/v1 --model default --request-rate 1,2,4,inf \\\n      \
 --max-concurrency 8 --slo ttft=500ms,tpot=50ms --out results/sweep\n\n\
 Request rates are requests/s or `inf` (all at once); a comma list sweeps them. Poisson \
-arrivals unless --burstiness is given (Gamma) or --arrival says otherwise.")]
+arrivals unless --burstiness is given (Gamma) or --arrival says otherwise."
+)]
 pub struct Args {
     /// Server root or its /v1 URL (loopback for tests; any host for users).
     #[arg(long)]
@@ -116,8 +118,14 @@ fn list(text: &str, flag: &str, int: bool) -> Result<Value> {
 /// The suite the flags mean, as TOML text.
 pub fn suite_toml(a: &Args) -> Result<String> {
     let mut matrix = Table::new();
-    matrix.insert("request_rate".into(), list(&a.request_rate, "--request-rate", false)?);
-    matrix.insert("max_concurrency".into(), list(&a.max_concurrency, "--max-concurrency", true)?);
+    matrix.insert(
+        "request_rate".into(),
+        list(&a.request_rate, "--request-rate", false)?,
+    );
+    matrix.insert(
+        "max_concurrency".into(),
+        list(&a.max_concurrency, "--max-concurrency", true)?,
+    );
     matrix.insert("prompt_len".into(), Value::Integer(a.input_len as i64));
     matrix.insert("gen_len".into(), Value::Integer(a.output_len as i64));
     let mut serving = Table::new();
@@ -126,7 +134,10 @@ pub fn suite_toml(a: &Args) -> Result<String> {
     serving.insert("stream".into(), (!a.no_stream).into());
     serving.insert("ignore_eos".into(), (!a.no_ignore_eos).into());
     serving.insert("num_prompts".into(), Value::Integer(a.num_prompts as i64));
-    serving.insert("warmup_requests".into(), Value::Integer(a.warmup_requests as i64));
+    serving.insert(
+        "warmup_requests".into(),
+        Value::Integer(a.warmup_requests as i64),
+    );
     serving.insert("timeout_s".into(), a.timeout_s.into());
     serving.insert("range_ratio".into(), a.range_ratio.into());
     let arrival = match (&a.arrival, a.burstiness) {

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 /// Serve a model over HTTP (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  effbench serve                       (the embedded default model on 127.0.0.1:8000)\n  \
+#[command(
+    after_help = "Examples:\n  effbench serve                       (the embedded default model on 127.0.0.1:8000)\n  \
 effbench serve --model $EFFBENCH_SMOLLM2_GGUF --port 8001 --max-batch 16\n  \
 curl -s 127.0.0.1:8000/v1/completions -H 'content-type: application/json' \\\n    \
--d '{\"model\":\"default\",\"prompt\":\"the\",\"max_tokens\":8}'")]
+-d '{\"model\":\"default\",\"prompt\":\"the\",\"max_tokens\":8}'"
+)]
 pub struct Args {
     /// `default` (the embedded model) or a path: an HF directory or a GGUF file.
     #[arg(long, default_value = "default")]

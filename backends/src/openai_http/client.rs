@@ -14,9 +14,13 @@ use std::time::{Duration, Instant};
 /// Where and how requests go.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// Full endpoint URL (`.../v1/completions`).
     pub url: String,
+    /// Bearer token, from the environment variable the suite names.
     pub api_key: Option<String>,
+    /// Ask for SSE streaming.
     pub stream: bool,
+    /// Per-request timeout (connect to the end of the response).
     pub timeout: Duration,
 }
 

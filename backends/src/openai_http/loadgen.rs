@@ -23,15 +23,23 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// A whole load test.
 pub struct LoadTest {
+    /// Where requests go.
     pub target: Target,
+    /// What each request asks.
     pub workload: Workload,
+    /// When requests are sent.
     pub schedule: ScheduleSpec,
     /// 0 = unlimited.
     pub max_concurrency: usize,
+    /// Measured requests.
     pub num_prompts: u64,
+    /// Requests sent and awaited before the window, never measured.
     pub warmup_requests: u64,
+    /// Objectives for goodput.
     pub slo: Slo,
+    /// Raw samples kept per latency metric.
     pub max_samples: usize,
+    /// Seed of the sample reservoir.
     pub seed: u64,
 }
 

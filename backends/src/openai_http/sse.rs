@@ -16,6 +16,7 @@ pub struct SseParser {
 }
 
 impl SseParser {
+    /// An empty parser.
     pub fn new() -> SseParser {
         SseParser::default()
     }

@@ -29,7 +29,9 @@ const WORDS: &[&str] = &[
 /// One prompt of a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prompt {
+    /// A plain prompt (completions, or one user message for chat).
     Text(String),
+    /// A chat `messages` array.
     Messages(Value),
 }
 
@@ -56,9 +58,13 @@ enum Source {
 /// Builds request `i` of a run, deterministically from the seed.
 #[derive(Debug, Clone)]
 pub struct Workload {
+    /// Completions or chat.
     pub endpoint: Endpoint,
+    /// The `model` field sent.
     pub model: String,
+    /// Ask for SSE streaming.
     pub stream: bool,
+    /// Send `ignore_eos: true`.
     pub ignore_eos: bool,
     seed: u64,
     source: Source,
@@ -66,7 +72,9 @@ pub struct Workload {
 
 /// A built request.
 pub struct Request {
+    /// The JSON body.
     pub body: Vec<u8>,
+    /// The `max_tokens` it asks for.
     pub max_tokens: u64,
 }
 

@@ -7,6 +7,10 @@
 //! stats) so a client can count the tokens of a multi-token chunk, and a final chunk has
 //! the totals. Dropping the response (client gone) cancels the generation.
 
+// Handlers return a ready `Response` as the error of their parsing steps: one per bad
+// request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use super::engine::{Event, Job, Rejected};
 use super::App;
 use axum::body::{Body, Bytes};
@@ -31,9 +35,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat))
         .route("/metrics", get(metrics))
-        .fallback(|| async {
-            error(StatusCode::NOT_FOUND, "not_found", "no such route", None)
-        })
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route", None) })
         .with_state(app)
 }
 
@@ -96,7 +98,10 @@ fn parse(app: &App, body: &[u8], chat: bool) -> Result<Parsed, Response> {
             return Err(error(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
-                &format!("the model '{m}' does not exist (this server has '{}')", app.name),
+                &format!(
+                    "the model '{m}' does not exist (this server has '{}')",
+                    app.name
+                ),
                 Some("model"),
             ))
         }
@@ -114,7 +119,12 @@ fn parse(app: &App, body: &[u8], chat: bool) -> Result<Parsed, Response> {
     let include_usage = match o.get("stream_options") {
         None | Some(Value::Null) => false,
         Some(Value::Object(so)) => so.get("include_usage") == Some(&Value::Bool(true)),
-        Some(_) => return Err(bad("stream_options must be an object".into(), "stream_options")),
+        Some(_) => {
+            return Err(bad(
+                "stream_options must be an object".into(),
+                "stream_options",
+            ))
+        }
     };
     if let Some(n) = o.get("n").filter(|n| !n.is_null()) {
         if n.as_u64() != Some(1) {
@@ -127,7 +137,10 @@ fn parse(app: &App, body: &[u8], chat: bool) -> Result<Parsed, Response> {
         completion_prompt(app, o.get("prompt"))?
     };
     if prompt.is_empty() {
-        return Err(bad("the prompt has no tokens".into(), if chat { "messages" } else { "prompt" }));
+        return Err(bad(
+            "the prompt has no tokens".into(),
+            if chat { "messages" } else { "prompt" },
+        ));
     }
     let key = if chat && o.contains_key("max_completion_tokens") {
         "max_completion_tokens"
@@ -177,7 +190,10 @@ fn encode(app: &App, text: &str, param: &str) -> Result<Vec<u32>, Response> {
 fn completion_prompt(app: &App, p: Option<&Value>) -> Result<Vec<u32>, Response> {
     let ids = |a: &[Value]| -> Option<Vec<u32>> {
         a.iter()
-            .map(|x| x.as_u64().filter(|&i| i < app.tokenizer.get_vocab_size(true) as u64))
+            .map(|x| {
+                x.as_u64()
+                    .filter(|&i| i < app.tokenizer.get_vocab_size(true) as u64)
+            })
             .map(|x| x.map(|i| i as u32))
             .collect()
     };
@@ -188,15 +204,27 @@ fn completion_prompt(app: &App, p: Option<&Value>) -> Result<Vec<u32>, Response>
         }
         Some(Value::Array(a)) if a.len() == 1 && a[0].is_array() => {
             ids(a[0].as_array().map_or(&[][..], |v| v)).ok_or_else(|| {
-                bad("prompt token ids must be integers in the vocabulary".into(), "prompt")
+                bad(
+                    "prompt token ids must be integers in the vocabulary".into(),
+                    "prompt",
+                )
             })
         }
         Some(Value::Array(a)) if a.iter().all(Value::is_number) => ids(a).ok_or_else(|| {
-            bad("prompt token ids must be integers in the vocabulary".into(), "prompt")
+            bad(
+                "prompt token ids must be integers in the vocabulary".into(),
+                "prompt",
+            )
         }),
-        Some(Value::Array(_)) => Err(bad("only one prompt per request is supported".into(), "prompt")),
+        Some(Value::Array(_)) => Err(bad(
+            "only one prompt per request is supported".into(),
+            "prompt",
+        )),
         None | Some(Value::Null) => Err(bad("prompt is required".into(), "prompt")),
-        Some(_) => Err(bad("prompt must be a string or an array of token ids".into(), "prompt")),
+        Some(_) => Err(bad(
+            "prompt must be a string or an array of token ids".into(),
+            "prompt",
+        )),
     }
 }
 
@@ -232,9 +260,15 @@ fn chat_prompt(app: &App, m: Option<&Value>) -> Result<Vec<u32>, Response> {
     let text = match &app.chat_template {
         Some(t) => {
             let mut env = minijinja::Environment::new();
-            env.add_function("raise_exception", |m: String| -> Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, m))
-            });
+            env.add_function(
+                "raise_exception",
+                |m: String| -> Result<String, minijinja::Error> {
+                    Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        m,
+                    ))
+                },
+            );
             env.render_str(
                 t,
                 minijinja::context! { messages => minijinja::value::Value::from(minijinja::value::Serde(&plain)), add_generation_prompt => true,
@@ -246,7 +280,11 @@ fn chat_prompt(app: &App, m: Option<&Value>) -> Result<Vec<u32>, Response> {
         None => {
             let mut s = String::new();
             for p in &plain {
-                s.push_str(&format!("{}: {}\n", p["role"].as_str().unwrap_or(""), p["content"].as_str().unwrap_or("")));
+                s.push_str(&format!(
+                    "{}: {}\n",
+                    p["role"].as_str().unwrap_or(""),
+                    p["content"].as_str().unwrap_or("")
+                ));
             }
             s + "assistant:"
         }
@@ -366,7 +404,12 @@ async fn whole(meta: Meta, mut rx: mpsc::UnboundedReceiver<Event>) -> Response {
             }
         }
     }
-    error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the engine stopped", None)
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "the engine stopped",
+        None,
+    )
 }
 
 /// The stream's state between chunks.

@@ -23,8 +23,11 @@ pub enum Event {
     Token(String),
     /// The end: `"stop"` (eos), `"length"` (max_tokens or context) or `"abort"` (shutdown).
     Done {
+        /// Why it ended.
         finish: &'static str,
+        /// Tokens of the prompt.
         prompt_tokens: usize,
+        /// Tokens generated (an eos included).
         completion_tokens: usize,
     },
     /// The model failed.
@@ -33,10 +36,15 @@ pub enum Event {
 
 /// A queued request.
 pub struct Job {
+    /// Prompt token ids.
     pub prompt: Vec<u32>,
+    /// Stop after this many generated tokens.
     pub max_tokens: usize,
+    /// Go on past eos.
     pub ignore_eos: bool,
+    /// Where the request's events go; closed when the client is gone.
     pub tx: UnboundedSender<Event>,
+    /// Arrival time (TTFT and queue wait start here).
     pub enqueued: Instant,
 }
 
@@ -66,6 +74,7 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// An empty queue holding at most `max_queue` waiting requests.
     pub fn new(max_queue: usize, stats: Arc<Stats>) -> Queue {
         Queue {
             state: Mutex::new(State::default()),
@@ -84,7 +93,9 @@ impl Queue {
             return Err(Rejected::Full);
         }
         s.jobs.push_back(job);
-        self.stats.queued.store(s.jobs.len() as u64, Ordering::Relaxed);
+        self.stats
+            .queued
+            .store(s.jobs.len() as u64, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(())
     }
@@ -114,10 +125,15 @@ struct Seq {
 
 /// The model side of the server.
 pub struct Engine {
+    /// The model.
     pub model: Llama,
+    /// Its tokenizer (detokenizes the output).
     pub tokenizer: Tokenizer,
+    /// Token ids that end a sequence.
     pub eos: Vec<u32>,
+    /// Most sequences decoded together.
     pub max_batch: usize,
+    /// The model's context length.
     pub context: usize,
 }
 
@@ -187,11 +203,17 @@ impl Engine {
         }
     }
 
+    /// Hands the job back with the error, so its client hears why.
+    #[allow(clippy::result_large_err)]
     fn prefill(&self, job: Job) -> Result<Seq, (Job, candle_core::Error)> {
         let mut cache = self.model.new_cache(job.prompt.len() + job.max_tokens);
-        let logits = Tensor::from_vec(job.prompt.clone(), (1, job.prompt.len()), &self.model.device)
-            .and_then(|ids| self.model.forward(&ids, Some(&mut cache), Logits::Last))
-            .and_then(|l| argmax_rows(&l));
+        let logits = Tensor::from_vec(
+            job.prompt.clone(),
+            (1, job.prompt.len()),
+            &self.model.device,
+        )
+        .and_then(|ids| self.model.forward(&ids, Some(&mut cache), Logits::Last))
+        .and_then(|l| argmax_rows(&l));
         match logits {
             Ok(next) => {
                 let mut seq = Seq {
@@ -256,7 +278,10 @@ impl Engine {
             return false;
         }
         let n = seq.generated.len();
-        let last = *seq.generated.last().expect("a running sequence has a token");
+        let last = *seq
+            .generated
+            .last()
+            .expect("a running sequence has a token");
         let finish = if !seq.job.ignore_eos && self.eos.contains(&last) {
             "stop"
         } else if n >= seq.job.max_tokens || seq.job.prompt.len() + n >= self.context {
@@ -276,8 +301,12 @@ fn finish_job(stats: &Stats, job: &Job, finish: &'static str, n: usize, first: O
     } else {
         stats.succeeded.fetch_add(1, Ordering::Relaxed);
     }
-    stats.prompt_tokens.fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
-    stats.generation_tokens.fetch_add(n as u64, Ordering::Relaxed);
+    stats
+        .prompt_tokens
+        .fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
+    stats
+        .generation_tokens
+        .fetch_add(n as u64, Ordering::Relaxed);
     if let Some(f) = first {
         stats.ttft.observe(f - job.enqueued);
         if n > 1 {

@@ -51,15 +51,25 @@ impl Default for ServeConfig {
 
 /// What the handlers share.
 pub struct App {
+    /// Requests waiting for the engine.
     pub queue: Arc<Queue>,
+    /// What `/metrics` reports.
     pub stats: Arc<Stats>,
+    /// Tokenizes prompts.
     pub tokenizer: Tokenizer,
+    /// The model's Jinja chat template, if it has one.
     pub chat_template: Option<String>,
+    /// Text of the bos token (for the chat template).
     pub bos: String,
+    /// Text of the eos token (for the chat template).
     pub eos: String,
+    /// The model name clients use.
     pub name: String,
+    /// Facts about the weights (`/v1/models` reports them).
     pub info: ModelInfo,
+    /// The model's context length.
     pub context: usize,
+    /// Server start, Unix seconds.
     pub created: u64,
 }
 

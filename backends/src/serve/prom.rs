@@ -69,19 +69,27 @@ pub struct Stats {
     pub aborted: AtomicU64,
     /// Requests the model failed on.
     pub failed: AtomicU64,
-    /// Requests refused with 4xx (bad input) or 503 (queue full / shutting down).
+    /// Requests refused with 4xx (bad input).
     pub rejected_4xx: AtomicU64,
+    /// Requests refused with 503 (queue full or shutting down).
     pub rejected_503: AtomicU64,
+    /// Prompt tokens of finished requests.
     pub prompt_tokens: AtomicU64,
+    /// Tokens generated for finished requests.
     pub generation_tokens: AtomicU64,
     /// Requests waiting for a batch slot.
     pub queued: AtomicU64,
     /// Sequences in the running batch.
     pub running: AtomicU64,
+    /// Arrival to admission, seconds.
     pub queue_wait: Histogram,
+    /// Arrival to first token, seconds.
     pub ttft: Histogram,
+    /// Time per output token after the first, seconds.
     pub tpot: Histogram,
+    /// Arrival to the end, seconds.
     pub e2e: Histogram,
+    /// Sequences per decode step.
     pub batch_size: Histogram,
 }
 
@@ -131,18 +139,62 @@ impl Stats {
             );
         }
         for (name, help, kind, v) in [
-            ("effbench_prompt_tokens_total", "Prompt tokens processed.", "counter", &self.prompt_tokens),
-            ("effbench_generation_tokens_total", "Tokens generated.", "counter", &self.generation_tokens),
-            ("effbench_queue_depth", "Requests waiting for a batch slot.", "gauge", &self.queued),
-            ("effbench_running_requests", "Sequences in the running batch.", "gauge", &self.running),
+            (
+                "effbench_prompt_tokens_total",
+                "Prompt tokens processed.",
+                "counter",
+                &self.prompt_tokens,
+            ),
+            (
+                "effbench_generation_tokens_total",
+                "Tokens generated.",
+                "counter",
+                &self.generation_tokens,
+            ),
+            (
+                "effbench_queue_depth",
+                "Requests waiting for a batch slot.",
+                "gauge",
+                &self.queued,
+            ),
+            (
+                "effbench_running_requests",
+                "Sequences in the running batch.",
+                "gauge",
+                &self.running,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}", get(v));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                get(v)
+            );
         }
-        self.queue_wait.render(&mut out, "effbench_queue_wait_seconds", "Time from arrival to admission into the batch.");
-        self.ttft.render(&mut out, "effbench_time_to_first_token_seconds", "Time from arrival to the first generated token.");
-        self.tpot.render(&mut out, "effbench_time_per_output_token_seconds", "Mean time per output token after the first, per request.");
-        self.e2e.render(&mut out, "effbench_e2e_request_latency_seconds", "Time from arrival to the last token.");
-        self.batch_size.render(&mut out, "effbench_decode_batch_size", "Sequences advanced per decode step.");
+        self.queue_wait.render(
+            &mut out,
+            "effbench_queue_wait_seconds",
+            "Time from arrival to admission into the batch.",
+        );
+        self.ttft.render(
+            &mut out,
+            "effbench_time_to_first_token_seconds",
+            "Time from arrival to the first generated token.",
+        );
+        self.tpot.render(
+            &mut out,
+            "effbench_time_per_output_token_seconds",
+            "Mean time per output token after the first, per request.",
+        );
+        self.e2e.render(
+            &mut out,
+            "effbench_e2e_request_latency_seconds",
+            "Time from arrival to the last token.",
+        );
+        self.batch_size.render(
+            &mut out,
+            "effbench_decode_batch_size",
+            "Sequences advanced per decode step.",
+        );
         out
     }
 }
