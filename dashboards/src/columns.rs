@@ -123,6 +123,12 @@ pub fn measured_only(columns: Vec<Column>) -> Vec<Column> {
 /// Default columns: the ones with data in at least one result, in a sensible order.
 pub fn default_columns(results: &[RunResult]) -> Vec<Column> {
     use MetricId::*;
+    if results
+        .iter()
+        .any(|r| r.metric(RequestsCompleted).is_some())
+    {
+        return serving_columns(results);
+    }
     let wanted = [
         Column::Run,
         Column::Status,
@@ -140,6 +146,37 @@ pub fn default_columns(results: &[RunResult]) -> Vec<Column> {
         Column::Metric(CostPer1mOutputTokens, Stat::Value),
         Column::ModelParams,
         Column::ModelBytes,
+    ];
+    wanted
+        .into_iter()
+        .filter(|c| results.iter().any(|r| c.cell(r) != Cell::Empty))
+        .collect()
+}
+
+/// The columns of load tests against a server (scenario `serving`): latency percentiles,
+/// throughput, goodput and SLO attainment, failures, and whether the generator kept its
+/// schedule.
+pub fn serving_columns(results: &[RunResult]) -> Vec<Column> {
+    use MetricId::*;
+    let wanted = [
+        Column::Run,
+        Column::Status,
+        Column::Metric(Ttft, Stat::P50),
+        Column::Metric(Ttft, Stat::P99),
+        Column::Metric(Tpot, Stat::P50),
+        Column::Metric(Tpot, Stat::P99),
+        Column::Metric(Itl, Stat::P50),
+        Column::Metric(Itl, Stat::P99),
+        Column::Metric(E2eLatency, Stat::P50),
+        Column::Metric(E2eLatency, Stat::P99),
+        Column::Metric(RequestThroughput, Stat::Value),
+        Column::Metric(OutputThroughput, Stat::Value),
+        Column::Metric(Goodput, Stat::Value),
+        Column::Metric(SloAttainment, Stat::Value),
+        Column::Metric(SloMaxRequestRate, Stat::Value),
+        Column::Metric(RequestsFailed, Stat::Value),
+        Column::Metric(PeakConcurrency, Stat::Value),
+        Column::Metric(ArrivalLateness, Stat::P99),
     ];
     wanted
         .into_iter()

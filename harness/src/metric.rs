@@ -88,7 +88,7 @@ metric_table! {
     SloMaxRequestRate => ("slo_max_request_rate", "req/s", Higher,
         "server search: the highest request rate whose p99 TTFT/TPOT/E2EL met the SLOs with no failed request"),
     ArrivalLateness => ("arrival_lateness", "ms", Lower,
-        "how late the load generator sent each request: send time - max(scheduled time, time a concurrency slot was free)"),
+        "how late the load generator sent each request: send time - max(scheduled time, time a concurrency slot was free for it, in arrival order)"),
     SendRate => ("send_rate", "req/s", Higher,
         "requests actually sent per second: (sent - 1) / (last send - first send); compare with request_rate"),
     PeakConcurrency => ("peak_concurrency", "requests", Higher,

@@ -205,6 +205,7 @@ impl LoadTest {
         let mut interrupted = false;
         let mut stopped_early = false;
         let mut last_progress = Instant::now();
+        let mut head_free: Option<Instant> = None;
         for (i, at) in schedule.take(self.num_prompts as usize).enumerate() {
             if shared.unreachable.load(Ordering::SeqCst) {
                 stopped_early = true;
@@ -226,7 +227,10 @@ impl LoadTest {
                     }
                 },
             };
-            let ready = freed.map_or(when, |f| f.max(when));
+            // Requests queue for a slot in order: one cannot be ready before the slot of
+            // the request ahead of it was free.
+            head_free = head_free.max(freed);
+            let ready = head_free.map_or(when, |f| f.max(when));
             let (shared2, tx2) = (shared.clone(), tx.clone());
             rt.spawn(async move {
                 let rec = one(shared2, req.body, req.max_tokens, ready, permit).await;
