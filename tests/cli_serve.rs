@@ -426,3 +426,61 @@ fn an_unreachable_server_fails_the_run_with_counts() {
     );
     assert!(metric(r, "failures_connection")["value"].as_f64().unwrap() >= 1.0);
 }
+
+#[test]
+fn a_server_dying_mid_run_keeps_the_completed_requests() {
+    let w = Work::new();
+    let mut srv = Server::start(&w, &[]);
+    let lg = w
+        .cmd(&[
+            "loadgen",
+            "--base-url",
+            &srv.url(),
+            "--model",
+            "default",
+            "--num-prompts",
+            "60",
+            "--warmup-requests",
+            "1",
+            "--request-rate",
+            "20",
+            "--arrival",
+            "constant",
+            "--input-len",
+            "8",
+            "--output-len",
+            "4",
+            "--out",
+            "o",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the server has answered some measured requests, then kill it.
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, prom) = http(&srv.addr, "GET", "/metrics", "");
+        let done: u64 = prom
+            .lines()
+            .find_map(|l| l.strip_prefix("effbench_requests_total{outcome=\"success\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if done >= 6 {
+            break;
+        }
+        assert!(Instant::now() < until, "no progress: {prom}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    srv.child.kill().unwrap();
+    let o = lg.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let results: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = &results[0];
+    assert_eq!(r["status"]["state"], "failed", "{}", r["status"]);
+    let completed = metric(r, "requests_completed")["value"].as_f64().unwrap();
+    assert!((1.0..60.0).contains(&completed), "{completed}");
+    assert!(metric(r, "failures_connection")["value"].as_f64().unwrap() >= 1.0);
+    assert!(metric(r, "ttft")["stats"]["count"].as_f64().unwrap() >= 1.0);
+}
