@@ -198,5 +198,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         json: args.json,
         meters: Default::default(),
         shard: None,
+        ab: Vec::new(),
+        ab_blocks: 1,
+        inject_delay: None,
     })
 }
