@@ -484,3 +484,34 @@ fn a_server_dying_mid_run_keeps_the_completed_requests() {
     assert!(metric(r, "failures_connection")["value"].as_f64().unwrap() >= 1.0);
     assert!(metric(r, "ttft")["stats"]["count"].as_f64().unwrap() >= 1.0);
 }
+
+#[test]
+fn server_search_keeps_every_step() {
+    let w = Work::new();
+    let srv = Server::start(&w, &[]);
+    let suite = format!(
+        "name = \"search\"\nscenario = \"serving\"\nbackend = \"openai-http\"\nmodel = \"default\"\n\
+         [matrix]\nmax_concurrency = 4\nprompt_len = 8\ngen_len = 4\n\
+         [serving]\nbase_url = \"{}\"\nnum_prompts = 6\nwarmup_requests = 1\n\
+         [serving.slo]\nttft_ms = 30000.0\n\
+         [serving.search]\nlow = 2.0\nhigh = 200.0\nmax_steps = 3\n",
+        srv.url()
+    );
+    w.write("search.toml", &suite);
+    let o = w.run(&["run", "search.toml", "--out", "o", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let results: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = &results[0];
+    // Both bounds pass a 30 s TTFT objective: the search reports the upper bound.
+    assert_eq!(metric(r, "slo_max_request_rate")["value"], 200.0);
+    let log = r["log"].to_string();
+    assert!(log.contains("search step 1: 2 req/s -> pass"), "{log}");
+    assert!(log.contains("search step 2: 200 req/s -> pass"), "{log}");
+    let series: Vec<&str> = r["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(series.contains(&"search_pass"), "{series:?}");
+}
