@@ -27,8 +27,8 @@ pub mod corpus;
 pub mod default_model;
 pub mod llama;
 pub mod loader;
-pub mod process;
 pub mod openai_http;
+pub mod process;
 pub mod serve;
 pub mod tokenizer;
 

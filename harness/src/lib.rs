@@ -52,8 +52,8 @@ pub mod stats;
 pub mod suite;
 pub mod trace;
 pub mod warnings;
-pub mod worker;
 mod window;
+pub mod worker;
 
 pub use backend::{Backend, Capabilities, Device, ModelInfo, ModelSpec, Registry, Session};
 pub use matrix::RunSpec;
