@@ -11,7 +11,7 @@ use std::process::ExitCode;
     name = "effbench",
     version,
     about,
-    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n  effbench meters\n  effbench gate --baseline results/base --current results/pr\n\nMetric definitions: README.md#metrics"
+    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench report results --format markdown\n  effbench site results --out public\n  effbench list backends\n  effbench meters\n  effbench gate --baseline results/base --current results/pr\n\nMetric definitions: README.md#metrics"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +34,8 @@ enum Command {
     Gate(commands::gate::Args),
     Export(commands::export::Args),
     History(commands::history::Args),
+    Report(commands::report::Args),
+    Site(commands::site::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,8 @@ fn main() -> ExitCode {
         Command::Gate(a) => commands::gate::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::History(a) => commands::history::run(a),
+        Command::Report(a) => commands::report::run(a),
+        Command::Site(a) => commands::site::run(a),
     };
     match outcome {
         Ok(code) => code,

@@ -52,6 +52,9 @@ pub struct Args {
     /// warned about; it slows throughputs, not backend-timed latencies.
     #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
     pub inject_delay: Option<f64>,
+    /// Do not rebuild the leaderboard site (results/site) after the run.
+    #[arg(long)]
+    pub no_site: bool,
 }
 
 /// `5ms`, `500us`, `0.1s` -> milliseconds.
@@ -147,6 +150,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         print!("\n{table}");
     }
     eprintln!("results: {}", outcome.out_dir.display());
+    // shards of a cluster job run concurrently: the merge step (or `effbench site`) builds it
+    if !args.no_site && !outcome.interrupted && args.shard.is_none() {
+        super::site::after_run(&outcome.out_dir);
+    }
     if outcome.interrupted {
         eprintln!(
             "interrupted: {} of {} runs saved in {}",
