@@ -445,7 +445,7 @@ fn leaderboard_sorts_reranks_and_matches_rust_in_chromium() {
         999999.5,
         1e6,
         1.125e7,
-        -3.14159,
+        -3.25159,
         512.0,
         1023.9,
         1024.0,

@@ -57,7 +57,7 @@ struct Unit<'a> {
 /// Builds a report; errors are one line and name the flag.
 pub fn build(results: &[RunResult], opts: &Options) -> Result<Report, String> {
     let mut sorted: Vec<&RunResult> = results.iter().collect();
-    sorted.sort_by(|a, b| natural(a, b));
+    sort_natural(&mut sorted, |r| r);
     let grouped = !opts.group_by.is_empty();
     let mut notes = Vec::new();
     let units: Vec<Unit> = if grouped {
@@ -402,37 +402,35 @@ fn baseline_groups(
 }
 
 /// Default order: suite, machine, then the axes in the axes table's order (numbers
-/// numerically), then start time.
-pub(crate) fn natural(a: &RunResult, b: &RunResult) -> Ordering {
-    a.suite
-        .name
-        .cmp(&b.suite.name)
-        .then_with(|| machine_key(a).cmp(&machine_key(b)))
-        .then_with(|| {
-            let mut keys: Vec<&String> = a
-                .config
-                .params
-                .keys()
-                .chain(b.config.params.keys())
-                .collect();
-            let pos = |k: &str| AXES.iter().position(|x| x.name == k).unwrap_or(usize::MAX);
-            keys.sort_by(|x, y| pos(x).cmp(&pos(y)).then(x.cmp(y)));
-            keys.dedup();
-            for k in keys {
-                let o = match (a.config.param(k), b.config.param(k)) {
-                    (Some(x), Some(y)) => match (x.as_f64(), y.as_f64()) {
-                        (Some(x), Some(y)) => x.total_cmp(&y),
-                        _ => x.to_string().cmp(&y.to_string()),
-                    },
-                    (x, y) => x.is_some().cmp(&y.is_some()),
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            Ordering::Equal
-        })
-        .then_with(|| a.started_at.cmp(&b.started_at))
+/// numerically, text alphabetically), then start time. Keys are computed once per item.
+pub(crate) fn sort_natural<T>(items: &mut Vec<T>, run: impl Fn(&T) -> &RunResult) {
+    #[derive(PartialEq, PartialOrd)]
+    enum V {
+        Num(f64),
+        Text(String),
+    }
+    let pos = |k: &str| AXES.iter().position(|x| x.name == k).unwrap_or(usize::MAX);
+    let key = |r: &RunResult| {
+        let mut params: Vec<(usize, String, V)> = r
+            .config
+            .params
+            .iter()
+            .map(|(k, v)| {
+                let val = v.as_f64().map_or_else(|| V::Text(v.to_string()), V::Num);
+                (pos(k), k.clone(), val)
+            })
+            .collect();
+        params.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        (
+            r.suite.name.clone(),
+            machine_key(r),
+            params,
+            r.started_at.clone(),
+        )
+    };
+    let mut keyed: Vec<(_, T)> = items.drain(..).map(|t| (key(run(&t)), t)).collect();
+    keyed.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal));
+    items.extend(keyed.into_iter().map(|(_, t)| t));
 }
 
 #[cfg(test)]

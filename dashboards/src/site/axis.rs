@@ -89,6 +89,7 @@ impl Scale {
                 self.lo,
                 self.hi,
                 if unit == "bytes" { 1024.0 } else { 1000.0 },
+                unit == "count",
             )
         };
         values
@@ -98,8 +99,9 @@ impl Scale {
     }
 }
 
-/// 1-2-5 steps giving about 5 ticks; for bytes, steps are nice in the binary unit shown.
-fn linear_ticks(lo: f64, hi: f64, base: f64) -> Vec<f64> {
+/// 1-2-5 steps giving about 5 ticks; for bytes, steps are nice in the binary unit shown;
+/// counts get whole-number steps.
+fn linear_ticks(lo: f64, hi: f64, base: f64, integer: bool) -> Vec<f64> {
     let mut scale = 1.0;
     if base == 1024.0 {
         while hi.abs().max(lo.abs()) / scale >= 1024.0 {
@@ -114,6 +116,7 @@ fn linear_ticks(lo: f64, hi: f64, base: f64) -> Vec<f64> {
         .map(|m| m * mag)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * mag);
+    let step = if integer { step.max(1.0) } else { step };
     let mut v = (l / step).ceil() * step;
     let mut out = Vec::new();
     while v <= h + step * 1e-9 && out.len() < 20 {
@@ -194,17 +197,18 @@ mod tests {
     #[test]
     fn linear_ticks_are_nice() {
         assert_eq!(
-            linear_ticks(0.0, 10.0, 1000.0),
+            linear_ticks(0.0, 10.0, 1000.0, false),
             vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
         );
         assert_eq!(
-            linear_ticks(0.3, 1.1, 1000.0),
+            linear_ticks(0.3, 1.1, 1000.0, false),
             vec![0.4, 0.6000000000000001, 0.8, 1.0]
         );
         let mib = 1024.0 * 1024.0;
-        let t = linear_ticks(10.0 * mib, 20.0 * mib, 1024.0);
+        let t = linear_ticks(10.0 * mib, 20.0 * mib, 1024.0, false);
         assert_eq!(t[0], 10.0 * mib);
         assert_eq!(tick_label(t[1], "bytes"), "12 MiB");
+        assert_eq!(linear_ticks(0.0, 2.2, 1000.0, true), vec![0.0, 1.0, 2.0]);
     }
 
     #[test]

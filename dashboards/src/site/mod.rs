@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use effbench_harness::RunResult;
 use minijinja::value::Serde;
 use minijinja::{context, Environment};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use model::{dyna_metrics, SuiteModel};
@@ -136,6 +136,13 @@ pub fn build(results: Vec<RunResult>, opts: &Options) -> Result<Summary> {
         written.largest = written.largest.max(size);
     }
     run_pages(&env, &suites, &opts.out, &mut written)?;
+    let mut keep: HashSet<String> = ASSETS.iter().map(|(n, _)| format!("assets/{n}")).collect();
+    for s in &suites {
+        keep.insert(format!("suites/{}.html", s.slug));
+        keep.insert(format!("suites/{}.rows.js", s.slug));
+        keep.extend(s.entries.iter().map(|e| format!("runs/{}.html", e.key)));
+    }
+    remove_stale(&opts.out, &keep)?;
     let data = data::site_data(&suites);
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(opts.out.join("data.json"))
@@ -175,13 +182,12 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write '{}'", path.display()))
 }
 
-/// Empties `out` when it holds an earlier site; refuses to touch any other non-empty directory.
+/// Checks `out` is new, empty or an earlier site (whose files are then overwritten in place:
+/// reusing files is much cheaper than deleting and recreating thousands of them); refuses to
+/// touch any other non-empty directory.
 fn prepare(out: &Path) -> Result<()> {
-    if out.exists() {
-        if out.join(SITE_MARKER).exists() {
-            std::fs::remove_dir_all(out)
-                .with_context(|| format!("cannot remove the old site in '{}'", out.display()))?;
-        } else if !out.is_dir() {
+    if out.exists() && !out.join(SITE_MARKER).exists() {
+        if !out.is_dir() {
             bail!("'{}' exists and is not a directory", out.display());
         } else if std::fs::read_dir(out)?.next().is_some() {
             bail!(
@@ -190,9 +196,26 @@ fn prepare(out: &Path) -> Result<()> {
             );
         }
     }
-    for d in ["assets", "suites", "runs"] {
+    for d in SUBDIRS {
         std::fs::create_dir_all(out.join(d))
             .with_context(|| format!("cannot create '{}'", out.join(d).display()))?;
+    }
+    Ok(())
+}
+
+const SUBDIRS: [&str; 3] = ["assets", "suites", "runs"];
+
+/// Removes files an earlier build left that this one did not write.
+fn remove_stale(out: &Path, keep: &HashSet<String>) -> Result<()> {
+    for d in SUBDIRS {
+        for e in std::fs::read_dir(out.join(d))? {
+            let e = e?;
+            let name = format!("{d}/{}", e.file_name().to_string_lossy());
+            if !keep.contains(&name) && e.path().is_file() {
+                std::fs::remove_file(e.path())
+                    .with_context(|| format!("cannot remove stale '{}'", e.path().display()))?;
+            }
+        }
     }
     Ok(())
 }

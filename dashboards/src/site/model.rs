@@ -114,7 +114,7 @@ pub fn suite<'a>(
             rank: None,
         })
         .collect();
-    entries.sort_by(|a, b| crate::report::natural(a.r, b.r));
+    crate::report::sort_natural(&mut entries, |e| e.r);
     let (dyna, dyna_note) = dynascore_setup(&columns, &mut entries);
     let objectives = match &dyna {
         Some(d) => d
@@ -376,26 +376,27 @@ fn scatter(columns: &[Column], entries: &[Entry], x: usize, y: usize) -> Option<
     let front = pareto::front(&pts, &senses(columns, &[x, y])).ok()?;
     let (cx, cy) = (&columns[x], &columns[y]);
     let unit = |c: &Column| c.unit().unwrap_or("");
-    let points: Vec<Point> = used
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Point {
+    let points: Vec<Point> = (0..used.len())
+        .map(|i| Point {
             x: pts[i][0],
             y: pts[i][1],
-            title: format!(
-                "{} | {}: {} {} | {}: {} {}",
-                e.r.label(),
-                cx.key(),
-                crate::format::value(pts[i][0], unit(cx)),
-                unit(cx),
-                cy.key(),
-                crate::format::value(pts[i][1], unit(cy)),
-                unit(cy)
-            ),
-            href: format!("../runs/{}.html", e.key),
             front: front.binary_search(&i).is_ok(),
         })
         .collect();
+    let describe = |i: usize| {
+        let e = used[i];
+        let title = format!(
+            "{} | {}: {} {} | {}: {} {}",
+            e.r.label(),
+            cx.key(),
+            crate::format::value(pts[i][0], unit(cx)),
+            unit(cx),
+            cy.key(),
+            crate::format::value(pts[i][1], unit(cy)),
+            unit(cy)
+        );
+        (title, format!("../runs/{}.html", e.key))
+    };
     let dir = |c: &Column| match c.better() {
         Some(Better::Lower) => " · lower is better",
         _ => " · higher is better",
@@ -407,6 +408,7 @@ fn scatter(columns: &[Column], entries: &[Entry], x: usize, y: usize) -> Option<
     let caption = format!("{} vs {}", cy.header(), cx.header());
     let svg = svg::scatter(
         &points,
+        &describe,
         &AxisSpec {
             title: &tx,
             unit: unit(cx),

@@ -225,10 +225,7 @@ fn charts(r: &RunResult) -> Vec<Chart> {
                     Some(t) => format!("{} of {t} samples stored", m.samples.len()),
                     None => format!("{} samples", m.samples.len()),
                 },
-                svgs: vec![
-                    svg::histogram(&m.samples, &title, &m.unit),
-                    svg::cdf(&m.samples, &title, &m.unit),
-                ],
+                svgs: vec![svg::distribution(&m.samples, &title, &m.unit)],
                 title,
             }
         })
@@ -239,7 +236,11 @@ fn series(r: &RunResult) -> Vec<Chart> {
     r.series
         .iter()
         .map(|s| {
-            let tx = format!("time ({})", s.x_unit);
+            let tx = if TIME_UNITS.contains(&s.x_unit.as_str()) {
+                format!("time ({})", s.x_unit)
+            } else {
+                s.x_unit.clone()
+            };
             let ty = format!("{} ({})", s.name, s.y_unit);
             Chart {
                 note: format!(

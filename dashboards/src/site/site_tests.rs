@@ -28,9 +28,10 @@ fn builds_every_page_and_data_json() {
     let page = read(&out.join("suites/synthetic-a.html"));
     assert!(page.contains("ttft") && page.contains("tok/s") && page.contains("<svg"));
     assert!(page.contains("id=\"eb-data\""));
-    // a rebuild replaces the old site; a foreign directory is refused
+    // a rebuild replaces the old site (stale pages removed); a foreign directory is refused
     build(synthetic_results("a", 3, 1), &Options::new(&out)).unwrap();
     assert_eq!(std::fs::read_dir(out.join("runs")).unwrap().count(), 3);
+    assert!(!out.join("suites/synthetic-b.html").exists());
     let foreign = dir.path().join("mine");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "x").unwrap();
@@ -110,4 +111,28 @@ fn slugs_and_keys_are_safe_file_names() {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')),
         "{keys:?}"
     );
+}
+
+#[test]
+fn small_or_failed_suites_explain_the_missing_dynascore() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("site");
+    let mut rs = synthetic_results("one", 1, 1);
+    let mut failed = synthetic_results("failed", 2, 1);
+    for r in &mut failed {
+        r.status.state = effbench_harness::result::RunState::Failed;
+        r.status.reason = Some("out of memory".into());
+        r.metrics.clear();
+    }
+    rs.extend(failed);
+    let s = build(rs, &Options::new(&out)).unwrap();
+    assert_eq!(s.suites, 2);
+    let one = read(&out.join("suites/synthetic-one.html"));
+    assert!(
+        one.contains("Dynascore needs at least 2 successful runs"),
+        "{one}"
+    );
+    let failed = read(&out.join("suites/synthetic-failed.html"));
+    assert!(failed.contains("out of memory") && failed.contains("status-failed"));
+    assert!(failed.contains("Not enough runs with metrics to plot"));
 }

@@ -1,13 +1,16 @@
 //! SVG charts rendered in Rust (no JavaScript charting, no network): scatter plots with the
-//! Pareto front drawn, histograms and CDFs of samples, and line charts of time series.
-//! Every piece of text goes through [`esc`]; axes name their metric and unit.
+//! Pareto front drawn, sample distributions (histogram with the CDF over it) and line charts
+//! of time series. Every piece of text goes through [`esc`]; axes name their metric and
+//! unit. Charts are written compactly (one path for the grid, coordinates to 0.1 px) because
+//! a big site holds tens of thousands of them.
 
 use super::axis::Scale;
+use std::fmt::Write;
 
 const W: f64 = 520.0;
 const H: f64 = 330.0;
 const LEFT: f64 = 66.0;
-const RIGHT: f64 = 14.0;
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 26.0;
 const BOTTOM: f64 = 46.0;
 /// Above this many points a scatter draws plain dots (one path, no tooltips) to stay small.
@@ -29,6 +32,31 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// Appends `v` rounded to 0.1 (integer formatting only: much faster than `{:.1}`).
+fn num(out: &mut String, v: f64) {
+    let t = (v * 10.0).round();
+    if !t.is_finite() || t.abs() > 1e15 {
+        out.push('0');
+        return;
+    }
+    let t = t as i64;
+    if t < 0 {
+        out.push('-');
+    }
+    let a = t.unsigned_abs();
+    let _ = write!(out, "{}", a / 10);
+    if a % 10 != 0 {
+        let _ = write!(out, ".{}", a % 10);
+    }
+}
+
+/// `x y` of a point.
+fn xy(out: &mut String, x: f64, y: f64) {
+    num(out, x);
+    out.push(' ');
+    num(out, y);
+}
+
 /// An axis: label text (metric and unit), unit for tick labels, and whether log is allowed.
 pub struct AxisSpec<'a> {
     pub title: &'a str,
@@ -37,52 +65,62 @@ pub struct AxisSpec<'a> {
 }
 
 fn open(out: &mut String, label: &str) {
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\">",
         esc(label)
-    ));
+    );
 }
 
 /// Frame, grid, ticks and axis titles.
 fn axes(out: &mut String, xs: &Scale, ys: &Scale, x: &AxisSpec, y: &AxisSpec) {
-    out.push_str(&format!(
+    let (r, b) = (W - RIGHT, H - BOTTOM);
+    let _ = write!(
+        out,
         "<rect class=\"frame\" x=\"{LEFT}\" y=\"{TOP}\" width=\"{}\" height=\"{}\"/>",
-        W - LEFT - RIGHT,
-        H - TOP - BOTTOM
-    ));
-    for (v, label) in xs.ticks(x.unit) {
-        let px = xs.px(v);
-        out.push_str(&format!(
-            "<line class=\"grid\" x1=\"{px:.1}\" y1=\"{TOP}\" x2=\"{px:.1}\" y2=\"{:.1}\"/><text class=\"tick\" x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            H - BOTTOM,
-            H - BOTTOM + 14.0,
-            esc(&label)
-        ));
+        r - LEFT,
+        b - TOP
+    );
+    let xt = xs.ticks(x.unit);
+    let yt = ys.ticks(y.unit);
+    out.push_str("<path class=\"grid\" d=\"");
+    for (v, _) in &xt {
+        out.push('M');
+        xy(out, xs.px(*v), TOP);
+        out.push('V');
+        num(out, b);
     }
-    for (v, label) in ys.ticks(y.unit) {
-        let py = ys.px(v);
-        out.push_str(&format!(
-            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{py:.1}\" x2=\"{:.1}\" y2=\"{py:.1}\"/><text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - RIGHT,
-            LEFT - 5.0,
-            py + 3.5,
-            esc(&label)
-        ));
+    for (v, _) in &yt {
+        out.push('M');
+        xy(out, LEFT, ys.px(*v));
+        out.push('H');
+        num(out, r);
     }
+    out.push_str("\"/><g class=\"tick\" text-anchor=\"middle\">");
+    for (v, label) in &xt {
+        out.push_str("<text x=\"");
+        num(out, xs.px(*v));
+        let _ = write!(out, "\" y=\"{}\">{}</text>", b + 14.0, esc(label));
+    }
+    out.push_str("</g><g class=\"tick\" text-anchor=\"end\">");
+    for (v, label) in &yt {
+        let _ = write!(out, "<text x=\"{}\" y=\"", LEFT - 5.0);
+        num(out, ys.px(*v) + 3.5);
+        let _ = write!(out, "\">{}</text>", esc(label));
+    }
+    out.push_str("</g>");
     let log = |s: &Scale| if s.log { ", log scale" } else { "" };
-    out.push_str(&format!(
-        "<text class=\"axis-title\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}{}</text>",
-        LEFT + (W - LEFT - RIGHT) / 2.0,
+    let _ = write!(
+        out,
+        "<text class=\"axis-title\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}{}</text><text class=\"axis-title\" transform=\"translate(14 {}) rotate(-90)\" text-anchor=\"middle\">{}{}</text>",
+        LEFT + (r - LEFT) / 2.0,
         H - 8.0,
         esc(x.title),
-        log(xs)
-    ));
-    out.push_str(&format!(
-        "<text class=\"axis-title\" transform=\"translate(14 {:.1}) rotate(-90)\" text-anchor=\"middle\">{}{}</text>",
-        TOP + (H - TOP - BOTTOM) / 2.0,
+        log(xs),
+        TOP + (b - TOP) / 2.0,
         esc(y.title),
         log(ys)
-    ));
+    );
 }
 
 fn scales(xv: &[f64], yv: &[f64], x: &AxisSpec, y: &AxisSpec) -> (Scale, Scale) {
@@ -96,34 +134,44 @@ fn scales(xv: &[f64], yv: &[f64], x: &AxisSpec, y: &AxisSpec) -> (Scale, Scale) 
 pub struct Point {
     pub x: f64,
     pub y: f64,
-    /// Tooltip text.
-    pub title: String,
-    /// Link target (a run page), relative.
-    pub href: String,
     pub front: bool,
 }
 
 /// A scatter plot with the Pareto front's points highlighted and joined in x order.
-pub fn scatter(points: &[Point], x: &AxisSpec, y: &AxisSpec, caption: &str) -> String {
+/// `describe(i)` gives point i's tooltip and link; it is only called for points drawn with
+/// one (all of them up to [`DETAILED_POINTS`], else the front).
+pub fn scatter(
+    points: &[Point],
+    describe: &dyn Fn(usize) -> (String, String),
+    x: &AxisSpec,
+    y: &AxisSpec,
+    caption: &str,
+) -> String {
     let xv: Vec<f64> = points.iter().map(|p| p.x).collect();
     let yv: Vec<f64> = points.iter().map(|p| p.y).collect();
     let (xs, ys) = scales(&xv, &yv, x, y);
-    let mut out = String::with_capacity(2048 + points.len() * 24);
+    let mut out = String::with_capacity(4096 + points.len().min(DETAILED_POINTS) * 120);
     open(&mut out, caption);
     axes(&mut out, &xs, &ys, x, y);
-    let detailed = points.len() <= DETAILED_POINTS;
-    let point = |out: &mut String, p: &Point, class: &str, r: f64| {
-        out.push_str(&format!(
-            "<a href=\"{}\"><circle class=\"{class}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"{r}\"><title>{}</title></circle></a>",
-            esc(&p.href),
-            xs.px(p.x),
-            ys.px(p.y),
-            esc(&p.title)
-        ))
+    let point = |out: &mut String, i: usize, class: &str, r: f64| {
+        let (title, href) = describe(i);
+        let _ = write!(
+            out,
+            "<a href=\"{}\"><circle class=\"{class}\" cx=\"",
+            esc(&href)
+        );
+        num(out, xs.px(points[i].x));
+        out.push_str("\" cy=\"");
+        num(out, ys.px(points[i].y));
+        let _ = write!(
+            out,
+            "\" r=\"{r}\"><title>{}</title></circle></a>",
+            esc(&title)
+        );
     };
-    if detailed {
-        for p in points.iter().filter(|p| !p.front) {
-            point(&mut out, p, "pt", 3.5);
+    if points.len() <= DETAILED_POINTS {
+        for i in (0..points.len()).filter(|&i| !points[i].front) {
+            point(&mut out, i, "pt", 3.5);
         }
     } else {
         // one path of round dots, one per occupied half-pixel
@@ -132,78 +180,56 @@ pub fn scatter(points: &[Point], x: &AxisSpec, y: &AxisSpec, caption: &str) -> S
         for p in points.iter().filter(|p| !p.front) {
             let (px, py) = ((xs.px(p.x) * 2.0).round(), (ys.px(p.y) * 2.0).round());
             if seen.insert((px as i64, py as i64)) {
-                out.push_str(&format!("M{} {}h0", px / 2.0, py / 2.0));
+                out.push('M');
+                xy(&mut out, px / 2.0, py / 2.0);
+                out.push_str("h0");
             }
         }
         out.push_str("\"/>");
     }
-    let mut front: Vec<&Point> = points.iter().filter(|p| p.front).collect();
-    front.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
+    let mut front: Vec<usize> = (0..points.len()).filter(|&i| points[i].front).collect();
+    front.sort_by(|&a, &b| {
+        let (a, b) = (&points[a], &points[b]);
+        a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y))
+    });
     if front.len() > 1 {
-        let d: Vec<String> = front
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                format!(
-                    "{}{:.1} {:.1}",
-                    if i == 0 { "M" } else { "L" },
-                    xs.px(p.x),
-                    ys.px(p.y)
-                )
-            })
-            .collect();
-        out.push_str(&format!(
-            "<path class=\"front-line\" d=\"{}\"/>",
-            d.join("")
-        ));
+        out.push_str("<path class=\"front-line\" d=\"");
+        for (k, &i) in front.iter().enumerate() {
+            out.push(if k == 0 { 'M' } else { 'L' });
+            xy(&mut out, xs.px(points[i].x), ys.px(points[i].y));
+        }
+        out.push_str("\"/>");
     }
-    for p in &front {
-        point(&mut out, p, "pt front", 4.5);
+    for &i in &front {
+        point(&mut out, i, "pt front", 4.5);
     }
-    out.push_str(&format!(
-        "<g class=\"legend\"><circle class=\"pt\" cx=\"{:.1}\" cy=\"14\" r=\"3.5\"/><text x=\"{:.1}\" y=\"17.5\">run ({})</text><circle class=\"pt front\" cx=\"{:.1}\" cy=\"14\" r=\"4.5\"/><text x=\"{:.1}\" y=\"17.5\">Pareto front ({})</text></g>",
+    let _ = write!(
+        out,
+        "<g class=\"legend\"><circle class=\"pt\" cx=\"{}\" cy=\"14\" r=\"3.5\"/><text x=\"{}\" y=\"17.5\">run ({})</text><circle class=\"pt front\" cx=\"{}\" cy=\"14\" r=\"4.5\"/><text x=\"{}\" y=\"17.5\">Pareto front ({})</text></g></svg>",
         LEFT + 6.0,
         LEFT + 14.0,
         points.len(),
         LEFT + 110.0,
         LEFT + 118.0,
         front.len()
-    ));
-    out.push_str("</svg>");
+    );
     out
 }
 
-/// Marks at p50 and p99 drawn on sample charts.
-fn marks(out: &mut String, xs: &Scale, sorted: &[f64]) {
-    for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
-        let v = effbench_harness::stats::percentile_sorted(sorted, q);
-        let px = xs.px(v);
-        // labels near the right edge go left of their line
-        let (lx, anchor) = if px > W - RIGHT - 30.0 {
-            (px - 3.0, "end")
-        } else {
-            (px + 3.0, "start")
-        };
-        let ly = TOP + if name == "p50" { 10.0 } else { 22.0 };
-        out.push_str(&format!(
-            "<line class=\"mark\" x1=\"{px:.1}\" y1=\"{TOP}\" x2=\"{px:.1}\" y2=\"{:.1}\"/><text class=\"mark-label\" x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"{anchor}\">{name}</text>",
-            H - BOTTOM
-        ));
-    }
-}
-
-/// Histogram of samples (√n bins, 5 to 40) with p50 and p99 marked.
-pub fn histogram(samples: &[f64], title: &str, unit: &str) -> String {
+/// A sample distribution: histogram bars (√n bins, 5 to 40; left axis: count), the empirical
+/// CDF drawn over them (right axis: %), p50 and p99 marked.
+pub fn distribution(samples: &[f64], title: &str, unit: &str) -> String {
     let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
     sorted.sort_by(f64::total_cmp);
-    let mut out = String::new();
-    open(&mut out, &format!("histogram of {title}"));
+    let mut out = String::with_capacity(4096);
+    open(&mut out, &format!("distribution of {title}"));
     if sorted.is_empty() {
         out.push_str("</svg>");
         return out;
     }
-    let bins = ((sorted.len() as f64).sqrt().ceil() as usize).clamp(5, 40);
-    let (lo, hi) = (sorted[0], sorted[sorted.len() - 1]);
+    let n = sorted.len();
+    let bins = ((n as f64).sqrt().ceil() as usize).clamp(5, 40);
+    let (lo, hi) = (sorted[0], sorted[n - 1]);
     let width = if hi > lo {
         (hi - lo) / bins as f64
     } else {
@@ -220,18 +246,23 @@ pub fn histogram(samples: &[f64], title: &str, unit: &str) -> String {
         Scale::fit(&[lo], false, LEFT, W - RIGHT)
     };
     let ys = Scale::linear(0.0, top * 1.08, H - BOTTOM, TOP);
-    let x = AxisSpec {
-        title,
-        unit,
-        allow_log: false,
-    };
-    let y = AxisSpec {
-        title: "samples (count)",
-        unit: "count",
-        allow_log: false,
-    };
-    axes(&mut out, &xs, &ys, &x, &y);
-    let mut d = String::new();
+    let pct = Scale::linear(0.0, 100.0, H - BOTTOM, TOP);
+    axes(
+        &mut out,
+        &xs,
+        &ys,
+        &AxisSpec {
+            title,
+            unit,
+            allow_log: false,
+        },
+        &AxisSpec {
+            title: "samples (count)",
+            unit: "count",
+            allow_log: false,
+        },
+    );
+    out.push_str("<path class=\"bars\" d=\"");
     for (i, c) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
         let (a, b) = if hi > lo {
             (
@@ -241,66 +272,58 @@ pub fn histogram(samples: &[f64], title: &str, unit: &str) -> String {
         } else {
             (xs.px(lo) - 6.0, xs.px(lo) + 6.0)
         };
-        d.push_str(&format!(
-            "M{a:.1} {:.1}H{b:.1}V{:.1}H{a:.1}Z",
-            ys.px(0.0),
-            ys.px(*c as f64)
-        ));
+        out.push('M');
+        xy(&mut out, a, ys.px(0.0));
+        out.push('H');
+        num(&mut out, b);
+        out.push('V');
+        num(&mut out, ys.px(*c as f64));
+        out.push('H');
+        num(&mut out, a);
+        out.push('Z');
     }
-    out.push_str(&format!("<path class=\"bars\" d=\"{d}\"/>"));
-    marks(&mut out, &xs, &sorted);
-    out.push_str(&format!(
-        "<text class=\"caption\" x=\"{LEFT}\" y=\"16\">n = {}, {bins} bins</text></svg>",
-        sorted.len()
-    ));
-    out
-}
-
-/// Empirical CDF of samples (at most 400 steps drawn) with p50 and p99 marked.
-pub fn cdf(samples: &[f64], title: &str, unit: &str) -> String {
-    let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_by(f64::total_cmp);
-    let mut out = String::new();
-    open(&mut out, &format!("CDF of {title}"));
-    if sorted.is_empty() {
-        out.push_str("</svg>");
-        return out;
-    }
-    let n = sorted.len();
-    let xs = Scale::fit(&sorted, true, LEFT, W - RIGHT);
-    let ys = Scale::linear(0.0, 100.0, H - BOTTOM, TOP);
-    axes(
-        &mut out,
-        &xs,
-        &ys,
-        &AxisSpec {
-            title,
-            unit,
-            allow_log: true,
-        },
-        &AxisSpec {
-            title: "fraction of samples ≤ x (%)",
-            unit: "%",
-            allow_log: false,
-        },
-    );
+    // the CDF: at most 400 steps
+    out.push_str("\"/><path class=\"line\" d=\"M");
+    xy(&mut out, xs.px(sorted[0]), pct.px(0.0));
     let step = n.div_ceil(400).max(1);
-    let mut d = format!("M{:.1} {:.1}", xs.px(sorted[0]), ys.px(0.0));
     let mut i = 0;
     while i < n {
         let j = (i + step).min(n) - 1;
-        d.push_str(&format!(
-            "H{:.1}V{:.1}",
-            xs.px(sorted[j]),
-            ys.px(100.0 * (j + 1) as f64 / n as f64)
-        ));
+        out.push('H');
+        num(&mut out, xs.px(sorted[j]));
+        out.push('V');
+        num(&mut out, pct.px(100.0 * (j + 1) as f64 / n as f64));
         i = j + 1;
     }
-    out.push_str(&format!("<path class=\"line\" d=\"{d}\"/>"));
-    marks(&mut out, &xs, &sorted);
-    out.push_str(&format!(
-        "<text class=\"caption\" x=\"{LEFT}\" y=\"16\">n = {n}</text></svg>"
-    ));
+    out.push_str("\"/><g class=\"tick cdf\">");
+    for p in [0.0, 50.0, 100.0] {
+        let _ = write!(out, "<text x=\"{}\" y=\"", W - RIGHT + 4.0);
+        num(&mut out, pct.px(p) + 3.5);
+        let _ = write!(out, "\">{p}%</text>");
+    }
+    out.push_str("</g>");
+    for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+        let px = xs.px(effbench_harness::stats::percentile_sorted(&sorted, q));
+        // labels near the right edge go left of their line
+        let (lx, anchor) = if px > W - RIGHT - 30.0 {
+            (px - 3.0, "end")
+        } else {
+            (px + 3.0, "start")
+        };
+        out.push_str("<path class=\"mark\" d=\"M");
+        xy(&mut out, px, TOP);
+        let _ = write!(out, "V{}\"/><text class=\"mark-label\" x=\"", H - BOTTOM);
+        num(&mut out, lx);
+        let _ = write!(
+            out,
+            "\" y=\"{}\" text-anchor=\"{anchor}\">{name}</text>",
+            TOP + if name == "p50" { 10.0 } else { 22.0 }
+        );
+    }
+    let _ = write!(
+        out,
+        "<text class=\"caption\" x=\"{LEFT}\" y=\"16\">n = {n}, {bins} bins; line: cumulative % (right axis)</text></svg>"
+    );
     out
 }
 
@@ -311,7 +334,7 @@ pub fn line(points: &[[f64; 2]], x: &AxisSpec, y: &AxisSpec, caption: &str) -> S
         .copied()
         .filter(|p| p[0].is_finite() && p[1].is_finite())
         .collect();
-    let mut out = String::new();
+    let mut out = String::with_capacity(4096);
     open(&mut out, caption);
     let xv: Vec<f64> = pts.iter().map(|p| p[0]).collect();
     let yv: Vec<f64> = pts.iter().map(|p| p[1]).collect();
@@ -333,23 +356,16 @@ pub fn line(points: &[[f64; 2]], x: &AxisSpec, y: &AxisSpec, caption: &str) -> S
             })
             .collect()
     };
-    let d: String = keep
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            format!(
-                "{}{:.1} {:.1}",
-                if i == 0 { "M" } else { "L" },
-                xs.px(p[0]),
-                ys.px(p[1])
-            )
-        })
-        .collect();
-    out.push_str(&format!("<path class=\"line\" d=\"{d}\"/>"));
-    out.push_str(&format!(
-        "<text class=\"caption\" x=\"{LEFT}\" y=\"16\">{} points</text></svg>",
+    out.push_str("<path class=\"line\" d=\"");
+    for (i, p) in keep.iter().enumerate() {
+        out.push(if i == 0 { 'M' } else { 'L' });
+        xy(&mut out, xs.px(p[0]), ys.px(p[1]));
+    }
+    let _ = write!(
+        out,
+        "\"/><text class=\"caption\" x=\"{LEFT}\" y=\"16\">{} points</text></svg>",
         points.len()
-    ));
+    );
     out
 }
 
@@ -366,32 +382,44 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_short() {
+        let mut s = String::new();
+        for v in [0.0, 1.25, -0.04, -0.06, 12.0, 3.96] {
+            num(&mut s, v);
+            s.push(',');
+        }
+        assert_eq!(s, "0,1.3,0,-0.1,12,4,");
+    }
+
+    #[test]
     fn scatter_escapes_and_marks_front() {
         let pts = vec![
             Point {
                 x: 1.0,
                 y: 10.0,
-                title: "<script>alert(1)</script>".into(),
-                href: "a\".html".into(),
                 front: true,
             },
             Point {
                 x: 2.0,
                 y: 5.0,
-                title: "b".into(),
-                href: "b.html".into(),
                 front: false,
             },
             Point {
                 x: 0.5,
                 y: 4.0,
-                title: "c".into(),
-                href: "c.html".into(),
                 front: true,
             },
         ];
+        let describe = |i: usize| match i {
+            0 => (
+                "<script>alert(1)</script>".to_string(),
+                "a\".html".to_string(),
+            ),
+            _ => ("b".to_string(), format!("{i}.html")),
+        };
         let svg = scatter(
             &pts,
+            &describe,
             &ax("ttft (ms)", "ms"),
             &ax("throughput (tok/s)", "tok/s"),
             "t",
@@ -410,12 +438,17 @@ mod tests {
             .map(|i| Point {
                 x: 1.0 + (i % 100) as f64,
                 y: 1.0 + (i / 100) as f64,
-                title: format!("run {i}"),
-                href: format!("r{i}.html"),
                 front: i == 99,
             })
             .collect();
-        let svg = scatter(&pts, &ax("x (ms)", "ms"), &ax("y (tok/s)", "tok/s"), "big");
+        let describe = |i: usize| (format!("run {i}"), format!("r{i}.html"));
+        let svg = scatter(
+            &pts,
+            &describe,
+            &ax("x (ms)", "ms"),
+            &ax("y (tok/s)", "tok/s"),
+            "big",
+        );
         assert!(svg.len() < 200_000, "{} bytes", svg.len());
         assert!(svg.contains("log scale"));
     }
@@ -423,12 +456,10 @@ mod tests {
     #[test]
     fn sample_charts() {
         let s: Vec<f64> = (1..=100).map(|i| i as f64).collect();
-        let h = histogram(&s, "itl (ms)", "ms");
-        assert!(h.contains("n = 100, 10 bins") && h.contains("p99"));
-        let c = cdf(&s, "itl (ms)", "ms");
-        assert!(c.contains("fraction of samples"));
-        let one = histogram(&[3.0], "x", "ms");
-        assert!(one.contains("n = 1"));
+        let h = distribution(&s, "itl (ms)", "ms");
+        assert!(h.contains("n = 100, 10 bins") && h.contains("p99") && h.contains("100%"));
+        let one = distribution(&[3.0], "x", "ms");
+        assert!(one.contains("n = 1,"));
         let l = line(
             &[[0.0, 1.0], [1.0, 2.0]],
             &ax("t (s)", "s"),

@@ -161,7 +161,7 @@ pub fn page_data<'a>(m: &'a SuiteModel, page_size: usize) -> PageData<'a> {
                     varies: x.varies,
                 })
                 .collect(),
-            rows: d.rows.iter().map(|&i| i).collect(),
+            rows: d.rows.clone(),
             amrs: &d.amrs,
         }),
         page_size,
