@@ -77,6 +77,7 @@ impl Shape {
             stats: Some(stats),
             samples: self.samples.iter().map(|x| x * k).collect(),
             samples_total: None,
+            sampling: None,
         }
     }
 }
@@ -120,6 +121,7 @@ fn machine(b: bool) -> Environment {
             "unavailable: synthetic"
         }
         .into(),
+        scheduler: None,
     }
 }
 
@@ -223,6 +225,7 @@ pub fn synthetic_results(suite: &str, n: usize, seed: u64) -> Vec<RunResult> {
                 seed,
                 measure: MeasureConfig::default(),
                 options: Default::default(),
+                meters: Default::default(),
             },
             status: Status {
                 state: RunState::Ok,
