@@ -246,7 +246,9 @@ impl Column {
                 Some(m) if m.is_estimate() => Cell::Empty,
                 _ => Column::Metric(*id, *stat).cell(r),
             },
-            Column::Source(id) => r.metric(*id).map_or(Cell::Empty, |m| text(m.source.clone())),
+            Column::Source(id) => r
+                .metric(*id)
+                .map_or(Cell::Empty, |m| text(m.source.clone())),
             Column::Metric(id, stat) => {
                 let Some(m) = r.metric(*id) else {
                     return Cell::Empty;

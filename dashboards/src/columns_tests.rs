@@ -1,7 +1,6 @@
 use super::*;
 use effbench_harness::Metric;
 
-
 #[test]
 fn keys_round_trip() {
     for spec in [

@@ -92,11 +92,51 @@ impl Scale {
                 unit == "count",
             )
         };
-        values
-            .into_iter()
-            .map(|v| (v, tick_label(v, unit)))
-            .collect()
+        let mut labels: Vec<String> = values.iter().map(|&v| tick_label(v, unit)).collect();
+        // ticks close together relative to their size (13.40 and 13.41 MiB) need more digits
+        for sig in 4..=9 {
+            if distinct(&labels) {
+                break;
+            }
+            labels = values.iter().map(|&v| label_sig(v, unit, sig)).collect();
+        }
+        values.into_iter().zip(labels).collect()
     }
+}
+
+fn distinct(labels: &[String]) -> bool {
+    labels.windows(2).all(|w| w[0] != w[1])
+}
+
+/// A label with `sig` significant digits in the unit's usual multiple, zeros trimmed.
+fn label_sig(v: f64, unit: &str, sig: i32) -> String {
+    let (x, suffix) = match unit {
+        "bytes" => {
+            let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+            let (mut x, mut i) = (v, 0);
+            while x.abs() >= 1024.0 && i < units.len() - 1 {
+                x /= 1024.0;
+                i += 1;
+            }
+            (x, format!(" {}", units[i]))
+        }
+        "count" => match v.abs() {
+            a if a >= 1e9 => (v / 1e9, "G".to_string()),
+            a if a >= 1e6 => (v / 1e6, "M".to_string()),
+            a if a >= 1e3 => (v / 1e3, "k".to_string()),
+            _ => (v, String::new()),
+        },
+        _ if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) => {
+            return format!("{v:.*e}", (sig - 1) as usize);
+        }
+        _ => (v, String::new()),
+    };
+    let d = if x == 0.0 {
+        0
+    } else {
+        (sig - 1 - x.abs().log10().floor() as i32).clamp(0, 12) as usize
+    };
+    trim_zeros(&format!("{x:.d$}{suffix}"))
 }
 
 /// 1-2-5 steps giving about 5 ticks; for bytes, steps are nice in the binary unit shown;
@@ -117,7 +157,8 @@ fn linear_ticks(lo: f64, hi: f64, base: f64, integer: bool) -> Vec<f64> {
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * mag);
     let step = if integer { step.max(1.0) } else { step };
-    let mut v = (l / step).ceil() * step;
+    // (tolerate rounding: 13.4 / 0.01 is 1340.0000000000002)
+    let mut v = (l / step - 1e-9).ceil() * step;
     let mut out = Vec::new();
     while v <= h + step * 1e-9 && out.len() < 20 {
         // snap tiny floating residue to zero
@@ -229,5 +270,31 @@ mod tests {
         assert_eq!(tick_label(1024.0 * 1024.0, "bytes"), "1 MiB");
         assert_eq!(tick_label(2.5, "ms"), "2.5");
         assert_eq!(tick_label(1500.0, "tok/s"), "1500");
+    }
+
+    #[test]
+    fn close_ticks_get_enough_digits_to_differ() {
+        let mib = 1024.0 * 1024.0;
+        let s = Scale::linear(13.40 * mib, 13.44 * mib, 0.0, 100.0);
+        let labels: Vec<String> = s.ticks("bytes").into_iter().map(|t| t.1).collect();
+        assert_eq!(
+            labels,
+            [
+                "13.4 MiB",
+                "13.41 MiB",
+                "13.42 MiB",
+                "13.43 MiB",
+                "13.44 MiB"
+            ]
+        );
+        let s = Scale::linear(0.03410, 0.03414, 0.0, 100.0);
+        let labels: Vec<String> = s.ticks("s").into_iter().map(|t| t.1).collect();
+        assert_eq!(
+            labels,
+            ["0.0341", "0.03411", "0.03412", "0.03413", "0.03414"]
+        );
+        // labels that already differ keep 3 significant digits
+        let s = Scale::linear(0.0, 10.0, 0.0, 100.0);
+        assert_eq!(s.ticks("ms")[1].1, "2");
     }
 }
