@@ -34,6 +34,9 @@ pub struct Row {
     pub is_baseline: bool,
     /// Run ids behind the row.
     pub ids: Vec<String>,
+    /// Per column: the value is (or, grouped, includes) an estimate such as `estimate-tdp`
+    /// energy rather than a measurement; table and markdown mark it `~`.
+    pub estimated: Vec<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,8 +121,15 @@ pub fn build(results: &[RunResult], opts: &Options) -> Result<Report, String> {
             speedup: vec![None; columns.len()],
             is_baseline: false,
             ids: u.runs.iter().map(|r| r.id.clone()).collect(),
+            estimated: columns
+                .iter()
+                .map(|c| u.runs.iter().any(|r| c.is_estimate(r)))
+                .collect(),
         })
         .collect();
+    if rows.iter().any(|r| r.estimated.contains(&true)) {
+        notes.push(crate::terminal::ESTIMATE_LEGEND.to_string());
+    }
     if let Some(spec) = &opts.baseline {
         let base = if grouped {
             baseline_groups(spec, &units, &opts.group_by)?

@@ -162,3 +162,42 @@ fn speedup_directions() {
     assert_eq!(speedup(10.0, 5.0, Better::Higher), Some(0.5));
     assert_eq!(speedup(0.0, 5.0, Better::Higher), None);
 }
+
+#[test]
+fn estimates_are_marked_in_table_and_markdown_and_listed_in_json() {
+    use crate::export::{exporter, Format};
+    let mut rs = synthetic_results("e", 2, 1);
+    rs[0].metrics.push(effbench_harness::Metric::scalar(
+        MetricId::Energy,
+        2.5,
+        "estimate-tdp",
+    ));
+    rs[1].metrics.push(effbench_harness::Metric::scalar(
+        MetricId::Energy,
+        3.5,
+        "rapl",
+    ));
+    let rep = build(&rs, &opts()).unwrap();
+    let k = rep
+        .columns
+        .iter()
+        .position(|c| *c == Column::Metric(MetricId::Energy, Stat::Value))
+        .unwrap();
+    let est: Vec<bool> = rep.rows.iter().map(|r| r.estimated[k]).collect();
+    assert_eq!(est.iter().filter(|e| **e).count(), 1);
+    assert!(rep.notes.iter().any(|n| n.starts_with("~ estimate")));
+    let render = |f| String::from_utf8(exporter(f).serialize(&rep).unwrap()).unwrap();
+    assert!(render(Format::Table).contains("~2.50"));
+    assert!(render(Format::Markdown).contains("~2.50"));
+    assert!(!render(Format::Markdown).contains("~3.50"));
+    let json: serde_json::Value = serde_json::from_str(&render(Format::Json)).unwrap();
+    let marked: Vec<&serde_json::Value> = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.get("estimated"))
+        .collect();
+    assert_eq!(marked, [&serde_json::json!(["energy"])]);
+    // CSV keeps plain numbers; the energy source column says which is which
+    assert!(render(Format::Csv).contains("estimate-tdp"));
+}

@@ -44,6 +44,14 @@ impl Exporter for JsonExporter {
                     o.insert("is_baseline".into(), json!(row.is_baseline));
                 }
                 o.insert("run_ids".into(), json!(row.ids));
+                // keys of cells holding estimates (e.g. estimate-tdp energy), when any
+                let est: Vec<String> = (report.columns.iter().zip(&row.estimated))
+                    .filter(|(_, e)| **e)
+                    .map(|(c, _)| c.key())
+                    .collect();
+                if !est.is_empty() {
+                    o.insert("estimated".into(), json!(est));
+                }
                 Value::Object(o)
             })
             .collect();

@@ -43,7 +43,8 @@ impl Exporter for MarkdownExporter {
                 .cells
                 .iter()
                 .zip(&row.speedup)
-                .map(|(c, s)| escape(&display(c, *s)))
+                .zip(&row.estimated)
+                .map(|((c, s), e)| escape(&display(c, *s, *e)))
                 .collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }

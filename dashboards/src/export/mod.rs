@@ -47,9 +47,11 @@ pub fn exporter(f: Format) -> Box<dyn Exporter> {
     }
 }
 
-/// A cell as people read it: `12.3`, `12.3 (1.52×)` with a speed-up, `-` when empty.
-pub(crate) fn display(cell: &Cell, speedup: Option<f64>) -> String {
+/// A cell as people read it: `12.3`, `12.3 (1.52×)` with a speed-up, `~12.3` for an
+/// estimate, `-` when empty.
+pub(crate) fn display(cell: &Cell, speedup: Option<f64>, estimated: bool) -> String {
     let mut s = match cell {
+        Cell::Number(v, unit) if estimated => format!("~{}", format::value(*v, unit)),
         Cell::Number(v, unit) => format::value(*v, unit),
         Cell::Text(t) => t.clone(),
         Cell::Empty => "-".into(),

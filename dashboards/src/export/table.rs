@@ -17,8 +17,9 @@ impl Exporter for TableExporter {
                     r.cells
                         .iter()
                         .zip(&r.speedup)
+                        .zip(&r.estimated)
                         .zip(&report.columns)
-                        .map(|((c, s), col)| (display(c, *s), col.is_numeric()))
+                        .map(|(((c, s), e), col)| (display(c, *s, *e), col.is_numeric()))
                         .collect()
                 })
                 .collect(),

@@ -306,6 +306,7 @@ fn suite_page(env: &Environment, s: &SuiteModel, opts: &Options, w: &mut Written
         rows => Serde(views::row_views(s, opts.page_size)),
         dyna => Serde(data::dyna_view(s)),
         dyna_note => s.dyna_note.clone(),
+        estimates_left_out => s.estimates_left_out.join(", "),
         plots => Serde(s.plots.iter().map(|p| (p.caption.clone(), p.svg.clone())).collect::<Vec<_>>()),
         data_json => minijinja::Value::from_safe_string(if inline { data } else { String::new() }),
         rows_file => if inline { String::new() } else { rows_file },

@@ -9,6 +9,10 @@
 //! lower-is-better metrics are the largest observed value (the "budget"), which keeps
 //! utilities positive and changes no ranking. The Pareto front marked in the table is the
 //! front over the metrics with a non-zero default weight.
+//!
+//! Leaderboards compare measurements only: a value whose source is an estimate (e.g.
+//! `estimate-tdp` energy and what derives from it) is left out of the table, the plots and
+//! the Dynascore; the page names the metrics concerned and run pages still show them, marked.
 
 use super::svg::{self, AxisSpec, Point};
 use crate::columns::{hardware, Column, Stat};
@@ -72,6 +76,8 @@ pub struct SuiteModel<'a> {
     pub objectives: Vec<usize>,
     pub plots: Vec<Plot>,
     pub latest: String,
+    /// Metrics with estimated values left out of the leaderboard (some or all runs).
+    pub estimates_left_out: Vec<String>,
 }
 
 /// Builds a suite's model. `runs` are (result, older results, page key).
@@ -86,6 +92,14 @@ pub fn suite<'a>(
         .map(|r| r.0)
         .expect("a suite has runs");
     let columns = numeric_columns(runs.iter().map(|r| r.0));
+    let estimates_left_out: Vec<String> = MetricId::ALL
+        .iter()
+        .filter(|id| {
+            runs.iter()
+                .any(|r| r.0.metric(**id).is_some_and(|m| m.is_estimate()))
+        })
+        .map(|id| id.name().to_string())
+        .collect();
     let mut machines: Vec<String> = Vec::new();
     let mut axes: Vec<String> = Vec::new();
     for (r, _, _) in &runs {
@@ -108,7 +122,13 @@ pub fn suite<'a>(
                 .iter()
                 .position(|m| *m == hardware(&r.env))
                 .unwrap_or(0),
-            values: columns.iter().map(|c| c.cell(r).number()).collect(),
+            values: columns
+                .iter()
+                .map(|c| match c.is_estimate(r) {
+                    true => None,
+                    false => c.cell(r).number(),
+                })
+                .collect(),
             front: false,
             score: None,
             rank: None,
@@ -143,15 +163,20 @@ pub fn suite<'a>(
         objectives,
         plots,
         latest: crate::columns::date(&newest.started_at),
+        estimates_left_out,
     }
 }
 
-/// Every metric the runs carry (table order), its p99 too for sampled millisecond metrics,
-/// then parameters and model size.
+/// Every metric the runs carry as a measurement (table order), its p99 too for sampled
+/// millisecond metrics, then parameters and model size.
 fn numeric_columns<'a>(runs: impl Iterator<Item = &'a RunResult> + Clone) -> Vec<Column> {
     let mut cols = Vec::new();
     for &id in MetricId::ALL {
-        let ms: Vec<_> = runs.clone().filter_map(|r| r.metric(id)).collect();
+        let ms: Vec<_> = runs
+            .clone()
+            .filter_map(|r| r.metric(id))
+            .filter(|m| !m.is_estimate())
+            .collect();
         if ms.is_empty() {
             continue;
         }

@@ -285,7 +285,7 @@ fn history(e: &Entry, m: &SuiteModel) -> Option<History> {
         ];
         v.extend(
             cols.iter()
-                .map(|c| crate::export::display(&c.cell(r), None)),
+                .map(|c| crate::export::display(&c.cell(r), None, c.is_estimate(r))),
         );
         v
     };

@@ -136,3 +136,44 @@ fn small_or_failed_suites_explain_the_missing_dynascore() {
     assert!(failed.contains("out of memory") && failed.contains("status-failed"));
     assert!(failed.contains("Not enough runs with metrics to plot"));
 }
+
+/// Estimated values (estimate-tdp energy) stay out of the leaderboard, plots and Dynascore;
+/// measured energy goes in; the page names what was left out.
+#[test]
+fn estimates_stay_out_of_the_leaderboard() {
+    use effbench_harness::{Metric, MetricId};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("site");
+    let mut rs = synthetic_results("est", 6, 4);
+    for (i, r) in rs.iter_mut().enumerate() {
+        let e = 1.0 + i as f64;
+        r.metrics
+            .push(Metric::scalar(MetricId::Energy, e, "estimate-tdp"));
+        r.metrics
+            .push(Metric::scalar(MetricId::PowerAvg, 10.0 * e, "rapl"));
+    }
+    let s = build(rs, &Options::new(&out)).unwrap();
+    assert_eq!(s.runs, 6);
+    let data: serde_json::Value = serde_json::from_str(&read(&out.join("data.json"))).unwrap();
+    let suite = &data["suites"][0];
+    let dyna: Vec<&str> = suite["dynascore"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m[0].as_str().unwrap())
+        .collect();
+    assert!(
+        !dyna.contains(&"energy") && dyna.contains(&"power_avg"),
+        "{dyna:?}"
+    );
+    // data.json keeps the estimate with its source, for anyone who wants it
+    assert_eq!(
+        suite["runs"][0]["metrics"]["energy"]["source"],
+        "estimate-tdp"
+    );
+    let page = read(&out.join("suites/synthetic-est.html"));
+    assert!(page.contains("id=\"estimates-note\""), "note missing");
+    let head = &page[page.find("<thead>").unwrap()..page.find("</thead>").unwrap()];
+    assert!(!head.contains(">energy<"), "{head}");
+    assert!(head.contains(">power_avg<"), "{head}");
+}
