@@ -44,6 +44,7 @@ fn spec(model: &str) -> RunSpec {
         measure: Default::default(),
         meters: Default::default(),
         options: Default::default(),
+        analysis: None,
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`llama`]: our own llama implementation ([`llama::Llama`], [`llama::LlamaConfig`]):
 //!   dense (differentiable, from a `VarBuilder`) or quantized GGUF weights, all-position or
 //!   last-position logits, resettable KV cache, GGUF export with the q/k permutation.
+//! - [`compress`]: quantized and pruned variants made on demand from the `quant`, `sparsity`
+//!   and `prune` axes (cached by content hash), and quality/fidelity evaluation.
 //! - [`loader`]: resolving and loading models from disk with their [`effbench_harness::ModelInfo`].
 //! - [`tokenizer`]: tokenizers rebuilt from GGUF metadata (SmolLM2's `smollm` pre-tokenizer
 //!   included).
@@ -19,6 +21,7 @@
 //!   entropy rate is known exactly.
 
 pub mod candle_infer;
+pub mod compress;
 pub mod corpus;
 pub mod default_model;
 pub mod llama;

@@ -244,7 +244,7 @@ fn arch_details(c: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
     ])
 }
 
-fn display_name(path: &Path) -> String {
+pub fn display_name(path: &Path) -> String {
     let default = default_model::default_model_dir();
     if path == default {
         return "default".into();

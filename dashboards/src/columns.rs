@@ -369,6 +369,32 @@ pub fn default_columns(results: &[RunResult]) -> Vec<Column> {
         .collect()
 }
 
+/// Compression, quality, fidelity and speed-up columns (suites with `[analysis]`): the ones
+/// with data in at least one result, after the run column.
+pub fn compression_columns(results: &[RunResult]) -> Vec<Column> {
+    use MetricId::*;
+    let wanted = [
+        ModelBytes,
+        CompressionRatio,
+        BitsPerParam,
+        WeightsRemaining,
+        Perplexity,
+        Top1Agreement,
+        KlDivergence,
+        SpeedupTpot,
+        SpeedupOutputThroughput,
+    ];
+    let cols: Vec<Column> = wanted
+        .into_iter()
+        .map(|m| Column::Metric(m, Stat::Value))
+        .filter(|c| results.iter().any(|r| c.cell(r) != Cell::Empty))
+        .collect();
+    if cols.iter().all(|c| *c == Column::Metric(ModelBytes, Stat::Value)) {
+        return Vec::new(); // model size alone is already in the runs table
+    }
+    std::iter::once(Column::Run).chain(cols).collect()
+}
+
 #[cfg(test)]
 #[path = "columns_tests.rs"]
 mod tests;

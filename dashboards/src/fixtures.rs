@@ -226,6 +226,7 @@ pub fn synthetic_results(suite: &str, n: usize, seed: u64) -> Vec<RunResult> {
                 measure: MeasureConfig::default(),
                 options: Default::default(),
                 meters: Default::default(),
+                analysis: None,
             },
             status: Status {
                 state: RunState::Ok,

@@ -55,6 +55,7 @@ pub fn result(
         measure: MeasureConfig::default(),
         meters: Default::default(),
         options: Default::default(),
+        analysis: None,
     };
     config.id = crate::matrix::spec_id(&config);
     let metrics = metrics

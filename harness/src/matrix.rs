@@ -1,6 +1,7 @@
 //! Matrix expansion: a suite's axes become concrete [`RunSpec`]s with stable ids, and every
 //! spec is validated against its backend before anything runs.
 
+use crate::analysis::config::RunAnalysis;
 use crate::axes::{self, AxisValue};
 use crate::backend::{Backend, Capabilities, Device, ModelSpec, Registry};
 use crate::meters::settings::{self as meter_settings, MeterSettings};
@@ -30,6 +31,10 @@ pub struct RunSpec {
     /// Backend-specific settings from the suite's `[options]`.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// Reference variant and quality evaluation from the suite's `[analysis]` (not part of
+    /// the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<RunAnalysis>,
 }
 
 impl RunSpec {
@@ -231,6 +236,15 @@ pub fn expand_filtered(
         &crate::meters::estimate::cpu_model(),
     )
     .map_err(|e| anyhow!("{origin}: {e}"))?;
+    if let Some(a) = &suite.analysis {
+        for (what, sel) in [("reference", &a.reference), ("baseline", &a.baseline)] {
+            for k in sel.iter().flat_map(|s| s.keys()) {
+                if let Some(p) = all.iter().find(|p| !p.uses(k)) {
+                    bail!("{origin}: [analysis] {what}: {}", uses_message(p, k));
+                }
+            }
+        }
+    }
     let mut specs: Vec<RunSpec> = Vec::new();
     let mut unused: BTreeMap<String, String> = BTreeMap::new();
     for mut combo in combos {
@@ -258,7 +272,13 @@ pub fn expand_filtered(
             measure: suite.measure.clone(),
             meters: meters.clone(),
             options: options.clone(),
+            analysis: None,
         };
+        let backend_axes: Vec<&str> = p.axes.iter().map(|(a, _)| *a).collect();
+        spec.analysis = suite
+            .analysis
+            .as_ref()
+            .map(|a| a.for_run(&spec.params, &backend_axes));
         spec.id = spec_id(&spec);
         if let Some(axis) = spec.params.keys().find(|a| !p.uses(a)) {
             unused.insert(spec.id.clone(), uses_message(p, axis));
@@ -463,10 +483,15 @@ pub fn filter(specs: Vec<RunSpec>, filters: &[String]) -> Result<Vec<RunSpec>> {
 
 /// Stable id of what a run measures: first 16 hex digits of SHA-256 over canonical JSON.
 pub fn spec_id(spec: &RunSpec) -> String {
+    let params: BTreeMap<&String, &AxisValue> = spec
+        .params
+        .iter()
+        .filter(|(k, v)| !axes::is_neutral(k, v))
+        .collect();
     let canonical = serde_json::json!({
         "scenario": spec.scenario,
         "backend": spec.backend,
-        "params": spec.params,
+        "params": params,
         "seed": spec.seed,
         "options": spec.options,
     });

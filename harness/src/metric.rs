@@ -145,6 +145,66 @@ metric_table! {
         "SM clock, NVML samples"),
     GpuTemperature => ("gpu_temperature", "degC", Lower,
         "GPU die temperature, NVML samples"),
+    // --- model size and compression (design.md §3) ---
+    ModelBytes => ("model_bytes", "bytes", Lower,
+        "bytes of the weight file(s) as stored on disk"),
+    ParamsTotal => ("params_total", "count", Lower,
+        "parameters of the model (a tied output head counted once)"),
+    ParamsNonEmbedding => ("params_non_embedding", "count", Lower,
+        "parameters outside the token embedding and the output head"),
+    BitsPerParam => ("bits_per_param", "bits", Lower,
+        "8 x weight file bytes / total parameters"),
+    CompressionRatio => ("compression_ratio", "x", Higher,
+        "weight file bytes of the suite's reference variant / weight file bytes of this variant"),
+    SizeReduction => ("size_reduction", "%", Higher,
+        "100 x (1 - this variant's weight file bytes / the reference variant's)"),
+    WeightsRemaining => ("weights_remaining", "%", Lower,
+        "100 x non-zero weights / total parameters, counted after pruning and before quantization"),
+    // --- quality and fidelity (loyalty) vs the suite's reference variant ---
+    Perplexity => ("perplexity", "ppl", Lower,
+        "exp(mean negative log-likelihood per predicted token) on the evaluation text"),
+    EvalNll => ("eval_nll", "nats/token", Lower,
+        "mean negative log-likelihood per predicted token on the evaluation text"),
+    Top1Agreement => ("top1_agreement", "%", Higher,
+        "100 x share of evaluation positions where the variant's most likely next token is the reference's"),
+    KlDivergence => ("kl_divergence", "nats", Lower,
+        "mean over evaluation positions of KL(reference || variant) of the next-token distributions"),
+    // --- speed-up vs the suite's baseline variant (headline values) ---
+    SpeedupTtft => ("speedup_ttft", "x", Higher,
+        "baseline run's ttft / this run's ttft (means)"),
+    SpeedupTpot => ("speedup_tpot", "x", Higher,
+        "baseline run's tpot / this run's tpot (means)"),
+    SpeedupItl => ("speedup_itl", "x", Higher,
+        "baseline run's itl / this run's itl (means)"),
+    SpeedupE2eLatency => ("speedup_e2e_latency", "x", Higher,
+        "baseline run's e2e_latency / this run's e2e_latency (means)"),
+    SpeedupOutputThroughput => ("speedup_output_throughput", "x", Higher,
+        "this run's output_throughput / the baseline run's"),
+    SpeedupTotalThroughput => ("speedup_total_throughput", "x", Higher,
+        "this run's total_throughput / the baseline run's"),
+    SpeedupPrefillThroughput => ("speedup_prefill_throughput", "x", Higher,
+        "this run's prefill_throughput / the baseline run's"),
+    SpeedupRequestThroughput => ("speedup_request_throughput", "x", Higher,
+        "this run's request_throughput / the baseline run's"),
+}
+
+impl MetricId {
+    /// The speed-up metric derived from a latency or throughput metric (design.md §3:
+    /// baseline ÷ variant for lower-is-better, variant ÷ baseline for higher-is-better).
+    pub fn speedup(self) -> Option<MetricId> {
+        use MetricId::*;
+        Some(match self {
+            Ttft => SpeedupTtft,
+            Tpot => SpeedupTpot,
+            Itl => SpeedupItl,
+            E2eLatency => SpeedupE2eLatency,
+            OutputThroughput => SpeedupOutputThroughput,
+            TotalThroughput => SpeedupTotalThroughput,
+            PrefillThroughput => SpeedupPrefillThroughput,
+            RequestThroughput => SpeedupRequestThroughput,
+            _ => return None,
+        })
+    }
 }
 
 impl MetricId {
@@ -326,6 +386,19 @@ mod tests {
             let json = serde_json::to_string(m).unwrap();
             assert_eq!(serde_json::from_str::<MetricId>(&json).unwrap(), *m);
         }
+    }
+
+    #[test]
+    fn speedups_are_higher_is_better_ratios_of_speed_metrics() {
+        for m in MetricId::ALL {
+            if let Some(s) = m.speedup() {
+                assert_eq!(s.better(), Better::Higher);
+                assert_eq!(s.unit(), "x");
+                assert_eq!(s.name(), format!("speedup_{}", m.name()));
+                assert!(m.unit() == "ms" || m.unit().ends_with("/s"), "{m}");
+            }
+        }
+        assert_eq!(MetricId::Perplexity.speedup(), None);
     }
 
     #[test]

@@ -145,6 +145,7 @@ pub fn run_spec_with(
     };
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     result.model = Some(session.model_info().clone());
+    result.metrics.extend(model_metrics(session.model_info()));
     result
         .metrics
         .push(Metric::scalar(MetricId::LoadTime, load_ms, WALL_CLOCK));
@@ -236,6 +237,35 @@ pub fn run_spec_with(
     order_metrics(&mut result.metrics);
     result.finished_at = now_rfc3339();
     result
+}
+
+/// Size metrics of a model with local weights (params and bytes as stored; design.md §3).
+pub fn model_metrics(info: &crate::backend::ModelInfo) -> Vec<Metric> {
+    let mut out = Vec::new();
+    if info.params_total > 0 {
+        let src = "model architecture (counted from the shapes)";
+        out.push(Metric::scalar(MetricId::ParamsTotal, info.params_total as f64, src));
+        out.push(Metric::scalar(
+            MetricId::ParamsNonEmbedding,
+            info.params_non_embedding as f64,
+            src,
+        ));
+    }
+    if info.file_bytes > 0 {
+        out.push(Metric::scalar(
+            MetricId::ModelBytes,
+            info.file_bytes as f64,
+            "weight file size on disk",
+        ));
+        if info.params_total > 0 {
+            out.push(Metric::scalar(
+                MetricId::BitsPerParam,
+                8.0 * info.file_bytes as f64 / info.params_total as f64,
+                "8 x weight file bytes / params_total",
+            ));
+        }
+    }
+    out
 }
 
 /// Warm-up then the measured window.

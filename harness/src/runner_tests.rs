@@ -154,6 +154,7 @@ fn spec(measure: MeasureConfig) -> RunSpec {
         measure,
         meters: Default::default(),
         options: Default::default(),
+        analysis: None,
     }
 }
 

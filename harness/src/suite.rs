@@ -181,6 +181,10 @@ pub struct Suite {
     /// `[meters]`: energy, power and memory meters, carbon and cost settings.
     #[serde(default)]
     pub meters: MetersConfig,
+    /// Reference/baseline variants, quality evaluation, Pareto fronts and Dynascore
+    /// (`[analysis]`, see `analysis::config`). Absent = no quality metrics, no analysis.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::config::AnalysisConfig>,
     /// Backend-specific settings (e.g. a worker command line), passed through unchanged.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub options: toml::Table,
@@ -236,6 +240,9 @@ impl Suite {
             .meters
             .check(&|f| format!("[meters] {f} ="))
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        if let Some(a) = &suite.analysis {
+            a.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        }
         Ok(suite)
     }
 

@@ -3,6 +3,7 @@
 
 pub mod ab;
 pub mod compare;
+pub mod dynascore;
 pub mod export;
 pub mod gate;
 pub mod history;
@@ -10,6 +11,7 @@ pub mod k8s;
 pub mod list;
 pub mod merge;
 pub mod meters;
+pub mod pareto;
 pub mod plan;
 pub mod report;
 pub mod run;
@@ -17,6 +19,7 @@ pub mod show;
 pub mod site;
 pub mod slurm;
 pub mod status;
+pub mod table_input;
 pub mod validate;
 
 use anyhow::Result;
@@ -50,7 +53,31 @@ pub fn install_interrupt_handler() {
 
 /// Reads a suite and expands it into validated run specs.
 pub fn plan(path: &Path, registry: &Registry, filters: &[String]) -> Result<(Suite, Vec<RunSpec>)> {
-    let suite = Suite::load(path)?;
+    plan_with(path, registry, filters, None)
+}
+
+/// [`plan`], with `--eval-text` turning on quality evaluation on that file.
+pub fn plan_with(
+    path: &Path,
+    registry: &Registry,
+    filters: &[String],
+    eval_text: Option<&Path>,
+) -> Result<(Suite, Vec<RunSpec>)> {
+    let mut suite = Suite::load(path)?;
+    if let Some(text) = eval_text {
+        let bytes = std::fs::read(text)
+            .map_err(|e| anyhow::anyhow!("--eval-text '{}': {e}", text.display()))?;
+        if let Err(e) = std::str::from_utf8(&bytes) {
+            anyhow::bail!(
+                "--eval-text '{}' is not UTF-8 text (invalid byte at offset {})",
+                text.display(),
+                e.valid_up_to()
+            );
+        }
+        let a = suite.analysis.get_or_insert_with(Default::default);
+        a.eval_text = Some(text.display().to_string());
+        a.quality = true;
+    }
     let specs = matrix::expand_filtered(&suite, registry, filters)?;
     Ok((suite, specs))
 }

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 effbench run suites/quickstart.toml --filter dtype=f32 --filter batch=1\n  \
 effbench run suites/quickstart.toml --dry-run\n  \
 effbench run suites/quickstart.toml --shard 0/4 --out results/q/shard-0\n  \
+effbench run suites/compression.toml --eval-text notes.txt\n  \
 effbench run suites/quickstart.toml --out results/mine --json > summary.json\n  \
 effbench run suites/quickstart.toml --grid-intensity 350 --pue 1.2 --price-per-hour 3.5\n  \
 effbench run --ab ./effbench-main ./effbench-pr suites/quickstart.toml   (interleaved A/B, ABBA)\n  \
@@ -55,6 +56,10 @@ pub struct Args {
     /// Do not rebuild the leaderboard site (results/site) after the run.
     #[arg(long)]
     pub no_site: bool,
+    /// Measure perplexity and fidelity on this UTF-8 text file (overrides [analysis]
+    /// eval_text; turns the analysis on for suites without it).
+    #[arg(long, value_name = "FILE")]
+    pub eval_text: Option<PathBuf>,
 }
 
 /// `5ms`, `500us`, `0.1s` -> milliseconds.
@@ -78,7 +83,8 @@ pub fn parse_delay(s: &str) -> Result<f64, String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     let shard = args.shard.as_deref().map(ShardSel::parse).transpose()?;
     let registry = effbench_backends::registry();
-    let (suite, mut specs) = super::plan(&args.suite, &registry, &args.filter)?;
+    let (suite, mut specs) =
+        super::plan_with(&args.suite, &registry, &args.filter, args.eval_text.as_deref())?;
     let meter_settings = args.meters.resolve(&suite.meters)?;
     for s in &mut specs {
         s.meters = meter_settings.clone();
@@ -149,6 +155,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         print!("\n{table}");
     }
+    if let Some(a) = &outcome.analysis {
+        for n in &a.notes {
+            eprintln!("analysis: {n}");
+        }
+        eprintln!(
+            "analysis: {}",
+            outcome
+                .out_dir
+                .join(effbench_harness::analysis::suite::ANALYSIS_FILE)
+                .display()
+        );
+    }
     eprintln!("results: {}", outcome.out_dir.display());
     // shards of a cluster job run concurrently: the merge step (or `effbench site`) builds it
     if !args.no_site && !outcome.interrupted && args.shard.is_none() {
@@ -185,6 +203,12 @@ pub fn one_line(r: &RunResult) -> String {
     }
     if let Some(m) = r.metric(MetricId::OutputThroughput) {
         parts.push(format!("{} tok/s", value(m.value, "tok/s")));
+    }
+    if let Some(m) = r.metric(MetricId::Perplexity) {
+        parts.push(format!("perplexity {}", value(m.value, "ppl")));
+    }
+    if let Some(m) = r.metric(MetricId::Top1Agreement) {
+        parts.push(format!("agreement {} %", value(m.value, "%")));
     }
     if let Some(reason) = &r.status.reason {
         parts.push(reason.clone());

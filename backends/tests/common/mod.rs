@@ -35,6 +35,7 @@ pub fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
         },
         meters: Default::default(),
         options: Default::default(),
+        analysis: None,
     }
 }
 
