@@ -244,6 +244,7 @@ fn arch_details(c: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
     ])
 }
 
+/// Short name of a model path for tables (`default` for the embedded model).
 pub fn display_name(path: &Path) -> String {
     let default = default_model::default_model_dir();
     if path == default {

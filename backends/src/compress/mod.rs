@@ -41,15 +41,20 @@ pub const GENERATOR: &str = "effbench variants v1";
 pub struct Recipe {
     /// `quant` axis value (`none` = keep the dense weights).
     pub quant: String,
+    /// Target share of pruned weights in the prunable matrices (0 = no pruning).
     pub sparsity: f64,
+    /// How weights are chosen for pruning.
     pub prune: PruneMethod,
 }
 
 /// The model a run's axis values select: base model, compute dtype and recipe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelChoice {
+    /// Base model the variant is derived from.
     pub model: ModelSpec,
+    /// Compute dtype of the run (`dtype` axis).
     pub dtype: String,
+    /// How the variant is derived from the base model.
     pub recipe: Recipe,
 }
 
@@ -136,11 +141,17 @@ impl Recipe {
 /// `variant.json`: what a variant is and how it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariantMeta {
+    /// Generator version that made the variant (`GENERATOR`).
     pub generator: String,
+    /// Display name of the base model.
     pub base: String,
+    /// SHA-256 of the base weights.
     pub base_sha256: String,
+    /// `quant` axis value.
     pub quant: String,
+    /// `sparsity` axis value.
     pub sparsity: f64,
+    /// `prune` axis value.
     pub prune: String,
     /// `model.gguf` or `model.safetensors`.
     pub weights_file: String,
@@ -148,22 +159,29 @@ pub struct VariantMeta {
     #[serde(default)]
     pub tensor_types: BTreeMap<String, usize>,
     #[serde(default)]
+    /// Matrices stored in another type than asked (k-quant row-size fallbacks), as `name: asked -> used`.
     pub fallbacks: Vec<String>,
+    /// Parameters of the model (a tied head once).
     pub params_total: u64,
     /// Non-zero weights after pruning, before quantization.
     pub nonzero_weights: u64,
+    /// Weights in the prunable matrices.
     pub prunable_weights: u64,
+    /// Weights set to zero by pruning.
     pub pruned_weights: u64,
 }
 
 /// A variant on disk.
 #[derive(Debug, Clone)]
 pub struct Variant {
+    /// Directory holding the weights and `variant.json`.
     pub dir: PathBuf,
+    /// What the variant is and how it was made.
     pub meta: VariantMeta,
 }
 
 impl Variant {
+    /// Path of the weight file.
     pub fn weights(&self) -> PathBuf {
         self.dir.join(&self.meta.weights_file)
     }

@@ -17,12 +17,16 @@ use std::collections::HashMap;
 /// How weights are chosen for removal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PruneMethod {
+    /// Smallest |w| of each matrix.
     MagnitudeLayer,
+    /// One |w| threshold over all prunable matrices.
     MagnitudeGlobal,
+    /// 2 of every 4 consecutive weights of a row (sparsity 0.5).
     SemiStructured24,
 }
 
 impl PruneMethod {
+    /// From the `prune` axis value.
     pub fn parse(s: &str) -> Option<PruneMethod> {
         match s {
             "magnitude-layer" => Some(PruneMethod::MagnitudeLayer),
@@ -31,6 +35,7 @@ impl PruneMethod {
             _ => None,
         }
     }
+    /// The `prune` axis value.
     pub fn name(self) -> &'static str {
         match self {
             PruneMethod::MagnitudeLayer => "magnitude-layer",
@@ -123,6 +128,7 @@ pub fn prune(
     Ok(report)
 }
 
+/// Non-zero values in a slice.
 pub fn nonzero(d: &[f32]) -> u64 {
     d.iter().filter(|x| **x != 0.0).count() as u64
 }

@@ -19,6 +19,7 @@ use std::path::Path;
 /// Token windows to score, and what they are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalSet {
+    /// Token windows, each scored independently from position 0.
     pub windows: Vec<Vec<u32>>,
     /// Human-readable origin, e.g. `synthetic held-out split (seed 2)` or a file name.
     pub source: String,
@@ -90,32 +91,41 @@ impl EvalSet {
 
 /// What the fidelity of a model is measured against.
 pub enum Reference<'a> {
+    /// No reference: fidelity is not computed.
     None,
     /// The model is the reference itself (agreement with itself, computed).
     Itself,
+    /// Reference model whose distributions the variant is compared with.
     Model(&'a Llama),
 }
 
 /// Sums over the scored positions.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct QualityReport {
+    /// Positions scored (every position of a window but its last).
     pub positions: u64,
+    /// Sum of -ln p(next token) over the positions.
     pub nll_sum: f64,
     /// Positions where the arg-max agreed with the reference (with a reference).
     pub agree: u64,
+    /// Sum of KL(reference || variant) over the positions.
     pub kl_sum: f64,
 }
 
 impl QualityReport {
+    /// Mean negative log-likelihood per position (nats).
     pub fn mean_nll(&self) -> f64 {
         self.nll_sum / self.positions as f64
     }
+    /// exp(mean NLL).
     pub fn perplexity(&self) -> f64 {
         self.mean_nll().exp()
     }
+    /// Percent of positions whose top-1 token matches the reference.
     pub fn agreement_pct(&self) -> f64 {
         100.0 * self.agree as f64 / self.positions as f64
     }
+    /// Mean KL(reference || variant) per position (nats).
     pub fn mean_kl(&self) -> f64 {
         self.kl_sum / self.positions as f64
     }
