@@ -126,6 +126,30 @@ fn compression_suite_reports_everything_per_variant() {
     ] {
         assert!(out.contains(h), "show lacks {h}:\n{out}");
     }
+    // the analysis commands read the same results (metric names, senses from the metrics)
+    // and agree with analysis.json
+    let o = w.run(&["pareto", "--results", "out", "--metric", "perplexity", "--metric", "tpot"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let front: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let in_file = a["pareto"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["objectives"][0]["metric"] == "perplexity" && f["objectives"][1]["metric"] == "tpot")
+        .unwrap();
+    assert_eq!(front.len(), in_file["front"].as_array().unwrap().len(), "{front:?} vs {in_file}");
+    let o = w.run(&[
+        "dynascore", "--results", "out", "--perf", "perplexity", "--metric", "output_throughput",
+        "--metric", "model_bytes",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let (cli, file) = (&d["scores"], &a["dynascore"]["scores"]);
+    assert_eq!(cli.as_array().unwrap().len(), 4);
+    for (c, f) in cli.as_array().unwrap().iter().zip(file.as_array().unwrap()) {
+        let (x, y) = (c["dynascore"].as_f64().unwrap(), f["dynascore"].as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{c} vs {f}");
+    }
 }
 
 #[test]

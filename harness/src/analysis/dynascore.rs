@@ -5,8 +5,8 @@
 //! default). Sort models by performance ascending, difference consecutive models, keep pairs
 //! with |Δperformance| > 1e-4 · max|performance|, and AMRS_M = mean(|Δu_M| / Δperformance)
 //! over those pairs (AMRS of performance = 1). Dynascore = Σ_M w_M · u_M / |AMRS_M| with the
-//! weights normalised to sum 1. The static site re-implements these lines in JavaScript and a
-//! test checks both agree to 1e-9.
+//! weights normalised to sum 1. A front end that re-ranks live (the leaderboard site) must use
+//! exactly these lines.
 
 use crate::metric::Better;
 
@@ -124,14 +124,20 @@ pub fn dynascore(metrics: &[DynaMetric], rows: &[Vec<f64>]) -> Result<DynaResult
         .collect();
     let mut idx: Vec<usize> = (0..rows.len()).collect();
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let out = idx
-        .iter()
-        .map(|&i| DynaRow {
+    // Sorted best first, so a model's rank is 1 + the position of the first model with its
+    // score (equal scores share a rank); O(n) after the sort.
+    let mut out: Vec<DynaRow> = Vec::with_capacity(idx.len());
+    for (pos, &i) in idx.iter().enumerate() {
+        let rank = match out.last() {
+            Some(prev) if prev.dynascore == scores[i] => prev.rank,
+            _ => pos + 1,
+        };
+        out.push(DynaRow {
             index: i,
             dynascore: scores[i],
-            rank: 1 + scores.iter().filter(|&&s| s > scores[i]).count(),
-        })
-        .collect();
+            rank,
+        });
+    }
     Ok(DynaResult {
         rows: out,
         amrs,
