@@ -137,8 +137,14 @@ fn dequantized_hf_dir(gguf: &std::path::Path, dir: &std::path::Path) -> LlamaCon
     ];
     for i in 0..config.num_hidden_layers {
         for part in [
-            "input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-            "self_attn.o_proj", "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj",
+            "input_layernorm",
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "post_attention_layernorm",
+            "mlp.gate_proj",
+            "mlp.up_proj",
             "mlp.down_proj",
         ] {
             hf.push(format!("model.layers.{i}.{part}.weight"));
@@ -206,7 +212,8 @@ fn smollm2_gguf_export_and_q8_0_variant_vs_f32_weights() {
 
     let tensors = compress::read_dense(&hf_dir).unwrap();
     let mut bytes = std::io::Cursor::new(Vec::new());
-    compress::quantize::write_quantized(&mut bytes, &config, &tensors, GgmlDType::F32, &[]).unwrap();
+    compress::quantize::write_quantized(&mut bytes, &config, &tensors, GgmlDType::F32, &[])
+        .unwrap();
     let f32_gguf = tmp.path().join("f32.gguf");
     std::fs::write(&f32_gguf, bytes.into_inner()).unwrap();
     let exported = loader::load_gguf(&f32_gguf, &Device::Cpu).unwrap();
@@ -236,7 +243,11 @@ fn smollm2_gguf_export_and_q8_0_variant_vs_f32_weights() {
         own.perplexity()
     );
     assert!(r.positions > 200, "{}", r.positions);
-    assert!(r.agreement_pct() >= 88.0, "agreement {} %", r.agreement_pct());
+    assert!(
+        r.agreement_pct() >= 88.0,
+        "agreement {} %",
+        r.agreement_pct()
+    );
     assert!(r.mean_kl() < 0.02, "KL {}", r.mean_kl());
     assert!((r.perplexity() / own.perplexity() - 1.0).abs() < 0.02);
 }

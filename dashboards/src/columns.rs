@@ -389,7 +389,10 @@ pub fn compression_columns(results: &[RunResult]) -> Vec<Column> {
         .map(|m| Column::Metric(m, Stat::Value))
         .filter(|c| results.iter().any(|r| c.cell(r) != Cell::Empty))
         .collect();
-    if cols.iter().all(|c| *c == Column::Metric(ModelBytes, Stat::Value)) {
+    if cols
+        .iter()
+        .all(|c| *c == Column::Metric(ModelBytes, Stat::Value))
+    {
         return Vec::new(); // model size alone is already in the runs table
     }
     std::iter::once(Column::Run).chain(cols).collect()

@@ -39,11 +39,11 @@ fn dynascore_10k(c: &mut Criterion) {
     let rows: Vec<Vec<f64>> = (0..10_000)
         .map(|_| {
             vec![
-                rng.random_range(50.0..90.0),      // accuracy
-                rng.random_range(10.0..1000.0),    // throughput
-                rng.random_range(1.0..16.0),       // memory GB
-                rng.random_range(0.5..1.0),        // fairness
-                rng.random_range(0.5..1.0),        // robustness
+                rng.random_range(50.0..90.0),   // accuracy
+                rng.random_range(10.0..1000.0), // throughput
+                rng.random_range(1.0..16.0),    // memory GB
+                rng.random_range(0.5..1.0),     // fairness
+                rng.random_range(0.5..1.0),     // robustness
             ]
         })
         .collect();
@@ -63,7 +63,11 @@ fn dynascore_10k(c: &mut Criterion) {
     let mut g = c.benchmark_group("dynascore");
     g.sample_size(20);
     g.bench_function("rows_10k_metrics_5", |b| {
-        b.iter_batched(|| rows.clone(), |r| dynascore(&metrics, &r).unwrap(), BatchSize::LargeInput)
+        b.iter_batched(
+            || rows.clone(),
+            |r| dynascore(&metrics, &r).unwrap(),
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
 }

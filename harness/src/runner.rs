@@ -244,7 +244,11 @@ pub fn model_metrics(info: &crate::backend::ModelInfo) -> Vec<Metric> {
     let mut out = Vec::new();
     if info.params_total > 0 {
         let src = "model architecture (counted from the shapes)";
-        out.push(Metric::scalar(MetricId::ParamsTotal, info.params_total as f64, src));
+        out.push(Metric::scalar(
+            MetricId::ParamsTotal,
+            info.params_total as f64,
+            src,
+        ));
         out.push(Metric::scalar(
             MetricId::ParamsNonEmbedding,
             info.params_non_embedding as f64,

@@ -70,7 +70,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 })
                 .collect();
             let map = |vals: &[f64]| -> serde_json::Map<String, serde_json::Value> {
-                columns.iter().cloned().zip(vals.iter().map(|v| (*v).into())).collect()
+                columns
+                    .iter()
+                    .cloned()
+                    .zip(vals.iter().map(|v| (*v).into()))
+                    .collect()
             };
             let v = serde_json::json!({"scores": scores, "amrs": map(&r.amrs), "weights": map(&r.weights)});
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -93,7 +97,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 .collect();
             print!("{}", Table { headers, rows }.render());
             let mut t = Table {
-                headers: ["metric", "sense", "weight", "offset", "AMRS"].map(String::from).to_vec(),
+                headers: ["metric", "sense", "weight", "offset", "AMRS"]
+                    .map(String::from)
+                    .to_vec(),
                 rows: Vec::new(),
             };
             for ((m, w), a) in metrics.iter().zip(&r.weights).zip(&r.amrs) {

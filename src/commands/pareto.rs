@@ -38,7 +38,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let specs: Vec<(String, usize)> = args.metrics.iter().map(|m| (m.clone(), 0)).collect();
     let objectives = table_input::objectives(&args.input, &specs)?;
     let columns: Vec<String> = objectives.iter().map(|o| o.column.clone()).collect();
-    let senses: Vec<Better> = objectives.iter().map(|o| o.better.unwrap_or(Better::Higher)).collect();
+    let senses: Vec<Better> = objectives
+        .iter()
+        .map(|o| o.better.unwrap_or(Better::Higher))
+        .collect();
     let reference = args
         .reference
         .as_deref()
@@ -49,7 +52,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("note: left out {n}");
     }
     table.check_rankable("a Pareto front")?;
-    let on = pareto::front(&table.rows, &senses).map_err(|e| anyhow::anyhow!("{}: {e}", table.origin))?;
+    let on = pareto::front(&table.rows, &senses)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", table.origin))?;
     let hv = match &reference {
         Some(r) => Some(
             pareto::hypervolume(&table.rows, &senses, r)
@@ -71,7 +75,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Format::Table => {
             let mut headers = vec!["name".to_string()];
             headers.extend(objectives.iter().zip(&senses).map(|(o, s)| {
-                format!("{} ({})", o.column, if *s == Better::Higher { "higher" } else { "lower" })
+                format!(
+                    "{} ({})",
+                    o.column,
+                    if *s == Better::Higher {
+                        "higher"
+                    } else {
+                        "lower"
+                    }
+                )
             }));
             headers.push("on front".into());
             let rows = table
@@ -102,11 +114,17 @@ fn parse_ref(s: &str, n: usize) -> Result<Vec<f64>> {
         .split(',')
         .map(|x| match x.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
-            _ => Err(anyhow::anyhow!("--ref '{s}': '{}' is not a finite number", x.trim())),
+            _ => Err(anyhow::anyhow!(
+                "--ref '{s}': '{}' is not a finite number",
+                x.trim()
+            )),
         })
         .collect::<Result<_>>()?;
     if v.len() != n {
-        bail!("--ref '{s}' has {} value(s) but there are {n} metrics", v.len());
+        bail!(
+            "--ref '{s}' has {} value(s) but there are {n} metrics",
+            v.len()
+        );
     }
     if !(2..=3).contains(&n) {
         bail!("--ref: hypervolume is computed for 2 or 3 metrics, not {n}");

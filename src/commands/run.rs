@@ -83,8 +83,12 @@ pub fn parse_delay(s: &str) -> Result<f64, String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     let shard = args.shard.as_deref().map(ShardSel::parse).transpose()?;
     let registry = effbench_backends::registry();
-    let (suite, mut specs) =
-        super::plan_with(&args.suite, &registry, &args.filter, args.eval_text.as_deref())?;
+    let (suite, mut specs) = super::plan_with(
+        &args.suite,
+        &registry,
+        &args.filter,
+        args.eval_text.as_deref(),
+    )?;
     let meter_settings = args.meters.resolve(&suite.meters)?;
     for s in &mut specs {
         s.meters = meter_settings.clone();

@@ -10,7 +10,12 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct Input {
     /// CSV file with a header row.
-    #[arg(long, value_name = "FILE", conflicts_with = "results", required_unless_present = "results")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "results",
+        required_unless_present = "results"
+    )]
     pub csv: Option<PathBuf>,
     /// Column holding the row names [default: the first column].
     #[arg(long, value_name = "COL", requires = "csv")]
@@ -39,7 +44,11 @@ pub fn objectives(input: &Input, specs: &[(String, usize)]) -> Result<Vec<Object
             }
             .map_err(anyhow::Error::msg)?;
             if o.better.is_none() && *max_numbers != 1 {
-                bail!("'{s}': give the sense of a CSV column, e.g. {}:lower or {}:higher", o.column, o.column);
+                bail!(
+                    "'{s}': give the sense of a CSV column, e.g. {}:lower or {}:higher",
+                    o.column,
+                    o.column
+                );
             }
             Ok(o)
         })
@@ -49,9 +58,15 @@ pub fn objectives(input: &Input, specs: &[(String, usize)]) -> Result<Vec<Object
 /// The table of the named columns, with notes on rows left out (results only).
 pub fn read(input: &Input, columns: &[String]) -> Result<(NamedTable, Vec<String>)> {
     if let Some(path) = &input.csv {
-        return Ok((table::read_csv(path, input.name.as_deref(), columns)?, Vec::new()));
+        return Ok((
+            table::read_csv(path, input.name.as_deref(), columns)?,
+            Vec::new(),
+        ));
     }
-    let path = input.results.as_ref().expect("clap requires --csv or --results");
+    let path = input
+        .results
+        .as_ref()
+        .expect("clap requires --csv or --results");
     let results = result::load_results(path)?;
     let ids: Vec<MetricId> = columns
         .iter()

@@ -26,7 +26,10 @@ pub fn weights_bytes(choice: &ModelChoice) -> Result<u64> {
         vec![materialize(&loader::resolve(&choice.model)?, &choice.recipe)?.weights()]
     };
     files.iter().try_fold(0u64, |acc, f| {
-        Ok(acc + std::fs::metadata(f).with_context(|| format!("cannot stat '{}'", f.display()))?.len())
+        Ok(acc
+            + std::fs::metadata(f)
+                .with_context(|| format!("cannot stat '{}'", f.display()))?
+                .len())
     })
 }
 
@@ -36,7 +39,11 @@ fn speaks_synthetic(choice: &ModelChoice) -> bool {
     if choice.model.is_default() {
         return true;
     }
-    let Some(dir) = choice.model.path().filter(|_| choice.model.format() == ModelFormat::Hf) else {
+    let Some(dir) = choice
+        .model
+        .path()
+        .filter(|_| choice.model.format() == ModelFormat::Hf)
+    else {
         return false;
     };
     std::fs::read_to_string(dir.join("config.json"))
@@ -66,14 +73,21 @@ fn eval_set(
     };
     let path = loader::resolve(&choice.model)?;
     let tokenizer = match choice.model.format() {
-        ModelFormat::Gguf => crate::tokenizer::tokenizer_from_gguf(&loader::read_gguf_header(&path)?.0)?,
+        ModelFormat::Gguf => {
+            crate::tokenizer::tokenizer_from_gguf(&loader::read_gguf_header(&path)?.0)?
+        }
         _ => {
             let f = path.join("tokenizer.json");
             tokenizers::Tokenizer::from_file(&f)
                 .map_err(|e| anyhow::anyhow!("cannot load tokenizer '{}': {e}", f.display()))?
         }
     };
-    Ok(Ok(EvalSet::from_file(Path::new(text), &tokenizer, tokens, window)?))
+    Ok(Ok(EvalSet::from_file(
+        Path::new(text),
+        &tokenizer,
+        tokens,
+        window,
+    )?))
 }
 
 /// Everything the session reports after its window.
@@ -105,23 +119,42 @@ pub fn run_extras(
         weights_bytes(&ref_choice)?
     };
     if info.file_bytes > 0 && ref_bytes > 0 {
-        let src = format!("weight file sizes: reference {ref_text} {ref_bytes} B / this {} B", info.file_bytes);
+        let src = format!(
+            "weight file sizes: reference {ref_text} {ref_bytes} B / this {} B",
+            info.file_bytes
+        );
         let ratio = ref_bytes as f64 / info.file_bytes as f64;
-        ex.metrics.push(Metric::scalar(MetricId::CompressionRatio, ratio, src.clone()));
-        ex.metrics.push(Metric::scalar(MetricId::SizeReduction, 100.0 * (1.0 - 1.0 / ratio), src));
+        ex.metrics.push(Metric::scalar(
+            MetricId::CompressionRatio,
+            ratio,
+            src.clone(),
+        ));
+        ex.metrics.push(Metric::scalar(
+            MetricId::SizeReduction,
+            100.0 * (1.0 - 1.0 / ratio),
+            src,
+        ));
     }
     if let Some((nz, total)) = weights_remaining(choice, variant)? {
         ex.metrics.push(Metric::scalar(
             MetricId::WeightsRemaining,
             100.0 * nz as f64 / total as f64,
-            format!("count of non-zero weights after pruning, before quantization: {nz} of {total}"),
+            format!(
+                "count of non-zero weights after pruning, before quantization: {nz} of {total}"
+            ),
         ));
     }
     // --- quality and fidelity ---
     let Some(eval) = &analysis.eval else {
         return Ok(ex);
     };
-    let set = match eval_set(choice, &model.config, eval.text.as_deref(), eval.tokens, eval.window)? {
+    let set = match eval_set(
+        choice,
+        &model.config,
+        eval.text.as_deref(),
+        eval.tokens,
+        eval.window,
+    )? {
         Ok(s) => s,
         Err(why) => {
             ex.notes.push(why);
@@ -131,11 +164,17 @@ pub fn run_extras(
     let reference: Option<LoadedModel> = if analysis.is_reference {
         None
     } else {
-        Some(load(&ref_choice, device).map(|(l, _)| l).with_context(|| format!("loading the reference {ref_text}"))?)
+        Some(
+            load(&ref_choice, device)
+                .map(|(l, _)| l)
+                .with_context(|| format!("loading the reference {ref_text}"))?,
+        )
     };
     let r = evaluate(
         model,
-        reference.as_ref().map_or(Reference::Itself, |l| Reference::Model(&l.model)),
+        reference
+            .as_ref()
+            .map_or(Reference::Itself, |l| Reference::Model(&l.model)),
         &set,
     )?;
     let where_ = format!(
@@ -146,17 +185,34 @@ pub fn run_extras(
         set.windows[0].len()
     );
     let src = format!("forward pass on {where_}");
-    ex.metrics.push(Metric::scalar(MetricId::Perplexity, r.perplexity(), src.clone()));
-    ex.metrics.push(Metric::scalar(MetricId::EvalNll, r.mean_nll(), src));
+    ex.metrics.push(Metric::scalar(
+        MetricId::Perplexity,
+        r.perplexity(),
+        src.clone(),
+    ));
+    ex.metrics
+        .push(Metric::scalar(MetricId::EvalNll, r.mean_nll(), src));
     let fsrc = match &reference {
-        None => format!("this run is the reference variant {ref_text}: compared with itself on {where_}"),
+        None => format!(
+            "this run is the reference variant {ref_text}: compared with itself on {where_}"
+        ),
         Some(l) => format!(
             "vs reference {ref_text}, weights sha256 {}, on the same {where_}",
-            l.info.sha256.as_deref().map_or("?", |s| &s[..12.min(s.len())])
+            l.info
+                .sha256
+                .as_deref()
+                .map_or("?", |s| &s[..12.min(s.len())])
         ),
     };
-    ex.metrics.push(Metric::scalar(MetricId::Top1Agreement, r.agreement_pct(), fsrc.clone()));
-    ex.metrics.push(Metric::scalar(MetricId::KlDivergence, r.mean_kl(), fsrc));
-    ex.notes.push(format!("quality: evaluated on {where_}; reference {ref_text}"));
+    ex.metrics.push(Metric::scalar(
+        MetricId::Top1Agreement,
+        r.agreement_pct(),
+        fsrc.clone(),
+    ));
+    ex.metrics
+        .push(Metric::scalar(MetricId::KlDivergence, r.mean_kl(), fsrc));
+    ex.notes.push(format!(
+        "quality: evaluated on {where_}; reference {ref_text}"
+    ));
     Ok(ex)
 }

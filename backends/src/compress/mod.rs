@@ -61,15 +61,26 @@ pub struct ModelChoice {
 impl ModelChoice {
     /// From axis values (absent axes at their neutral values).
     pub fn from_params(params: &BTreeMap<String, AxisValue>) -> ModelChoice {
-        let s = |k: &str, d: &str| params.get(k).and_then(AxisValue::as_str).unwrap_or(d).to_string();
+        let s = |k: &str, d: &str| {
+            params
+                .get(k)
+                .and_then(AxisValue::as_str)
+                .unwrap_or(d)
+                .to_string()
+        };
         ModelChoice {
             model: ModelSpec {
-                reference: params.get("model").map_or_else(|| "default".into(), |v| v.to_string()),
+                reference: params
+                    .get("model")
+                    .map_or_else(|| "default".into(), |v| v.to_string()),
             },
             dtype: s("dtype", "f32"),
             recipe: Recipe {
                 quant: s("quant", "none"),
-                sparsity: params.get("sparsity").and_then(AxisValue::as_f64).unwrap_or(0.0),
+                sparsity: params
+                    .get("sparsity")
+                    .and_then(AxisValue::as_f64)
+                    .unwrap_or(0.0),
                 prune: PruneMethod::parse(&s("prune", "magnitude-layer"))
                     .unwrap_or(PruneMethod::MagnitudeLayer),
             },
@@ -121,7 +132,11 @@ impl Recipe {
             parts.push(format!("quant {}", self.quant));
         }
         if self.sparsity > 0.0 {
-            parts.push(format!("{} % pruned ({})", self.sparsity * 100.0, self.prune.name()));
+            parts.push(format!(
+                "{} % pruned ({})",
+                self.sparsity * 100.0,
+                self.prune.name()
+            ));
         }
         if parts.is_empty() {
             "as stored".into()
@@ -132,7 +147,11 @@ impl Recipe {
     fn slug(&self) -> String {
         let mut s = self.quant.clone();
         if self.sparsity > 0.0 {
-            s += &format!("-sp{}-{}", self.sparsity, self.prune.name().replace(':', "of"));
+            s += &format!(
+                "-sp{}-{}",
+                self.sparsity,
+                self.prune.name().replace(':', "of")
+            );
         }
         s
     }
@@ -201,7 +220,10 @@ pub fn read_dense(dir: &Path) -> Result<HashMap<String, Tensor>> {
 }
 
 /// `(non-zero, total)` over the weights the model uses (a tied head counted once).
-pub fn count_weights(config: &LlamaConfig, tensors: &HashMap<String, Tensor>) -> Result<(u64, u64)> {
+pub fn count_weights(
+    config: &LlamaConfig,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<(u64, u64)> {
     let (mut nz, mut total) = (0u64, 0u64);
     for (name, t) in tensors {
         let used = gguf_tensor_name(name)
@@ -272,7 +294,12 @@ pub fn materialize_in(root: &Path, base: &Path, recipe: &Recipe) -> Result<Varia
         pruned_weights: report.zeroed,
     };
     let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
-    for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
         if let Ok(bytes) = std::fs::read(base.join(f)) {
             out.push((f, bytes));
         }
@@ -306,9 +333,15 @@ pub fn materialize_in(root: &Path, base: &Path, recipe: &Recipe) -> Result<Varia
 fn gguf_metadata(config: &LlamaConfig, meta: &VariantMeta) -> Vec<(String, gguf_file::Value)> {
     use gguf_file::Value;
     let mut v = vec![
-        ("general.name".into(), Value::String(format!("{} {}", meta.base, meta.quant))),
+        (
+            "general.name".into(),
+            Value::String(format!("{} {}", meta.base, meta.quant)),
+        ),
         ("effbench.generator".into(), Value::String(GENERATOR.into())),
-        ("effbench.base_sha256".into(), Value::String(meta.base_sha256.clone())),
+        (
+            "effbench.base_sha256".into(),
+            Value::String(meta.base_sha256.clone()),
+        ),
         ("effbench.sparsity".into(), Value::F32(meta.sparsity as f32)),
         ("effbench.prune".into(), Value::String(meta.prune.clone())),
     ];
@@ -330,12 +363,23 @@ pub fn load(choice: &ModelChoice, device: &Device) -> Result<(LoadedModel, Optio
         return Ok((loader::load(&choice.model, dtype, device)?, None));
     }
     let base = loader::resolve(&choice.model)?;
-    let variant = materialize(&base, &choice.recipe)
-        .with_context(|| format!("making the {} variant of '{}'", choice.recipe.describe(), base.display()))?;
+    let variant = materialize(&base, &choice.recipe).with_context(|| {
+        format!(
+            "making the {} variant of '{}'",
+            choice.recipe.describe(),
+            base.display()
+        )
+    })?;
     let mut loaded = if variant.meta.weights_file == "model.gguf" {
         let mut l = loader::load_gguf(&variant.weights(), device)?;
         let mut special = loader::hf_special_ids(&variant.dir);
-        special.extend(l.model.config.bos_token_id.into_iter().chain(l.model.config.eos_token_id));
+        special.extend(
+            l.model
+                .config
+                .bos_token_id
+                .into_iter()
+                .chain(l.model.config.eos_token_id),
+        );
         special.extend(l.special_ids.iter().copied());
         special.sort_unstable();
         special.dedup();
@@ -358,7 +402,10 @@ pub fn load(choice: &ModelChoice, device: &Device) -> Result<(LoadedModel, Optio
 }
 
 /// Non-zero weights of the model a choice loads, from its variant or by counting the base.
-pub fn weights_remaining(choice: &ModelChoice, variant: Option<&Variant>) -> Result<Option<(u64, u64)>> {
+pub fn weights_remaining(
+    choice: &ModelChoice,
+    variant: Option<&Variant>,
+) -> Result<Option<(u64, u64)>> {
     if let Some(v) = variant {
         return Ok(Some((v.meta.nonzero_weights, v.meta.params_total)));
     }

@@ -88,7 +88,12 @@ pub fn prune(
     for n in &names {
         let t = &tensors[n];
         let dims = t.dims2()?;
-        data.push((t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?, dims));
+        data.push((
+            t.to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1()?,
+            dims,
+        ));
     }
     let mut report = PruneReport {
         prunable: data.iter().map(|(d, _)| d.len() as u64).sum(),
@@ -158,7 +163,10 @@ fn zero_smallest_global(data: &mut [(Vec<f32>, (usize, usize))], k: usize) {
     if k == 0 {
         return;
     }
-    let mut mags: Vec<f32> = data.iter().flat_map(|(d, _)| d.iter().map(|x| x.abs())).collect();
+    let mut mags: Vec<f32> = data
+        .iter()
+        .flat_map(|(d, _)| d.iter().map(|x| x.abs()))
+        .collect();
     let k = k.min(mags.len());
     let (_, kth, _) = mags.select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
     let t = *kth;
@@ -214,9 +222,15 @@ mod tests {
     fn model() -> HashMap<String, Tensor> {
         HashMap::from([
             // small weights
-            (Q.to_string(), t(vec![0.1, -0.4, 0.3, -0.2, 0.05, 0.6, -0.7, 0.8], (2, 4))),
+            (
+                Q.to_string(),
+                t(vec![0.1, -0.4, 0.3, -0.2, 0.05, 0.6, -0.7, 0.8], (2, 4)),
+            ),
             // large weights
-            (UP.to_string(), t(vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0, 7.0, -8.0], (2, 4))),
+            (
+                UP.to_string(),
+                t(vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0, 7.0, -8.0], (2, 4)),
+            ),
             (EMB.to_string(), t(vec![0.0001; 8], (2, 4))),
         ])
     }
@@ -225,7 +239,13 @@ mod tests {
     fn layer_magnitude_prunes_each_matrix_alike() {
         let mut m = model();
         let r = prune(&mut m, PruneMethod::MagnitudeLayer, 0.5).unwrap();
-        assert_eq!(r, PruneReport { prunable: 16, zeroed: 8 });
+        assert_eq!(
+            r,
+            PruneReport {
+                prunable: 16,
+                zeroed: 8
+            }
+        );
         assert_eq!(vals(&m, Q), vec![0.0, -0.4, 0.0, 0.0, 0.0, 0.6, -0.7, 0.8]);
         assert_eq!(vals(&m, UP), vec![0.0, 0.0, 0.0, 0.0, 5.0, -6.0, 7.0, -8.0]);
         assert_eq!(vals(&m, EMB), vec![0.0001; 8], "embedding is never pruned");
@@ -237,7 +257,10 @@ mod tests {
         let r = prune(&mut m, PruneMethod::MagnitudeGlobal, 0.5).unwrap();
         assert_eq!(r.zeroed, 8);
         assert_eq!(vals(&m, Q), vec![0.0; 8]);
-        assert_eq!(vals(&m, UP), vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0, 7.0, -8.0]);
+        assert_eq!(
+            vals(&m, UP),
+            vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0, 7.0, -8.0]
+        );
         // ties at the threshold: exactly k removed, in name then index order
         let mut tie = HashMap::from([(Q.to_string(), t(vec![1.0; 8], (2, 4)))]);
         let r = prune(&mut tie, PruneMethod::MagnitudeGlobal, 0.25).unwrap();

@@ -92,7 +92,11 @@ pub fn write_quantized<W: std::io::Write + std::io::Seek>(
             }
             c
         };
-        *report.borrow_mut().types.entry(type_name(chosen)).or_default() += 1;
+        *report
+            .borrow_mut()
+            .types
+            .entry(type_name(chosen))
+            .or_default() += 1;
         Ok(chosen)
     };
     write_gguf_with(w, config, tensors, &choose, extra)?;

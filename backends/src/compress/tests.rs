@@ -26,26 +26,46 @@ fn compression_ratio_and_bits_per_param_from_real_file_sizes() {
     let tmp = tempfile::tempdir().unwrap();
     let base = base(tmp.path());
     let root = tmp.path().join("variants");
-    let v = materialize_in(&root, &base, &recipe("q8_0", 0.0, PruneMethod::MagnitudeLayer)).unwrap();
+    let v = materialize_in(
+        &root,
+        &base,
+        &recipe("q8_0", 0.0, PruneMethod::MagnitudeLayer),
+    )
+    .unwrap();
     let dense = file_len(&base.join("model.safetensors"));
     let q8 = file_len(&v.weights());
     // q8_0 stores 32 weights in 34 bytes (8.5 bits) and the norms in f32, so the file is a
     // little over a quarter of the f32 one.
     let ratio = dense as f64 / q8 as f64;
-    assert!((3.6..4.0).contains(&ratio), "ratio {ratio} ({dense} / {q8})");
+    assert!(
+        (3.6..4.0).contains(&ratio),
+        "ratio {ratio} ({dense} / {q8})"
+    );
     let loaded = crate::loader::load_gguf(&v.weights(), &Device::Cpu).unwrap();
     assert_eq!(loaded.info.file_bytes, q8);
     let bits = 8.0 * q8 as f64 / loaded.info.params_total as f64;
     assert!((8.5..8.7).contains(&bits), "{bits} bits/param");
-    assert_eq!(v.meta.tensor_types.get("q8_0"), Some(&29), "{:?}", v.meta.tensor_types);
+    assert_eq!(
+        v.meta.tensor_types.get("q8_0"),
+        Some(&29),
+        "{:?}",
+        v.meta.tensor_types
+    );
     assert_eq!(v.meta.params_total, loaded.info.params_total);
     // cached: a second call reads variant.json and writes nothing
-    let again = materialize_in(&root, &base, &recipe("q8_0", 0.0, PruneMethod::MagnitudeLayer)).unwrap();
+    let again = materialize_in(
+        &root,
+        &base,
+        &recipe("q8_0", 0.0, PruneMethod::MagnitudeLayer),
+    )
+    .unwrap();
     assert_eq!(again.dir, v.dir);
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
     // the compression ratio the session reports is the same quotient of the same files
     let choice = ModelChoice {
-        model: ModelSpec { reference: base.display().to_string() },
+        model: ModelSpec {
+            reference: base.display().to_string(),
+        },
         dtype: "f32".into(),
         recipe: recipe("none", 0.0, PruneMethod::MagnitudeLayer),
     };
@@ -56,7 +76,12 @@ fn compression_ratio_and_bits_per_param_from_real_file_sizes() {
 fn q8_0_agrees_with_the_f32_default_model() {
     let tmp = tempfile::tempdir().unwrap();
     let base = base(tmp.path());
-    let v = materialize_in(&tmp.path().join("v"), &base, &recipe("q8_0", 0.0, PruneMethod::MagnitudeLayer)).unwrap();
+    let v = materialize_in(
+        &tmp.path().join("v"),
+        &base,
+        &recipe("q8_0", 0.0, PruneMethod::MagnitudeLayer),
+    )
+    .unwrap();
     let f32 = crate::loader::load_hf(&base, DType::F32, &Device::Cpu).unwrap();
     let q8 = crate::loader::load_gguf(&v.weights(), &Device::Cpu).unwrap();
     let set = EvalSet::heldout(4096, 128).unwrap();
@@ -79,9 +104,14 @@ fn q8_0_agrees_with_the_f32_default_model() {
 #[test]
 fn perplexity_equals_exp_mean_nll_computed_token_by_token() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = crate::loader::load_hf(&base(tmp.path()), DType::F32, &Device::Cpu).unwrap().model;
+    let m = crate::loader::load_hf(&base(tmp.path()), DType::F32, &Device::Cpu)
+        .unwrap()
+        .model;
     let set = EvalSet::heldout(70, 32).unwrap(); // windows of 32, 32 and 6 tokens
-    assert_eq!(set.windows.iter().map(Vec::len).collect::<Vec<_>>(), [32, 32, 6]);
+    assert_eq!(
+        set.windows.iter().map(Vec::len).collect::<Vec<_>>(),
+        [32, 32, 6]
+    );
     let got = evaluate(&m, Reference::None, &set).unwrap();
     // Independently: decode each window one token at a time with the KV cache, and take
     // -ln softmax(logits)[next] in f64 from the raw logits.
@@ -97,8 +127,15 @@ fn perplexity_equals_exp_mean_nll_computed_token_by_token() {
                 .unwrap()
                 .to_vec1()
                 .unwrap();
-            let max = logits.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
-            let lse = max + logits.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+            let max = logits
+                .iter()
+                .fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let lse = max
+                + logits
+                    .iter()
+                    .map(|&x| (x as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
             nll += lse - logits[w[p + 1] as usize] as f64;
             n += 1;
         }
@@ -120,7 +157,11 @@ fn pruned_variants_count_what_they_removed() {
     let config = LlamaConfig::from_hf_file(&base.join("config.json")).unwrap();
     let (nz0, total) = count_weights(&config, &read_dense(&base).unwrap()).unwrap();
     assert_eq!(nz0, total, "seeded weights have no zeros");
-    for method in [PruneMethod::MagnitudeLayer, PruneMethod::MagnitudeGlobal, PruneMethod::SemiStructured24] {
+    for method in [
+        PruneMethod::MagnitudeLayer,
+        PruneMethod::MagnitudeGlobal,
+        PruneMethod::SemiStructured24,
+    ] {
         let v = materialize_in(&root, &base, &recipe("none", 0.5, method)).unwrap();
         let m = &v.meta;
         assert_eq!(m.weights_file, "model.safetensors");
@@ -132,8 +173,18 @@ fn pruned_variants_count_what_they_removed() {
         crate::loader::load_hf(&v.dir, DType::F32, &Device::Cpu).unwrap();
     }
     // pruned then quantized: q4k falls back to q5_0 on rows of 128 and 352 values
-    let v = materialize_in(&root, &base, &recipe("q4k", 0.5, PruneMethod::MagnitudeLayer)).unwrap();
-    assert_eq!(v.meta.tensor_types.get("q5_0"), Some(&29), "{:?}", v.meta.tensor_types);
+    let v = materialize_in(
+        &root,
+        &base,
+        &recipe("q4k", 0.5, PruneMethod::MagnitudeLayer),
+    )
+    .unwrap();
+    assert_eq!(
+        v.meta.tensor_types.get("q5_0"),
+        Some(&29),
+        "{:?}",
+        v.meta.tensor_types
+    );
     assert_eq!(v.meta.fallbacks.len(), 29);
     assert!(v.meta.fallbacks[0].contains("not a multiple of the 256-value q4k block; q5_0 used"));
     crate::loader::load_gguf(&v.weights(), &Device::Cpu).unwrap();
@@ -142,19 +193,27 @@ fn pruned_variants_count_what_they_removed() {
 #[test]
 fn gguf_models_are_not_compressed_again() {
     let choice = ModelChoice {
-        model: ModelSpec { reference: "some/model.Q4_1.gguf".into() },
+        model: ModelSpec {
+            reference: "some/model.Q4_1.gguf".into(),
+        },
         dtype: "f32".into(),
         recipe: recipe("q8_0", 0.0, PruneMethod::MagnitudeLayer),
     };
     let e = choice.check().unwrap_err();
-    assert!(e.contains("already quantized (GGUF)") && e.contains("HF checkpoint"), "{e}");
+    assert!(
+        e.contains("already quantized (GGUF)") && e.contains("HF checkpoint"),
+        "{e}"
+    );
     let mut c2 = choice.clone();
     c2.recipe = recipe("none", 0.5, PruneMethod::MagnitudeLayer);
     assert!(c2.check().unwrap_err().contains("50 % pruned"));
     let mut c3 = choice.clone();
     c3.model.reference = "default".into();
     c3.dtype = "bf16".into();
-    assert!(c3.check().unwrap_err().contains("dtype 'bf16' does not apply"));
+    assert!(c3
+        .check()
+        .unwrap_err()
+        .contains("dtype 'bf16' does not apply"));
     c3.dtype = "f32".into();
     c3.recipe = recipe("none", 0.3, PruneMethod::SemiStructured24);
     assert!(c3.check().unwrap_err().contains("sparsity must be 0.5"));

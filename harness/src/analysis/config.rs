@@ -120,7 +120,8 @@ impl AnalysisConfig {
                             axes::known_axes()
                         )
                     })?;
-                    def.check(v).map_err(|e| format!("[analysis] {what}: {e}"))?;
+                    def.check(v)
+                        .map_err(|e| format!("[analysis] {what}: {e}"))?;
                 }
             }
         }
@@ -207,7 +208,10 @@ impl AnalysisConfig {
 }
 
 /// `params` has every value the selector names.
-pub fn selects(selector: &BTreeMap<String, AxisValue>, params: &BTreeMap<String, AxisValue>) -> bool {
+pub fn selects(
+    selector: &BTreeMap<String, AxisValue>,
+    params: &BTreeMap<String, AxisValue>,
+) -> bool {
     selector
         .iter()
         .all(|(k, v)| params.get(k).is_some_and(|p| p.matches(v)))
@@ -256,7 +260,10 @@ mod tests {
             reference_point: None,
         }];
         let e = c.check().unwrap_err();
-        assert!(e.contains("pareto[0]") && e.contains("unknown metric 'speed'"), "{e}");
+        assert!(
+            e.contains("pareto[0]") && e.contains("unknown metric 'speed'"),
+            "{e}"
+        );
         c.pareto[0].metrics[1] = "tpot:faster".into();
         assert!(c.check().unwrap_err().contains("faster"));
         c.pareto[0].metrics[1] = "tpot".into();

@@ -63,7 +63,9 @@ pub fn parse(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
                 any = true;
             }
             _ if quoted && !c.is_whitespace() => {
-                return Err(format!("line {line}: text after the closing quote of a field"));
+                return Err(format!(
+                    "line {line}: text after the closing quote of a field"
+                ));
             }
             _ => {
                 if !c.is_whitespace() || !quoted {
@@ -108,7 +110,10 @@ mod tests {
         let t = "a,b,c\n\"two\nlines\",,3";
         let r = parse(t).unwrap();
         assert_eq!(r[1].0, 2);
-        assert_eq!(r[1].1, vec!["two\nlines".to_string(), "".into(), "3".into()]);
+        assert_eq!(
+            r[1].1,
+            vec!["two\nlines".to_string(), "".into(), "3".into()]
+        );
     }
 
     #[test]

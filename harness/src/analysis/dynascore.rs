@@ -229,7 +229,11 @@ mod tests {
         let want = [(0, -7.68), (1, -8.64), (2, -11.52)];
         for (row, (index, score)) in r.rows.iter().zip(want) {
             assert_eq!(row.index, index);
-            assert!((row.dynascore - score).abs() < 1e-12, "{} vs {score}", row.dynascore);
+            assert!(
+                (row.dynascore - score).abs() < 1e-12,
+                "{} vs {score}",
+                row.dynascore
+            );
         }
         // The offset shifts every score by w * offset / AMRS = 0.2 * 50 / 6.25 = 1.6 and
         // leaves the ranking alone.

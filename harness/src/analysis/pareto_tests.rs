@@ -137,6 +137,10 @@ fn hypervolume_3d_mixed_senses_dominated_and_outside_points() {
     // front; Z is dominated by X.
     assert_eq!(front(&pts, &senses).unwrap(), vec![0, 1, 3]);
     // Exact duplicates of a front point are all on the front (2-D and N-D alike).
-    let dup = vec![vec![1.0, 1.0, 1.0], vec![1.0, 1.0, 1.0], vec![0.0, 2.0, 2.0]];
+    let dup = vec![
+        vec![1.0, 1.0, 1.0],
+        vec![1.0, 1.0, 1.0],
+        vec![0.0, 2.0, 2.0],
+    ];
     assert_eq!(front(&dup, &senses).unwrap(), vec![0, 1]);
 }

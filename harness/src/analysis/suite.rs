@@ -123,11 +123,8 @@ fn baseline_of<'a>(r: &RunResult, sel: &Selector, all: &'a [RunResult]) -> Optio
 
 /// Replaces `r`'s speed-up metrics by ratios against `b`.
 fn add_speedups(r: &mut RunResult, b: &RunResult) {
-    r.metrics.retain(|m| {
-        !MetricId::ALL
-            .iter()
-            .any(|s| s.speedup() == Some(m.name))
-    });
+    r.metrics
+        .retain(|m| !MetricId::ALL.iter().any(|s| s.speedup() == Some(m.name)));
     let source = format!("derived: vs baseline run {} ({})", b.id, b.label());
     let mut new = Vec::new();
     for m in &r.metrics {
@@ -234,7 +231,11 @@ fn front_configs(cfg: &AnalysisConfig, results: &[RunResult]) -> Vec<ParetoConfi
         .collect()
 }
 
-fn fronts(cfg: &AnalysisConfig, results: &[RunResult], notes: &mut Vec<String>) -> Vec<FrontReport> {
+fn fronts(
+    cfg: &AnalysisConfig,
+    results: &[RunResult],
+    notes: &mut Vec<String>,
+) -> Vec<FrontReport> {
     let mut out = Vec::new();
     for pc in front_configs(cfg, results) {
         let objectives: Vec<Objective> = pc
@@ -249,7 +250,11 @@ fn fronts(cfg: &AnalysisConfig, results: &[RunResult], notes: &mut Vec<String>) 
         let ids: Vec<MetricId> = objectives.iter().map(|o| o.metric).collect();
         let names = pc.metrics.join(" vs ");
         let rt = from_results(results, &ids);
-        notes.extend(rt.skipped.iter().map(|s| format!("pareto {names}: left out {s}")));
+        notes.extend(
+            rt.skipped
+                .iter()
+                .map(|s| format!("pareto {names}: left out {s}")),
+        );
         let (table, considered) = (rt.table, rt.ids);
         if table.rows.is_empty() {
             notes.push(format!("pareto {names}: no run has all of these metrics"));
@@ -361,12 +366,20 @@ fn dyna_specs(
     }
 }
 
-fn dyna(cfg: &AnalysisConfig, results: &[RunResult], notes: &mut Vec<String>) -> Option<DynascoreReport> {
+fn dyna(
+    cfg: &AnalysisConfig,
+    results: &[RunResult],
+    notes: &mut Vec<String>,
+) -> Option<DynascoreReport> {
     let mut specs = dyna_specs(cfg, results)?;
     loop {
         let ids: Vec<MetricId> = specs.iter().map(|s| s.0).collect();
         let rt = from_results(results, &ids);
-        notes.extend(rt.skipped.iter().map(|s| format!("dynascore: left out {s}")));
+        notes.extend(
+            rt.skipped
+                .iter()
+                .map(|s| format!("dynascore: left out {s}")),
+        );
         let table = rt.table;
         let metrics: Vec<DynaMetric> = specs
             .iter()
@@ -385,14 +398,16 @@ fn dyna(cfg: &AnalysisConfig, results: &[RunResult], notes: &mut Vec<String>) ->
                         .iter()
                         .zip(&r.amrs)
                         .zip(&r.weights)
-                        .map(|(((metric, better, weight, offset), amrs), wn)| DynaMetricReport {
-                            metric: *metric,
-                            better: *better,
-                            weight: *weight,
-                            weight_normalized: *wn,
-                            offset: *offset,
-                            amrs: *amrs,
-                        })
+                        .map(
+                            |(((metric, better, weight, offset), amrs), wn)| DynaMetricReport {
+                                metric: *metric,
+                                better: *better,
+                                weight: *weight,
+                                weight_normalized: *wn,
+                                offset: *offset,
+                                amrs: *amrs,
+                            },
+                        )
                         .collect(),
                     scores: r
                         .rows
@@ -408,7 +423,9 @@ fn dyna(cfg: &AnalysisConfig, results: &[RunResult], notes: &mut Vec<String>) ->
             }
             // A default metric that does not vary is dropped; a configured one is reported.
             Err(super::dynascore::DynaError::ZeroVariance(name)) if cfg.dynascore.is_none() => {
-                notes.push(format!("dynascore: '{name}' does not vary between runs; left out"));
+                notes.push(format!(
+                    "dynascore: '{name}' does not vary between runs; left out"
+                ));
                 specs.retain(|s| s.0.name() != name);
                 if specs.len() < 2 {
                     return None;

@@ -68,8 +68,20 @@ use MetricId::*;
 #[test]
 fn speedups_use_the_baseline_with_the_same_other_axes() {
     let mut rs = vec![
-        run("a", "none", 0.0, 1, &[(Tpot, 10.0), (OutputThroughput, 100.0)]),
-        run("b", "q8_0", 0.0, 1, &[(Tpot, 5.0), (OutputThroughput, 150.0)]),
+        run(
+            "a",
+            "none",
+            0.0,
+            1,
+            &[(Tpot, 10.0), (OutputThroughput, 100.0)],
+        ),
+        run(
+            "b",
+            "q8_0",
+            0.0,
+            1,
+            &[(Tpot, 5.0), (OutputThroughput, 150.0)],
+        ),
         run("c", "none", 0.0, 4, &[(Tpot, 20.0)]),
         run("d", "q8_0", 0.0, 4, &[(Tpot, 40.0)]),
         run("e", "q4k", 0.5, 2, &[(Tpot, 1.0)]), // no baseline with batch 2
@@ -83,23 +95,76 @@ fn speedups_use_the_baseline_with_the_same_other_axes() {
     assert_eq!(a.runs[3].speedup_baseline.as_deref(), Some("c"));
     assert!(a.runs[0].is_reference && a.runs[0].is_baseline && !a.runs[1].is_reference);
     assert!(
-        a.notes.iter().any(|n| n.contains("quant=q4k") && n.contains("no speed-ups")),
+        a.notes
+            .iter()
+            .any(|n| n.contains("quant=q4k") && n.contains("no speed-ups")),
         "{:?}",
         a.notes
     );
     // analysing again replaces, never duplicates
     analyze("c", &AnalysisConfig::default(), AXES, &mut rs);
-    assert_eq!(rs[1].metrics.iter().filter(|m| m.name == SpeedupTpot).count(), 1);
+    assert_eq!(
+        rs[1]
+            .metrics
+            .iter()
+            .filter(|m| m.name == SpeedupTpot)
+            .count(),
+        1
+    );
 }
 
 #[test]
 fn default_fronts_hypervolume_and_dynascore() {
     // perplexity (lower), output_throughput (higher), model_bytes (lower)
     let mut rs = vec![
-        run("a", "none", 0.0, 1, &[(Perplexity, 10.0), (OutputThroughput, 100.0), (ModelBytes, 400.0), (Tpot, 10.0)]),
-        run("b", "q8_0", 0.0, 1, &[(Perplexity, 10.5), (OutputThroughput, 150.0), (ModelBytes, 100.0), (Tpot, 7.0)]),
-        run("c", "q4k", 0.0, 1, &[(Perplexity, 12.0), (OutputThroughput, 140.0), (ModelBytes, 60.0), (Tpot, 7.5)]),
-        run("d", "q4k", 0.5, 1, &[(Perplexity, 30.0), (OutputThroughput, 120.0), (ModelBytes, 60.0), (Tpot, 8.0)]),
+        run(
+            "a",
+            "none",
+            0.0,
+            1,
+            &[
+                (Perplexity, 10.0),
+                (OutputThroughput, 100.0),
+                (ModelBytes, 400.0),
+                (Tpot, 10.0),
+            ],
+        ),
+        run(
+            "b",
+            "q8_0",
+            0.0,
+            1,
+            &[
+                (Perplexity, 10.5),
+                (OutputThroughput, 150.0),
+                (ModelBytes, 100.0),
+                (Tpot, 7.0),
+            ],
+        ),
+        run(
+            "c",
+            "q4k",
+            0.0,
+            1,
+            &[
+                (Perplexity, 12.0),
+                (OutputThroughput, 140.0),
+                (ModelBytes, 60.0),
+                (Tpot, 7.5),
+            ],
+        ),
+        run(
+            "d",
+            "q4k",
+            0.5,
+            1,
+            &[
+                (Perplexity, 30.0),
+                (OutputThroughput, 120.0),
+                (ModelBytes, 60.0),
+                (Tpot, 8.0),
+            ],
+        ),
     ];
     let a = analyze("c", &AnalysisConfig::default(), AXES, &mut rs);
     assert_eq!(a.pareto.len(), 4, "{:?}", a.notes);
@@ -110,8 +175,15 @@ fn default_fronts_hypervolume_and_dynascore() {
     // Reference point: worst ppl 30 + 10 % of range (20) = 32; worst tpot 10 + 0.3 = 10.3.
     // Area from (32, 10.3): a gives (32-10)*(10.3-10) = 6.6; b adds (32-10.5)*(10-7) = 64.5.
     let rp = f.reference_point.as_ref().unwrap();
-    assert!((rp[0] - 32.0).abs() < 1e-12 && (rp[1] - 10.3).abs() < 1e-12, "{rp:?}");
-    assert!((f.hypervolume.unwrap() - 71.1).abs() < 1e-9, "{:?}", f.hypervolume);
+    assert!(
+        (rp[0] - 32.0).abs() < 1e-12 && (rp[1] - 10.3).abs() < 1e-12,
+        "{rp:?}"
+    );
+    assert!(
+        (f.hypervolume.unwrap() - 71.1).abs() < 1e-9,
+        "{:?}",
+        f.hypervolume
+    );
     // perplexity vs size: a, b, c (d has the same size as c but worse perplexity)
     assert_eq!(a.pareto[2].front, vec!["a", "b", "c"]);
     assert_eq!(a.pareto[3].objectives.len(), 3);
@@ -125,9 +197,24 @@ fn default_fronts_hypervolume_and_dynascore() {
     // the ranking is the one the pure function gives on the same numbers
     let direct = dynascore(
         &[
-            DynaMetric { name: "p".into(), better: Better::Lower, weight: 4.0, offset: 0.0 },
-            DynaMetric { name: "t".into(), better: Better::Higher, weight: 1.0, offset: 0.0 },
-            DynaMetric { name: "m".into(), better: Better::Lower, weight: 1.0, offset: 0.0 },
+            DynaMetric {
+                name: "p".into(),
+                better: Better::Lower,
+                weight: 4.0,
+                offset: 0.0,
+            },
+            DynaMetric {
+                name: "t".into(),
+                better: Better::Higher,
+                weight: 1.0,
+                offset: 0.0,
+            },
+            DynaMetric {
+                name: "m".into(),
+                better: Better::Lower,
+                weight: 1.0,
+                offset: 0.0,
+            },
         ],
         &[
             vec![10.0, 100.0, 400.0],
@@ -146,8 +233,20 @@ fn default_fronts_hypervolume_and_dynascore() {
 #[test]
 fn configured_fronts_and_failed_runs() {
     let mut rs = vec![
-        run("a", "none", 0.0, 1, &[(Perplexity, 10.0), (ModelBytes, 400.0)]),
-        run("b", "q8_0", 0.0, 1, &[(Perplexity, 11.0), (ModelBytes, 100.0)]),
+        run(
+            "a",
+            "none",
+            0.0,
+            1,
+            &[(Perplexity, 10.0), (ModelBytes, 400.0)],
+        ),
+        run(
+            "b",
+            "q8_0",
+            0.0,
+            1,
+            &[(Perplexity, 11.0), (ModelBytes, 100.0)],
+        ),
         run("c", "q4k", 0.0, 1, &[(Perplexity, 12.0)]),
     ];
     rs[1].status.state = RunState::Failed;
@@ -163,8 +262,14 @@ fn configured_fronts_and_failed_runs() {
     assert_eq!(f.considered, vec!["a"]);
     assert_eq!(f.hypervolume, Some(10.0 * 100.0));
     assert_eq!(f.reference_point_source.as_deref(), Some("suite"));
-    assert!(a.notes.iter().any(|n| n.contains("quant=q8_0") && n.contains("Failed")));
-    assert!(a.notes.iter().any(|n| n.contains("quant=q4k") && n.contains("no model_bytes")));
+    assert!(a
+        .notes
+        .iter()
+        .any(|n| n.contains("quant=q8_0") && n.contains("Failed")));
+    assert!(a
+        .notes
+        .iter()
+        .any(|n| n.contains("quant=q4k") && n.contains("no model_bytes")));
     // a single run left: Dynascore cannot rank
     assert!(a.dynascore.is_none());
 }

@@ -29,15 +29,16 @@ impl ObjectiveSpec {
         }
         let rest: Vec<&str> = parts.map(str::trim).collect();
         let mut i = 0;
-        let better = match rest.first() {
-            Some(f) if f.parse::<f64>().is_err() => {
-                i = 1;
-                Some(Better::parse(f).ok_or_else(|| {
-                    format!("'{s}': unknown sense '{f}' (use higher or lower)")
-                })?)
-            }
-            _ => None,
-        };
+        let better =
+            match rest.first() {
+                Some(f) if f.parse::<f64>().is_err() => {
+                    i = 1;
+                    Some(Better::parse(f).ok_or_else(|| {
+                        format!("'{s}': unknown sense '{f}' (use higher or lower)")
+                    })?)
+                }
+                _ => None,
+            };
         let numbers = &rest[i..];
         if numbers.len() > max_numbers {
             let allowed = match max_numbers {
@@ -121,8 +122,7 @@ impl NamedTable {
 /// unless `name_col` names another. Cells of other columns are not looked at.
 pub fn read_csv(path: &Path, name_col: Option<&str>, columns: &[String]) -> Result<NamedTable> {
     let file = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow!("cannot read CSV file '{file}': {e}"))?;
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read CSV file '{file}': {e}"))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow!(
             "{file}: not UTF-8 text (invalid byte at offset {})",
@@ -159,7 +159,10 @@ pub fn read_csv(path: &Path, name_col: Option<&str>, columns: &[String]) -> Resu
         None => 0,
     };
     let idx: Vec<usize> = columns.iter().map(|c| find(c)).collect::<Result<_>>()?;
-    if let Some(k) = columns.iter().position(|c| columns.iter().filter(|x| *x == c).count() > 1) {
+    if let Some(k) = columns
+        .iter()
+        .position(|c| columns.iter().filter(|x| *x == c).count() > 1)
+    {
         bail!("column '{}' is selected twice", columns[k]);
     }
     let mut names: Vec<String> = Vec::new();
@@ -174,7 +177,10 @@ pub fn read_csv(path: &Path, name_col: Option<&str>, columns: &[String]) -> Resu
         }
         let name = rec[name_idx].trim().to_string();
         if name.is_empty() {
-            bail!("{file}:{line}: column '{}' (the row name) is empty", header[name_idx]);
+            bail!(
+                "{file}:{line}: column '{}' (the row name) is empty",
+                header[name_idx]
+            );
         }
         if names.contains(&name) {
             bail!("{file}:{line}: row name '{name}' appears twice");
@@ -221,14 +227,21 @@ pub fn from_results(results: &[RunResult], metrics: &[MetricId]) -> ResultsTable
             skipped.push(format!("{}: run is {:?}", r.label(), r.status.state));
             continue;
         }
-        let vals: Vec<Option<f64>> = metrics.iter().map(|m| r.metric(*m).map(|x| x.value)).collect();
+        let vals: Vec<Option<f64>> = metrics
+            .iter()
+            .map(|m| r.metric(*m).map(|x| x.value))
+            .collect();
         if let Some(k) = vals.iter().position(Option::is_none) {
             skipped.push(format!("{}: no {}", r.label(), metrics[k]));
             continue;
         }
         let label = r.label();
         let dup = results.iter().filter(|o| o.label() == label).count() > 1;
-        names.push(if dup { format!("{label} [{}]", r.id) } else { label });
+        names.push(if dup {
+            format!("{label} [{}]", r.id)
+        } else {
+            label
+        });
         ids.push(r.id.clone());
         rows.push(vals.into_iter().flatten().collect());
     }

@@ -64,9 +64,15 @@ fn bad_tables_name_the_line_and_column() {
     assert!(err("m,a\nx,1\n", &["b"]).contains("no column 'b' in the header (columns: m, a)"));
     assert!(err("m,a,a\nx,1,2\n", &["a"]).contains(":1: duplicate column 'a' (columns 2 and 3)"));
     let e = err("m,a\nx,1\ny,fast\n", &["a"]);
-    assert!(e.contains(":3: row 'y', column 'a': 'fast' is not a number"), "{e}");
+    assert!(
+        e.contains(":3: row 'y', column 'a': 'fast' is not a number"),
+        "{e}"
+    );
     let e = err("m,a\nx,NaN\n", &["a"]);
-    assert!(e.contains(":2: row 'x', column 'a': 'NaN' is not a finite number"), "{e}");
+    assert!(
+        e.contains(":2: row 'x', column 'a': 'NaN' is not a finite number"),
+        "{e}"
+    );
     assert!(err("m,a\nx,1,2\n", &["a"]).contains(":2: 3 field(s) but the header has 2"));
     assert!(err("m,a\nx,1\nx,2\n", &["a"]).contains(":3: row name 'x' appears twice"));
     assert!(err("", &["a"]).contains("empty file"));
@@ -81,5 +87,8 @@ fn bad_tables_name_the_line_and_column() {
     let f = csv_file("m,a,b\nx,1,5\ny,2,5\n");
     let flat = read_csv(f.path(), None, &cols(&["a", "b"])).unwrap();
     let e = flat.check_rankable("pareto").unwrap_err().to_string();
-    assert!(e.contains("column 'b' is 5 in every row (zero variance)"), "{e}");
+    assert!(
+        e.contains("column 'b' is 5 in every row (zero variance)"),
+        "{e}"
+    );
 }
