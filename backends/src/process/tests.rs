@@ -22,6 +22,7 @@ fn spec() -> RunSpec {
         measure: Default::default(),
         options: Default::default(),
         meters: Default::default(),
+        analysis: None,
     }
 }
 
