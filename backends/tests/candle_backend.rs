@@ -264,6 +264,16 @@ fn registry_lists_candle_with_defaults() {
     let axes: Vec<&str> = caps.axes.iter().map(|(a, _)| *a).collect();
     assert_eq!(
         axes,
-        ["model", "device", "dtype", "batch", "prompt_len", "gen_len"]
+        [
+            "model",
+            "device",
+            "dtype",
+            "batch",
+            "prompt_len",
+            "gen_len",
+            "quant",
+            "sparsity",
+            "prune"
+        ]
     );
 }
