@@ -196,6 +196,7 @@ impl Session for CandleSession {
             values: Vec::new(),
             work,
             done: false,
+            overhead_s: 0.0,
         })
     }
 }

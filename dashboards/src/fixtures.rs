@@ -122,6 +122,7 @@ fn machine(b: bool) -> Environment {
         }
         .into(),
         scheduler: None,
+        peak_flops: None,
     }
 }
 
@@ -226,6 +227,7 @@ pub fn synthetic_results(suite: &str, n: usize, seed: u64) -> Vec<RunResult> {
                 measure: MeasureConfig::default(),
                 options: Default::default(),
                 meters: Default::default(),
+                resume: false,
             },
             status: Status {
                 state: RunState::Ok,

@@ -31,6 +31,7 @@ pub fn environment(cpu: &str, commit: &str) -> Environment {
         gpus: Vec::new(),
         nvml: "synthetic".into(),
         scheduler: None,
+        peak_flops: None,
     }
 }
 
@@ -55,6 +56,7 @@ pub fn result(
         measure: MeasureConfig::default(),
         meters: Default::default(),
         options: Default::default(),
+        resume: false,
     };
     config.id = crate::matrix::spec_id(&config);
     let metrics = metrics

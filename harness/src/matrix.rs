@@ -30,6 +30,10 @@ pub struct RunSpec {
     /// Backend-specific settings from the suite's `[options]`.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// Continue from this run's last checkpoint (`effbench run --resume`); like `measure`,
+    /// not part of the id, so the resumed run has the id of the one it continues.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
 }
 
 impl RunSpec {
@@ -258,6 +262,7 @@ pub fn expand_filtered(
             measure: suite.measure.clone(),
             meters: meters.clone(),
             options: options.clone(),
+            resume: false,
         };
         spec.id = spec_id(&spec);
         if let Some(axis) = spec.params.keys().find(|a| !p.uses(a)) {

@@ -29,6 +29,7 @@ fn sample() -> RunResult {
             measure: MeasureConfig::default(),
             meters: Default::default(),
             options: Default::default(),
+            resume: false,
         },
         status: Status {
             state: RunState::Ok,

@@ -93,6 +93,7 @@ impl Session for FakeSession {
                 requests: 1,
             },
             done,
+            overhead_s: 0.0,
         })
     }
     fn finish(&mut self) -> Result<Extras> {
@@ -154,6 +155,7 @@ fn spec(measure: MeasureConfig) -> RunSpec {
         measure,
         meters: Default::default(),
         options: Default::default(),
+        resume: false,
     }
 }
 

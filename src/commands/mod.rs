@@ -17,6 +17,7 @@ pub mod show;
 pub mod site;
 pub mod slurm;
 pub mod status;
+pub mod trained_default;
 pub mod validate;
 
 use anyhow::Result;
@@ -48,10 +49,21 @@ pub fn install_interrupt_handler() {
     });
 }
 
-/// Reads a suite and expands it into validated run specs.
+/// Reads a suite and expands it into validated run specs; prints the backends' warnings
+/// about them (e.g. an unreachable target) on stderr.
 pub fn plan(path: &Path, registry: &Registry, filters: &[String]) -> Result<(Suite, Vec<RunSpec>)> {
     let suite = Suite::load(path)?;
     let specs = matrix::expand_filtered(&suite, registry, filters)?;
+    let axes = matrix::varying_axes(&specs);
+    for spec in &specs {
+        if let Ok(backend) = registry.get(&spec.backend) {
+            for w in backend.warnings(spec) {
+                let label = spec.label(&axes);
+                let label = if label.is_empty() { spec.id.clone() } else { label };
+                eprintln!("warning: {}: run {label}: {w}", path.display());
+            }
+        }
+    }
     Ok((suite, specs))
 }
 

@@ -22,6 +22,7 @@ fn spec() -> RunSpec {
         measure: Default::default(),
         options: Default::default(),
         meters: Default::default(),
+        resume: false,
     }
 }
 
@@ -122,7 +123,7 @@ fn overhead_is_round_trip_minus_worker_time() {
 #[test]
 fn local_vocab_matches_the_candle_rule() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = crate::default_model::ensure_default_model_in(tmp.path()).unwrap();
+    let dir = crate::default_model::ensure_seeded_model_in(tmp.path()).unwrap();
     let (vocab, special) = local_vocab(&dir).unwrap();
     let loaded =
         crate::loader::load_hf(&dir, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();

@@ -17,6 +17,7 @@ fn spec(params: &[(&str, AxisValue)], measure: MeasureConfig) -> RunSpec {
         measure,
         options: Default::default(),
         meters: Default::default(),
+        resume: false,
     };
     s.id = spec_id(&s);
     s
