@@ -302,7 +302,9 @@ fn calibrate() {
     let warm = env("CAL_WU", "5").parse().unwrap();
     for lr in lrs {
         let t = std::time::Instant::now();
-        let r = run(&backend(tmp.path()), &spec(&[("steps", i(steps)), ("lr", f(lr)), ("width", i(width)), ("depth", i(depth)), ("batch", i(batch)), ("seq_len", i(seq)), ("warmup_steps", i(warm)), ("eval_every", i(steps / 10))]));
+        let mut sp = spec(&[("steps", i(steps)), ("lr", f(lr)), ("width", i(width)), ("depth", i(depth)), ("batch", i(batch)), ("seq_len", i(seq)), ("warmup_steps", i(warm)), ("eval_every", i(steps / 10))]);
+        sp.measure.max_duration_s = 1e5;
+        let r = run(&backend(tmp.path()), &sp);
         assert_eq!(r.status.state, RunState::Ok, "{:?}", r.status);
         let evals: Vec<String> = r.series.iter().find(|s| s.name == "heldout_loss").unwrap().points.iter().map(|p| format!("{}:{:.3}", p[0], p[1])).collect();
         println!("lr {lr}: {:.1}s evals {}", t.elapsed().as_secs_f64(), evals.join(" "));
