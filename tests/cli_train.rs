@@ -29,11 +29,17 @@ fn only_result(dir: &std::path::Path) -> serde_json::Value {
 #[test]
 fn training_run_reports_metrics_and_show_prints_them() {
     let w = Work::new();
-    w.write("t.toml", &train_suite("t", "steps = 20\ntarget_loss = 6.0", "", ""));
+    w.write(
+        "t.toml",
+        &train_suite("t", "steps = 20\ntarget_loss = 6.0", "", ""),
+    );
     let o = w.run(&["run", "t.toml", "--out", "out"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("train") && err.contains("tok/s") && err.contains("MFU"), "{err}");
+    assert!(
+        err.contains("train") && err.contains("tok/s") && err.contains("MFU"),
+        "{err}"
+    );
     let r = only_result(&w.path().join("out"));
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
@@ -68,8 +74,16 @@ fn training_run_reports_metrics_and_show_prints_them() {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     // the checkpoint is an HF model directory
-    let ckpt = w.path().join("results/models/train").join(r["id"].as_str().unwrap());
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "trainer/state.json"] {
+    let ckpt = w
+        .path()
+        .join("results/models/train")
+        .join(r["id"].as_str().unwrap());
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "trainer/state.json",
+    ] {
         assert!(ckpt.join(f).is_file(), "{f}");
     }
     let o = w.run(&["show", "out"]);
@@ -115,26 +129,55 @@ fn ctrl_c_saves_a_checkpoint_and_resume_continues_from_it() {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = only_result(&w.path().join("out"));
     assert_eq!(r["status"]["state"], "interrupted");
     let log = r["log"].to_string();
-    assert!(log.contains("checkpoint saved at step") && log.contains("--resume"), "{log}");
-    let state = json(&train.join(r["id"].as_str().unwrap()).join("trainer/state.json"));
+    assert!(
+        log.contains("checkpoint saved at step") && log.contains("--resume"),
+        "{log}"
+    );
+    let state = json(
+        &train
+            .join(r["id"].as_str().unwrap())
+            .join("trainer/state.json"),
+    );
     let saved = state["step"].as_u64().unwrap();
     assert!(saved >= 3, "{state}");
 
     // Same suite (same run id), capped to 3 more measured steps: it resumes where it stopped.
-    w.write("t.toml", &long.replace("max_duration_s = 600.0", "max_duration_s = 600.0\nmin_iters = 1\nmax_iters = 3"));
+    w.write(
+        "t.toml",
+        &long.replace(
+            "max_duration_s = 600.0",
+            "max_duration_s = 600.0\nmin_iters = 1\nmax_iters = 3",
+        ),
+    );
     let o = w.run(&["run", "t.toml", "--out", "out2", "--resume"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r2 = only_result(&w.path().join("out2"));
     assert_eq!(r2["id"], r["id"]);
     assert_eq!(r2["config"]["resume"], true);
     let log = r2["log"].to_string();
-    assert!(log.contains(&format!("resumed from the checkpoint at step {saved}")), "{log}");
-    let state = json(&train.join(r["id"].as_str().unwrap()).join("trainer/state.json"));
-    assert_eq!(state["step"].as_u64().unwrap(), saved + 4, "1 warm-up + 3 measured steps");
+    assert!(
+        log.contains(&format!("resumed from the checkpoint at step {saved}")),
+        "{log}"
+    );
+    let state = json(
+        &train
+            .join(r["id"].as_str().unwrap())
+            .join("trainer/state.json"),
+    );
+    assert_eq!(
+        state["step"].as_u64().unwrap(),
+        saved + 4,
+        "1 warm-up + 3 measured steps"
+    );
 }
 
 #[test]
@@ -143,17 +186,32 @@ fn bad_training_settings_are_clean_errors() {
     w.write("a.toml", &train_suite("a", "steps = 5\nlr = 0.0", "", ""));
     let line = assert_clean_error(&w.run(&["validate", "a.toml"]), 2);
     assert!(line.contains("axis 'lr'") && line.contains("> 0"), "{line}");
-    w.write("b.toml", &train_suite("b", "steps = 5\nseq_len = 512", "", "").replace("seq_len = 32\n", ""));
+    w.write(
+        "b.toml",
+        &train_suite("b", "steps = 5\nseq_len = 512", "", "").replace("seq_len = 32\n", ""),
+    );
     let line = assert_clean_error(&w.run(&["run", "b.toml"]), 2);
-    assert!(line.contains("seq_len = 512 exceeds the model context of 256"), "{line}");
-    w.write("c.toml", &train_suite("c", "steps = 5\ndtype = \"f16\"", "", ""));
+    assert!(
+        line.contains("seq_len = 512 exceeds the model context of 256"),
+        "{line}"
+    );
+    w.write(
+        "c.toml",
+        &train_suite("c", "steps = 5\ndtype = \"f16\"", "", ""),
+    );
     let line = assert_clean_error(&w.run(&["validate", "c.toml"]), 2);
     assert!(line.contains("f16"), "{line}");
-    w.write("d.toml", &train_suite("d", "steps = 5", "", "learning_rate = 1"));
+    w.write(
+        "d.toml",
+        &train_suite("d", "steps = 5", "", "learning_rate = 1"),
+    );
     let line = assert_clean_error(&w.run(&["validate", "d.toml"]), 2);
     assert!(line.contains("unknown option 'learning_rate'"), "{line}");
     // a target below the entropy floor is a warning, not an error
-    w.write("e.toml", &train_suite("e", "steps = 5\ntarget_loss = 0.5", "", ""));
+    w.write(
+        "e.toml",
+        &train_suite("e", "steps = 5\ntarget_loss = 0.5", "", ""),
+    );
     let o = w.run(&["validate", "e.toml"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
@@ -166,17 +224,26 @@ fn bad_training_settings_are_clean_errors() {
 #[test]
 fn default_model_is_trained_once_then_reused() {
     let w = Work::new();
-    let suite = tiny_suite("q", "prompt_len = 8\ngen_len = 4", QUICK).replace("\"seeded\"", "\"default\"");
+    let suite =
+        tiny_suite("q", "prompt_len = 8\ngen_len = 4", QUICK).replace("\"seeded\"", "\"default\"");
     w.write("q.toml", &suite);
     let o = w.run(&["run", "q.toml", "--out", "out"]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("training it first with suites/train-tiny.toml"), "{err}");
+    assert!(
+        err.contains("training it first with suites/train-tiny.toml"),
+        "{err}"
+    );
     let config = json(&w.path().join("results/models/default/config.json"));
     assert_eq!(config["effbench"]["weights"], "trained");
     assert_eq!(config["effbench"]["default_from"]["suite"], "train-tiny");
-    let trained_ppl = config["effbench"]["default_from"]["heldout_perplexity"].as_f64().unwrap();
-    assert!(trained_ppl < 30.0, "the trained default is far from uniform (512): {trained_ppl}");
+    let trained_ppl = config["effbench"]["default_from"]["heldout_perplexity"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        trained_ppl < 30.0,
+        "the trained default is far from uniform (512): {trained_ppl}"
+    );
     // the training run's own results are stored like any other suite's
     assert!(w.path().join("results/train-tiny").is_dir());
     let r = only_result(&w.path().join("out"));

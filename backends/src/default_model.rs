@@ -113,7 +113,10 @@ pub fn publish_trained_default(
         section.insert("default_from".into(), provenance);
     }
     let files = vec![
-        ("config.json", (serde_json::to_string_pretty(&config)? + "\n").into_bytes()),
+        (
+            "config.json",
+            (serde_json::to_string_pretty(&config)? + "\n").into_bytes(),
+        ),
         ("model.safetensors", read("model.safetensors")?),
         ("tokenizer.json", read("tokenizer.json")?),
     ];

@@ -85,7 +85,9 @@ fn backend(root: &Path) -> TrainBackend {
 }
 
 fn value(r: &RunResult, id: MetricId) -> f64 {
-    r.metric(id).unwrap_or_else(|| panic!("{id} missing: {:?}", r.log)).value
+    r.metric(id)
+        .unwrap_or_else(|| panic!("{id} missing: {:?}", r.log))
+        .value
 }
 
 /// Fixed seed, 60 steps of 8 x 32 tokens: the held-out loss falls from ln(512) = 6.24 to below
@@ -108,7 +110,10 @@ fn loss_falls_below_the_bound_and_metrics_are_complete() {
     assert_eq!(r.metric(MetricId::StepTime).unwrap().samples.len(), 59);
     let tput = value(&r, MetricId::TrainThroughput);
     let samples = value(&r, MetricId::TrainSampleThroughput);
-    assert!((tput / samples - 32.0).abs() < 1e-9, "tokens per sample = seq_len");
+    assert!(
+        (tput / samples - 32.0).abs() < 1e-9,
+        "tokens per sample = seq_len"
+    );
     // FLOPs: analytic per step x 60 steps; MFU = achieved / probe peak, in (0, 1]
     let per_step = effbench_backends::train::flops::train_flops_per_step(
         &effbench_backends::train::config::model_config(64, 2),
@@ -116,7 +121,11 @@ fn loss_falls_below_the_bound_and_metrics_are_complete() {
         32,
     );
     assert_eq!(value(&r, MetricId::TrainFlops), per_step * 60.0);
-    let peak = r.env.peak_flops.as_ref().expect("probe recorded in the environment");
+    let peak = r
+        .env
+        .peak_flops
+        .as_ref()
+        .expect("probe recorded in the environment");
     assert!(peak.flops_per_s > 0.0 && peak.dtype == "f32" && peak.device == "cpu");
     let mfu = value(&r, MetricId::Mfu) / 100.0;
     assert!(mfu > 0.0 && mfu <= 1.0, "MFU {mfu}");
@@ -124,16 +133,30 @@ fn loss_falls_below_the_bound_and_metrics_are_complete() {
     assert!((achieved / peak.flops_per_s - mfu).abs() < 1e-9);
     // the target (5.0 nats) was reached at an evaluation step, within the training time
     let steps_to = value(&r, MetricId::StepsToTargetLoss);
-    assert!(steps_to > 0.0 && steps_to <= 60.0 && steps_to % 10.0 == 0.0, "{steps_to}");
+    assert!(
+        steps_to > 0.0 && steps_to <= 60.0 && steps_to % 10.0 == 0.0,
+        "{steps_to}"
+    );
     assert!(value(&r, MetricId::TimeToTargetLoss) <= value(&r, MetricId::TrainTime));
     // loss curve: one point per step, evaluations at 0, 10, ..., 60
-    let curve = |name: &str| r.series.iter().find(|s| s.name == name).unwrap().points.clone();
+    let curve = |name: &str| {
+        r.series
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .points
+            .clone()
+    };
     assert_eq!(curve("train_loss").len(), 60);
     let evals: Vec<f64> = curve("heldout_loss").iter().map(|p| p[0]).collect();
     assert_eq!(evals, [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
     let times = curve("train_time");
     assert!(times.windows(2).all(|w| w[1][1] >= w[0][1]));
-    assert!(r.log.iter().any(|l| l.contains("reached at step")), "{:?}", r.log);
+    assert!(
+        r.log.iter().any(|l| l.contains("reached at step")),
+        "{:?}",
+        r.log
+    );
 }
 
 /// The checkpoint is an HF directory the inference backend loads unchanged, with logits
@@ -157,15 +180,24 @@ fn checkpoint_round_trip_gives_identical_logits() {
     assert_eq!(loaded.info.details["weights"], "trained");
     assert_eq!(loaded.info.params_total, t.param_counts().0);
     let ids = Tensor::new(&[[5u32, 100, 200, 300, 7, 8, 9, 511]], &Device::Cpu).unwrap();
-    let a = t.model(false).unwrap().forward(&ids, None, Logits::All).unwrap();
+    let a = t
+        .model(false)
+        .unwrap()
+        .forward(&ids, None, Logits::All)
+        .unwrap();
     let b = loaded.model.forward(&ids, None, Logits::All).unwrap();
     assert_eq!(a.to_vec3::<f32>().unwrap(), b.to_vec3::<f32>().unwrap());
     // and the candle inference backend generates from it
     let mut inf = common_inference_spec(&dir);
     inf.id = "inference".into();
-    let mut session = effbench_backends::candle_infer::CandleBackend.load(&inf).unwrap();
+    let mut session = effbench_backends::candle_infer::CandleBackend
+        .load(&inf)
+        .unwrap();
     let s = session
-        .iteration(effbench_harness::backend::IterationCtx { index: 0, warmup: false })
+        .iteration(effbench_harness::backend::IterationCtx {
+            index: 0,
+            warmup: false,
+        })
         .unwrap();
     assert_eq!(s.generation.unwrap().output_tokens(), 4);
 }
@@ -208,7 +240,10 @@ fn resume_reproduces_the_uninterrupted_loss_curve() {
     first.measure.max_iters = 19; // + 1 warm-up step = 20 steps
     let part = run(&b, &first);
     assert_eq!(part.status.state, RunState::Ok);
-    assert!(part.warnings.iter().any(|w| w.message.contains("before its last step")));
+    assert!(part
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("before its last step")));
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(tmp.path().join(&full.id).join("trainer/state.json")).unwrap(),
     )
@@ -219,18 +254,32 @@ fn resume_reproduces_the_uninterrupted_loss_curve() {
     rest.resume = true;
     let resumed = run(&b, &rest);
     assert_eq!(resumed.status.state, RunState::Ok, "{:?}", resumed.status);
-    assert!(resumed.log.iter().any(|l| l.contains("resumed from the checkpoint at step 20")));
+    assert!(resumed
+        .log
+        .iter()
+        .any(|l| l.contains("resumed from the checkpoint at step 20")));
     assert_eq!(resumed.iterations, 19, "steps 21..40, one of them warm-up");
     let curve = |r: &RunResult, name: &str| {
-        r.series.iter().find(|s| s.name == name).unwrap().points.clone()
+        r.series
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .points
+            .clone()
     };
     assert_eq!(curve(&resumed, "train_loss"), curve(&whole, "train_loss"));
-    assert_eq!(curve(&resumed, "heldout_loss"), curve(&whole, "heldout_loss"));
+    assert_eq!(
+        curve(&resumed, "heldout_loss"),
+        curve(&whole, "heldout_loss")
+    );
     assert_eq!(
         value(&resumed, MetricId::HeldoutLoss),
         value(&whole, MetricId::HeldoutLoss)
     );
-    assert_eq!(value(&resumed, MetricId::TrainFlops), value(&whole, MetricId::TrainFlops));
+    assert_eq!(
+        value(&resumed, MetricId::TrainFlops),
+        value(&whole, MetricId::TrainFlops)
+    );
 }
 
 /// A learning rate that blows the weights up: the run fails naming the step; the checkpoint
@@ -241,21 +290,33 @@ fn divergence_fails_with_the_step_and_keeps_the_last_good_checkpoint() {
     // (with seed 7 the gradients overflow at step 6, after the checkpoint of step 4)
     let sp = spec(&[("lr", f(1e3)), ("warmup_steps", i(0)), ("steps", i(30))]);
     let mut sp = sp;
-    sp.options.insert("checkpoint_every".into(), serde_json::json!(2));
+    sp.options
+        .insert("checkpoint_every".into(), serde_json::json!(2));
     let r = run(&backend(tmp.path()), &sp);
     assert_eq!(r.status.state, RunState::Failed);
     let reason = r.status.reason.clone().unwrap();
-    assert!(reason.contains("training diverged") && reason.contains("at step "), "{reason}");
+    assert!(
+        reason.contains("training diverged") && reason.contains("at step "),
+        "{reason}"
+    );
     assert!(reason.contains("last good checkpoint (step "), "{reason}");
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(tmp.path().join(&sp.id).join("trainer/state.json")).unwrap(),
     )
     .unwrap();
     let saved = state["step"].as_u64().unwrap();
-    assert!(reason.contains(&format!("step {saved})")), "{reason} vs {saved}");
-    let last_eval = state["evals"].as_array().unwrap().last().unwrap()[1].as_f64().unwrap();
+    assert!(
+        reason.contains(&format!("step {saved})")),
+        "{reason} vs {saved}"
+    );
+    let last_eval = state["evals"].as_array().unwrap().last().unwrap()[1]
+        .as_f64()
+        .unwrap();
     assert!(last_eval.is_finite());
-    assert!(r.series.iter().any(|s| s.name == "train_loss"), "curve so far kept");
+    assert!(
+        r.series.iter().any(|s| s.name == "train_loss"),
+        "curve so far kept"
+    );
 }
 
 #[test]
@@ -264,7 +325,10 @@ fn bad_settings_are_refused_before_training() {
     let e = b.validate(&spec(&[("seq_len", i(300))])).unwrap_err();
     assert!(e.contains("seq_len = 300") && e.contains("256"), "{e}");
     let e = b.validate(&spec(&[("width", i(100))])).unwrap_err();
-    assert!(e.contains("width = 100") && e.contains("multiple of 32"), "{e}");
+    assert!(
+        e.contains("width = 100") && e.contains("multiple of 32"),
+        "{e}"
+    );
     let e = b.validate(&spec(&[("warmup_steps", i(100))])).unwrap_err();
     assert!(e.contains("warmup_steps = 100 exceeds steps = 60"), "{e}");
     let mut sp = spec(&[]);
@@ -274,7 +338,10 @@ fn bad_settings_are_refused_before_training() {
     sp.options.clear();
     sp.options.insert("lr_max".into(), serde_json::json!(1));
     let e = b.validate(&sp).unwrap_err();
-    assert!(e.contains("unknown option 'lr_max'") && e.contains("weight_decay"), "{e}");
+    assert!(
+        e.contains("unknown option 'lr_max'") && e.contains("weight_decay"),
+        "{e}"
+    );
     // lr <= 0 is refused by the axis table before the backend sees it
     let def = effbench_harness::axes::axis("lr").unwrap();
     assert!(def.check(&f(0.0)).unwrap_err().contains("> 0"));
@@ -302,12 +369,39 @@ fn calibrate() {
     let warm = env("CAL_WU", "5").parse().unwrap();
     for lr in lrs {
         let t = std::time::Instant::now();
-        let mut sp = spec(&[("steps", i(steps)), ("lr", f(lr)), ("width", i(width)), ("depth", i(depth)), ("batch", i(batch)), ("seq_len", i(seq)), ("warmup_steps", i(warm)), ("eval_every", i(steps / 10))]);
+        let mut sp = spec(&[
+            ("steps", i(steps)),
+            ("lr", f(lr)),
+            ("width", i(width)),
+            ("depth", i(depth)),
+            ("batch", i(batch)),
+            ("seq_len", i(seq)),
+            ("warmup_steps", i(warm)),
+            ("eval_every", i(steps / 10)),
+        ]);
         sp.measure.max_duration_s = 1e5;
         let r = run(&backend(tmp.path()), &sp);
         assert_eq!(r.status.state, RunState::Ok, "{:?}", r.status);
-        let evals: Vec<String> = r.series.iter().find(|s| s.name == "heldout_loss").unwrap().points.iter().map(|p| format!("{}:{:.3}", p[0], p[1])).collect();
-        println!("lr {lr}: {:.1}s evals {}", t.elapsed().as_secs_f64(), evals.join(" "));
-        println!("  floor {:.4} tput {:.0} mfu {:.2} step_ms {:.1}", value(&r, MetricId::EntropyFloor), value(&r, MetricId::TrainThroughput), value(&r, MetricId::Mfu), value(&r, MetricId::StepTime));
+        let evals: Vec<String> = r
+            .series
+            .iter()
+            .find(|s| s.name == "heldout_loss")
+            .unwrap()
+            .points
+            .iter()
+            .map(|p| format!("{}:{:.3}", p[0], p[1]))
+            .collect();
+        println!(
+            "lr {lr}: {:.1}s evals {}",
+            t.elapsed().as_secs_f64(),
+            evals.join(" ")
+        );
+        println!(
+            "  floor {:.4} tput {:.0} mfu {:.2} step_ms {:.1}",
+            value(&r, MetricId::EntropyFloor),
+            value(&r, MetricId::TrainThroughput),
+            value(&r, MetricId::Mfu),
+            value(&r, MetricId::StepTime)
+        );
     }
 }

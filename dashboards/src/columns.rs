@@ -331,10 +331,7 @@ pub fn date(rfc3339: &str) -> String {
 /// A training run that finished without reaching its target loss shows `not reached` for
 /// the time- and steps-to-target columns (a valid outcome, not missing data).
 fn not_reached(r: &RunResult, id: MetricId) -> Cell {
-    let target_metric = matches!(
-        id,
-        MetricId::TimeToTargetLoss | MetricId::StepsToTargetLoss
-    );
+    let target_metric = matches!(id, MetricId::TimeToTargetLoss | MetricId::StepsToTargetLoss);
     if target_metric && r.metric(MetricId::HeldoutLoss).is_some() {
         Cell::Text("not reached".into())
     } else {

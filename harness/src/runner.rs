@@ -241,7 +241,9 @@ pub fn run_spec_with(
     }
     if spec.scenario == Scenario::Training && result.status.state == RunState::Ok && !gathered.done
     {
-        result.warnings.push(warnings::training_cut_short(&spec.measure));
+        result
+            .warnings
+            .push(warnings::training_cut_short(&spec.measure));
     }
     // JSON has no NaN/inf: a metric without a finite value is dropped and the log says so.
     let (finite, dropped): (Vec<Metric>, Vec<Metric>) = std::mem::take(&mut result.metrics)

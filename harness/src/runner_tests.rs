@@ -273,7 +273,11 @@ fn failures_keep_samples_and_reason() {
     assert_eq!(r.iterations, 3, "the three good iterations are kept");
     assert_eq!(r.metric(MetricId::Ttft).unwrap().samples.len(), 3);
     // the session was told it stopped early (to save a checkpoint), not asked to finish
-    assert!(r.log.contains(&"stopped after 4 measured".to_string()), "{:?}", r.log);
+    assert!(
+        r.log.contains(&"stopped after 4 measured".to_string()),
+        "{:?}",
+        r.log
+    );
     assert!(!r.log.contains(&"finished".to_string()));
 }
 
@@ -303,10 +307,18 @@ fn training_runs_until_done_and_caps_are_flagged() {
 #[test]
 fn overhead_is_excluded_and_probe_and_remarks_are_recorded() {
     let (r, _) = run(Mode::Overhead(1e6), quick(3, 3), false);
-    let series = r.series.iter().find(|s| s.name == "iteration_time").unwrap();
+    let series = r
+        .series
+        .iter()
+        .find(|s| s.name == "iteration_time")
+        .unwrap();
     assert!(series.points.iter().all(|p| p[1] == 0.0), "{series:?}");
     assert_eq!(r.env.peak_flops.as_ref().unwrap().flops_per_s, 1e9);
-    assert!(r.log.contains(&"warning: fake remark".to_string()), "{:?}", r.log);
+    assert!(
+        r.log.contains(&"warning: fake remark".to_string()),
+        "{:?}",
+        r.log
+    );
 }
 
 #[test]

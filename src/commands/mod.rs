@@ -73,7 +73,11 @@ pub fn plan(path: &Path, registry: &Registry, filters: &[String]) -> Result<(Sui
         if let Ok(backend) = registry.get(&spec.backend) {
             for w in backend.warnings(spec) {
                 let label = spec.label(&axes);
-                let label = if label.is_empty() { spec.id.clone() } else { label };
+                let label = if label.is_empty() {
+                    spec.id.clone()
+                } else {
+                    label
+                };
                 eprintln!("warning: {}: run {label}: {w}", path.display());
             }
         }

@@ -94,7 +94,10 @@ pub fn save(
         "training": provenance,
     });
     let files = vec![
-        ("config.json", config_json_with(config, section)?.into_bytes()),
+        (
+            "config.json",
+            config_json_with(config, section)?.into_bytes(),
+        ),
         ("model.safetensors", safetensors_bytes(&weights)?),
         (
             "tokenizer.json",
@@ -104,7 +107,10 @@ pub fn save(
             "trainer/state.json",
             (serde_json::to_string_pretty(state)? + "\n").into_bytes(),
         ),
-        ("trainer/optimizer.safetensors", safetensors_bytes(&moments)?),
+        (
+            "trainer/optimizer.safetensors",
+            safetensors_bytes(&moments)?,
+        ),
     ];
     publish_dir(dir, &files, true)
         .with_context(|| format!("cannot write checkpoint '{}'", dir.display()))

@@ -22,8 +22,14 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("grad_clip", "1.0 (global L2 norm; 0 = off)"),
     ("min_lr_ratio", "0.1 (cosine decays to lr x this)"),
     ("eval_tokens", "8192 (held-out tokens per evaluation)"),
-    ("checkpoint_every", "100 (steps; 0 = only at the end and on Ctrl-C)"),
-    ("stop_at_target", "false (stop once the held-out loss reaches target_loss)"),
+    (
+        "checkpoint_every",
+        "100 (steps; 0 = only at the end and on Ctrl-C)",
+    ),
+    (
+        "stop_at_target",
+        "false (stop once the held-out loss reaches target_loss)",
+    ),
 ];
 
 /// Everything a training run needs, resolved.
@@ -147,8 +153,13 @@ impl TrainConfig {
             grad_clip: opt_num(spec, "grad_clip", |x| x >= 0.0, "a number >= 0")?.unwrap_or(1.0),
             min_lr_ratio: opt_num(spec, "min_lr_ratio", |x| (0.0..=1.0).contains(&x), "0..=1")?
                 .unwrap_or(0.1),
-            eval_tokens: opt_num(spec, "eval_tokens", |x| x >= 1.0 && x.fract() == 0.0, "an integer >= 1")?
-                .map_or(8192, |x| x as usize),
+            eval_tokens: opt_num(
+                spec,
+                "eval_tokens",
+                |x| x >= 1.0 && x.fract() == 0.0,
+                "an integer >= 1",
+            )?
+            .map_or(8192, |x| x as usize),
             checkpoint_every: opt_num(
                 spec,
                 "checkpoint_every",
@@ -160,7 +171,9 @@ impl TrainConfig {
                 None => false,
                 Some(Value::Bool(b)) => *b,
                 Some(other) => {
-                    return Err(format!("[options] stop_at_target = {other}: expected true or false"))
+                    return Err(format!(
+                        "[options] stop_at_target = {other}: expected true or false"
+                    ))
                 }
             },
         };

@@ -79,7 +79,11 @@ impl TrainData {
 /// The held-out split: at least `tokens` predicted tokens, as sequences of `seq_len + 1`.
 pub fn heldout(corpus: &Corpus, tokens: usize, seq_len: usize, device: &Device) -> Result<Batch> {
     let rows = tokens.div_ceil(seq_len).max(1);
-    batch_from(&corpus.heldout_tokens(rows * (seq_len + 1)), seq_len, device)
+    batch_from(
+        &corpus.heldout_tokens(rows * (seq_len + 1)),
+        seq_len,
+        device,
+    )
 }
 
 #[cfg(test)]
@@ -98,7 +102,11 @@ mod tests {
         assert_eq!(b.inputs.dims(), [3, 8]);
         let x = b.inputs.to_vec2::<u32>().unwrap();
         let y = b.targets.to_vec2::<u32>().unwrap();
-        assert_eq!(x[1][1..], y[1][..7], "targets are the inputs shifted by one");
+        assert_eq!(
+            x[1][1..],
+            y[1][..7],
+            "targets are the inputs shifted by one"
+        );
         assert_eq!(y[2][7], t[26]);
     }
 

@@ -155,7 +155,13 @@ mod tests {
         let mut from_shapes = model.lm_head.dims().0 * model.lm_head.dims().1;
         for b in &model.blocks {
             for l in [
-                &b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.mlp.gate, &b.mlp.up, &b.mlp.down,
+                &b.attn.q,
+                &b.attn.k,
+                &b.attn.v,
+                &b.attn.o,
+                &b.mlp.gate,
+                &b.mlp.up,
+                &b.mlp.down,
             ] {
                 from_shapes += l.dims().0 * l.dims().1;
             }

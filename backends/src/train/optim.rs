@@ -176,8 +176,9 @@ mod tests {
     /// decoupled decay w * (1 - lr * wd); clipping scales g first (which the ratio cancels).
     #[test]
     fn first_step_matches_hand_computation() {
-        let w = Var::from_tensor(&Tensor::new(&[[1.0f32, -2.0], [0.5, 4.0]], &Device::Cpu).unwrap())
-            .unwrap();
+        let w =
+            Var::from_tensor(&Tensor::new(&[[1.0f32, -2.0], [0.5, 4.0]], &Device::Cpu).unwrap())
+                .unwrap();
         let s = Var::from_tensor(&Tensor::new(&[3.0f32, 1.0], &Device::Cpu).unwrap()).unwrap();
         let vars = vec![("w".to_string(), w.clone()), ("s".to_string(), s.clone())];
         let mut opt = AdamW::new(&vars, hp(1.0, 0.5)).unwrap();
@@ -199,7 +200,10 @@ mod tests {
         }
         // norm scales are not decayed
         let s1 = s.as_tensor().to_vec1::<f32>().unwrap();
-        assert!((s1[0] - 2.9).abs() < 1e-5 && (s1[1] - 0.9).abs() < 1e-5, "{s1:?}");
+        assert!(
+            (s1[0] - 2.9).abs() < 1e-5 && (s1[1] - 0.9).abs() < 1e-5,
+            "{s1:?}"
+        );
         assert_eq!(opt.updates(), 1);
     }
 

@@ -62,7 +62,8 @@ impl TrainSession {
 
     /// Writes a checkpoint of the current state (which the caller evaluated).
     fn save(&mut self) -> Result<()> {
-        self.trainer.save(&self.checkpoint_dir, self.provenance.clone())?;
+        self.trainer
+            .save(&self.checkpoint_dir, self.provenance.clone())?;
         self.saved_step = Some(self.trainer.state.step);
         Ok(())
     }
@@ -89,9 +90,24 @@ impl TrainSession {
         };
         let heldout = format!("held-out split, {} tokens", self.trainer.cfg.eval_tokens);
         vec![
-            make("train_loss", "nats/token", "training batches", s.losses.iter().map(|l| [l[0], l[1]]).collect()),
-            make("train_time", "s", WALL_CLOCK, s.losses.iter().map(|l| [l[0], l[2]]).collect()),
-            make("heldout_loss", "nats/token", &heldout, s.evals.iter().map(|e| [e[0], e[1]]).collect()),
+            make(
+                "train_loss",
+                "nats/token",
+                "training batches",
+                s.losses.iter().map(|l| [l[0], l[1]]).collect(),
+            ),
+            make(
+                "train_time",
+                "s",
+                WALL_CLOCK,
+                s.losses.iter().map(|l| [l[0], l[2]]).collect(),
+            ),
+            make(
+                "heldout_loss",
+                "nats/token",
+                &heldout,
+                s.evals.iter().map(|e| [e[0], e[1]]).collect(),
+            ),
         ]
     }
 
@@ -107,7 +123,11 @@ impl TrainSession {
         let mut out = vec![
             Metric::scalar(MetricId::TrainTime, s.train_time_s, WALL_CLOCK),
             Metric::scalar(MetricId::HeldoutLoss, final_loss, heldout.as_str()),
-            Metric::scalar(MetricId::HeldoutPerplexity, final_loss.exp(), heldout.as_str()),
+            Metric::scalar(
+                MetricId::HeldoutPerplexity,
+                final_loss.exp(),
+                heldout.as_str(),
+            ),
             Metric::scalar(MetricId::EntropyFloor, floor, floor_src),
             Metric::scalar(MetricId::PerplexityFloor, floor.exp(), floor_src),
             Metric::scalar(MetricId::TrainFlops, fps * s.step as f64, ANALYTIC),
@@ -116,28 +136,67 @@ impl TrainSession {
         if tail > 0 {
             let last = &s.losses[s.losses.len() - tail..];
             let mean = last.iter().map(|l| l[1]).sum::<f64>() / tail as f64;
-            out.push(Metric::scalar(MetricId::TrainLoss, mean, "training batches"));
+            out.push(Metric::scalar(
+                MetricId::TrainLoss,
+                mean,
+                "training batches",
+            ));
         }
         if let Some(TargetHit { step, time_s, .. }) = s.target {
-            out.push(Metric::scalar(MetricId::TimeToTargetLoss, time_s, WALL_CLOCK));
-            out.push(Metric::scalar(MetricId::StepsToTargetLoss, step as f64, "training loop"));
+            out.push(Metric::scalar(
+                MetricId::TimeToTargetLoss,
+                time_s,
+                WALL_CLOCK,
+            ));
+            out.push(Metric::scalar(
+                MetricId::StepsToTargetLoss,
+                step as f64,
+                "training loop",
+            ));
         }
         let window: f64 = self.measured.iter().sum();
         if window > 0.0 {
             let n = self.measured.len() as f64;
             let rate = |per_step: f64| -> (f64, Vec<f64>) {
-                (per_step * n / window, self.measured.iter().map(|dt| per_step / dt).collect())
+                (
+                    per_step * n / window,
+                    self.measured.iter().map(|dt| per_step / dt).collect(),
+                )
             };
             let (v, xs) = rate(tokens);
-            out.push(Metric::aggregate(MetricId::TrainThroughput, v, xs, WALL_CLOCK, seed));
+            out.push(Metric::aggregate(
+                MetricId::TrainThroughput,
+                v,
+                xs,
+                WALL_CLOCK,
+                seed,
+            ));
             let (v, xs) = rate(cfg.batch as f64);
-            out.push(Metric::aggregate(MetricId::TrainSampleThroughput, v, xs, WALL_CLOCK, seed));
+            out.push(Metric::aggregate(
+                MetricId::TrainSampleThroughput,
+                v,
+                xs,
+                WALL_CLOCK,
+                seed,
+            ));
             let (v, xs) = rate(fps);
-            out.push(Metric::aggregate(MetricId::AchievedFlops, v, xs.clone(), ANALYTIC, seed));
+            out.push(Metric::aggregate(
+                MetricId::AchievedFlops,
+                v,
+                xs.clone(),
+                ANALYTIC,
+                seed,
+            ));
             if let Some(p) = &self.peak {
                 let pct = |x: f64| 100.0 * x / p.flops_per_s;
                 let src = "analytic FLOPs / matmul-probe peak (env.peak_flops)";
-                out.push(Metric::aggregate(MetricId::Mfu, pct(v), xs.iter().map(|x| pct(*x)).collect(), src, seed));
+                out.push(Metric::aggregate(
+                    MetricId::Mfu,
+                    pct(v),
+                    xs.iter().map(|x| pct(*x)).collect(),
+                    src,
+                    seed,
+                ));
             }
         }
         out
@@ -166,7 +225,11 @@ impl TrainSession {
                 "target_loss {} not reached in {} steps (best held-out loss {:.4})",
                 t.cfg.target_loss,
                 t.state.step,
-                t.state.evals.iter().map(|e| e[1]).fold(f64::INFINITY, f64::min)
+                t.state
+                    .evals
+                    .iter()
+                    .map(|e| e[1])
+                    .fold(f64::INFINITY, f64::min)
             ),
         });
         if self.measured.is_empty() {
@@ -226,7 +289,11 @@ impl Session for TrainSession {
             self.save()?;
         }
         let mut notes = self.notes();
-        match peak_flops(&self.trainer.device, self.trainer.cfg.dtype, &self.device_label) {
+        match peak_flops(
+            &self.trainer.device,
+            self.trainer.cfg.dtype,
+            &self.device_label,
+        ) {
             Ok(p) => self.peak = Some(p),
             Err(e) => notes.push(format!("no matmul probe, so no MFU: {e:#}")),
         }

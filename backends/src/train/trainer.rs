@@ -60,13 +60,22 @@ pub struct StepDone {
 
 impl Trainer {
     /// Fresh weights from `seed` (the `seeded` model's generator) and zero optimizer state.
-    pub fn new(cfg: TrainConfig, run_id: &str, params: serde_json::Value, seed: u64, device: &Device) -> Result<Trainer> {
+    pub fn new(
+        cfg: TrainConfig,
+        run_id: &str,
+        params: serde_json::Value,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Trainer> {
         let model_cfg = cfg.model();
         model_cfg.check()?;
         let varmap = VarMap::new();
         let mut vars = Vec::new();
         {
-            let mut data = varmap.data().lock().map_err(|_| anyhow!("VarMap lock poisoned"))?;
+            let mut data = varmap
+                .data()
+                .lock()
+                .map_err(|_| anyhow!("VarMap lock poisoned"))?;
             for t in seeded_tensors(&model_cfg, seed) {
                 let var = Var::from_tensor(&Tensor::from_vec(t.data, t.shape, device)?)?;
                 data.insert(t.name.clone(), var.clone());
@@ -124,11 +133,16 @@ impl Trainer {
                 .get(name)
                 .ok_or_else(|| anyhow!("checkpoint weights lack '{name}'"))?;
             if t.shape() != var.shape() {
-                bail!("checkpoint weight '{name}' has shape {:?}, the model {:?}", t.dims(), var.dims());
+                bail!(
+                    "checkpoint weight '{name}' has shape {:?}, the model {:?}",
+                    t.dims(),
+                    var.dims()
+                );
             }
             var.set(&t.to_device(&self.device)?)?;
         }
-        self.opt.load_state(&loaded.optimizer, loaded.state.optimizer_updates)?;
+        self.opt
+            .load_state(&loaded.optimizer, loaded.state.optimizer_updates)?;
         self.state = loaded.state;
         Ok(())
     }
@@ -189,7 +203,10 @@ impl Trainer {
         self.state
             .losses
             .push([self.state.step as f64, value, self.state.train_time_s]);
-        Ok(StepDone { loss: value, seconds })
+        Ok(StepDone {
+            loss: value,
+            seconds,
+        })
     }
 
     /// Held-out loss (nats/token) of the current weights; recorded, and checked against the
