@@ -51,6 +51,16 @@ pub fn tune_allocator() {
     }
 }
 
+/// Returns the heap memory [`tune_allocator`] keeps for reuse to the OS, so the next run's
+/// memory baseline (and its `peak_rss`) does not include what an earlier run left behind.
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// First Ctrl-C: stop at the next safe point and save; second: leave at once.
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {

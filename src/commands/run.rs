@@ -131,6 +131,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut report = |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
+        super::release_memory();
         progress.println(&one_line(r));
         for w in &r.warnings {
             progress.println(&format!("    warning: {w}"));
