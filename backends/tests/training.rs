@@ -60,6 +60,7 @@ fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
         },
         options: serde_json::from_value(serde_json::json!({"eval_tokens": 1024})).unwrap(),
         resume: false,
+        meters: Default::default(),
     };
     s.id = effbench_harness::matrix::spec_id(&s);
     s
@@ -222,6 +223,7 @@ fn common_inference_spec(dir: &Path) -> RunSpec {
         measure: MeasureConfig::default(),
         options: Default::default(),
         resume: false,
+        meters: Default::default(),
     }
 }
 

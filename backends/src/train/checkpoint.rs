@@ -27,16 +27,20 @@ pub fn checkpoint_dir(run_id: &str) -> PathBuf {
 /// When the held-out loss first reached the target.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TargetHit {
+    /// Step of the evaluation that reached it.
     pub step: u64,
     /// Training time (s) at that step.
     pub time_s: f64,
+    /// Held-out loss of that evaluation (nats/token).
     pub loss: f64,
 }
 
 /// Everything besides tensors that a resumed run needs to continue exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
+    /// Always [`STATE_FORMAT`].
     pub format: String,
+    /// The run whose checkpoint this is (resume refuses another run's).
     pub run_id: String,
     /// Steps done.
     pub step: u64,
@@ -48,6 +52,7 @@ pub struct TrainerState {
     pub losses: Vec<[f64; 3]>,
     /// `[step, held-out loss, training time s]` per evaluation.
     pub evals: Vec<[f64; 3]>,
+    /// When the held-out loss first reached `target_loss`, if it did.
     pub target: Option<TargetHit>,
     /// The run's resolved axis values, to refuse a checkpoint of another configuration.
     pub params: serde_json::Value,
@@ -55,8 +60,11 @@ pub struct TrainerState {
 
 /// A checkpoint read back.
 pub struct Loaded {
+    /// Model weights by HF name (f32).
     pub weights: HashMap<String, Tensor>,
+    /// AdamW moments by name (`<var>.m`, `<var>.v`).
     pub optimizer: HashMap<String, Tensor>,
+    /// Step, curves and the rest of the loop's state.
     pub state: TrainerState,
 }
 

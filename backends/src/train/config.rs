@@ -35,24 +35,43 @@ pub const OPTIONS: &[(&str, &str)] = &[
 /// Everything a training run needs, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
+    /// Sequences per step.
     pub batch: usize,
+    /// Tokens per sequence.
     pub seq_len: usize,
+    /// Hidden size.
     pub width: usize,
+    /// Transformer blocks.
     pub depth: usize,
+    /// Optimizer steps in total.
     pub steps: u64,
+    /// Peak learning rate.
     pub lr: f64,
+    /// Steps of linear warm-up.
     pub warmup_steps: u64,
+    /// Held-out loss for time-to-target (nats/token).
     pub target_loss: f64,
+    /// Evaluate the held-out loss every this many steps.
     pub eval_every: u64,
+    /// Compute dtype (master weights stay f32).
     pub dtype: DType,
+    /// Decoupled AdamW weight decay.
     pub weight_decay: f64,
+    /// AdamW first-moment decay.
     pub beta1: f64,
+    /// AdamW second-moment decay.
     pub beta2: f64,
+    /// AdamW epsilon.
     pub eps: f64,
+    /// Global gradient L2 norm limit (0 = off).
     pub grad_clip: f64,
+    /// Cosine decays to lr x this.
     pub min_lr_ratio: f64,
+    /// Held-out tokens per evaluation.
     pub eval_tokens: usize,
+    /// Checkpoint every this many steps (0 = end and Ctrl-C only).
     pub checkpoint_every: u64,
+    /// Stop once the held-out loss reaches target_loss.
     pub stop_at_target: bool,
 }
 

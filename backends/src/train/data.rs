@@ -24,7 +24,9 @@ pub fn row_seed(seed: u64, step: u64, row: u64) -> u64 {
 
 /// Inputs and next-token targets, both `(rows, seq_len)` u32.
 pub struct Batch {
+    /// Token ids fed to the model.
     pub inputs: Tensor,
+    /// The next token of each input position.
     pub targets: Tensor,
 }
 
@@ -47,6 +49,7 @@ pub struct TrainData {
 }
 
 impl TrainData {
+    /// Batches of `batch` x `seq_len` tokens drawn from the standard corpus for run seed `seed`.
     pub fn new(seed: u64, batch: usize, seq_len: usize) -> TrainData {
         TrainData {
             corpus: Corpus::standard(),
@@ -71,6 +74,7 @@ impl TrainData {
         batch_from(&self.tokens(step), self.seq_len, device)
     }
 
+    /// The source the batches are drawn from.
     pub fn corpus(&self) -> &Corpus {
         &self.corpus
     }

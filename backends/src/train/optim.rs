@@ -12,9 +12,13 @@ use std::collections::HashMap;
 /// Hyper-parameters other than the learning rate (which changes every step).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWParams {
+    /// Decay of the first-moment estimate.
     pub beta1: f64,
+    /// Decay of the second-moment estimate.
     pub beta2: f64,
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// Decoupled weight decay (applied to 2-D weights only).
     pub weight_decay: f64,
     /// Clip the global L2 norm of the gradients to this (0 = no clipping).
     pub grad_clip: f64,
@@ -42,6 +46,7 @@ pub struct AdamW {
 pub struct StepInfo {
     /// Global L2 norm of the gradients before clipping.
     pub grad_norm: f64,
+    /// Whether the gradients were scaled down to `grad_clip`.
     pub clipped: bool,
     /// The norm when it was not finite: nothing was updated.
     pub non_finite_norm: Option<f64>,
@@ -65,6 +70,7 @@ impl AdamW {
         Ok(AdamW { params, t: 0, hp })
     }
 
+    /// Updates applied so far.
     pub fn updates(&self) -> u64 {
         self.t
     }

@@ -20,12 +20,17 @@ use std::time::Instant;
 /// Source label of analytic FLOP counts.
 pub const ANALYTIC: &str = "analytic: (6 N + 12 L H Q T) per token, README#training";
 
+/// A training run loaded for the harness runner.
 pub struct TrainSession {
+    /// The weights, optimizer and loop state.
     pub trainer: Trainer,
+    /// Facts about the model being trained (written into the result).
     pub info: ModelInfo,
+    /// Where this run's checkpoint goes.
     pub checkpoint_dir: PathBuf,
     /// Device name for the probe (`cpu`, `cuda:0`).
     pub device_label: String,
+    /// The run's seed (data order, initial weights, bootstrap).
     pub seed: u64,
     /// Provenance written into each checkpoint's config.json.
     pub provenance: serde_json::Value,
@@ -39,6 +44,7 @@ pub struct TrainSession {
     pub clean: bool,
     /// A non-finite loss or gradient ended the run.
     pub diverged: bool,
+    /// The matmul-probe peak measured after training (MFU's denominator).
     pub peak: Option<PeakFlops>,
 }
 

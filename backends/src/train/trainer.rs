@@ -21,8 +21,11 @@ use std::time::Instant;
 
 /// A training run in progress.
 pub struct Trainer {
+    /// The run's resolved settings.
     pub cfg: TrainConfig,
+    /// The architecture being trained.
     pub model_cfg: LlamaConfig,
+    /// Where weights and batches live.
     pub device: Device,
     /// Master weights (f32), by HF name.
     pub varmap: VarMap,
@@ -31,6 +34,7 @@ pub struct Trainer {
     opt: AdamW,
     data: TrainData,
     heldout: Batch,
+    /// Step, curves, target hit: what a checkpoint saves besides tensors.
     pub state: TrainerState,
 }
 
@@ -38,7 +42,9 @@ pub struct Trainer {
 /// were not updated by that step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diverged {
+    /// The step (1-based) whose loss or gradient was not finite.
     pub step: u64,
+    /// What was not finite, with its value.
     pub what: String,
 }
 
@@ -53,6 +59,7 @@ impl std::error::Error for Diverged {}
 /// One step's outcome.
 #[derive(Debug, Clone, Copy)]
 pub struct StepDone {
+    /// Training loss of the step's batch (nats/token).
     pub loss: f64,
     /// Wall time of the step (forward, backward, clipping, update), seconds.
     pub seconds: f64,
