@@ -139,6 +139,12 @@ fn loss_falls_below_the_bound_and_metrics_are_complete() {
         "{steps_to}"
     );
     assert!(value(&r, MetricId::TimeToTargetLoss) <= value(&r, MetricId::TrainTime));
+    // energy per training token: the meters' energy over the tokens of the 59 measured steps
+    // (a measurement or the labelled TDP estimate); no inference throughput for training
+    let per_token = value(&r, MetricId::EnergyPerTrainingToken);
+    let energy = value(&r, MetricId::Energy);
+    assert!((per_token - energy / (59.0 * 8.0 * 32.0)).abs() <= 1e-12 * energy.max(1.0));
+    assert!(r.metric(MetricId::TotalThroughput).is_none());
     // loss curve: one point per step, evaluations at 0, 10, ..., 60
     let curve = |name: &str| {
         r.series

@@ -214,7 +214,7 @@ pub fn run_spec_with(
     result.measured_s = gathered.measured_s;
     result
         .metrics
-        .extend(gathered_metrics(&gathered, &clock, spec.seed));
+        .extend(gathered_metrics(&gathered, &clock, spec.seed, spec.scenario));
     let derived = meters::derived::derive(&Inputs {
         metrics: &result.metrics,
         window_s: gathered.measured_s,
@@ -365,14 +365,16 @@ fn worker_log(e: &anyhow::Error) -> Vec<String> {
 }
 
 /// Latency and per-iteration metrics; `clock` is the source of the session's timestamps.
-/// Throughput is over the harness's own measured window.
-fn gathered_metrics(g: &Gathered, clock: &str, seed: u64) -> Vec<Metric> {
+/// Throughput is over the harness's own measured window. Training sessions report their own
+/// token rates (`train_throughput`); the tokens they put in [`Work`] only feed the per-token
+/// energy, so no inference throughput is derived for them.
+fn gathered_metrics(g: &Gathered, clock: &str, seed: u64, scenario: Scenario) -> Vec<Metric> {
     let mut out = trace::generation_metrics(&g.traces, clock, seed);
     for (id, v) in &g.values {
         out.push(trace::sampled_capped(*id, v.clone(), clock, seed));
     }
     let window_s: f64 = g.iteration_ms.iter().sum::<f64>() / 1e3;
-    if window_s > 0.0 {
+    if window_s > 0.0 && scenario != Scenario::Training {
         let per_iter = |f: fn(&Work) -> u64| -> Vec<f64> {
             g.iteration_work
                 .iter()

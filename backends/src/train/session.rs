@@ -280,6 +280,8 @@ impl Session for TrainSession {
         }
         overhead += t.elapsed().as_secs_f64();
         sample.values.push((MetricId::StepTime, step.seconds * 1e3));
+        // Tokens processed by the step: the work behind energy_per_training_token.
+        sample.work.input_tokens = self.trainer.cfg.tokens_per_step();
         sample.done = self.finished();
         sample.overhead_s = overhead;
         Ok(sample)
