@@ -139,15 +139,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     if super::trained_default::needed(&specs) {
         let features = super::features();
-        if let Some(code) =
-            super::trained_default::ensure(
+        if let Some(code) = super::trained_default::ensure(
             &registry,
             args.resume,
             &args.meters,
             features,
             &mut report,
-        )?
-        {
+        )? {
             return Ok(code);
         }
     }

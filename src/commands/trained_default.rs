@@ -3,6 +3,8 @@
 //! one first with suites/train-tiny.toml (compiled into the binary, so this works from any
 //! directory), publishes the checkpoint as `<models_dir>/default`, and says so; otherwise it
 //! says that it reuses the one there. Delete that directory to retrain.
+//! `EFFBENCH_DEFAULT_TRAIN_SUITE=FILE` trains it with another training suite instead (a
+//! bigger default, or a short one in tests); the provenance names the suite used.
 
 use anyhow::{Context, Result};
 use effbench_backends::default_model::{models_dir, publish_trained_default, trained_default};
@@ -17,6 +19,26 @@ use std::process::ExitCode;
 pub const TRAIN_TINY: &str = include_str!("../../suites/train-tiny.toml");
 /// Where that suite lives in the repository (named in messages and results).
 pub const TRAIN_TINY_FILE: &str = "suites/train-tiny.toml";
+
+/// Names a training suite file that replaces the built-in one for training the default.
+pub const SUITE_ENV: &str = "EFFBENCH_DEFAULT_TRAIN_SUITE";
+
+/// The suite that trains the default: its text, its file name, and where it came from.
+fn training_suite() -> Result<(String, String, String)> {
+    match std::env::var_os(SUITE_ENV) {
+        Some(path) if !path.is_empty() => {
+            let file = std::path::PathBuf::from(path).display().to_string();
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("{SUITE_ENV}: cannot read '{file}'"))?;
+            Ok((text, file.clone(), format!("{file} (from {SUITE_ENV})")))
+        }
+        _ => Ok((
+            TRAIN_TINY.to_string(),
+            TRAIN_TINY_FILE.to_string(),
+            format!("{TRAIN_TINY_FILE} (built into effbench)"),
+        )),
+    }
+}
 
 /// True when some run names the trained default model.
 pub fn needed(specs: &[RunSpec]) -> bool {
@@ -56,13 +78,18 @@ pub fn ensure(
         );
         return Ok(None);
     }
+    let (text, file, origin) = training_suite()?;
     eprintln!(
         "effbench: default model: no trained model in {} yet; training it first with \
-         {TRAIN_TINY_FILE} (about a minute on 2 cores)",
+         {file} (about a minute on 2 idle cores)",
         dir.display()
     );
-    let origin = format!("{TRAIN_TINY_FILE} (built into effbench)");
-    let suite = Suite::parse(TRAIN_TINY, &origin)?;
+    let suite = Suite::parse(&text, &origin)?;
+    if suite.scenario != effbench_harness::Scenario::Training {
+        anyhow::bail!(
+            "{origin}: the default model is trained by a suite with scenario = \"training\""
+        );
+    }
     let mut specs = matrix::expand(&suite, registry)?;
     let meter_settings = meter_args.resolve(&suite.meters)?;
     for s in &mut specs {
@@ -107,8 +134,8 @@ pub fn ensure(
     let value = |id: MetricId| r.metric(id).map(|m| m.value);
     let provenance = serde_json::json!({
         "suite": suite.name,
-        "suite_file": TRAIN_TINY_FILE,
-        "suite_sha256": invocation::hex(&Sha256::digest(TRAIN_TINY.as_bytes())),
+        "suite_file": file,
+        "suite_sha256": invocation::hex(&Sha256::digest(text.as_bytes())),
         "run_id": r.id,
         "result": outcome.out_dir.join(format!("{}.json", r.id)).display().to_string(),
         "finished_at": r.finished_at,
