@@ -79,9 +79,14 @@ pub fn ensure(
         return Ok(None);
     }
     let (text, file, origin) = training_suite()?;
+    let how_long = if file == TRAIN_TINY_FILE {
+        " (about 75 s of CPU time: a minute or two on idle cores, longer on a busy machine)"
+    } else {
+        ""
+    };
     eprintln!(
         "effbench: default model: no trained model in {} yet; training it first with \
-         {file} (about a minute on 2 idle cores)",
+         {file}{how_long}",
         dir.display()
     );
     let suite = Suite::parse(&text, &origin)?;
