@@ -57,6 +57,7 @@ fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
             max_iters: 100_000,
             max_duration_s: 600.0,
             target_rel_ci: 0.0,
+            ..Default::default()
         },
         options: serde_json::from_value(serde_json::json!({"eval_tokens": 1024})).unwrap(),
         resume: false,
