@@ -245,7 +245,7 @@ fn reference_worker_runs_inference_and_training_end_to_end() {
     w.write(
         "train.toml",
         &format!(
-            "name = \"ref-train\"\nscenario = \"training\"\nbackend = \"process\"\nmodel = \"default\"\n\
+            "name = \"ref-train\"\nscenario = \"training\"\nbackend = \"process\"\nmodel = \"seeded\"\n\
              [matrix]\nbatch = 2\nseq_len = 16\nsteps = 7\n\
              [measure]\nwarmup_iters = 1\nmin_iters = 1\nmin_duration_s = 0.0\nmax_duration_s = 60.0\n\
              [options]\ncmd = [\"python3\", \"{worker}\"]\nlr = 0.05\n"
@@ -314,7 +314,7 @@ fn process_suite_errors_name_the_option() {
     let w = Work::new();
     let suite = |opts: &str| {
         format!(
-            "name = \"p\"\nscenario = \"inference\"\nbackend = \"process\"\n[matrix]\ngen_len = 2\n[options]\n{opts}\n"
+            "name = \"p\"\nscenario = \"inference\"\nbackend = \"process\"\nmodel = \"seeded\"\n[matrix]\ngen_len = 2\n[options]\n{opts}\n"
         )
     };
     for (opts, want) in [

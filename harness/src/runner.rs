@@ -212,9 +212,12 @@ pub fn run_spec_with(
     result.env.peak_flops = session.peak_flops();
     result.iterations = gathered.iteration_ms.len() as u64;
     result.measured_s = gathered.measured_s;
-    result
-        .metrics
-        .extend(gathered_metrics(&gathered, &clock, spec.seed, spec.scenario));
+    result.metrics.extend(gathered_metrics(
+        &gathered,
+        &clock,
+        spec.seed,
+        spec.scenario,
+    ));
     let derived = meters::derived::derive(&Inputs {
         metrics: &result.metrics,
         window_s: gathered.measured_s,
