@@ -41,6 +41,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    commands::tune_allocator();
     let cli = Cli::parse();
     commands::install_interrupt_handler();
     let outcome = match cli.command {

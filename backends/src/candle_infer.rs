@@ -230,6 +230,7 @@ impl Session for CandleSession {
             values: Vec::new(),
             work,
             done: false,
+            overhead_s: 0.0,
         })
     }
 

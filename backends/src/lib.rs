@@ -16,9 +16,11 @@
 //! - [`loader`]: resolving and loading models from disk with their [`effbench_harness::ModelInfo`].
 //! - [`tokenizer`]: tokenizers rebuilt from GGUF metadata (SmolLM2's `smollm` pre-tokenizer
 //!   included).
-//! - [`default_model`] and [`corpus`]: the embedded default model (created deterministically
-//!   under `results/models/default/`) and the synthetic Markov language it speaks, whose
-//!   entropy rate is known exactly.
+//! - [`train`]: the `candle-train` backend — trains the same llama on the synthetic language
+//!   (AdamW, warm-up + cosine, clipping), HF checkpoints, resume, FLOPs/MFU, time-to-target.
+//! - [`default_model`] and [`corpus`]: the built-in models (`seeded`: created deterministically
+//!   under `results/models/seeded/`; `default`: the same trained by suites/train-tiny.toml) and
+//!   the synthetic Markov language they speak, whose entropy rate is known exactly.
 
 pub mod candle_infer;
 pub mod compress;
@@ -28,11 +30,13 @@ pub mod llama;
 pub mod loader;
 pub mod process;
 pub mod tokenizer;
+pub mod train;
 
 /// The built-in backends.
 pub fn registry() -> effbench_harness::Registry {
     let mut r = effbench_harness::Registry::new();
     r.register(Box::new(candle_infer::CandleBackend));
     r.register(Box::new(process::ProcessBackend));
+    r.register(Box::new(train::TrainBackend::default()));
     r
 }

@@ -251,7 +251,7 @@ impl Column {
                 .map_or(Cell::Empty, |m| text(m.source.clone())),
             Column::Metric(id, stat) => {
                 let Some(m) = r.metric(*id) else {
-                    return Cell::Empty;
+                    return not_reached(r, *id);
                 };
                 let v = match (stat, &m.stats) {
                     (Stat::Value, _) => Some(m.value),
@@ -272,9 +272,11 @@ impl Column {
             Column::ModelParams => r.model.as_ref().map_or(Cell::Empty, |m| {
                 Cell::Number(m.params_total as f64, "count")
             }),
+            // A model trained in the run was not loaded from a file: no size to show.
             Column::ModelBytes => r
                 .model
                 .as_ref()
+                .filter(|m| m.file_bytes > 0)
                 .map_or(Cell::Empty, |m| Cell::Number(m.file_bytes as f64, "bytes")),
         }
     }
@@ -326,6 +328,17 @@ pub fn date(rfc3339: &str) -> String {
     }
 }
 
+/// A training run that finished without reaching its target loss shows `not reached` for
+/// the time- and steps-to-target columns (a valid outcome, not missing data).
+fn not_reached(r: &RunResult, id: MetricId) -> Cell {
+    let target_metric = matches!(id, MetricId::TimeToTargetLoss | MetricId::StepsToTargetLoss);
+    if target_metric && r.metric(MetricId::HeldoutLoss).is_some() {
+        Cell::Text("not reached".into())
+    } else {
+        Cell::Empty
+    }
+}
+
 /// Default columns: the ones with data in at least one result, in a sensible order. The
 /// hardware is always shown; the suite and date when results span several. Other metrics
 /// are one `--columns` away (the site shows every metric).
@@ -349,6 +362,12 @@ pub fn default_columns(results: &[RunResult]) -> Vec<Column> {
         Column::Metric(Tpot, Stat::Value),
         Column::Metric(Itl, Stat::P99),
         Column::Metric(OutputThroughput, Stat::Value),
+        Column::Metric(TrainThroughput, Stat::Value),
+        Column::Metric(TimeToTargetLoss, Stat::Value),
+        Column::Metric(HeldoutPerplexity, Stat::Value),
+        Column::Metric(PerplexityFloor, Stat::Value),
+        Column::Metric(TrainFlops, Stat::Value),
+        Column::Metric(Mfu, Stat::Value),
         Column::Metric(PeakRss, Stat::Value),
         Column::Metric(GpuMemoryPeak, Stat::Value),
         Column::Metric(Energy, Stat::Value),

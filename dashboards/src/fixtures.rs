@@ -122,6 +122,7 @@ fn machine(b: bool) -> Environment {
         }
         .into(),
         scheduler: None,
+        peak_flops: None,
     }
 }
 
@@ -227,6 +228,7 @@ pub fn synthetic_results(suite: &str, n: usize, seed: u64) -> Vec<RunResult> {
                 options: Default::default(),
                 meters: Default::default(),
                 analysis: None,
+                resume: false,
             },
             status: Status {
                 state: RunState::Ok,

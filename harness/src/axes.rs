@@ -138,7 +138,7 @@ pub const AXES: &[AxisDef] = &[
     AxisDef {
         name: "model",
         kind: AxisKind::Text,
-        help: "\"default\" or a path to an HF directory or a .gguf file",
+        help: "\"default\" (trained), \"seeded\" (untrained) or a path to an HF directory or a .gguf file",
     },
     AxisDef {
         name: "device",
@@ -170,15 +170,46 @@ pub const AXES: &[AxisDef] = &[
         kind: AxisKind::PositiveInt,
         help: "output tokens generated per sequence (greedy, no early stop)",
     },
+    // --- training ---
     AxisDef {
         name: "seq_len",
         kind: AxisKind::PositiveInt,
-        help: "training sequence length in tokens",
+        help: "training: tokens per sequence (at most the model context)",
+    },
+    AxisDef {
+        name: "width",
+        kind: AxisKind::PositiveInt,
+        help: "training: model width (hidden size, a multiple of 32; heads of 32)",
+    },
+    AxisDef {
+        name: "depth",
+        kind: AxisKind::PositiveInt,
+        help: "training: model depth (decoder blocks)",
     },
     AxisDef {
         name: "steps",
         kind: AxisKind::PositiveInt,
-        help: "measured training steps (warm-up steps come on top)",
+        help: "training: optimizer steps in all (warm-up iterations included)",
+    },
+    AxisDef {
+        name: "lr",
+        kind: AxisKind::PositiveNumber,
+        help: "training: peak learning rate (AdamW), reached after warmup_steps",
+    },
+    AxisDef {
+        name: "warmup_steps",
+        kind: AxisKind::NonNegInt,
+        help: "training: steps of linear learning-rate warm-up before the cosine decay",
+    },
+    AxisDef {
+        name: "target_loss",
+        kind: AxisKind::PositiveNumber,
+        help: "training: held-out loss (nats/token) whose first crossing gives time-to-target-loss",
+    },
+    AxisDef {
+        name: "eval_every",
+        kind: AxisKind::PositiveInt,
+        help: "training: evaluate the held-out loss every this many steps (and at the end)",
     },
     AxisDef {
         name: "quant",

@@ -35,6 +35,10 @@ pub struct RunSpec {
     /// the id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<RunAnalysis>,
+    /// Continue from this run's last checkpoint (`effbench run --resume`); like `measure`,
+    /// not part of the id, so the resumed run has the id of the one it continues.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
 }
 
 impl RunSpec {
@@ -273,6 +277,7 @@ pub fn expand_filtered(
             meters: meters.clone(),
             options: options.clone(),
             analysis: None,
+            resume: false,
         };
         let backend_axes: Vec<&str> = p.axes.iter().map(|(a, _)| *a).collect();
         spec.analysis = suite

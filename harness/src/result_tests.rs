@@ -30,6 +30,7 @@ fn sample() -> RunResult {
             meters: Default::default(),
             options: Default::default(),
             analysis: None,
+            resume: false,
         },
         status: Status {
             state: RunState::Ok,

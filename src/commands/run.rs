@@ -19,7 +19,8 @@ effbench run suites/compression.toml --eval-text notes.txt\n  \
 effbench run suites/quickstart.toml --out results/mine --json > summary.json\n  \
 effbench run suites/quickstart.toml --grid-intensity 350 --pue 1.2 --price-per-hour 3.5\n  \
 effbench run --ab ./effbench-main ./effbench-pr suites/quickstart.toml   (interleaved A/B, ABBA)\n  \
-effbench run suites/quickstart.toml --inject-delay 5ms   (test knob: a deliberate slowdown)")]
+effbench run suites/quickstart.toml --inject-delay 5ms   (test knob: a deliberate slowdown)\n  \
+effbench run suites/train-tiny.toml --resume")]
 pub struct Args {
     /// Suite file (TOML).
     pub suite: PathBuf,
@@ -60,6 +61,10 @@ pub struct Args {
     /// eval_text; turns the analysis on for suites without it).
     #[arg(long, value_name = "FILE")]
     pub eval_text: Option<PathBuf>,
+    /// Training runs continue from their last checkpoint (saved every checkpoint_every steps,
+    /// at the end and on Ctrl-C) with the same loss trajectory; runs without one start over.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// `5ms`, `500us`, `0.1s` -> milliseconds.
@@ -92,6 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let meter_settings = args.meters.resolve(&suite.meters)?;
     for s in &mut specs {
         s.meters = meter_settings.clone();
+        s.resume = args.resume;
     }
     if let Some(ms) = args.inject_delay {
         for s in &mut specs {
@@ -134,6 +140,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let mut report = |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
+        super::release_memory();
+        progress.println(&one_line(r));
+        for w in &r.warnings {
+            progress.println(&format!("    warning: {w}"));
+        }
+    };
+    if super::trained_default::needed(&specs) {
+        let features = super::features();
+        if let Some(code) = super::trained_default::ensure(
+            &registry,
+            args.resume,
+            &args.meters,
+            features,
+            &mut report,
+        )? {
+            return Ok(code);
+        }
+    }
     eprintln!(
         "effbench: suite '{}' ({} runs, backend {})",
         suite.name,
@@ -146,12 +171,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         features: super::features(),
         shard: shard_ctx,
     };
-    let outcome = invocation::run_suite(&suite, &specs, &registry, &opts, &mut |r, progress| {
-        progress.println(&one_line(r));
-        for w in &r.warnings {
-            progress.println(&format!("    warning: {w}"));
-        }
-    })?;
+    let outcome = invocation::run_suite(&suite, &specs, &registry, &opts, &mut report)?;
     let table = effbench_dashboards::terminal::runs_table(&outcome.results);
     if args.json {
         eprint!("\n{table}");
@@ -213,6 +233,28 @@ pub fn one_line(r: &RunResult) -> String {
     }
     if let Some(m) = r.metric(MetricId::Top1Agreement) {
         parts.push(format!("agreement {} %", value(m.value, "%")));
+    }
+    if let Some(m) = r.metric(MetricId::TrainThroughput) {
+        parts.push(format!("train {} tok/s", value(m.value, "tok/s")));
+    }
+    if let Some(m) = r.metric(MetricId::Mfu) {
+        parts.push(format!("MFU {} %", value(m.value, "%")));
+    }
+    if let (Some(p), Some(f)) = (
+        r.metric(MetricId::HeldoutPerplexity),
+        r.metric(MetricId::PerplexityFloor),
+    ) {
+        parts.push(format!(
+            "held-out ppl {} (floor {})",
+            value(p.value, "ppl"),
+            value(f.value, "ppl")
+        ));
+    }
+    if r.metric(MetricId::HeldoutLoss).is_some() {
+        parts.push(match r.metric(MetricId::TimeToTargetLoss) {
+            Some(m) => format!("target loss in {} s", value(m.value, "s")),
+            None => "target loss not reached".into(),
+        });
     }
     if let Some(reason) = &r.status.reason {
         parts.push(reason.clone());

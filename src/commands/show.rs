@@ -31,6 +31,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let first = &results[0];
     println!("suite {}: {} run(s)", first.suite.name, results.len());
     println!("machine: {}", first.env.summary());
+    if let Some(p) = &first.env.peak_flops {
+        println!(
+            "matmul peak (MFU denominator): {:.3e} FLOP/s, {} on {}, {} thread(s)",
+            p.flops_per_s, p.dtype, p.device, p.threads
+        );
+    }
     if let Some(m) = &first.model {
         println!(
             "model: {} ({}, {}, {} weights)",

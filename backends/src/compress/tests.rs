@@ -14,7 +14,7 @@ fn recipe(quant: &str, sparsity: f64, prune: PruneMethod) -> Recipe {
 }
 
 fn base(tmp: &Path) -> PathBuf {
-    crate::default_model::ensure_default_model_in(tmp).unwrap()
+    crate::default_model::ensure_seeded_model_in(tmp).unwrap()
 }
 
 fn file_len(p: &Path) -> u64 {

@@ -37,6 +37,7 @@ fn run(id: &str, quant: &str, sparsity: f64, batch: i64, metrics: &[(MetricId, f
             meters: Default::default(),
             options: Default::default(),
             analysis: None,
+            resume: false,
         },
         status: Status {
             state: RunState::Ok,

@@ -18,6 +18,7 @@ fn spec(params: &[(&str, AxisValue)], measure: MeasureConfig) -> RunSpec {
         options: Default::default(),
         meters: Default::default(),
         analysis: None,
+        resume: false,
     };
     s.id = spec_id(&s);
     s
