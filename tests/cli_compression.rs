@@ -79,7 +79,7 @@ fn compression_suite_reports_everything_per_variant() {
     let model = sharpened_model(&w);
     w.write(
         "c.toml",
-        &compression_suite("").replace("\"default\"", &format!("\"{model}\"")),
+        &compression_suite("").replace("\"seeded\"", &format!("\"{model}\"")),
     );
     let o = w.run(&["run", "c.toml", "--out", "out"]);
     assert!(o.status.success(), "{}", stderr(&o));

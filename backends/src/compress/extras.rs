@@ -33,10 +33,11 @@ pub fn weights_bytes(choice: &ModelChoice) -> Result<u64> {
     })
 }
 
-/// Whether the synthetic held-out split is in this model's language: the default model, or
-/// an HF model whose config.json has effbench's `effbench.weights` (a seeded or trained copy).
+/// Whether the synthetic held-out split is in this model's language: the built-in models
+/// (`default`, `seeded`), or an HF model whose config.json has effbench's `effbench.weights`
+/// (a seeded or trained copy).
 fn speaks_synthetic(choice: &ModelChoice) -> bool {
-    if choice.model.is_default() {
+    if choice.model.is_builtin() {
         return true;
     }
     let Some(dir) = choice
