@@ -11,7 +11,7 @@ use std::process::ExitCode;
     name = "effbench",
     version,
     about,
-    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench list backends\n  effbench meters\n  effbench gate --baseline results/base --current results/pr\n\nMetric definitions: README.md#metrics"
+    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench report results --format markdown\n  effbench site results --out public\n  effbench list backends\n  effbench meters\n  effbench gate --baseline results/base --current results/pr\n  effbench pareto --csv models.csv --metric acc:higher --metric latency:lower\n\nMetric definitions: README.md#metrics"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,9 +36,14 @@ enum Command {
     History(commands::history::Args),
     Serve(commands::serve::Args),
     Loadgen(commands::loadgen::Args),
+    Report(commands::report::Args),
+    Site(commands::site::Args),
+    Pareto(commands::pareto::Args),
+    Dynascore(commands::dynascore::Args),
 }
 
 fn main() -> ExitCode {
+    commands::tune_allocator();
     let cli = Cli::parse();
     commands::install_interrupt_handler();
     let outcome = match cli.command {
@@ -58,6 +63,10 @@ fn main() -> ExitCode {
         Command::History(a) => commands::history::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Loadgen(a) => commands::loadgen::run(a),
+        Command::Report(a) => commands::report::run(a),
+        Command::Site(a) => commands::site::run(a),
+        Command::Pareto(a) => commands::pareto::run(a),
+        Command::Dynascore(a) => commands::dynascore::run(a),
     };
     match outcome {
         Ok(code) => code,

@@ -50,7 +50,7 @@ fn missing_model_file_is_named() {
     let w = Work::new();
     w.write(
         "s.toml",
-        &tiny_suite("s", "", QUICK).replace("\"default\"", "\"models/nope.gguf\""),
+        &tiny_suite("s", "", QUICK).replace("\"seeded\"", "\"models/nope.gguf\""),
     );
     let line = assert_clean_error(&w.run(&["run", "s.toml"]), 2);
     assert!(line.contains("models/nope.gguf"), "{line}");
@@ -62,7 +62,7 @@ fn corrupt_model_file_is_named() {
     w.write("models/broken.gguf", "this is not a gguf file");
     w.write(
         "s.toml",
-        &tiny_suite("s", "", QUICK).replace("\"default\"", "\"models/broken.gguf\""),
+        &tiny_suite("s", "", QUICK).replace("\"seeded\"", "\"models/broken.gguf\""),
     );
     let line = assert_clean_error(&w.run(&["run", "s.toml", "--out", "out"]), 2);
     assert!(
@@ -73,7 +73,7 @@ fn corrupt_model_file_is_named() {
     w.write("models/hf/config.json", "{ not json");
     w.write(
         "h.toml",
-        &tiny_suite("h", "", QUICK).replace("\"default\"", "\"models/hf\""),
+        &tiny_suite("h", "", QUICK).replace("\"seeded\"", "\"models/hf\""),
     );
     let o = w.run(&["run", "h.toml", "--out", "out2"]);
     let err = stderr(&o);
@@ -88,7 +88,7 @@ fn impossible_combination_is_rejected_before_running() {
     w.write("models/m.gguf", "x");
     let s = tiny_suite(
         "s",
-        "model = [\"default\", \"models/m.gguf\"]\ndtype = [\"f32\", \"bf16\"]",
+        "model = [\"seeded\", \"models/m.gguf\"]\ndtype = [\"f32\", \"bf16\"]",
         QUICK,
     );
     w.write("s.toml", &s);

@@ -220,3 +220,21 @@ fn bad_meter_settings_are_one_line_errors() {
     let line = assert_clean_error(&w.run(&["meters", "--json"]), 2);
     assert!(line.contains("--probe-cmd"), "{line}");
 }
+
+#[test]
+fn a_probe_command_s_output_stays_out_of_the_json() {
+    let w = Work::new();
+    let o = w.run(&[
+        "meters",
+        "--probe-cmd",
+        "echo probe-says-hello",
+        "--json",
+        "--gpus",
+        "none",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(&o)));
+    assert!(j["window_s"].as_f64().unwrap() > 0.0);
+    assert!(stderr(&o).contains("probe-says-hello"));
+}

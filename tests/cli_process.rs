@@ -207,7 +207,7 @@ fn reference_worker_runs_inference_and_training_end_to_end() {
     w.write(
         "infer.toml",
         &format!(
-            "name = \"ref\"\nscenario = \"inference\"\nmodel = \"default\"\n\
+            "name = \"ref\"\nscenario = \"inference\"\nmodel = \"seeded\"\n\
              [matrix]\nbackend = [\"candle\", \"process\"]\nprompt_len = 4\ngen_len = 4\n\
              [measure]\nwarmup_iters = 1\nmin_iters = 2\nmin_duration_s = 0.0\nmax_duration_s = 60.0\n\
              [options]\ncmd = [\"python3\", \"{worker}\"]\n"
@@ -233,7 +233,7 @@ fn reference_worker_runs_inference_and_training_end_to_end() {
         candle["model"]["params_total"],
         process["model"]["params_total"]
     );
-    assert_eq!(process["model"]["name"], "default");
+    assert_eq!(process["model"]["name"], "seeded");
     assert_eq!(process["model"]["details"]["worker"], "reference-python 1");
     assert!(metric(process, "ttft").unwrap()["value"].as_f64().unwrap() > 0.0);
     assert!(metric(process, "tpot").unwrap()["value"].as_f64().unwrap() > 0.0);
@@ -245,7 +245,7 @@ fn reference_worker_runs_inference_and_training_end_to_end() {
     w.write(
         "train.toml",
         &format!(
-            "name = \"ref-train\"\nscenario = \"training\"\nbackend = \"process\"\nmodel = \"default\"\n\
+            "name = \"ref-train\"\nscenario = \"training\"\nbackend = \"process\"\nmodel = \"seeded\"\n\
              [matrix]\nbatch = 2\nseq_len = 16\nsteps = 7\n\
              [measure]\nwarmup_iters = 1\nmin_iters = 1\nmin_duration_s = 0.0\nmax_duration_s = 60.0\n\
              [options]\ncmd = [\"python3\", \"{worker}\"]\nlr = 0.05\n"
@@ -314,7 +314,7 @@ fn process_suite_errors_name_the_option() {
     let w = Work::new();
     let suite = |opts: &str| {
         format!(
-            "name = \"p\"\nscenario = \"inference\"\nbackend = \"process\"\n[matrix]\ngen_len = 2\n[options]\n{opts}\n"
+            "name = \"p\"\nscenario = \"inference\"\nbackend = \"process\"\nmodel = \"seeded\"\n[matrix]\ngen_len = 2\n[options]\n{opts}\n"
         )
     };
     for (opts, want) in [

@@ -1,4 +1,4 @@
-//! End-to-end runs through the real CLI on the embedded default model: results on disk,
+//! End-to-end runs through the real CLI on the seeded default weights: results on disk,
 //! valid against the committed JSON Schema, shown as a table; Ctrl-C keeps completed work.
 
 mod common;

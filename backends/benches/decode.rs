@@ -1,5 +1,5 @@
 //! Decode-loop overhead of the `candle` backend's session against a bare candle loop on the
-//! same model (the default model, f32, batch 1, 32 prompt + 32 generated tokens): the
+//! same model (the seeded default weights, f32, batch 1, 32 prompt + 32 generated tokens): the
 //! session adds per-token timestamps, interrupt polling and trace bookkeeping, which should
 //! cost well under 1 % of tokens/s.
 //!
@@ -45,13 +45,15 @@ fn spec(model: &str) -> RunSpec {
         meters: Default::default(),
         options: Default::default(),
         serving: None,
+        analysis: None,
+        resume: false,
     }
 }
 
 fn decode(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("temporary directory");
-    let dir = effbench_backends::default_model::ensure_default_model_in(tmp.path())
-        .expect("default model");
+    let dir = effbench_backends::default_model::ensure_seeded_model_in(tmp.path())
+        .expect("seeded default model");
     let sp = spec(&dir.display().to_string());
 
     let mut group = c.benchmark_group("decode_default_f32_b1_p32_g32");

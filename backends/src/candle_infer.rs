@@ -1,15 +1,19 @@
 //! The `candle` backend: in-process inference of llama-family models (HF directory in
 //! f32/f16/bf16, or GGUF) with candle on the CPU (CUDA with the `cuda` feature). Each
 //! iteration is one request: a batch of seeded synthetic prompts, prefill, then greedy decode
-//! of exactly `gen_len` tokens, with a timestamp per generated token.
+//! of exactly `gen_len` tokens, with a timestamp per generated token. The `quant`, `sparsity`
+//! and `prune` axes load a compressed variant ([`crate::compress`]); with a suite
+//! `[analysis]`, `finish` adds compression, perplexity and fidelity metrics.
 
+use crate::compress::{self, ModelChoice, Variant};
 use crate::llama::{argmax_rows, Cache, Llama, Logits};
-use crate::loader::{self, parse_dtype};
+use crate::loader;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
+use effbench_harness::analysis::config::RunAnalysis;
 use effbench_harness::axes::AxisValue;
-use effbench_harness::backend::ModelFormat;
 use effbench_harness::backend::{Emission, GenerationTrace, IterationCtx, Sample, Work};
+use effbench_harness::backend::{Extras, ModelFormat};
 use effbench_harness::{interrupt, Backend, Capabilities, ModelInfo, RunSpec};
 use effbench_harness::{Scenario, Session};
 use rand::{Rng, SeedableRng};
@@ -48,6 +52,9 @@ impl Backend for CandleBackend {
                 ("batch", AxisValue::Int(1)),
                 ("prompt_len", AxisValue::Int(32)),
                 ("gen_len", AxisValue::Int(32)),
+                ("quant", AxisValue::from("none")),
+                ("sparsity", AxisValue::Float(0.0)),
+                ("prune", AxisValue::from("magnitude-layer")),
             ],
         }
     }
@@ -60,6 +67,17 @@ impl Backend for CandleBackend {
             .unwrap_or("f32");
         if model.format() == ModelFormat::Gguf && dtype != "f32" {
             return Err(format!("dtype '{dtype}': {GGUF_DTYPE_REASON}"));
+        }
+        ModelChoice::from_params(&spec.params).check()?;
+        if let Some(a) = &spec.analysis {
+            ModelChoice::from_params(&a.reference)
+                .check()
+                .map_err(|e| format!("[analysis] reference variant: {e}"))?;
+            if let Some(text) = a.eval.as_ref().and_then(|e| e.text.as_ref()) {
+                if !std::path::Path::new(text).is_file() {
+                    return Err(format!("eval text '{text}' is not a file"));
+                }
+            }
         }
         if let Some(p) = model.path() {
             if !p.exists() {
@@ -83,8 +101,8 @@ impl Backend for CandleBackend {
     fn load(&self, spec: &RunSpec) -> Result<Box<dyn Session>> {
         self.validate(spec).map_err(anyhow::Error::msg)?;
         let device = loader::candle_device(spec.device()?)?;
-        let dtype = parse_dtype(spec.str_param("dtype").unwrap_or("f32"))?;
-        let loaded = loader::load(&spec.model(), dtype, &device)?;
+        let choice = ModelChoice::from_params(&spec.params);
+        let (loaded, variant) = compress::load(&choice, &device)?;
         let batch = spec.usize_param("batch")?;
         let prompt_len = spec.usize_param("prompt_len")?;
         let gen_len = spec.usize_param("gen_len")?;
@@ -106,6 +124,12 @@ impl Backend for CandleBackend {
             info,
             prompts,
             gen_len,
+            quality: spec.analysis.clone().map(|a| QualityJob {
+                analysis: a,
+                choice,
+                variant,
+                device,
+            }),
         }))
     }
 }
@@ -138,6 +162,16 @@ pub struct CandleSession {
     /// `(batch, prompt_len)` u32 ids, the same every iteration.
     prompts: Tensor,
     gen_len: usize,
+    /// Compression/quality/fidelity work for after the window (suites with `[analysis]`).
+    quality: Option<QualityJob>,
+}
+
+/// What `finish` needs to measure compression, quality and fidelity.
+struct QualityJob {
+    analysis: RunAnalysis,
+    choice: ModelChoice,
+    variant: Option<Variant>,
+    device: candle_core::Device,
 }
 
 impl CandleSession {
@@ -196,6 +230,21 @@ impl Session for CandleSession {
             values: Vec::new(),
             work,
             done: false,
+            overhead_s: 0.0,
         })
+    }
+
+    fn finish(&mut self) -> Result<Extras> {
+        let Some(q) = &self.quality else {
+            return Ok(Extras::default());
+        };
+        compress::extras::run_extras(
+            &q.choice,
+            q.variant.as_ref(),
+            &self.model,
+            &self.info,
+            &q.analysis,
+            &q.device,
+        )
     }
 }

@@ -1,10 +1,16 @@
-//! The embedded default model (`model = "default"`): a small llama in HF format under
-//! `results/models/default/` (or `$EFFBENCH_MODELS_DIR/default`), created deterministically
-//! when absent — `config.json`, seeded `model.safetensors`, and the word-level
-//! `tokenizer.json` of the synthetic language in [`crate::corpus`]. Files are written into a
-//! temporary directory that is renamed into place, so concurrent processes never see a
-//! half-written model. Training (issue 4) replaces the weights through the same files and
-//! marks them `"trained"` in `config.json`'s `effbench` section.
+//! The built-in models (design: `model = "default"` / `"seeded"`), both a small llama in HF
+//! format under the models directory (`results/models/` or `$EFFBENCH_MODELS_DIR`):
+//!
+//! - `seeded/`: created deterministically when absent — `config.json`, seeded
+//!   `model.safetensors`, and the word-level `tokenizer.json` of the synthetic language in
+//!   [`crate::corpus`]. Untrained; for tests and quick checks.
+//! - `default/`: the same architecture trained by suites/train-tiny.toml (`effbench run`
+//!   trains it first when absent, see [`trained_default`]); [`publish_trained_default`] puts
+//!   a training checkpoint there, marked `"weights": "trained"` in `config.json`'s `effbench`
+//!   section with where it came from.
+//!
+//! Files are written into a temporary directory that is renamed into place, so concurrent
+//! processes never see a half-written model.
 
 use crate::corpus::{Corpus, BOS_ID, EOS_ID};
 use crate::llama::{LlamaConfig, INIT_STD};
@@ -51,20 +57,25 @@ pub fn models_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from(MODELS_DIR), PathBuf::from)
 }
 
-/// Where the default model lives: `<models_dir>/default`.
+/// Where the trained default model lives: `<models_dir>/default`.
 pub fn default_model_dir() -> PathBuf {
     models_dir().join("default")
 }
 
-/// The default model's directory, created first if absent.
-pub fn ensure_default_model() -> Result<PathBuf> {
-    ensure_default_model_in(&models_dir())
+/// Where the seeded (untrained) default weights live: `<models_dir>/seeded`.
+pub fn seeded_model_dir() -> PathBuf {
+    models_dir().join("seeded")
 }
 
-/// `<models_dir>/default`, created deterministically if it has no `config.json`.
-/// An existing model (seeded or trained) is left as it is.
-pub fn ensure_default_model_in(models_dir: &Path) -> Result<PathBuf> {
-    let dir = models_dir.join("default");
+/// The seeded model's directory, created first if absent.
+pub fn ensure_seeded_model() -> Result<PathBuf> {
+    ensure_seeded_model_in(&models_dir())
+}
+
+/// `<models_dir>/seeded`, created deterministically if it has no `config.json`.
+/// An existing directory is left as it is.
+pub fn ensure_seeded_model_in(models_dir: &Path) -> Result<PathBuf> {
+    let dir = models_dir.join("seeded");
     if dir.join("config.json").is_file() {
         return Ok(dir);
     }
@@ -73,7 +84,48 @@ pub fn ensure_default_model_in(models_dir: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The three files of the seeded default model, byte-identical on every call.
+/// The `effbench` section of `<models_dir>/default/config.json` when it holds trained
+/// weights (`"weights": "trained"`), else `None` (absent, unreadable, or seeded weights).
+pub fn trained_default(models_dir: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(models_dir.join("default").join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let section = v.get("effbench")?;
+    (section.get("weights")? == "trained" && models_dir.join("default/model.safetensors").is_file())
+        .then(|| section.clone())
+}
+
+/// Makes the training checkpoint in `checkpoint` the default model: copies its
+/// `config.json` (with `provenance` added to the `effbench` section as `"default_from"`),
+/// `model.safetensors` and `tokenizer.json` into `<models_dir>/default`, replacing what was
+/// there atomically.
+pub fn publish_trained_default(
+    models_dir: &Path,
+    checkpoint: &Path,
+    provenance: serde_json::Value,
+) -> Result<PathBuf> {
+    let read = |name: &str| {
+        std::fs::read(checkpoint.join(name))
+            .with_context(|| format!("cannot read '{}'", checkpoint.join(name).display()))
+    };
+    let mut config: serde_json::Value = serde_json::from_slice(&read("config.json")?)
+        .with_context(|| format!("'{}' is not JSON", checkpoint.join("config.json").display()))?;
+    if let Some(section) = config.get_mut("effbench").and_then(|v| v.as_object_mut()) {
+        section.insert("default_from".into(), provenance);
+    }
+    let files = vec![
+        (
+            "config.json",
+            (serde_json::to_string_pretty(&config)? + "\n").into_bytes(),
+        ),
+        ("model.safetensors", read("model.safetensors")?),
+        ("tokenizer.json", read("tokenizer.json")?),
+    ];
+    let dir = models_dir.join("default");
+    publish_dir(&dir, &files, true)?;
+    Ok(dir)
+}
+
+/// The three files of the seeded model, byte-identical on every call.
 pub fn default_model_files() -> Result<Vec<(&'static str, Vec<u8>)>> {
     let config = default_config();
     let tensors = seeded_tensors(&config, DEFAULT_WEIGHTS_SEED);
@@ -90,13 +142,18 @@ pub fn default_model_files() -> Result<Vec<(&'static str, Vec<u8>)>> {
 /// HF `config.json` text with an `effbench` section recording where the weights came from
 /// (`"seeded"` or `"trained"`).
 pub fn config_json(config: &LlamaConfig, weights: &str) -> Result<String> {
+    config_json_with(
+        config,
+        serde_json::json!({"weights": weights, "generator": GENERATOR,
+            "weights_seed": DEFAULT_WEIGHTS_SEED}),
+    )
+}
+
+/// HF `config.json` text with `effbench` set to `section` (ignored by other HF readers).
+pub fn config_json_with(config: &LlamaConfig, section: serde_json::Value) -> Result<String> {
     let mut v: serde_json::Value = serde_json::from_str(&config.to_hf_json()?)?;
     if let serde_json::Value::Object(m) = &mut v {
-        m.insert(
-            "effbench".into(),
-            serde_json::json!({"weights": weights, "generator": GENERATOR,
-                "weights_seed": DEFAULT_WEIGHTS_SEED}),
-        );
+        m.insert("effbench".into(), section);
     }
     Ok(serde_json::to_string_pretty(&v)? + "\n")
 }
@@ -190,7 +247,8 @@ pub fn safetensors_bytes(tensors: &[NamedTensor]) -> Result<Vec<u8>> {
         .map_err(|e| anyhow!("serializing safetensors: {e}"))
 }
 
-/// Writes `files` into a fresh temporary directory beside `dir`, then renames it to `dir`.
+/// Writes `files` (names relative to `dir`, subdirectories allowed) into a fresh temporary
+/// directory beside `dir`, then renames it to `dir`.
 /// If `dir` already exists: with `replace` it is swapped out (old copy removed), without it
 /// the existing directory wins (another process created it first) and ours is discarded.
 pub fn publish_dir(dir: &Path, files: &[(&str, Vec<u8>)], replace: bool) -> Result<()> {
@@ -218,6 +276,10 @@ pub fn publish_dir(dir: &Path, files: &[(&str, Vec<u8>)], replace: bool) -> Resu
         std::fs::create_dir(&tmp).with_context(|| format!("cannot create '{}'", tmp.display()))?;
         for (file, bytes) in files {
             let p = tmp.join(file);
+            if let Some(sub) = p.parent().filter(|d| *d != tmp.as_path()) {
+                std::fs::create_dir_all(sub)
+                    .with_context(|| format!("cannot create '{}'", sub.display()))?;
+            }
             std::fs::write(&p, bytes).with_context(|| format!("cannot write '{}'", p.display()))?;
         }
         if replace && dir.exists() {
@@ -254,13 +316,13 @@ mod tests {
         let b = default_model_files().unwrap();
         assert_eq!(a, b);
         let tmp = tempfile::tempdir().unwrap();
-        let dir = ensure_default_model_in(tmp.path()).unwrap();
+        let dir = ensure_seeded_model_in(tmp.path()).unwrap();
         for (name, bytes) in &a {
             assert_eq!(&std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
         }
         // a second call keeps the existing files
         std::fs::write(dir.join("marker"), b"x").unwrap();
-        ensure_default_model_in(tmp.path()).unwrap();
+        ensure_seeded_model_in(tmp.path()).unwrap();
         assert!(dir.join("marker").exists());
         // nothing temporary is left behind
         let entries: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
@@ -273,7 +335,7 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let p = tmp.path().to_path_buf();
-                std::thread::spawn(move || ensure_default_model_in(&p).unwrap())
+                std::thread::spawn(move || ensure_seeded_model_in(&p).unwrap())
             })
             .collect();
         for h in handles {

@@ -15,14 +15,19 @@
 //! - [`llama`]: our own llama implementation ([`llama::Llama`], [`llama::LlamaConfig`]):
 //!   dense (differentiable, from a `VarBuilder`) or quantized GGUF weights, all-position or
 //!   last-position logits, resettable KV cache, GGUF export with the q/k permutation.
+//! - [`compress`]: quantized and pruned variants made on demand from the `quant`, `sparsity`
+//!   and `prune` axes (cached by content hash), and quality/fidelity evaluation.
 //! - [`loader`]: resolving and loading models from disk with their [`effbench_harness::ModelInfo`].
 //! - [`tokenizer`]: tokenizers rebuilt from GGUF metadata (SmolLM2's `smollm` pre-tokenizer
 //!   included).
-//! - [`default_model`] and [`corpus`]: the embedded default model (created deterministically
-//!   under `results/models/default/`) and the synthetic Markov language it speaks, whose
-//!   entropy rate is known exactly.
+//! - [`train`]: the `candle-train` backend — trains the same llama on the synthetic language
+//!   (AdamW, warm-up + cosine, clipping), HF checkpoints, resume, FLOPs/MFU, time-to-target.
+//! - [`default_model`] and [`corpus`]: the built-in models (`seeded`: created deterministically
+//!   under `results/models/seeded/`; `default`: the same trained by suites/train-tiny.toml) and
+//!   the synthetic Markov language they speak, whose entropy rate is known exactly.
 
 pub mod candle_infer;
+pub mod compress;
 pub mod corpus;
 pub mod default_model;
 pub mod llama;
@@ -31,6 +36,7 @@ pub mod openai_http;
 pub mod process;
 pub mod serve;
 pub mod tokenizer;
+pub mod train;
 
 /// The built-in backends.
 pub fn registry() -> effbench_harness::Registry {
@@ -38,5 +44,6 @@ pub fn registry() -> effbench_harness::Registry {
     r.register(Box::new(candle_infer::CandleBackend));
     r.register(Box::new(process::ProcessBackend));
     r.register(Box::new(openai_http::OpenAiHttp));
+    r.register(Box::new(train::TrainBackend::default()));
     r
 }

@@ -1,5 +1,5 @@
-//! Loading llama models from disk for any backend: resolving `model = "default"` or a path,
-//! reading an HF directory (config.json + *.safetensors, any dtype) or a GGUF file, and
+//! Loading llama models from disk for any backend: resolving `model = "default"`/`"seeded"`
+//! or a path, reading an HF directory (config.json + *.safetensors, any dtype) or a GGUF file, and
 //! describing what was loaded in a [`ModelInfo`] (params, bytes, sha256, architecture).
 //! Every error names the file it concerns.
 
@@ -68,12 +68,27 @@ pub fn pin_cpu_threads() {
     });
 }
 
-/// The path a model reference means; `default` is created on first use.
+/// The path a model reference means: `seeded` is created on first use; `default` must have
+/// been trained (`effbench run` trains it first, with suites/train-tiny.toml).
 pub fn resolve(spec: &ModelSpec) -> Result<PathBuf> {
+    if spec.is_seeded() {
+        return default_model::ensure_seeded_model();
+    }
+    if spec.is_default() {
+        let dir = default_model::default_model_dir();
+        if !dir.join("config.json").is_file() {
+            bail!(
+                "the trained default model is not in '{}' yet: `effbench run` trains it first \
+                 (suites/train-tiny.toml); use model = \"seeded\" for the untrained weights",
+                dir.display()
+            );
+        }
+        return Ok(dir);
+    }
     match spec.path() {
-        None => default_model::ensure_default_model(),
         Some(p) if p.exists() => Ok(p),
         Some(p) => bail!("model path '{}' does not exist", p.display()),
+        None => bail!("model reference '{}' names no model", spec.reference),
     }
 }
 
@@ -82,13 +97,8 @@ pub fn resolve(spec: &ModelSpec) -> Result<PathBuf> {
 pub fn context_length(spec: &ModelSpec) -> Result<usize> {
     let path = match spec.path() {
         Some(p) => p,
-        None => {
-            let dir = default_model::default_model_dir();
-            if !dir.join("config.json").is_file() {
-                return Ok(default_model::default_config().max_position_embeddings);
-            }
-            dir
-        }
+        // Built-ins share the default architecture (trained or not yet created).
+        None => return Ok(default_model::default_config().max_position_embeddings),
     };
     if !path.exists() {
         bail!("model path '{}' does not exist", path.display());
@@ -229,7 +239,8 @@ pub fn hf_special_ids(dir: &Path) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-fn arch_details(c: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
+/// Architecture facts recorded in [`ModelInfo::details`].
+pub fn arch_details(c: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
     BTreeMap::from([
         ("layers".into(), json!(c.num_hidden_layers)),
         ("hidden_size".into(), json!(c.hidden_size)),
@@ -244,10 +255,13 @@ fn arch_details(c: &LlamaConfig) -> BTreeMap<String, serde_json::Value> {
     ])
 }
 
-fn display_name(path: &Path) -> String {
-    let default = default_model::default_model_dir();
-    if path == default {
+/// Short name of a model path for tables (`default` for the embedded model).
+pub fn display_name(path: &Path) -> String {
+    if path == default_model::default_model_dir() {
         return "default".into();
+    }
+    if path == default_model::seeded_model_dir() {
+        return "seeded".into();
     }
     path.file_name().map_or_else(
         || path.display().to_string(),
@@ -302,8 +316,8 @@ pub fn load(spec: &ModelSpec, dtype: DType, device: &Device) -> Result<LoadedMod
         ModelFormat::Hf => load_hf(&path, dtype, device)?,
         ModelFormat::Remote => return Err(anyhow!("remote models are not loaded in-process")),
     };
-    if spec.is_default() {
-        loaded.info.name = "default".into();
+    if spec.is_builtin() {
+        loaded.info.name = spec.reference.clone();
     }
     Ok(loaded)
 }

@@ -259,11 +259,22 @@ fn bad_inputs_are_rejected_with_the_path() {
 fn registry_lists_candle_with_defaults() {
     let r = effbench_backends::registry();
     assert!(r.names().contains(&"candle"), "{:?}", r.names());
+    assert!(r.names().contains(&"candle-train"), "{:?}", r.names());
     let caps = r.get("candle").unwrap().describe();
     assert!(caps.devices.contains(&"cpu"));
     let axes: Vec<&str> = caps.axes.iter().map(|(a, _)| *a).collect();
     assert_eq!(
         axes,
-        ["model", "device", "dtype", "batch", "prompt_len", "gen_len"]
+        [
+            "model",
+            "device",
+            "dtype",
+            "batch",
+            "prompt_len",
+            "gen_len",
+            "quant",
+            "sparsity",
+            "prune"
+        ]
     );
 }

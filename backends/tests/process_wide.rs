@@ -13,12 +13,22 @@ fn default_model_from_env_dir_and_interrupts() {
     let tmp = tempfile::tempdir().unwrap();
     // Set before anything reads it; this binary has no other test.
     std::env::set_var(effbench_backends::default_model::MODELS_DIR_ENV, tmp.path());
+    // `default` is the trained model: absent here, it is refused with a hint (validation
+    // passes, the architecture is known without it).
     let sp = spec(&[("model", s("default")), ("gen_len", i(3))]);
     CandleBackend.validate(&sp).unwrap();
+    let e = match CandleBackend.load(&sp) {
+        Ok(_) => panic!("no trained default exists"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("train-tiny") && e.contains("seeded"), "{e}");
+    // `seeded` is created on first use.
+    let sp = spec(&[("model", s("seeded")), ("gen_len", i(3))]);
+    CandleBackend.validate(&sp).unwrap();
     let mut session = CandleBackend.load(&sp).unwrap();
-    assert_eq!(session.model_info().name, "default");
+    assert_eq!(session.model_info().name, "seeded");
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
-        assert!(tmp.path().join("default").join(f).is_file(), "{f}");
+        assert!(tmp.path().join("seeded").join(f).is_file(), "{f}");
     }
     let ctx = IterationCtx {
         index: 0,

@@ -94,6 +94,16 @@ pub fn table_with_legend(results: &[RunResult], columns: &[Column]) -> String {
     out
 }
 
+/// One row per run with the compression/quality/speed-up columns; empty when no result has
+/// any of them.
+pub fn compression_table(results: &[RunResult]) -> String {
+    let cols = crate::columns::compression_columns(results);
+    if cols.is_empty() {
+        return String::new();
+    }
+    Table::from_results(results, &cols).render()
+}
+
 /// Every metric of one run with its statistics.
 pub fn run_detail(r: &RunResult) -> String {
     let headers = [

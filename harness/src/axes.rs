@@ -121,6 +121,15 @@ pub struct AxisDef {
 /// Data types a backend may compute in (names as in PyTorch/candle).
 pub const DTYPES: &[&str] = &["f32", "f16", "bf16"];
 
+/// Weight quantizations of the `quant` axis (GGUF/ggml type names; `none` = weights as
+/// stored). `q4k`, `q5k`, `q6k`, `q2k`, `q3k` are the k-quants (256-value super-blocks).
+pub const QUANT_TYPES: &[&str] = &[
+    "none", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2k", "q3k", "q4k", "q5k", "q6k",
+];
+
+/// Pruning methods of the `prune` axis.
+pub const PRUNE_METHODS: &[&str] = &["magnitude-layer", "magnitude-global", "2:4"];
+
 /// Every axis a suite may use. Backends pick the ones they understand.
 pub const AXES: &[AxisDef] = &[
     AxisDef {
@@ -131,7 +140,7 @@ pub const AXES: &[AxisDef] = &[
     AxisDef {
         name: "model",
         kind: AxisKind::Text,
-        help: "\"default\" or a path to an HF directory or a .gguf file",
+        help: "\"default\" (trained), \"seeded\" (untrained) or a path to an HF directory or a .gguf file",
     },
     AxisDef {
         name: "device",
@@ -178,17 +187,75 @@ pub const AXES: &[AxisDef] = &[
         kind: AxisKind::PositiveNumber,
         help: "serving: Gamma shape of inter-arrival times (1 = Poisson, < 1 burstier)",
     },
+    // --- training ---
     AxisDef {
         name: "seq_len",
         kind: AxisKind::PositiveInt,
-        help: "training sequence length in tokens",
+        help: "training: tokens per sequence (at most the model context)",
+    },
+    AxisDef {
+        name: "width",
+        kind: AxisKind::PositiveInt,
+        help: "training: model width (hidden size, a multiple of 32; heads of 32)",
+    },
+    AxisDef {
+        name: "depth",
+        kind: AxisKind::PositiveInt,
+        help: "training: model depth (decoder blocks)",
     },
     AxisDef {
         name: "steps",
         kind: AxisKind::PositiveInt,
-        help: "measured training steps (warm-up steps come on top)",
+        help: "training: optimizer steps in all (warm-up iterations included)",
+    },
+    AxisDef {
+        name: "lr",
+        kind: AxisKind::PositiveNumber,
+        help: "training: peak learning rate (AdamW), reached after warmup_steps",
+    },
+    AxisDef {
+        name: "warmup_steps",
+        kind: AxisKind::NonNegInt,
+        help: "training: steps of linear learning-rate warm-up before the cosine decay",
+    },
+    AxisDef {
+        name: "target_loss",
+        kind: AxisKind::PositiveNumber,
+        help: "training: held-out loss (nats/token) whose first crossing gives time-to-target-loss",
+    },
+    AxisDef {
+        name: "eval_every",
+        kind: AxisKind::PositiveInt,
+        help: "training: evaluate the held-out loss every this many steps (and at the end)",
+    },
+    AxisDef {
+        name: "quant",
+        kind: AxisKind::OneOf(QUANT_TYPES),
+        help: "quantize an HF checkpoint to this GGUF type (cached under results/models/variants/); none = as stored",
+    },
+    AxisDef {
+        name: "sparsity",
+        kind: AxisKind::Fraction,
+        help: "fraction of the linear-layer weights pruned to zero before quantization (0 = none)",
+    },
+    AxisDef {
+        name: "prune",
+        kind: AxisKind::OneOf(PRUNE_METHODS),
+        help: "pruning method: magnitude-layer (smallest |w| per matrix), magnitude-global (one threshold over all matrices), 2:4 (2 of every 4 consecutive weights; sparsity 0.5)",
     },
 ];
+
+/// True when `value` is the axis's "do nothing" setting (`quant = "none"`, `sparsity = 0`,
+/// the default pruning method). Run ids leave such values out, so adding these axes to a
+/// backend kept the ids of suites that do not use them.
+pub fn is_neutral(axis: &str, value: &AxisValue) -> bool {
+    match axis {
+        "quant" => value.as_str() == Some("none"),
+        "sparsity" => value.as_f64() == Some(0.0),
+        "prune" => value.as_str() == Some(PRUNE_METHODS[0]),
+        _ => false,
+    }
+}
 
 /// Looks up an axis by name.
 pub fn axis(name: &str) -> Option<&'static AxisDef> {

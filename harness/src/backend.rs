@@ -3,6 +3,7 @@
 //! in its registry.
 
 use crate::axes::AxisValue;
+use crate::env::PeakFlops;
 use crate::matrix::RunSpec;
 use crate::metric::{Metric, MetricId};
 use crate::result::Series;
@@ -61,22 +62,37 @@ pub enum ModelFormat {
     Remote,
 }
 
+/// Model references that name a built-in model instead of a path: `default` (the default
+/// model after training with suites/train-tiny.toml, which `effbench run` does first when it
+/// is missing) and `seeded` (the same architecture with its seeded, untrained weights;
+/// created instantly, for tests and quick checks). Both live under the models directory.
+pub const BUILTIN_MODELS: &[&str] = &["default", "seeded"];
+
 /// The model a run uses, as the suite named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSpec {
-    /// As written in the suite: `default` or a path.
+    /// As written in the suite: `default`, `seeded` or a path.
     pub reference: String,
 }
 
 impl ModelSpec {
+    /// The trained default model.
     pub fn is_default(&self) -> bool {
         self.reference == "default"
     }
+    /// The seeded (untrained) default weights.
+    pub fn is_seeded(&self) -> bool {
+        self.reference == "seeded"
+    }
+    /// A built-in reference ([`BUILTIN_MODELS`]), not a path.
+    pub fn is_builtin(&self) -> bool {
+        BUILTIN_MODELS.contains(&self.reference.as_str())
+    }
     /// The path, for references that are paths.
     pub fn path(&self) -> Option<PathBuf> {
-        (!self.is_default()).then(|| PathBuf::from(&self.reference))
+        (!self.is_builtin()).then(|| PathBuf::from(&self.reference))
     }
-    /// Format from the reference: `.gguf` file → GGUF, directory or `default` → HF.
+    /// Format from the reference: `.gguf` file → GGUF, directory or built-in → HF.
     pub fn format(&self) -> ModelFormat {
         match self.path() {
             Some(p)
@@ -178,6 +194,10 @@ pub struct Sample {
     pub work: Work,
     /// The session has no more work (e.g. a fixed number of training steps is done).
     pub done: bool,
+    /// Seconds of this iteration spent on bookkeeping that is not the work being measured
+    /// (a held-out evaluation, a checkpoint write); the runner subtracts it from the
+    /// iteration time.
+    pub overhead_s: f64,
 }
 
 /// Where the harness is in the loop, for sessions that care.
@@ -251,6 +271,17 @@ pub trait Session {
     fn run_window(&mut self, _window: &mut dyn Window) -> Option<Result<WindowReport>> {
         None
     }
+    /// Called instead of [`Session::finish`] when the run stopped early (Ctrl-C, a failed
+    /// iteration): save what a later run can resume from (a training checkpoint) and report
+    /// what was gathered so far; notes say where things were saved.
+    fn stopped(&mut self) -> Result<Extras> {
+        Ok(Extras::default())
+    }
+    /// Peak FLOP/s of the device and dtype this session computes in, measured by a probe
+    /// (the denominator of MFU); the runner records it in the result's environment.
+    fn peak_flops(&self) -> Option<PeakFlops> {
+        None
+    }
 }
 
 /// A backend plugin.
@@ -260,6 +291,11 @@ pub trait Backend: Send + Sync {
     /// run by `validate` before anything runs. `Err` is the reason, one line.
     fn validate(&self, _spec: &RunSpec) -> std::result::Result<(), String> {
         Ok(())
+    }
+    /// Remarks about a valid spec that do not stop it (e.g. a target loss below what the
+    /// data allows), printed before anything runs and kept in the result's log.
+    fn warnings(&self, _spec: &RunSpec) -> Vec<String> {
+        Vec::new()
     }
     /// Loads the run's model (`spec.model()`) on its device (`spec.device()`).
     fn load(&self, spec: &RunSpec) -> Result<Box<dyn Session>>;
@@ -327,5 +363,8 @@ mod tests {
         assert_eq!(m("x/model.GGUF").format(), ModelFormat::Gguf);
         assert_eq!(m("x/dir").format(), ModelFormat::Hf);
         assert!(m("default").path().is_none());
+        assert!(m("seeded").path().is_none() && m("seeded").is_builtin());
+        assert_eq!(m("seeded").format(), ModelFormat::Hf);
+        assert!(!m("./seeded").is_builtin());
     }
 }

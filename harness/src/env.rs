@@ -42,6 +42,28 @@ pub struct Environment {
     /// The batch scheduler (Slurm, Kubernetes ...), job id and node name, when run under one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<crate::cluster::SchedulerInfo>,
+    /// Measured peak FLOP/s of the run's device and dtype (matmul probe), when the run
+    /// computes MFU (training runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_flops: Option<PeakFlops>,
+}
+
+/// The highest matmul throughput measured on a device in one dtype: the denominator of MFU.
+/// Measured, never taken from a spec sheet, so MFU is relative to what this device and
+/// software stack can actually do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeakFlops {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// `f32`, `bf16` ...
+    pub dtype: String,
+    /// Best FLOP/s seen (2 n^3 FLOPs per n x n matmul).
+    pub flops_per_s: f64,
+    /// Threads the CPU kernels used (0 on a GPU).
+    pub threads: usize,
+    /// How it was measured: sizes, repetitions, library.
+    pub method: String,
 }
 
 impl Environment {
@@ -83,6 +105,7 @@ impl Environment {
             gpus,
             nvml,
             scheduler: crate::cluster::SchedulerInfo::detect(),
+            peak_flops: None,
         }
     }
 

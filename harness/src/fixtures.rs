@@ -31,6 +31,7 @@ pub fn environment(cpu: &str, commit: &str) -> Environment {
         gpus: Vec::new(),
         nvml: "synthetic".into(),
         scheduler: None,
+        peak_flops: None,
     }
 }
 
@@ -56,6 +57,8 @@ pub fn result(
         meters: Default::default(),
         options: Default::default(),
         serving: None,
+        analysis: None,
+        resume: false,
     };
     config.id = crate::matrix::spec_id(&config);
     let metrics = metrics

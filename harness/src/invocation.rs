@@ -2,6 +2,7 @@
 //! soon as it is done, and a manifest kept current after every run, so a crash or Ctrl-C
 //! never loses completed work.
 
+use crate::analysis;
 use crate::backend::Registry;
 use crate::cluster::ShardInfo;
 use crate::env::Environment;
@@ -43,6 +44,8 @@ pub struct ShardContext {
 pub struct Outcome {
     pub out_dir: PathBuf,
     pub results: Vec<RunResult>,
+    /// The suite-level analysis (`analysis.json`), when the suite has `[analysis]`.
+    pub analysis: Option<analysis::suite::SuiteAnalysis>,
     pub interrupted: bool,
 }
 
@@ -187,12 +190,34 @@ pub fn run_suite(
         results.push(result);
     }
     progress.finish();
+    let analysis = match &suite.analysis {
+        Some(cfg) if !results.is_empty() => {
+            let caps = registry
+                .get(&suite.backend)
+                .map_err(anyhow::Error::msg)?
+                .describe();
+            let axes: Vec<&str> = caps.axes.iter().map(|(a, _)| *a).collect();
+            let before: Vec<RunResult> = results.clone();
+            let a = analysis::suite::analyze(&suite.name, cfg, &axes, &mut results);
+            // Results that gained speed-up metrics are rewritten (atomically) before the
+            // analysis file, so analysis.json never names metrics a result lacks.
+            for (old, new) in before.iter().zip(&results) {
+                if old != new {
+                    write_json(&out_dir.join(format!("{}.json", new.id)), new)?;
+                }
+            }
+            write_json(&out_dir.join(analysis::suite::ANALYSIS_FILE), &a)?;
+            Some(a)
+        }
+        _ => None,
+    };
     manifest.finished_at =
         Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     write_json(&manifest_path, &manifest)?;
     Ok(Outcome {
         out_dir,
         results,
+        analysis,
         interrupted: interrupt::requested(),
     })
 }

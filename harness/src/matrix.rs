@@ -1,6 +1,7 @@
 //! Matrix expansion: a suite's axes become concrete [`RunSpec`]s with stable ids, and every
 //! spec is validated against its backend before anything runs.
 
+use crate::analysis::config::RunAnalysis;
 use crate::axes::{self, AxisValue};
 use crate::backend::{Backend, Capabilities, Device, ModelSpec, Registry};
 use crate::meters::settings::{self as meter_settings, MeterSettings};
@@ -33,6 +34,14 @@ pub struct RunSpec {
     /// The suite's `[serving]` table (serving scenario only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<crate::serving::ServingConfig>,
+    /// Reference variant and quality evaluation from the suite's `[analysis]` (not part of
+    /// the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<RunAnalysis>,
+    /// Continue from this run's last checkpoint (`effbench run --resume`); like `measure`,
+    /// not part of the id, so the resumed run has the id of the one it continues.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
 }
 
 impl RunSpec {
@@ -234,6 +243,15 @@ pub fn expand_filtered(
         &crate::meters::estimate::cpu_model(),
     )
     .map_err(|e| anyhow!("{origin}: {e}"))?;
+    if let Some(a) = &suite.analysis {
+        for (what, sel) in [("reference", &a.reference), ("baseline", &a.baseline)] {
+            for k in sel.iter().flat_map(|s| s.keys()) {
+                if let Some(p) = all.iter().find(|p| !p.uses(k)) {
+                    bail!("{origin}: [analysis] {what}: {}", uses_message(p, k));
+                }
+            }
+        }
+    }
     let mut specs: Vec<RunSpec> = Vec::new();
     let mut unused: BTreeMap<String, String> = BTreeMap::new();
     for mut combo in combos {
@@ -262,7 +280,14 @@ pub fn expand_filtered(
             meters: meters.clone(),
             options: options.clone(),
             serving: suite.serving.clone(),
+            analysis: None,
+            resume: false,
         };
+        let backend_axes: Vec<&str> = p.axes.iter().map(|(a, _)| *a).collect();
+        spec.analysis = suite
+            .analysis
+            .as_ref()
+            .map(|a| a.for_run(&spec.params, &backend_axes));
         spec.id = spec_id(&spec);
         if let Some(axis) = spec.params.keys().find(|a| !p.uses(a)) {
             unused.insert(spec.id.clone(), uses_message(p, axis));
@@ -468,10 +493,15 @@ pub fn filter(specs: Vec<RunSpec>, filters: &[String]) -> Result<Vec<RunSpec>> {
 /// Stable id of what a run measures: first 16 hex digits of SHA-256 over canonical JSON
 /// (scenario, backend, axis values, seed, options, and the `[serving]` table when present).
 pub fn spec_id(spec: &RunSpec) -> String {
+    let params: BTreeMap<&String, &AxisValue> = spec
+        .params
+        .iter()
+        .filter(|(k, v)| !axes::is_neutral(k, v))
+        .collect();
     let mut canonical = serde_json::json!({
         "scenario": spec.scenario,
         "backend": spec.backend,
-        "params": spec.params,
+        "params": params,
         "seed": spec.seed,
         "options": spec.options,
     });

@@ -116,13 +116,6 @@ metric_table! {
         "time to load the model and build the session, before warm-up"),
     PeakRss => ("peak_rss", "bytes", Lower,
         "process peak resident set size (VmHWM) over the measured window, reset before it"),
-    // --- training ---
-    StepTime => ("step_time", "ms", Lower,
-        "training step time: forward, backward and optimizer update of one batch"),
-    TrainThroughput => ("train_throughput", "tok/s", Higher,
-        "training tokens (batch x seq_len) per second of step time"),
-    TrainLoss => ("train_loss", "nats/token", Lower,
-        "mean next-token cross-entropy of a training batch, before its update"),
     // --- external worker processes (backend `process`) ---
     PeakDeviceMemoryAllocated => ("peak_device_memory_allocated", "bytes", Lower,
         "peak bytes held by the framework's device allocator over the measured window (e.g. torch.cuda.max_memory_allocated)"),
@@ -176,6 +169,95 @@ metric_table! {
         "SM clock, NVML samples"),
     GpuTemperature => ("gpu_temperature", "degC", Lower,
         "GPU die temperature, NVML samples"),
+    // --- training (rates over the measured steps; totals over the whole training) ---
+    TrainThroughput => ("train_throughput", "tok/s", Higher,
+        "training tokens (batch x seq_len per step) per second of measured step time"),
+    TrainSampleThroughput => ("train_sample_throughput", "samples/s", Higher,
+        "training sequences per second of measured step time"),
+    StepTime => ("step_time", "ms", Lower,
+        "one optimizer step: forward, backward, gradient clipping (candle-train) and AdamW update; no evaluation"),
+    TrainTime => ("train_time", "s", Lower,
+        "wall time of all training steps (warm-up and resumed steps included, evaluation and checkpoints excluded)"),
+    TrainLoss => ("train_loss", "nats/token", Lower,
+        "next-token cross-entropy of the training batches before their update: candle-train the mean over the last 10 % of steps, a worker each measured step"),
+    HeldoutLoss => ("heldout_loss", "nats/token", Lower,
+        "mean cross-entropy per token on the held-out split after the last step"),
+    HeldoutPerplexity => ("heldout_perplexity", "ppl", Lower,
+        "exp(heldout_loss)"),
+    EntropyFloor => ("entropy_floor", "nats/token", Lower,
+        "entropy rate of the synthetic source: the lowest loss any model can reach (a property of the data)"),
+    PerplexityFloor => ("perplexity_floor", "ppl", Lower,
+        "exp(entropy_floor): the lowest perplexity any model can reach on the source"),
+    TimeToTargetLoss => ("time_to_target_loss", "s", Lower,
+        "train_time until the first evaluation with held-out loss <= target_loss (absent: not reached)"),
+    StepsToTargetLoss => ("steps_to_target_loss", "steps", Lower,
+        "steps until the first evaluation with held-out loss <= target_loss (absent: not reached)"),
+    TrainFlops => ("train_flops", "FLOP", Lower,
+        "analytic training FLOPs of all steps: (6 N + 12 L H Q T) per token, README#training"),
+    AchievedFlops => ("achieved_flops", "FLOP/s", Higher,
+        "analytic FLOPs of the measured steps / their step time"),
+    Mfu => ("mfu", "%", Higher,
+        "model FLOPs utilisation: achieved_flops / the device peak measured by the matmul probe (env.peak_flops)"),
+    // --- model size and compression (design.md §3) ---
+    ModelBytes => ("model_bytes", "bytes", Lower,
+        "bytes of the weight file(s) as stored on disk"),
+    ParamsTotal => ("params_total", "count", Lower,
+        "parameters of the model (a tied output head counted once)"),
+    ParamsNonEmbedding => ("params_non_embedding", "count", Lower,
+        "parameters outside the token embedding and the output head"),
+    BitsPerParam => ("bits_per_param", "bits", Lower,
+        "8 x weight file bytes / total parameters"),
+    CompressionRatio => ("compression_ratio", "x", Higher,
+        "weight file bytes of the suite's reference variant / weight file bytes of this variant"),
+    SizeReduction => ("size_reduction", "%", Higher,
+        "100 x (1 - this variant's weight file bytes / the reference variant's)"),
+    WeightsRemaining => ("weights_remaining", "%", Lower,
+        "100 x non-zero weights / total parameters, counted after pruning and before quantization"),
+    // --- quality and fidelity (loyalty) vs the suite's reference variant ---
+    Perplexity => ("perplexity", "ppl", Lower,
+        "exp(mean negative log-likelihood per predicted token) on the evaluation text"),
+    EvalNll => ("eval_nll", "nats/token", Lower,
+        "mean negative log-likelihood per predicted token on the evaluation text"),
+    Top1Agreement => ("top1_agreement", "%", Higher,
+        "100 x share of evaluation positions where the variant's most likely next token is the reference's"),
+    KlDivergence => ("kl_divergence", "nats", Lower,
+        "mean over evaluation positions of KL(reference || variant) of the next-token distributions"),
+    // --- speed-up vs the suite's baseline variant (headline values) ---
+    SpeedupTtft => ("speedup_ttft", "x", Higher,
+        "baseline run's ttft / this run's ttft (means)"),
+    SpeedupTpot => ("speedup_tpot", "x", Higher,
+        "baseline run's tpot / this run's tpot (means)"),
+    SpeedupItl => ("speedup_itl", "x", Higher,
+        "baseline run's itl / this run's itl (means)"),
+    SpeedupE2eLatency => ("speedup_e2e_latency", "x", Higher,
+        "baseline run's e2e_latency / this run's e2e_latency (means)"),
+    SpeedupOutputThroughput => ("speedup_output_throughput", "x", Higher,
+        "this run's output_throughput / the baseline run's"),
+    SpeedupTotalThroughput => ("speedup_total_throughput", "x", Higher,
+        "this run's total_throughput / the baseline run's"),
+    SpeedupPrefillThroughput => ("speedup_prefill_throughput", "x", Higher,
+        "this run's prefill_throughput / the baseline run's"),
+    SpeedupRequestThroughput => ("speedup_request_throughput", "x", Higher,
+        "this run's request_throughput / the baseline run's"),
+}
+
+impl MetricId {
+    /// The speed-up metric derived from a latency or throughput metric (design.md §3:
+    /// baseline ÷ variant for lower-is-better, variant ÷ baseline for higher-is-better).
+    pub fn speedup(self) -> Option<MetricId> {
+        use MetricId::*;
+        Some(match self {
+            Ttft => SpeedupTtft,
+            Tpot => SpeedupTpot,
+            Itl => SpeedupItl,
+            E2eLatency => SpeedupE2eLatency,
+            OutputThroughput => SpeedupOutputThroughput,
+            TotalThroughput => SpeedupTotalThroughput,
+            PrefillThroughput => SpeedupPrefillThroughput,
+            RequestThroughput => SpeedupRequestThroughput,
+            _ => return None,
+        })
+    }
 }
 
 impl MetricId {
@@ -357,6 +439,19 @@ mod tests {
             let json = serde_json::to_string(m).unwrap();
             assert_eq!(serde_json::from_str::<MetricId>(&json).unwrap(), *m);
         }
+    }
+
+    #[test]
+    fn speedups_are_higher_is_better_ratios_of_speed_metrics() {
+        for m in MetricId::ALL {
+            if let Some(s) = m.speedup() {
+                assert_eq!(s.better(), Better::Higher);
+                assert_eq!(s.unit(), "x");
+                assert_eq!(s.name(), format!("speedup_{}", m.name()));
+                assert!(m.unit() == "ms" || m.unit().ends_with("/s"), "{m}");
+            }
+        }
+        assert_eq!(MetricId::Perplexity.speedup(), None);
     }
 
     #[test]

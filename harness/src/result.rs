@@ -280,8 +280,11 @@ fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         if p.is_dir() {
             collect_json(&p, out)?;
         } else if p.extension().is_some_and(|x| x == "json")
-            && p.file_name()
-                .is_some_and(|n| n != MANIFEST_FILE && n != crate::ab::AB_FILE)
+            && p.file_name().is_some_and(|n| {
+                n != MANIFEST_FILE
+                    && n != crate::ab::AB_FILE
+                    && n != crate::analysis::suite::ANALYSIS_FILE
+            })
             && !p
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))

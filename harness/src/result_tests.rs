@@ -30,6 +30,8 @@ fn sample() -> RunResult {
             meters: Default::default(),
             options: Default::default(),
             serving: None,
+            analysis: None,
+            resume: false,
         },
         status: Status {
             state: RunState::Ok,

@@ -40,6 +40,8 @@ struct Gathered {
     values: BTreeMap<MetricId, Vec<f64>>,
     work: Work,
     measured_s: f64,
+    /// The session reported that it has no more work.
+    done: bool,
 }
 
 fn now_rfc3339() -> String {
@@ -163,6 +165,10 @@ pub fn run_spec_with(
     };
     let load_ms = t_load.elapsed().as_secs_f64() * 1e3;
     result.model = Some(session.model_info().clone());
+    result.metrics.extend(model_metrics(session.model_info()));
+    for w in backend.warnings(spec) {
+        result.log.push(format!("warning: {w}"));
+    }
     result
         .metrics
         .push(Metric::scalar(MetricId::LoadTime, load_ms, WALL_CLOCK));
@@ -214,30 +220,44 @@ pub fn run_spec_with(
             result.log.extend(worker_log(&e));
         }
     }
-    if result.status.state == RunState::Ok {
-        progress.phase("finishing");
-        match guarded("finish", || session.finish()) {
-            Ok(extras) => {
-                result.metrics.extend(extras.metrics);
-                result.series.extend(extras.series);
-                result.log.extend(extras.notes);
-            }
-            Err(e) => {
-                result.status = Status {
-                    state: RunState::Failed,
-                    reason: Some(error_line(&e)),
-                };
-                result.log.extend(worker_log(&e));
-            }
+    progress.phase(if result.status.state == RunState::Ok {
+        "finishing"
+    } else {
+        "saving"
+    });
+    let extras = if result.status.state == RunState::Ok {
+        guarded("finish", || session.finish())
+    } else {
+        guarded("stop", || session.stopped())
+    };
+    match extras {
+        Ok(extras) => {
+            result.metrics.extend(extras.metrics);
+            result.series.extend(extras.series);
+            result.log.extend(extras.notes);
         }
+        Err(e) if result.status.state == RunState::Ok => {
+            result.status = Status {
+                state: RunState::Failed,
+                reason: Some(error_line(&e)),
+            };
+            result.log.extend(worker_log(&e));
+        }
+        Err(e) => result
+            .log
+            .push(format!("after the run stopped: {}", error_line(&e))),
     }
+    result.env.peak_flops = session.peak_flops();
     if !is_window {
         result.iterations = gathered.iteration_ms.len() as u64;
     }
     result.measured_s = gathered.measured_s;
-    result
-        .metrics
-        .extend(gathered_metrics(&gathered, &clock, spec.seed));
+    result.metrics.extend(gathered_metrics(
+        &gathered,
+        &clock,
+        spec.seed,
+        spec.scenario,
+    ));
     let derived = meters::derived::derive(&Inputs {
         metrics: &result.metrics,
         window_s: gathered.measured_s,
@@ -264,6 +284,12 @@ pub fn run_spec_with(
             .warnings
             .push(warnings::injected_delay(spec.measure.inject_delay_ms));
     }
+    if spec.scenario == Scenario::Training && result.status.state == RunState::Ok && !gathered.done
+    {
+        result
+            .warnings
+            .push(warnings::training_cut_short(&spec.measure));
+    }
     // JSON has no NaN/inf: a metric without a finite value is dropped and the log says so.
     let (finite, dropped): (Vec<Metric>, Vec<Metric>) = std::mem::take(&mut result.metrics)
         .into_iter()
@@ -278,6 +304,39 @@ pub fn run_spec_with(
     order_metrics(&mut result.metrics);
     result.finished_at = now_rfc3339();
     result
+}
+
+/// Size metrics of a model with local weights (params and bytes as stored; design.md §3).
+pub fn model_metrics(info: &crate::backend::ModelInfo) -> Vec<Metric> {
+    let mut out = Vec::new();
+    if info.params_total > 0 {
+        let src = "model architecture (counted from the shapes)";
+        out.push(Metric::scalar(
+            MetricId::ParamsTotal,
+            info.params_total as f64,
+            src,
+        ));
+        out.push(Metric::scalar(
+            MetricId::ParamsNonEmbedding,
+            info.params_non_embedding as f64,
+            src,
+        ));
+    }
+    if info.file_bytes > 0 {
+        out.push(Metric::scalar(
+            MetricId::ModelBytes,
+            info.file_bytes as f64,
+            "weight file size on disk",
+        ));
+        if info.params_total > 0 {
+            out.push(Metric::scalar(
+                MetricId::BitsPerParam,
+                8.0 * info.file_bytes as f64 / info.params_total as f64,
+                "8 x weight file bytes / params_total",
+            ));
+        }
+    }
+    out
 }
 
 /// Warm-up then the measured window.
@@ -306,7 +365,9 @@ fn measure(
         })?;
         i += 1;
         if s.done {
-            break;
+            // Everything happened in the warm-up: nothing is left to measure.
+            g.done = true;
+            return Ok(());
         }
     }
     progress.phase("measuring");
@@ -334,6 +395,7 @@ fn measure(
         let dt = t.elapsed().as_secs_f64();
         g.measured_s = t0.elapsed().as_secs_f64();
         let sample: Sample = sample?;
+        let dt = (dt - sample.overhead_s).max(0.0);
         n += 1;
         g.iteration_ms.push(dt * 1e3);
         g.iteration_work.push(sample.work);
@@ -346,6 +408,7 @@ fn measure(
         }
         let elapsed = g.measured_s;
         progress.iteration(n, m.min_iters, elapsed, m.min_duration_s);
+        g.done = sample.done;
         if sample.done || n >= m.max_iters || elapsed >= m.max_duration_s {
             return Ok(());
         }
@@ -380,14 +443,16 @@ fn worker_log(e: &anyhow::Error) -> Vec<String> {
 }
 
 /// Latency and per-iteration metrics; `clock` is the source of the session's timestamps.
-/// Throughput is over the harness's own measured window.
-fn gathered_metrics(g: &Gathered, clock: &str, seed: u64) -> Vec<Metric> {
+/// Throughput is over the harness's own measured window. Training sessions report their own
+/// token rates (`train_throughput`); the tokens they put in [`Work`] only feed the per-token
+/// energy, so no inference throughput is derived for them.
+fn gathered_metrics(g: &Gathered, clock: &str, seed: u64, scenario: Scenario) -> Vec<Metric> {
     let mut out = trace::generation_metrics(&g.traces, clock, seed);
     for (id, v) in &g.values {
         out.push(trace::sampled_capped(*id, v.clone(), clock, seed));
     }
     let window_s: f64 = g.iteration_ms.iter().sum::<f64>() / 1e3;
-    if window_s > 0.0 {
+    if window_s > 0.0 && scenario != Scenario::Training {
         let per_iter = |f: fn(&Work) -> u64| -> Vec<f64> {
             g.iteration_work
                 .iter()

@@ -24,6 +24,8 @@ enum Mode {
         planned: u64,
         crash_at: u64,
     },
+    /// Every iteration reports this many seconds of bookkeeping overhead.
+    Overhead(f64),
 }
 
 struct FakeSession {
@@ -93,6 +95,10 @@ impl Session for FakeSession {
                 requests: 1,
             },
             done,
+            overhead_s: match self.mode {
+                Mode::Overhead(s) => s,
+                _ => 0.0,
+            },
         })
     }
     fn finish(&mut self) -> Result<Extras> {
@@ -106,6 +112,21 @@ impl Session for FakeSession {
             Mode::Worker { .. } => "worker clock".into(),
             _ => WALL_CLOCK.into(),
         }
+    }
+    fn stopped(&mut self) -> Result<Extras> {
+        Ok(Extras {
+            notes: vec![format!("stopped after {} measured", self.measured)],
+            ..Default::default()
+        })
+    }
+    fn peak_flops(&self) -> Option<crate::env::PeakFlops> {
+        Some(crate::env::PeakFlops {
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            flops_per_s: 1e9,
+            threads: 1,
+            method: "fake".into(),
+        })
     }
 }
 
@@ -127,6 +148,9 @@ impl Backend for FakeBackend {
             axes: vec![],
         }
     }
+    fn warnings(&self, _spec: &RunSpec) -> Vec<String> {
+        vec!["fake remark".into()]
+    }
     fn load(&self, _spec: &RunSpec) -> Result<Box<dyn Session>> {
         if self.fail_load {
             anyhow::bail!("cannot read 'models/x/model.safetensors': no such file");
@@ -143,11 +167,11 @@ impl Backend for FakeBackend {
     }
 }
 
-fn spec(measure: MeasureConfig) -> RunSpec {
+fn spec(measure: MeasureConfig, scenario: Scenario) -> RunSpec {
     RunSpec {
         id: "0000000000000000".into(),
         suite: "t".into(),
-        scenario: Scenario::Inference,
+        scenario,
         backend: "fake".into(),
         params: Default::default(),
         seed: 1,
@@ -155,6 +179,8 @@ fn spec(measure: MeasureConfig) -> RunSpec {
         meters: Default::default(),
         options: Default::default(),
         serving: None,
+        analysis: None,
+        resume: false,
     }
 }
 
@@ -199,8 +225,7 @@ fn run_as(
     };
     let suite = suite_info();
     let env = Environment::collect(&[]);
-    let mut spec = spec(measure);
-    spec.scenario = scenario;
+    let spec = spec(measure, scenario);
     let r = run_spec(&spec, &backend, &suite, &env, &crate::progress::NoProgress);
     let calls = log.lock().unwrap().calls.clone();
     (r, calls)
@@ -249,6 +274,53 @@ fn failures_keep_samples_and_reason() {
     assert_eq!(r.status.reason.as_deref(), Some("device lost at step 4"));
     assert_eq!(r.iterations, 3, "the three good iterations are kept");
     assert_eq!(r.metric(MetricId::Ttft).unwrap().samples.len(), 3);
+    // the session was told it stopped early (to save a checkpoint), not asked to finish
+    assert!(
+        r.log.contains(&"stopped after 4 measured".to_string()),
+        "{:?}",
+        r.log
+    );
+    assert!(!r.log.contains(&"finished".to_string()));
+}
+
+#[test]
+fn training_runs_until_done_and_caps_are_flagged() {
+    // min_iters 2 and min_duration_s 0 would end an inference run after 2 iterations
+    let (r, _) = run_as(Scenario::Training, Mode::DoneAt(8), quick(2, 100), false);
+    assert_eq!(r.status.state, RunState::Ok);
+    assert_eq!(r.iterations, 8, "training runs until the session is done");
+    assert!(
+        !r.warnings
+            .iter()
+            .any(|w| w.message.contains("before its last step")),
+        "{:?}",
+        r.warnings
+    );
+    let (r, _) = run_as(Scenario::Training, Mode::Normal, quick(2, 5), false);
+    assert_eq!(r.iterations, 5, "max_iters still caps");
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("before its last step")));
+    let (r, _) = run(Mode::DoneAt(8), quick(2, 100), false);
+    assert_eq!(r.iterations, 2, "inference stops at the minimums");
+}
+
+#[test]
+fn overhead_is_excluded_and_probe_and_remarks_are_recorded() {
+    let (r, _) = run(Mode::Overhead(1e6), quick(3, 3), false);
+    let series = r
+        .series
+        .iter()
+        .find(|s| s.name == "iteration_time")
+        .unwrap();
+    assert!(series.points.iter().all(|p| p[1] == 0.0), "{series:?}");
+    assert_eq!(r.env.peak_flops.as_ref().unwrap().flops_per_s, 1e9);
+    assert!(
+        r.log.contains(&"warning: fake remark".to_string()),
+        "{:?}",
+        r.log
+    );
 }
 
 #[test]
@@ -301,14 +373,16 @@ fn training_runs_until_done_and_sessions_name_their_clock() {
     let (r, _) = run_as(Scenario::Training, worker(7), quick(2, 100), false);
     assert_eq!((r.status.state, r.iterations), (RunState::Ok, 7));
     assert_eq!(r.metric(MetricId::Ttft).unwrap().source, "worker clock");
-    assert_eq!(
-        r.metric(MetricId::OutputThroughput).unwrap().source,
-        WALL_CLOCK
-    );
+    // training sessions report their own rates: no inference throughput is derived
+    assert!(r.metric(MetricId::OutputThroughput).is_none());
     let (r, _) = run_as(Scenario::Training, worker(200), quick(2, 10), false);
     assert_eq!(r.iterations, 10, "max_iters still caps");
     let (r, _) = run(worker(7), quick(2, 100), false);
     assert_eq!(r.iterations, 2, "inference stops at the minimums");
+    assert_eq!(
+        r.metric(MetricId::OutputThroughput).unwrap().source,
+        WALL_CLOCK
+    );
 }
 
 #[test]
@@ -368,7 +442,7 @@ fn meters_never_measure_the_warm_up() {
     };
     let mut m = quick(4, 4);
     m.warmup_iters = 3;
-    let spec = spec(m);
+    let spec = spec(m, Scenario::Inference);
     let mut meters: Vec<Box<dyn Meter>> = vec![Box::new(Marks(marks.clone()))];
     meters.extend(crate::meters::for_run(&spec));
     let r = run_spec_with(
@@ -422,7 +496,7 @@ fn a_missing_nvml_is_reported_and_the_run_continues() {
     let why = crate::meters::nvml::open(std::ffi::OsStr::new("/nonexistent/libnvidia-ml.so.1"))
         .err()
         .unwrap();
-    let mut spec = spec(quick(3, 3));
+    let mut spec = spec(quick(3, 3), Scenario::Inference);
     spec.meters.gpus = crate::meters::settings::GpuSelection::All;
     spec.meters.price_per_hour = Some(1.8);
     let meters: Vec<Box<dyn Meter>> = vec![

@@ -109,6 +109,8 @@ fn run_window(failure: Option<String>) -> (RunResult, Arc<Mutex<Times>>) {
         meters: Default::default(),
         options: Default::default(),
         serving: None,
+        analysis: None,
+        resume: false,
     };
     let suite = SuiteInfo {
         name: "t".into(),

@@ -44,6 +44,11 @@ pub fn ab() -> serde_json::Value {
     generate::<crate::ab::AbRecord>("ab.v1.schema.json")
 }
 
+/// Schema of an `analysis.json` file (suite-level analysis of one invocation).
+pub fn analysis() -> serde_json::Value {
+    generate::<crate::analysis::suite::SuiteAnalysis>("analysis.v1.schema.json")
+}
+
 /// Makes one schema.
 pub type Generator = fn() -> serde_json::Value;
 
@@ -55,4 +60,5 @@ pub const FILES: &[(&str, Generator)] = &[
     ("history-entry.v1.schema.json", history_entry),
     ("trends.v1.schema.json", trends),
     ("ab.v1.schema.json", ab),
+    ("analysis.v1.schema.json", analysis),
 ];

@@ -185,6 +185,10 @@ pub struct Suite {
     /// `[serving]`: the server and workload of a `serving` suite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<ServingConfig>,
+    /// Reference/baseline variants, quality evaluation, Pareto fronts and Dynascore
+    /// (`[analysis]`, see `analysis::config`). Absent = no quality metrics, no analysis.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::config::AnalysisConfig>,
     /// Backend-specific settings (e.g. a worker command line), passed through unchanged.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub options: toml::Table,
@@ -258,6 +262,9 @@ impl Suite {
                 "{origin}: scenario = \"serving\" needs a [serving] table with at least base_url"
             ),
             (None, _) => {}
+        }
+        if let Some(a) = &suite.analysis {
+            a.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         }
         Ok(suite)
     }

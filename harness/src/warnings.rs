@@ -115,6 +115,21 @@ pub fn check_iterations(times_ms: &[f64], min_iters: u64) -> Vec<Warning> {
     out
 }
 
+/// Warning when `[measure]` caps ended a training run before its last step.
+pub fn training_cut_short(m: &crate::suite::MeasureConfig) -> Warning {
+    Warning {
+        kind: WarningKind::FewerSamplesThanAsked,
+        message: format!(
+            "Training stopped at a [measure] cap (max_iters = {}, max_duration_s = {}) before its \
+             last step.",
+            m.max_iters, m.max_duration_s
+        ),
+        hint: "Raise [measure] max_duration_s (and max_iters) above the training's length; \
+               `effbench run --resume` continues from the checkpoint."
+            .into(),
+    }
+}
+
 /// Warning when other processes used more than [`BUSY_SHARE`] of the machine.
 pub fn check_busy(other_share: f64, load_avg_1m: Option<f64>, cores: usize) -> Option<Warning> {
     (other_share > BUSY_SHARE).then(|| Warning {

@@ -201,5 +201,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ab: Vec::new(),
         ab_blocks: 1,
         inject_delay: None,
+        eval_text: None,
+        no_site: false,
+        resume: false,
     })
 }

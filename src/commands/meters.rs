@@ -143,7 +143,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 std::process::Command::new("sh")
                     .arg("-c")
                     .arg(cmd)
-                    .stdout(std::process::Stdio::inherit())
+                    // with --json our stdout holds only the JSON: the command's output goes to stderr
+                    .stdout(if args.json {
+                        std::process::Stdio::from(std::io::stderr())
+                    } else {
+                        std::process::Stdio::inherit()
+                    })
                     .status()
                     .with_context(|| format!("cannot start `sh -c {cmd}`"))?,
             )

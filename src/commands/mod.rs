@@ -3,6 +3,7 @@
 
 pub mod ab;
 pub mod compare;
+pub mod dynascore;
 pub mod export;
 pub mod gate;
 pub mod history;
@@ -11,12 +12,17 @@ pub mod list;
 pub mod loadgen;
 pub mod merge;
 pub mod meters;
+pub mod pareto;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod show;
+pub mod site;
 pub mod slurm;
 pub mod status;
+pub mod table_input;
+pub mod trained_default;
 pub mod validate;
 
 use anyhow::Result;
@@ -36,6 +42,30 @@ pub fn features() -> Vec<&'static str> {
     f
 }
 
+/// Keeps freed tensor buffers in the process heap for reuse. glibc's default serves large
+/// allocations (> 128 KiB, adapting upwards) with mmap and gives memory back to the OS as soon
+/// as it is freed, so candle's per-op output buffers page-fault freshly zeroed memory on every
+/// op: about 15 % of a CPU training step, measured. Applied once at start so every backend and
+/// every run of a process sees the same allocator. No-op off glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20); // glibc's maximum
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+    }
+}
+
+/// Returns the heap memory [`tune_allocator`] keeps for reuse to the OS, so the next run's
+/// memory baseline (and its `peak_rss`) does not include what an earlier run left behind.
+pub fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// First Ctrl-C: stop at the next safe point and save; second: leave at once.
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
@@ -48,10 +78,49 @@ pub fn install_interrupt_handler() {
     });
 }
 
-/// Reads a suite and expands it into validated run specs.
+/// Reads a suite and expands it into validated run specs; prints the backends' warnings
+/// about them (e.g. an unreachable target) on stderr.
 pub fn plan(path: &Path, registry: &Registry, filters: &[String]) -> Result<(Suite, Vec<RunSpec>)> {
-    let suite = Suite::load(path)?;
+    plan_with(path, registry, filters, None)
+}
+
+/// [`plan`], with `--eval-text` turning on quality evaluation on that file.
+pub fn plan_with(
+    path: &Path,
+    registry: &Registry,
+    filters: &[String],
+    eval_text: Option<&Path>,
+) -> Result<(Suite, Vec<RunSpec>)> {
+    let mut suite = Suite::load(path)?;
+    if let Some(text) = eval_text {
+        let bytes = std::fs::read(text)
+            .map_err(|e| anyhow::anyhow!("--eval-text '{}': {e}", text.display()))?;
+        if let Err(e) = std::str::from_utf8(&bytes) {
+            anyhow::bail!(
+                "--eval-text '{}' is not UTF-8 text (invalid byte at offset {})",
+                text.display(),
+                e.valid_up_to()
+            );
+        }
+        let a = suite.analysis.get_or_insert_with(Default::default);
+        a.eval_text = Some(text.display().to_string());
+        a.quality = true;
+    }
     let specs = matrix::expand_filtered(&suite, registry, filters)?;
+    let axes = matrix::varying_axes(&specs);
+    for spec in &specs {
+        if let Ok(backend) = registry.get(&spec.backend) {
+            for w in backend.warnings(spec) {
+                let label = spec.label(&axes);
+                let label = if label.is_empty() {
+                    spec.id.clone()
+                } else {
+                    label
+                };
+                eprintln!("warning: {}: run {label}: {w}", path.display());
+            }
+        }
+    }
     Ok((suite, specs))
 }
 

@@ -15,10 +15,12 @@ use std::process::ExitCode;
 effbench run suites/quickstart.toml --filter dtype=f32 --filter batch=1\n  \
 effbench run suites/quickstart.toml --dry-run\n  \
 effbench run suites/quickstart.toml --shard 0/4 --out results/q/shard-0\n  \
+effbench run suites/compression.toml --eval-text notes.txt\n  \
 effbench run suites/quickstart.toml --out results/mine --json > summary.json\n  \
 effbench run suites/quickstart.toml --grid-intensity 350 --pue 1.2 --price-per-hour 3.5\n  \
 effbench run --ab ./effbench-main ./effbench-pr suites/quickstart.toml   (interleaved A/B, ABBA)\n  \
-effbench run suites/quickstart.toml --inject-delay 5ms   (test knob: a deliberate slowdown)")]
+effbench run suites/quickstart.toml --inject-delay 5ms   (test knob: a deliberate slowdown)\n  \
+effbench run suites/train-tiny.toml --resume")]
 pub struct Args {
     /// Suite file (TOML).
     pub suite: PathBuf,
@@ -52,6 +54,17 @@ pub struct Args {
     /// warned about; it slows throughputs, not backend-timed latencies.
     #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
     pub inject_delay: Option<f64>,
+    /// Do not rebuild the leaderboard site (results/site) after the run.
+    #[arg(long)]
+    pub no_site: bool,
+    /// Measure perplexity and fidelity on this UTF-8 text file (overrides [analysis]
+    /// eval_text; turns the analysis on for suites without it).
+    #[arg(long, value_name = "FILE")]
+    pub eval_text: Option<PathBuf>,
+    /// Training runs continue from their last checkpoint (saved every checkpoint_every steps,
+    /// at the end and on Ctrl-C) with the same loss trajectory; runs without one start over.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// `5ms`, `500us`, `0.1s` -> milliseconds.
@@ -75,10 +88,16 @@ pub fn parse_delay(s: &str) -> Result<f64, String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     let shard = args.shard.as_deref().map(ShardSel::parse).transpose()?;
     let registry = effbench_backends::registry();
-    let (suite, mut specs) = super::plan(&args.suite, &registry, &args.filter)?;
+    let (suite, mut specs) = super::plan_with(
+        &args.suite,
+        &registry,
+        &args.filter,
+        args.eval_text.as_deref(),
+    )?;
     let meter_settings = args.meters.resolve(&suite.meters)?;
     for s in &mut specs {
         s.meters = meter_settings.clone();
+        s.resume = args.resume;
     }
     if let Some(ms) = args.inject_delay {
         for s in &mut specs {
@@ -121,6 +140,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let mut report = |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
+        super::release_memory();
+        progress.println(&one_line(r));
+        for w in &r.warnings {
+            progress.println(&format!("    warning: {w}"));
+        }
+    };
+    if super::trained_default::needed(&specs) {
+        let features = super::features();
+        if let Some(code) = super::trained_default::ensure(
+            &registry,
+            args.resume,
+            &args.meters,
+            features,
+            &mut report,
+        )? {
+            return Ok(code);
+        }
+    }
     eprintln!(
         "effbench: suite '{}' ({} runs, backend {})",
         suite.name,
@@ -133,12 +171,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         features: super::features(),
         shard: shard_ctx,
     };
-    let outcome = invocation::run_suite(&suite, &specs, &registry, &opts, &mut |r, progress| {
-        progress.println(&one_line(r));
-        for w in &r.warnings {
-            progress.println(&format!("    warning: {w}"));
-        }
-    })?;
+    let outcome = invocation::run_suite(&suite, &specs, &registry, &opts, &mut report)?;
     let table = effbench_dashboards::terminal::runs_table(&outcome.results);
     if args.json {
         eprint!("\n{table}");
@@ -146,7 +179,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         print!("\n{table}");
     }
+    if let Some(a) = &outcome.analysis {
+        for n in &a.notes {
+            eprintln!("analysis: {n}");
+        }
+        eprintln!(
+            "analysis: {}",
+            outcome
+                .out_dir
+                .join(effbench_harness::analysis::suite::ANALYSIS_FILE)
+                .display()
+        );
+    }
     eprintln!("results: {}", outcome.out_dir.display());
+    // shards of a cluster job run concurrently: the merge step (or `effbench site`) builds it
+    if !args.no_site && !outcome.interrupted && args.shard.is_none() {
+        super::site::after_run(&outcome.out_dir);
+    }
     if outcome.interrupted {
         eprintln!(
             "interrupted: {} of {} runs saved in {}",
@@ -178,6 +227,34 @@ pub fn one_line(r: &RunResult) -> String {
     }
     if let Some(m) = r.metric(MetricId::OutputThroughput) {
         parts.push(format!("{} tok/s", value(m.value, "tok/s")));
+    }
+    if let Some(m) = r.metric(MetricId::Perplexity) {
+        parts.push(format!("perplexity {}", value(m.value, "ppl")));
+    }
+    if let Some(m) = r.metric(MetricId::Top1Agreement) {
+        parts.push(format!("agreement {} %", value(m.value, "%")));
+    }
+    if let Some(m) = r.metric(MetricId::TrainThroughput) {
+        parts.push(format!("train {} tok/s", value(m.value, "tok/s")));
+    }
+    if let Some(m) = r.metric(MetricId::Mfu) {
+        parts.push(format!("MFU {} %", value(m.value, "%")));
+    }
+    if let (Some(p), Some(f)) = (
+        r.metric(MetricId::HeldoutPerplexity),
+        r.metric(MetricId::PerplexityFloor),
+    ) {
+        parts.push(format!(
+            "held-out ppl {} (floor {})",
+            value(p.value, "ppl"),
+            value(f.value, "ppl")
+        ));
+    }
+    if r.metric(MetricId::HeldoutLoss).is_some() {
+        parts.push(match r.metric(MetricId::TimeToTargetLoss) {
+            Some(m) => format!("target loss in {} s", value(m.value, "s")),
+            None => "target loss not reached".into(),
+        });
     }
     if let Some(reason) = &r.status.reason {
         parts.push(reason.clone());

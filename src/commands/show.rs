@@ -1,7 +1,10 @@
 //! `effbench show RUN_OR_DIR`: a terminal table of stored results.
 
-use anyhow::Result;
-use effbench_harness::result;
+use anyhow::{Context, Result};
+use effbench_dashboards::format::sig3;
+use effbench_dashboards::terminal::Table;
+use effbench_harness::analysis::suite::{SuiteAnalysis, ANALYSIS_FILE};
+use effbench_harness::{result, RunResult};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +31,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let first = &results[0];
     println!("suite {}: {} run(s)", first.suite.name, results.len());
     println!("machine: {}", first.env.summary());
+    if let Some(p) = &first.env.peak_flops {
+        println!(
+            "matmul peak (MFU denominator): {:.3e} FLOP/s, {} on {}, {} thread(s)",
+            p.flops_per_s, p.dtype, p.device, p.threads
+        );
+    }
     if let Some(m) = &first.model {
         println!(
             "model: {} ({}, {}, {} weights)",
@@ -43,6 +52,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "{}",
         effbench_dashboards::terminal::table_with_legend(&results, &columns)
     );
+    let compression = effbench_dashboards::terminal::compression_table(&results);
+    if !compression.is_empty() {
+        print!("\ncompression, quality and speed-up\n{compression}");
+    }
+    if let Some(a) = analysis_of(&args.path)? {
+        print!("{}", analysis_tables(&a, &results));
+    }
     if args.detail || results.len() == 1 {
         for r in &results {
             println!(
@@ -65,4 +81,81 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `analysis.json` of the invocation the path resolves to, if there is one.
+fn analysis_of(path: &std::path::Path) -> Result<Option<SuiteAnalysis>> {
+    let files = result::result_files(path)?;
+    let Some(dir) = files.first().and_then(|f| f.parent()) else {
+        return Ok(None);
+    };
+    let file = dir.join(ANALYSIS_FILE);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read '{}'", file.display()))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("'{}' is not a valid analysis file", file.display()))
+}
+
+/// Pareto membership and Dynascore per run.
+fn analysis_tables(a: &SuiteAnalysis, results: &[RunResult]) -> String {
+    let mut headers = vec!["run".to_string()];
+    for f in &a.pareto {
+        let names: Vec<&str> = f.objectives.iter().map(|o| o.metric.name()).collect();
+        headers.push(format!("front {}", names.join("/")));
+    }
+    let dyna = a.dynascore.as_ref();
+    if dyna.is_some() {
+        headers.extend(["dynascore".to_string(), "rank".to_string()]);
+    }
+    let mut rows = Vec::new();
+    for r in results {
+        let mut row = vec![(r.label(), false)];
+        for f in &a.pareto {
+            let mark = if f.front.contains(&r.id) {
+                "yes"
+            } else if f.considered.contains(&r.id) {
+                "no"
+            } else {
+                "-"
+            };
+            row.push((mark.to_string(), false));
+        }
+        if let Some(d) = dyna {
+            match d.scores.iter().find(|s| s.id == r.id) {
+                Some(s) => row.extend([(sig3(s.dynascore), true), (s.rank.to_string(), true)]),
+                None => row.extend([("-".to_string(), true), ("-".to_string(), true)]),
+            }
+        }
+        rows.push(row);
+    }
+    let mut out = format!("\nPareto fronts and Dynascore ({ANALYSIS_FILE})\n");
+    out += &Table { headers, rows }.render();
+    for f in &a.pareto {
+        if let (Some(hv), Some(p)) = (f.hypervolume, &f.reference_point) {
+            let names: Vec<&str> = f.objectives.iter().map(|o| o.metric.name()).collect();
+            let p: Vec<String> = p.iter().map(|v| sig3(*v)).collect();
+            out += &format!(
+                "hypervolume {}: {} (reference point {})\n",
+                names.join("/"),
+                sig3(hv),
+                p.join(", ")
+            );
+        }
+    }
+    if let Some(d) = dyna {
+        let w: Vec<String> = d
+            .metrics
+            .iter()
+            .map(|m| format!("{} {} (AMRS {})", m.metric, sig3(m.weight), sig3(m.amrs)))
+            .collect();
+        out += &format!("dynascore weights: {}\n", w.join(", "));
+    }
+    for n in &a.notes {
+        out += &format!("note: {n}\n");
+    }
+    out
 }

@@ -8,7 +8,7 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_effbench"))
 }
 
-/// A temp working directory; the default model is created inside it on first use.
+/// A temp working directory; built-in models are created inside it on first use.
 pub struct Work {
     pub dir: tempfile::TempDir,
 }
@@ -46,10 +46,10 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
-/// A small inference suite on the default model.
+/// A small inference suite on the seeded (untrained) default weights, which need no training.
 pub fn tiny_suite(name: &str, matrix: &str, measure: &str) -> String {
     format!(
-        "name = \"{name}\"\nscenario = \"inference\"\nbackend = \"candle\"\nmodel = \"default\"\n\
+        "name = \"{name}\"\nscenario = \"inference\"\nbackend = \"candle\"\nmodel = \"seeded\"\n\
          [matrix]\n{matrix}\n[measure]\n{measure}\n"
     )
 }

@@ -75,6 +75,30 @@ pub fn write_gguf<W: Write + Seek>(
     qtype: GgmlDType,
     extra: &[(String, gguf_file::Value)],
 ) -> Result<()> {
+    let choose = |hf: &str, t: &Tensor| -> Result<GgmlDType> {
+        let dtype = if t.rank() == 1 { GgmlDType::F32 } else { qtype };
+        let cols = *t.dims().last().unwrap_or(&0);
+        if cols % dtype.block_size() != 0 {
+            bail!(
+                "tensor '{hf}' has rows of {cols} values, not a multiple of the {dtype:?} block \
+                 size {}",
+                dtype.block_size()
+            );
+        }
+        Ok(dtype)
+    };
+    write_gguf_with(w, config, tensors, &choose, extra)
+}
+
+/// Like [`write_gguf`], with the storage type of each tensor chosen by `choose(hf_name,
+/// tensor)` (the tensor as written: f32, q/k already permuted).
+pub fn write_gguf_with<W: Write + Seek>(
+    w: &mut W,
+    config: &LlamaConfig,
+    tensors: &HashMap<String, Tensor>,
+    choose: &dyn Fn(&str, &Tensor) -> Result<GgmlDType>,
+    extra: &[(String, gguf_file::Value)],
+) -> Result<()> {
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
     let mut out: Vec<(String, QTensor)> = Vec::new();
@@ -93,15 +117,7 @@ pub fn write_gguf<W: Write + Seek>(
         } else {
             t
         };
-        let dtype = if t.rank() == 1 { GgmlDType::F32 } else { qtype };
-        let cols = *t.dims().last().unwrap_or(&0);
-        if cols % dtype.block_size() != 0 {
-            bail!(
-                "tensor '{hf}' has rows of {cols} values, not a multiple of the {dtype:?} block \
-                 size {}",
-                dtype.block_size()
-            );
-        }
+        let dtype = choose(hf, &t)?;
         let q = QTensor::quantize(&t, dtype).with_context(|| format!("quantizing '{hf}'"))?;
         out.push((name, q));
     }

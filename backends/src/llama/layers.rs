@@ -24,12 +24,17 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Linear::Dense(w) => {
-                let w = match x.dims() {
-                    [b1, b2, _, _] => w.broadcast_left((*b1, *b2))?.t()?,
-                    [b, _, _] => w.broadcast_left(*b)?.t()?,
-                    _ => w.t()?,
-                };
-                x.matmul(&w)
+                // One (rows, in) x (in, out) matmul over all leading dims: a single large GEMM,
+                // and in training a weight gradient without a reduction over broadcast copies.
+                let dims = x.dims();
+                let (&k, lead) = dims
+                    .split_last()
+                    .ok_or_else(|| candle_core::Error::Msg("Linear on a scalar".into()))?;
+                let rows: usize = lead.iter().product();
+                let y = x.reshape((rows, k))?.matmul(&w.t()?)?;
+                let mut out = lead.to_vec();
+                out.push(w.dim(0)?);
+                y.reshape(out)
             }
             Linear::Quantized(q) => q.forward(x),
             Linear::Q41(q) => q.forward(x),

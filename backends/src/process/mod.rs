@@ -124,11 +124,12 @@ pub struct ResolvedModel {
     pub format: ModelFormat,
 }
 
-/// Resolves `default` (created on first use) and local paths to absolute paths.
+/// Resolves the built-ins (`seeded` created on first use, the trained `default`) and local
+/// paths to absolute paths.
 pub fn resolve_model(spec: &RunSpec) -> Result<ResolvedModel> {
     let m = spec.model();
     let local = match m.path() {
-        None => Some(crate::default_model::ensure_default_model()?),
+        None => Some(crate::loader::resolve(&m)?),
         Some(p) if p.exists() => Some(p),
         Some(_) => None,
     };

@@ -326,8 +326,8 @@ fn model_info(
         ),
         None => (w.file_bytes.unwrap_or(0), None),
     };
-    let name = if spec.model().is_default() {
-        "default".to_string()
+    let name = if spec.model().is_builtin() {
+        spec.model().reference
     } else {
         w.name.clone().unwrap_or_else(|| {
             m.local

@@ -23,6 +23,8 @@ fn spec() -> RunSpec {
         options: Default::default(),
         meters: Default::default(),
         serving: None,
+        analysis: None,
+        resume: false,
     }
 }
 
@@ -123,7 +125,7 @@ fn overhead_is_round_trip_minus_worker_time() {
 #[test]
 fn local_vocab_matches_the_candle_rule() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = crate::default_model::ensure_default_model_in(tmp.path()).unwrap();
+    let dir = crate::default_model::ensure_seeded_model_in(tmp.path()).unwrap();
     let (vocab, special) = local_vocab(&dir).unwrap();
     let loaded =
         crate::loader::load_hf(&dir, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();

@@ -36,6 +36,8 @@ pub fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
         meters: Default::default(),
         options: Default::default(),
         serving: None,
+        analysis: None,
+        resume: false,
     }
 }
 
@@ -49,7 +51,7 @@ pub fn i(v: i64) -> AxisValue {
 
 /// A fresh copy of the default model in a temporary directory.
 pub fn default_model(tmp: &Path) -> PathBuf {
-    effbench_backends::default_model::ensure_default_model_in(tmp).unwrap()
+    effbench_backends::default_model::ensure_seeded_model_in(tmp).unwrap()
 }
 
 trait DescribeAxes {

@@ -5,8 +5,8 @@
 //! default). Sort models by performance ascending, difference consecutive models, keep pairs
 //! with |Δperformance| > 1e-4 · max|performance|, and AMRS_M = mean(|Δu_M| / Δperformance)
 //! over those pairs (AMRS of performance = 1). Dynascore = Σ_M w_M · u_M / |AMRS_M| with the
-//! weights normalised to sum 1. The static site re-implements these lines in JavaScript and a
-//! test checks both agree to 1e-9.
+//! weights normalised to sum 1. A front end that re-ranks live (the leaderboard site) must use
+//! exactly these lines.
 
 use crate::metric::Better;
 
@@ -124,14 +124,20 @@ pub fn dynascore(metrics: &[DynaMetric], rows: &[Vec<f64>]) -> Result<DynaResult
         .collect();
     let mut idx: Vec<usize> = (0..rows.len()).collect();
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let out = idx
-        .iter()
-        .map(|&i| DynaRow {
+    // Sorted best first, so a model's rank is 1 + the position of the first model with its
+    // score (equal scores share a rank); O(n) after the sort.
+    let mut out: Vec<DynaRow> = Vec::with_capacity(idx.len());
+    for (pos, &i) in idx.iter().enumerate() {
+        let rank = match out.last() {
+            Some(prev) if prev.dynascore == scores[i] => prev.rank,
+            _ => pos + 1,
+        };
+        out.push(DynaRow {
             index: i,
             dynascore: scores[i],
-            rank: 1 + scores.iter().filter(|&&s| s > scores[i]).count(),
-        })
-        .collect();
+            rank,
+        });
+    }
     Ok(DynaResult {
         rows: out,
         amrs,
@@ -200,6 +206,50 @@ mod tests {
         let r2 = dynascore(&metrics2, &rows).unwrap();
         assert_eq!(r2.rows[0].index, 0);
         assert!((r2.rows[0].dynascore - 34.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn hand_worked_lower_is_better_performance_with_an_offset() {
+        // Perplexity as the performance metric (lower is better), latency ms (lower, budget 50).
+        //   P: ppl 10, lat 40    Q: ppl 12, lat 20    R: ppl 16, lat 10
+        // Utilities: perf = -ppl -> P -10, Q -12, R -16; lat = -lat + 50 -> P 10, Q 30, R 40.
+        // Sorted by perf utility: R (-16), Q (-12), P (-10); Δ = 4, 2 (> 1e-4 * 16).
+        // AMRS_lat = mean(|30 - 40| / 4, |10 - 30| / 2) = mean(2.5, 10) = 6.25.
+        // Weights 4:1 -> 0.8, 0.2.
+        // P = 0.8 * -10 + 0.2 * 10 / 6.25 = -8 + 0.32 = -7.68
+        // Q = 0.8 * -12 + 0.2 * 30 / 6.25 = -9.6 + 0.96 = -8.64
+        // R = 0.8 * -16 + 0.2 * 40 / 6.25 = -12.8 + 1.28 = -11.52
+        let metrics = [
+            m("ppl", Better::Lower, 4.0, 0.0),
+            m("lat", Better::Lower, 1.0, 50.0),
+        ];
+        let rows = vec![vec![10.0, 40.0], vec![12.0, 20.0], vec![16.0, 10.0]];
+        let r = dynascore(&metrics, &rows).unwrap();
+        assert!((r.amrs[1] - 6.25).abs() < 1e-12, "{}", r.amrs[1]);
+        let want = [(0, -7.68), (1, -8.64), (2, -11.52)];
+        for (row, (index, score)) in r.rows.iter().zip(want) {
+            assert_eq!(row.index, index);
+            assert!(
+                (row.dynascore - score).abs() < 1e-12,
+                "{} vs {score}",
+                row.dynascore
+            );
+        }
+        // The offset shifts every score by w * offset / AMRS = 0.2 * 50 / 6.25 = 1.6 and
+        // leaves the ranking alone.
+        let no_offset = [metrics[0].clone(), m("lat", Better::Lower, 1.0, 0.0)];
+        let r0 = dynascore(&no_offset, &rows).unwrap();
+        for (a, b) in r.rows.iter().zip(&r0.rows) {
+            assert_eq!(a.index, b.index);
+            assert!((a.dynascore - b.dynascore - 1.6).abs() < 1e-12);
+        }
+        // Units do not matter: latency in µs (and the budget with it) gives the same scores.
+        let us = [metrics[0].clone(), m("lat", Better::Lower, 1.0, 50_000.0)];
+        let rows_us: Vec<Vec<f64>> = rows.iter().map(|r| vec![r[0], r[1] * 1000.0]).collect();
+        let r_us = dynascore(&us, &rows_us).unwrap();
+        for (a, b) in r.rows.iter().zip(&r_us.rows) {
+            assert!((a.dynascore - b.dynascore).abs() < 1e-9);
+        }
     }
 
     #[test]

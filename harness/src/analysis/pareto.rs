@@ -65,14 +65,37 @@ pub fn dominates(a: &[f64], b: &[f64]) -> bool {
 
 /// Indices of the points on the Pareto front, in input order.
 pub fn front(points: &[Vec<f64>], senses: &[Better]) -> Result<Vec<usize>, ParetoError> {
-    let pts = oriented(points, senses)?;
-    let mut idx = if pts.first().is_some_and(|p| p.len() == 2) {
-        front_2d(&pts)
+    let mut idx = if senses.len() == 2 {
+        front_2d(oriented_2d(points, senses)?)
     } else {
-        front_nd(&pts)
+        front_nd(&oriented(points, senses)?)
     };
     idx.sort_unstable();
     Ok(idx)
+}
+
+/// [`oriented`] for 2 objectives into one flat array (no allocation per point): (x, y, index).
+/// `+ 0.0` turns -0.0 into 0.0 so that equal values also sort as equal.
+fn oriented_2d(
+    points: &[Vec<f64>],
+    senses: &[Better],
+) -> Result<Vec<(f64, f64, usize)>, ParetoError> {
+    let (sx, sy) = (senses[0].sign(), senses[1].sign());
+    let mut out = Vec::with_capacity(points.len());
+    for (index, p) in points.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(ParetoError::Dimension {
+                index,
+                got: p.len(),
+                want: 2,
+            });
+        }
+        if let Some(objective) = p.iter().position(|v| !v.is_finite()) {
+            return Err(ParetoError::NotFinite { index, objective });
+        }
+        out.push((p[0] * sx + 0.0, p[1] * sy + 0.0, index));
+    }
+    Ok(out)
 }
 
 fn lex_desc(a: &[f64], b: &[f64]) -> Ordering {
@@ -85,26 +108,26 @@ fn lex_desc(a: &[f64], b: &[f64]) -> Ordering {
     Ordering::Equal
 }
 
-fn front_2d(pts: &[Vec<f64>]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..pts.len()).collect();
-    order.sort_by(|&a, &b| lex_desc(&pts[a], &pts[b]));
+fn front_2d(mut order: Vec<(f64, f64, usize)>) -> Vec<usize> {
+    // x descending, then y descending
+    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
     let mut out = Vec::new();
     let mut best_y = f64::NEG_INFINITY; // best y among points with strictly greater x
     let mut i = 0;
     while i < order.len() {
         // the group of equal x; sorted by y descending inside it
-        let x = pts[order[i]][0];
+        let x = order[i].0;
         let mut j = i;
-        while j < order.len() && pts[order[j]][0] == x {
+        while j < order.len() && order[j].0 == x {
             j += 1;
         }
-        let group_best = pts[order[i]][1];
+        let group_best = order[i].1;
         if group_best > best_y {
             out.extend(
                 order[i..j]
                     .iter()
-                    .copied()
-                    .filter(|&k| pts[k][1] == group_best),
+                    .filter(|p| p.1 == group_best)
+                    .map(|p| p.2),
             );
             best_y = group_best;
         }
@@ -139,12 +162,21 @@ pub fn hypervolume(
             want: senses.len(),
         });
     }
-    let pts = oriented(points, senses)?;
     let r: Vec<f64> = reference
         .iter()
         .zip(senses)
         .map(|(v, s)| v * s.sign())
         .collect();
+    if senses.len() == 2 {
+        // flat, no allocation per point: 1,000,000 points in well under a second
+        let shifted: Vec<(f64, f64)> = oriented_2d(points, senses)?
+            .into_iter()
+            .map(|(x, y, _)| (x - r[0], y - r[1]))
+            .filter(|&(x, y)| x > 0.0 && y > 0.0)
+            .collect();
+        return Ok(hv2(shifted));
+    }
+    let pts = oriented(points, senses)?;
     // shift so the reference is the origin and clip to the positive orthant
     let shifted: Vec<Vec<f64>> = pts
         .iter()
@@ -152,16 +184,14 @@ pub fn hypervolume(
         .filter(|p| p.iter().all(|v| *v > 0.0))
         .collect();
     match senses.len() {
-        2 => Ok(hv2(&shifted)),
         3 => Ok(hv3(&shifted)),
         d => Err(ParetoError::HypervolumeDims(d)),
     }
 }
 
 /// Area dominated by positive points, reference at the origin.
-fn hv2(pts: &[Vec<f64>]) -> f64 {
-    let mut p: Vec<(f64, f64)> = pts.iter().map(|v| (v[0], v[1])).collect();
-    p.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
+fn hv2(mut p: Vec<(f64, f64)>) -> f64 {
+    p.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
     let mut area = 0.0;
     let mut y_done = 0.0;
     for (x, y) in p {
@@ -182,8 +212,8 @@ fn hv3(pts: &[Vec<f64>]) -> f64 {
         let z_next = p.get(i + 1).map_or(0.0, |q| q[2]);
         let depth = pt[2] - z_next;
         if depth > 0.0 {
-            let slice: Vec<Vec<f64>> = p[..=i].iter().map(|q| vec![q[0], q[1]]).collect();
-            vol += hv2(&slice) * depth;
+            let slice: Vec<(f64, f64)> = p[..=i].iter().map(|q| (q[0], q[1])).collect();
+            vol += hv2(slice) * depth;
         }
     }
     vol

@@ -114,3 +114,33 @@ fn hypervolume_3d_hand_worked() {
         ParetoError::HypervolumeDims(4)
     );
 }
+
+#[test]
+fn hypervolume_3d_mixed_senses_dominated_and_outside_points() {
+    // quality (higher), latency (lower), memory (lower); reference (0, 10, 8).
+    // Shifted to "higher is better" from the reference: q - 0, 10 - lat, 8 - mem.
+    //   X: (2, 4, 1) -> box (2, 6, 7)
+    //   Y: (3, 8, 4) -> box (3, 2, 4)
+    //   Z: (1, 9, 7) -> box (1, 1, 1), inside X's box: adds nothing
+    //   W: (5, 12, 1) -> latency worse than the reference: counts for nothing
+    // Union of X and Y: 2*6*7 + 3*2*4 - overlap (2*2*4) = 84 + 24 - 16 = 92.
+    let pts = vec![
+        vec![2.0, 4.0, 1.0],
+        vec![3.0, 8.0, 4.0],
+        vec![1.0, 9.0, 7.0],
+        vec![5.0, 12.0, 1.0],
+    ];
+    let senses = [HI, LO, LO];
+    let hv = hypervolume(&pts, &senses, &[0.0, 10.0, 8.0]).unwrap();
+    assert!((hv - 92.0).abs() < 1e-12, "{hv}");
+    // The front ignores the reference: W has the best quality and memory, so it is on the
+    // front; Z is dominated by X.
+    assert_eq!(front(&pts, &senses).unwrap(), vec![0, 1, 3]);
+    // Exact duplicates of a front point are all on the front (2-D and N-D alike).
+    let dup = vec![
+        vec![1.0, 1.0, 1.0],
+        vec![1.0, 1.0, 1.0],
+        vec![0.0, 2.0, 2.0],
+    ];
+    assert_eq!(front(&dup, &senses).unwrap(), vec![0, 1]);
+}

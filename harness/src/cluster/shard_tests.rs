@@ -18,6 +18,8 @@ fn spec(params: &[(&str, AxisValue)], measure: MeasureConfig) -> RunSpec {
         options: Default::default(),
         meters: Default::default(),
         serving: None,
+        analysis: None,
+        resume: false,
     };
     s.id = spec_id(&s);
     s

@@ -19,6 +19,8 @@ fn spec() -> RunSpec {
         meters: Default::default(),
         options: Default::default(),
         serving: Some(serving),
+        analysis: None,
+        resume: false,
     };
     s.id = spec_id(&s);
     s

@@ -1,0 +1,263 @@
+//! Named tables of numbers for the analysis functions: read from a CSV file (any table, e.g.
+//! numbers from a paper) or built from effbench results (metric names as columns), plus the
+//! `COL[:higher|lower][:weight[:offset]]` objective syntax shared by the CLI and suites.
+//! Every input error is one line naming the file, line and column.
+
+use super::csv;
+use crate::metric::{Better, MetricId};
+use crate::result::{RunResult, RunState};
+use anyhow::{anyhow, bail, Result};
+use std::path::Path;
+
+/// One objective as written on the command line or in a suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveSpec {
+    pub column: String,
+    pub better: Option<Better>,
+    pub weight: Option<f64>,
+    pub offset: Option<f64>,
+}
+
+impl ObjectiveSpec {
+    /// Parses `COL[:higher|lower][:weight[:offset]]`; `max_numbers` says how many numeric
+    /// fields may follow (0 for Pareto, 1 for a performance metric, 2 for Dynascore metrics).
+    pub fn parse(s: &str, max_numbers: usize) -> Result<ObjectiveSpec, String> {
+        let mut parts = s.split(':');
+        let column = parts.next().unwrap_or("").trim().to_string();
+        if column.is_empty() {
+            return Err(format!("'{s}': the column name is empty"));
+        }
+        let rest: Vec<&str> = parts.map(str::trim).collect();
+        let mut i = 0;
+        let better =
+            match rest.first() {
+                Some(f) if f.parse::<f64>().is_err() => {
+                    i = 1;
+                    Some(Better::parse(f).ok_or_else(|| {
+                        format!("'{s}': unknown sense '{f}' (use higher or lower)")
+                    })?)
+                }
+                _ => None,
+            };
+        let numbers = &rest[i..];
+        if numbers.len() > max_numbers {
+            let allowed = match max_numbers {
+                0 => "COL:higher|lower",
+                1 => "COL[:higher|lower][:weight]",
+                _ => "COL[:higher|lower][:weight[:offset]]",
+            };
+            return Err(format!("'{s}': too many fields (expected {allowed})"));
+        }
+        let num = |k: usize, what: &str| -> Result<Option<f64>, String> {
+            numbers
+                .get(k)
+                .map(|t| match t.parse::<f64>() {
+                    Ok(v) if v.is_finite() => Ok(v),
+                    _ => Err(format!("'{s}': {what} '{t}' is not a finite number")),
+                })
+                .transpose()
+        };
+        let weight = num(0, "weight")?;
+        if weight.is_some_and(|w| w < 0.0) {
+            return Err(format!("'{s}': weight must be >= 0"));
+        }
+        Ok(ObjectiveSpec {
+            column,
+            better,
+            weight,
+            offset: num(1, "offset")?,
+        })
+    }
+
+    /// Parses an objective whose column is an effbench metric name; the sense defaults to
+    /// the metric's own. `perf`: performance metric (weight only, no offset).
+    pub fn parse_metric(s: &str, perf: bool) -> Result<(MetricId, ObjectiveSpec), String> {
+        let mut o = ObjectiveSpec::parse(s, if perf { 1 } else { 2 })?;
+        let id = MetricId::parse(&o.column)?;
+        o.better.get_or_insert(id.better());
+        Ok((id, o))
+    }
+}
+
+/// Rows with a name and one number per selected column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTable {
+    /// Where the numbers come from, for messages (a file name or "results").
+    pub origin: String,
+    pub names: Vec<String>,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl NamedTable {
+    /// Values of one column.
+    pub fn column(&self, k: usize) -> Vec<f64> {
+        self.rows.iter().map(|r| r[k]).collect()
+    }
+
+    /// Ranking needs at least 2 rows and columns that vary.
+    pub fn check_rankable(&self, what: &str) -> Result<()> {
+        if self.rows.len() < 2 {
+            bail!(
+                "{}: {} data row(s); {what} needs at least 2",
+                self.origin,
+                self.rows.len()
+            );
+        }
+        for (k, c) in self.columns.iter().enumerate() {
+            let first = self.rows[0][k];
+            if self.rows.iter().all(|r| r[k] == first) {
+                bail!(
+                    "{}: column '{c}' is {first} in every row (zero variance), so it cannot \
+                     rank anything; drop it",
+                    self.origin
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the named columns of a CSV file with a header row. The row name is the first column
+/// unless `name_col` names another. Cells of other columns are not looked at.
+pub fn read_csv(path: &Path, name_col: Option<&str>, columns: &[String]) -> Result<NamedTable> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read CSV file '{file}': {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "{file}: not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let records = csv::parse(&text).map_err(|e| anyhow!("{file}: {e}"))?;
+    let Some((header_line, header)) = records.first() else {
+        bail!("{file}: empty file (a header row is needed)");
+    };
+    let header: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    for (i, h) in header.iter().enumerate() {
+        if h.is_empty() {
+            bail!("{file}:{header_line}: header column {} has no name", i + 1);
+        }
+        if let Some(j) = header[..i].iter().position(|x| x == h) {
+            bail!(
+                "{file}:{header_line}: duplicate column '{h}' (columns {} and {})",
+                j + 1,
+                i + 1
+            );
+        }
+    }
+    let find = |c: &str| -> Result<usize> {
+        header.iter().position(|h| h == c).ok_or_else(|| {
+            anyhow!(
+                "{file}: no column '{c}' in the header (columns: {})",
+                header.join(", ")
+            )
+        })
+    };
+    let name_idx = match name_col {
+        Some(c) => find(c)?,
+        None => 0,
+    };
+    let idx: Vec<usize> = columns.iter().map(|c| find(c)).collect::<Result<_>>()?;
+    if let Some(k) = columns
+        .iter()
+        .position(|c| columns.iter().filter(|x| *x == c).count() > 1)
+    {
+        bail!("column '{}' is selected twice", columns[k]);
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    for (line, rec) in &records[1..] {
+        if rec.len() != header.len() {
+            bail!(
+                "{file}:{line}: {} field(s) but the header has {}",
+                rec.len(),
+                header.len()
+            );
+        }
+        let name = rec[name_idx].trim().to_string();
+        if name.is_empty() {
+            bail!(
+                "{file}:{line}: column '{}' (the row name) is empty",
+                header[name_idx]
+            );
+        }
+        if names.contains(&name) {
+            bail!("{file}:{line}: row name '{name}' appears twice");
+        }
+        let mut row = Vec::with_capacity(idx.len());
+        for (&k, c) in idx.iter().zip(columns) {
+            let cell = rec[k].trim();
+            let v: f64 = cell.parse().map_err(|_| {
+                anyhow!("{file}:{line}: row '{name}', column '{c}': '{cell}' is not a number")
+            })?;
+            if !v.is_finite() {
+                bail!("{file}:{line}: row '{name}', column '{c}': '{cell}' is not a finite number");
+            }
+            row.push(v);
+        }
+        names.push(name);
+        rows.push(row);
+    }
+    Ok(NamedTable {
+        origin: file,
+        names,
+        columns: columns.to_vec(),
+        rows,
+    })
+}
+
+/// Rows of a [`from_results`] table: the table, the run id of each row, and the runs left
+/// out with the reason.
+pub struct ResultsTable {
+    pub table: NamedTable,
+    pub ids: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+/// A table of headline metric values of the `ok` runs that have every metric; the others are
+/// listed with the reason. Names are run labels (made unique with the run id when needed).
+pub fn from_results(results: &[RunResult], metrics: &[MetricId]) -> ResultsTable {
+    let mut ids = Vec::new();
+    let mut names = Vec::new();
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for r in results {
+        if r.status.state != RunState::Ok {
+            skipped.push(format!("{}: run is {:?}", r.label(), r.status.state));
+            continue;
+        }
+        let vals: Vec<Option<f64>> = metrics
+            .iter()
+            .map(|m| r.metric(*m).map(|x| x.value))
+            .collect();
+        if let Some(k) = vals.iter().position(Option::is_none) {
+            skipped.push(format!("{}: no {}", r.label(), metrics[k]));
+            continue;
+        }
+        let label = r.label();
+        let dup = results.iter().filter(|o| o.label() == label).count() > 1;
+        names.push(if dup {
+            format!("{label} [{}]", r.id)
+        } else {
+            label
+        });
+        ids.push(r.id.clone());
+        rows.push(vals.into_iter().flatten().collect());
+    }
+    let table = NamedTable {
+        origin: "results".into(),
+        names,
+        columns: metrics.iter().map(|m| m.name().to_string()).collect(),
+        rows,
+    };
+    ResultsTable {
+        table,
+        ids,
+        skipped,
+    }
+}
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;
