@@ -1,4 +1,4 @@
-//! End to end: the real `effbench serve` (default model) on 127.0.0.1 and the real
+//! End to end: the real `effbench serve` (seeded default model) on 127.0.0.1 and the real
 //! `effbench loadgen` against it. Bounded: a handful of short requests per test, a free port
 //! picked by the OS, every wait capped.
 
@@ -22,6 +22,10 @@ struct Server {
 impl Server {
     fn start(work: &Work, extra: &[&str]) -> Server {
         let mut args = vec!["serve", "--port", "0"];
+        if !extra.contains(&"--model") {
+            // the untrained weights: the trained default would be trained first
+            args.extend_from_slice(&["--model", "seeded"]);
+        }
         args.extend_from_slice(extra);
         let mut child = work
             .cmd(&args)
@@ -126,7 +130,7 @@ fn serve_and_loadgen_end_to_end() {
         "--base-url",
         &srv.url(),
         "--model",
-        "default",
+        "seeded",
         "--num-prompts",
         "12",
         "--request-rate",
@@ -186,7 +190,7 @@ fn serve_and_loadgen_end_to_end() {
         "--base-url",
         &format!("{}/v1", srv.url()),
         "--model",
-        "default",
+        "seeded",
         "--endpoint",
         "chat",
         "--no-stream",
@@ -222,7 +226,7 @@ fn token_counts_match_usage_streamed_or_not() {
             r#""prompt": "the of and""#
         };
         let body =
-            format!(r#"{{"model": "default", {prompt}, "max_tokens": 6, "ignore_eos": true}}"#);
+            format!(r#"{{"model": "seeded", {prompt}, "max_tokens": 6, "ignore_eos": true}}"#);
         let (st, whole) = http(&srv.addr, "POST", path, &body);
         assert_eq!(st, 200, "{whole}");
         let whole: Value = serde_json::from_str(&whole).unwrap();
@@ -328,7 +332,7 @@ fn bad_requests_get_openai_errors_and_the_server_lives() {
     assert_eq!(http(&srv.addr, "GET", "/health", "").0, 200);
     let (_, models) = http(&srv.addr, "GET", "/v1/models", "");
     let models: Value = serde_json::from_str(&models).unwrap();
-    assert_eq!(models["data"][0]["id"], "default");
+    assert_eq!(models["data"][0]["id"], "seeded");
     let (_, prom) = http(&srv.addr, "GET", "/metrics", "");
     assert!(
         prom.contains("effbench_requests_total{outcome=\"rejected_4xx\"} 8"),
@@ -437,7 +441,7 @@ fn a_server_dying_mid_run_keeps_the_completed_requests() {
             "--base-url",
             &srv.url(),
             "--model",
-            "default",
+            "seeded",
             "--num-prompts",
             "60",
             "--warmup-requests",
@@ -490,7 +494,7 @@ fn server_search_keeps_every_step() {
     let w = Work::new();
     let srv = Server::start(&w, &[]);
     let suite = format!(
-        "name = \"search\"\nscenario = \"serving\"\nbackend = \"openai-http\"\nmodel = \"default\"\n\
+        "name = \"search\"\nscenario = \"serving\"\nbackend = \"openai-http\"\nmodel = \"seeded\"\n\
          [matrix]\nmax_concurrency = 4\nprompt_len = 8\ngen_len = 4\n\
          [serving]\nbase_url = \"{}\"\nnum_prompts = 6\nwarmup_requests = 1\n\
          [serving.slo]\nttft_ms = 30000.0\n\

@@ -4,6 +4,7 @@
 //! - `loadgen/inf_16tok`: requests/s at rate `inf` (criterion throughput, elements = requests);
 //! - printed once before it: arrival lateness p50/p99 and send rate at a fixed Poisson rate of
 //!   1,000 req/s, and peak concurrency with 2,000 streams held open (16 tokens 20 ms apart).
+//!
 //! `cargo bench -p effbench-backends --bench loadgen`. Generator and server share the machine.
 
 use axum::body::{Body, Bytes};
