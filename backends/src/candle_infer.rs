@@ -45,17 +45,14 @@ impl Backend for CandleBackend {
             dtypes: vec!["f32", "f16", "bf16"],
             devices: devices(),
             formats: vec![ModelFormat::Hf, ModelFormat::Gguf],
-            axes: vec![
-                ("model", AxisValue::from("default")),
-                ("device", AxisValue::from("cpu")),
-                ("dtype", AxisValue::from("f32")),
-                ("batch", AxisValue::Int(1)),
-                ("prompt_len", AxisValue::Int(32)),
-                ("gen_len", AxisValue::Int(32)),
-                ("quant", AxisValue::from("none")),
-                ("sparsity", AxisValue::Float(0.0)),
-                ("prune", AxisValue::from("magnitude-layer")),
-            ],
+            axes: crate::inference_axes()
+                .into_iter()
+                .chain([
+                    ("quant", AxisValue::from("none")),
+                    ("sparsity", AxisValue::Float(0.0)),
+                    ("prune", AxisValue::from("magnitude-layer")),
+                ])
+                .collect(),
         }
     }
 

@@ -38,6 +38,20 @@ pub mod serve;
 pub mod tokenizer;
 pub mod train;
 
+/// The axes every in-process and worker backend shares for inference, with their defaults
+/// (model, device, dtype, batch, prompt and output length); backends append their own.
+pub fn inference_axes() -> Vec<(&'static str, effbench_harness::axes::AxisValue)> {
+    use effbench_harness::axes::AxisValue;
+    vec![
+        ("model", AxisValue::from("default")),
+        ("device", AxisValue::from("cpu")),
+        ("dtype", AxisValue::from("f32")),
+        ("batch", AxisValue::Int(1)),
+        ("prompt_len", AxisValue::Int(32)),
+        ("gen_len", AxisValue::Int(32)),
+    ]
+}
+
 /// The built-in backends.
 pub fn registry() -> effbench_harness::Registry {
     let mut r = effbench_harness::Registry::new();

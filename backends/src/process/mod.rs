@@ -52,16 +52,13 @@ impl Backend for ProcessBackend {
             // The worker decides what it can use; `describe` tells at run time.
             devices: vec!["cpu", "cuda"],
             formats: vec![ModelFormat::Hf, ModelFormat::Gguf],
-            axes: vec![
-                ("model", AxisValue::from("default")),
-                ("device", AxisValue::from("cpu")),
-                ("dtype", AxisValue::from("f32")),
-                ("batch", AxisValue::Int(1)),
-                ("prompt_len", AxisValue::Int(32)),
-                ("gen_len", AxisValue::Int(32)),
-                ("seq_len", AxisValue::Int(64)),
-                ("steps", AxisValue::Int(20)),
-            ],
+            axes: crate::inference_axes()
+                .into_iter()
+                .chain([
+                    ("seq_len", AxisValue::Int(64)),
+                    ("steps", AxisValue::Int(20)),
+                ])
+                .collect(),
         }
     }
 
