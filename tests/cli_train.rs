@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A small training suite: width 64, depth 2, 8 x 32 tokens per step.
@@ -103,18 +104,16 @@ fn training_run_reports_metrics_and_show_prints_them() {
     assert!(out.contains("matmul peak (MFU denominator):"), "{out}");
 }
 
-#[test]
-fn ctrl_c_saves_a_checkpoint_and_resume_continues_from_it() {
-    let w = Work::new();
-    let long = train_suite("long", "steps = 100000", "", "checkpoint_every = 3");
-    w.write("t.toml", &long);
+/// Starts a long training run, sends SIGINT once the first periodic checkpoint is on disk,
+/// and returns the interrupted result and the training directory.
+fn interrupt_after_first_checkpoint(w: &Work, suite: &str) -> (serde_json::Value, PathBuf) {
+    w.write("t.toml", suite);
     let child = w
         .cmd(&["run", "t.toml", "--out", "out"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait for the first periodic checkpoint, so several steps have run.
     let train = w.path().join("results/models/train");
     let deadline = Instant::now() + Duration::from_secs(300);
     while !std::fs::read_dir(&train)
@@ -138,11 +137,41 @@ fn ctrl_c_saves_a_checkpoint_and_resume_continues_from_it() {
     );
     let r = only_result(&w.path().join("out"));
     assert_eq!(r["status"]["state"], "interrupted");
+    // Whether Ctrl-C lands right after a periodic checkpoint or between two of them, the log
+    // says where the checkpoint is and how to continue.
     let log = r["log"].to_string();
     assert!(
         log.contains("checkpoint saved at step") && log.contains("--resume"),
         "{log}"
     );
+    (r, train)
+}
+
+#[test]
+fn ctrl_c_right_after_a_periodic_checkpoint_still_names_it() {
+    let w = Work::new();
+    let suite = train_suite("every", "steps = 100000", "", "checkpoint_every = 1");
+    let (r, train) = interrupt_after_first_checkpoint(&w, &suite);
+    let state = json(
+        &train
+            .join(r["id"].as_str().unwrap())
+            .join("trainer/state.json"),
+    );
+    let step = state["step"].as_u64().unwrap();
+    assert!(
+        r["log"]
+            .to_string()
+            .contains(&format!("checkpoint saved at step {step} ")),
+        "{}",
+        r["log"]
+    );
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_continues_from_it() {
+    let w = Work::new();
+    let long = train_suite("long", "steps = 100000", "", "checkpoint_every = 3");
+    let (r, train) = interrupt_after_first_checkpoint(&w, &long);
     let state = json(
         &train
             .join(r["id"].as_str().unwrap())

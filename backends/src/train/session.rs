@@ -323,12 +323,18 @@ impl Session for TrainSession {
             notes.push(format!("training diverged; {}", self.checkpoint_text()));
         } else if !self.clean {
             notes.push(format!("stopped inside a step; {}", self.checkpoint_text()));
-        } else if step > 0 && self.saved_step != Some(step) {
+        } else if step > 0 {
             let evaluated = self.trainer.last_eval_step() == Some(step);
-            if !evaluated && self.guard(|tr| tr.evaluate()).is_err() {
+            if self.saved_step != Some(step)
+                && !evaluated
+                && self.guard(|tr| tr.evaluate()).is_err()
+            {
                 notes.push(format!("the weights diverged; {}", self.checkpoint_text()));
             } else {
-                self.save()?;
+                // Stopped right after a periodic checkpoint: it already holds this step.
+                if self.saved_step != Some(step) {
+                    self.save()?;
+                }
                 notes.push(format!(
                     "checkpoint saved at step {step} in '{}'; `effbench run --resume` continues \
                      from it",
