@@ -310,3 +310,52 @@ fn default_model_is_trained_once_then_reused() {
     let line = assert_clean_error(&c.output().unwrap(), 2);
     assert!(line.contains("EFFBENCH_DEFAULT_TRAIN_SUITE"), "{line}");
 }
+
+/// Ctrl-C while `run` trains the default model (in a child process, in its own process
+/// group): the child gets it once, saves a checkpoint and stops; `run` exits 130 without
+/// benchmarking and says that `--resume` continues the training.
+#[test]
+fn ctrl_c_while_training_the_default_saves_it_and_exits_130() {
+    let w = Work::new();
+    let suite =
+        tiny_suite("q", "prompt_len = 8\ngen_len = 4", QUICK).replace("\"seeded\"", "\"default\"");
+    w.write("q.toml", &suite);
+    w.write(
+        "long-train.toml",
+        &train_suite("long-train", "steps = 100000", "", "checkpoint_every = 3"),
+    );
+    let child = w
+        .cmd(&["run", "q.toml", "--out", "out"])
+        .env(
+            "EFFBENCH_DEFAULT_TRAIN_SUITE",
+            w.path().join("long-train.toml"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let train = w.path().join("results/models/train");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !std::fs::read_dir(&train)
+        .map(|mut d| d.any(|e| e.unwrap().path().join("trainer/state.json").is_file()))
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Only the parent is signalled, as a terminal would signal only its process group.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("default model: training interrupted") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(!w.path().join("out").exists(), "nothing was benchmarked");
+    assert!(!w.path().join("results/models/default").exists());
+}

@@ -68,6 +68,23 @@ pub fn pin_cpu_threads() {
     });
 }
 
+/// candle's element-wise thread count (its pool is created once per process).
+pub const CANDLE_THREADS_ENV: &str = "CANDLE_NUM_THREADS";
+
+/// Sets up a training process's CPU threads, before any candle work: candle's element-wise
+/// thread pool gets no extra workers (`CANDLE_NUM_THREADS=1`), because data-parallel training
+/// runs one micro-batch per CPU thread and those threads would otherwise queue for the one
+/// shared pool and its workers would spin on the cores they need. The matmul thread count
+/// (`RAYON_NUM_THREADS`, which the MFU probe uses) is untouched. A value the user set wins.
+/// The pool lives as long as the process, so `effbench run` calls this only for training
+/// suites and trains the default model in a child process.
+pub fn pin_training_threads() {
+    if std::env::var_os(CANDLE_THREADS_ENV).is_none() {
+        // Called at the start of `run`, before any thread that reads the environment exists.
+        std::env::set_var(CANDLE_THREADS_ENV, "1");
+    }
+}
+
 /// The path a model reference means: `seeded` is created on first use; `default` must have
 /// been trained (`effbench run` trains it first, with suites/train-tiny.toml).
 pub fn resolve(spec: &ModelSpec) -> Result<PathBuf> {

@@ -130,10 +130,12 @@ fn multi_token_chunks_give_tpot_and_itl_per_token() {
     assert_eq!(tokens, vec![3, 1, 2]);
     let l = rec.latencies();
     let (ttft, e2e_tokens) = (l.ttft.unwrap(), l.e2e.unwrap());
-    // TPOT = (last emission - TTFT) / (6 - 1): two 30 ms gaps over 5 tokens.
+    // TPOT = (last emission - TTFT) / (6 - 1): two gaps (30 ms apart at the server) over 5 tokens.
     let last = rec.trace.emissions[2].t_ns as f64 / 1e6;
     assert!((l.tpot.unwrap() - (last - ttft) / 5.0).abs() < 1e-9);
-    assert!(l.tpot.unwrap() >= 60.0 / 5.0 - 1e-9, "{:?}", l.tpot);
+    // (No lower bound from the server's 30 ms sleeps: a client that reads the first chunk late
+    // sees shorter gaps, so such a bound fails on a loaded machine.)
+    assert!(l.tpot.unwrap() > 0.0, "{:?}", l.tpot);
     assert!(e2e_tokens >= last);
     // ITL: gaps after the first emission; the 1-token chunk gives one sample, the 2-token
     // chunk two samples of half its gap.

@@ -295,6 +295,56 @@ fn resume_reproduces_the_uninterrupted_loss_curve() {
     );
 }
 
+/// Splitting the batch into micro-batches on parallel threads computes the same step: the
+/// loss curve of 2 and of 3 uneven micro-batches (3/3/2 rows) matches the whole-batch curve
+/// to float rounding, and a split run repeats bit for bit.
+#[test]
+fn data_parallel_steps_match_the_whole_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = backend(tmp.path());
+    let curve = |dp: serde_json::Value| {
+        let mut sp = spec(&[("steps", i(12))]);
+        sp.options.insert("data_parallel".into(), dp);
+        sp.id = effbench_harness::matrix::spec_id(&sp);
+        let r = run(&b, &sp);
+        assert_eq!(r.status.state, RunState::Ok, "{:?}", r.status);
+        let note = r.log.iter().find(|l| l.contains("data parallel")).cloned();
+        let points = r
+            .series
+            .iter()
+            .find(|s| s.name == "train_loss")
+            .unwrap()
+            .points
+            .clone();
+        std::fs::remove_dir_all(tmp.path().join(&sp.id)).unwrap();
+        (points, note)
+    };
+    let (whole, note) = curve(serde_json::json!(1));
+    assert!(note.unwrap().contains("no data parallelism"));
+    let (two, note) = curve(serde_json::json!(2));
+    assert!(note.unwrap().contains("2 micro-batches of 4/4 sequences"));
+    let (three, note) = curve(serde_json::json!(3));
+    assert!(note.unwrap().contains("3 micro-batches of 3/3/2 sequences"));
+    assert_eq!(whole.len(), 12);
+    for split in [&two, &three] {
+        for (a, b) in whole.iter().zip(split.iter()) {
+            assert_eq!(a[0], b[0]);
+            assert!(
+                (a[1] - b[1]).abs() < 1e-4 * a[1],
+                "step {}: {} vs {}",
+                a[0],
+                a[1],
+                b[1]
+            );
+        }
+    }
+    assert_eq!(
+        curve(serde_json::json!(2)).0,
+        two,
+        "deterministic for a given split"
+    );
+}
+
 /// A learning rate that blows the weights up: the run fails naming the step; the checkpoint
 /// written before the divergence is kept (and has a finite held-out loss).
 #[test]
@@ -370,6 +420,19 @@ fn bad_settings_are_refused_before_training() {
     sp.options.insert("grad_clip".into(), serde_json::json!(-1));
     let e = b.validate(&sp).unwrap_err();
     assert!(e.contains("[options] grad_clip = -1"), "{e}");
+    for bad in [
+        serde_json::json!(0),
+        serde_json::json!("all"),
+        serde_json::json!(1.5),
+    ] {
+        sp.options.clear();
+        sp.options.insert("data_parallel".into(), bad.clone());
+        let e = b.validate(&sp).unwrap_err();
+        assert!(
+            e.contains(&format!("[options] data_parallel = {bad}")) && e.contains("\"auto\""),
+            "{e}"
+        );
+    }
     sp.options.clear();
     sp.options.insert("lr_max".into(), serde_json::json!(1));
     let e = b.validate(&sp).unwrap_err();

@@ -204,5 +204,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eval_text: None,
         no_site: false,
         resume: false,
+        train_default_only: false,
     })
 }

@@ -66,9 +66,27 @@ pub fn release_memory() {
     }
 }
 
-/// First Ctrl-C: stop at the next safe point and save; second: leave at once.
+/// The child effbench process this one waits for (0: none); it runs in its own process
+/// group, so a terminal's Ctrl-C reaches it only through [`install_interrupt_handler`].
+static CHILD_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Forward every Ctrl-C to child `pid` from now on (`None`: stop forwarding).
+pub fn forward_interrupts_to(pid: Option<u32>) {
+    CHILD_PID.store(pid.unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+}
+
+/// First Ctrl-C: stop at the next safe point and save; second: leave at once. Each one is
+/// passed on to a child effbench (which does the same).
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
+        let child = CHILD_PID.load(std::sync::atomic::Ordering::SeqCst);
+        #[cfg(unix)]
+        if child != 0 {
+            // SAFETY: kill only sends a signal; the pid is our own unreaped child.
+            unsafe {
+                libc::kill(child as libc::pid_t, libc::SIGINT);
+            }
+        }
         if effbench_harness::interrupt::requested() {
             eprintln!("\nsecond Ctrl-C: exiting now");
             std::process::exit(EXIT_INTERRUPTED as i32);

@@ -65,6 +65,10 @@ pub struct Args {
     /// at the end and on Ctrl-C) with the same loss trajectory; runs without one start over.
     #[arg(long)]
     pub resume: bool,
+    /// Internal: only make sure the trained default model exists (the child process that
+    /// `run` starts to train it), then exit.
+    #[arg(long, hide = true)]
+    pub train_default_only: bool,
 }
 
 /// `5ms`, `500us`, `0.1s` -> milliseconds.
@@ -98,6 +102,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for s in &mut specs {
         s.meters = meter_settings.clone();
         s.resume = args.resume;
+    }
+    if args.train_default_only {
+        effbench_backends::loader::pin_training_threads();
+        let code = super::trained_default::ensure(
+            &registry,
+            args.resume,
+            &args.meters,
+            super::features(),
+            &mut |r, progress| {
+                super::release_memory();
+                progress.println(&one_line(r));
+                for w in &r.warnings {
+                    progress.println(&format!("    warning: {w}"));
+                }
+            },
+        )?;
+        return Ok(code.unwrap_or(ExitCode::SUCCESS));
+    }
+    if suite.scenario == effbench_harness::Scenario::Training {
+        effbench_backends::loader::pin_training_threads();
     }
     if let Some(ms) = args.inject_delay {
         for s in &mut specs {
@@ -148,14 +172,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     };
     if super::trained_default::needed(&specs) {
-        let features = super::features();
-        if let Some(code) = super::trained_default::ensure(
-            &registry,
-            args.resume,
-            &args.meters,
-            features,
-            &mut report,
-        )? {
+        if let Some(code) = super::trained_default::ensure_in_child_process()? {
             return Ok(code);
         }
     }

@@ -40,11 +40,13 @@ fn training_suite() -> Result<(String, String, String)> {
     }
 }
 
-/// True when some run names the trained default model.
+/// True when some run loads the trained default model here (a serving run's `model` names
+/// the model on the server, not one effbench loads).
 pub fn needed(specs: &[RunSpec]) -> bool {
-    specs
-        .iter()
-        .any(|s| s.param("model").and_then(AxisValue::as_str) == Some("default"))
+    specs.iter().any(|s| {
+        s.scenario != effbench_harness::Scenario::Serving
+            && s.param("model").and_then(AxisValue::as_str) == Some("default")
+    })
 }
 
 fn describe(section: &serde_json::Value) -> String {
@@ -57,6 +59,69 @@ fn describe(section: &serde_json::Value) -> String {
         ),
         _ => "trained".into(),
     }
+}
+
+/// Makes sure the trained default exists, training it in a child process (this binary with
+/// the same arguments and `--train-default-only`) when it does not: training sets up the
+/// process's thread pools its own way
+/// ([`effbench_backends::loader::pin_training_threads`]), and the benchmarks
+/// that follow must run with the same settings whether or not a training came first (their
+/// peak memory must not include the training's either). `Ok(None)`: ready; `Ok(Some(code))`:
+/// training failed or was interrupted (the child said why), exit with `code`.
+pub fn ensure_in_child_process() -> Result<Option<ExitCode>> {
+    let models = models_dir();
+    if let Some(section) = trained_default(&models) {
+        eprintln!(
+            "effbench: default model: reusing the trained model in {} ({})",
+            models.join("default").display(),
+            describe(&section)
+        );
+        return Ok(None);
+    }
+    // The same `run` arguments (suite, meters, --resume, ...), so the training is set up as
+    // this run asked.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().and_then(|a| a.to_str()) != Some("run") {
+        anyhow::bail!("the default model can only be trained from `effbench run`");
+    }
+    let exe = std::env::current_exe().context("cannot find the effbench executable")?;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(&args)
+        .arg("--train-default-only")
+        // The child's tables go to stderr: stdout belongs to this run (`--json`).
+        .stdout(std::io::stderr());
+    // Its own process group: a terminal's Ctrl-C reaches it once, forwarded by this process
+    // (not twice, which would mean "leave at once, without saving").
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().with_context(|| {
+        format!(
+            "cannot start '{}' to train the default model",
+            exe.display()
+        )
+    })?;
+    super::forward_interrupts_to(Some(child.id()));
+    #[cfg(unix)]
+    if effbench_harness::interrupt::requested() {
+        // Ctrl-C came before the child could be told about: pass it on now.
+        // SAFETY: kill only sends a signal to our own unreaped child.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+        }
+    }
+    let status = child.wait();
+    super::forward_interrupts_to(None);
+    let status = status.context("waiting for the training process")?;
+    Ok(match status.code() {
+        Some(0) => None,
+        Some(code) => Some(ExitCode::from(
+            u8::try_from(code).unwrap_or(super::EXIT_RUN_FAILED),
+        )),
+        None => {
+            eprintln!("effbench: default model: the training process was killed by a signal");
+            Some(ExitCode::from(super::EXIT_RUN_FAILED))
+        }
+    })
 }
 
 /// Makes sure the trained default exists. `Ok(None)`: ready; `Ok(Some(code))`: training it

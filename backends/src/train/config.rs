@@ -30,7 +30,21 @@ pub const OPTIONS: &[(&str, &str)] = &[
         "stop_at_target",
         "false (stop once the held-out loss reaches target_loss)",
     ),
+    (
+        "data_parallel",
+        "\"auto\" (micro-batches per step run on parallel threads, one per CPU thread; 1 = the \
+         whole batch at once with multi-threaded matmuls)",
+    ),
 ];
+
+/// How a step's batch is split over threads (`[options] data_parallel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataParallel {
+    /// One micro-batch per CPU thread candle uses (`RAYON_NUM_THREADS`, else all cores).
+    Auto,
+    /// This many micro-batches (1 = no split).
+    Fixed(usize),
+}
 
 /// Everything a training run needs, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +87,8 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Stop once the held-out loss reaches target_loss.
     pub stop_at_target: bool,
+    /// Micro-batches per step, each on its own thread.
+    pub data_parallel: DataParallel,
 }
 
 /// The default model's context length: the longest `seq_len` a run can train.
@@ -195,6 +211,18 @@ impl TrainConfig {
                     ))
                 }
             },
+            data_parallel: match spec.options.get("data_parallel") {
+                None => DataParallel::Auto,
+                Some(Value::String(s)) if s == "auto" => DataParallel::Auto,
+                Some(Value::Number(n)) if n.as_u64().is_some_and(|k| k >= 1) => {
+                    DataParallel::Fixed(n.as_u64().unwrap_or(1) as usize)
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "[options] data_parallel = {other}: expected \"auto\" or an integer >= 1"
+                    ))
+                }
+            },
         };
         c.check()?;
         Ok(c)
@@ -227,6 +255,26 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The micro-batches of a step, `(first row, rows)`: `data_parallel` of them (`auto`: one
+    /// per CPU thread), never more than `batch`, as even as the batch allows.
+    pub fn micro_batches(&self) -> Vec<(usize, usize)> {
+        let k = match self.data_parallel {
+            DataParallel::Auto => candle_core::utils::get_num_threads(),
+            DataParallel::Fixed(k) => k,
+        }
+        .clamp(1, self.batch.max(1));
+        let (base, extra) = (self.batch / k, self.batch % k);
+        let mut start = 0;
+        (0..k)
+            .map(|i| {
+                let rows = base + usize::from(i < extra);
+                let shard = (start, rows);
+                start += rows;
+                shard
+            })
+            .collect()
+    }
+
     /// Tokens trained on per step.
     pub fn tokens_per_step(&self) -> u64 {
         (self.batch * self.seq_len) as u64
@@ -251,22 +299,10 @@ impl TrainConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn width_128_is_the_default_architecture() {
-        let c = model_config(128, 4);
-        assert_eq!(c, default_config());
-        let small = model_config(96, 2);
-        assert_eq!((small.num_attention_heads, small.kv_heads()), (3, 3));
-        assert_eq!(small.intermediate_size, 256);
-        small.check().unwrap();
-    }
-
-    #[test]
-    fn schedule_warms_up_then_decays_to_the_floor() {
-        let c = TrainConfig {
+impl TrainConfig {
+    /// A small valid configuration for unit tests.
+    pub(crate) fn for_tests() -> TrainConfig {
+        TrainConfig {
             batch: 1,
             seq_len: 8,
             width: 32,
@@ -286,13 +322,48 @@ mod tests {
             eval_tokens: 8,
             checkpoint_every: 0,
             stop_at_target: false,
-        };
+            data_parallel: DataParallel::Fixed(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn width_128_is_the_default_architecture() {
+        let c = model_config(128, 4);
+        assert_eq!(c, default_config());
+        let small = model_config(96, 2);
+        assert_eq!((small.num_attention_heads, small.kv_heads()), (3, 3));
+        assert_eq!(small.intermediate_size, 256);
+        small.check().unwrap();
+    }
+
+    #[test]
+    fn schedule_warms_up_then_decays_to_the_floor() {
+        let c = TrainConfig::for_tests();
         assert!((c.lr_at(0) - 0.1).abs() < 1e-12);
         assert!((c.lr_at(9) - 1.0).abs() < 1e-12);
         assert!((c.lr_at(10) - 1.0).abs() < 1e-12);
         assert!((c.lr_at(60) - 0.55).abs() < 1e-12, "{}", c.lr_at(60));
         assert!((c.lr_at(110) - 0.1).abs() < 1e-12);
         assert!(c.lr_at(109) > 0.1 && c.lr_at(109) < 0.11);
+    }
+
+    #[test]
+    fn micro_batches_cover_the_batch_evenly() {
+        let mut c = TrainConfig {
+            batch: 10,
+            data_parallel: DataParallel::Fixed(3),
+            ..TrainConfig::for_tests()
+        };
+        assert_eq!(c.micro_batches(), vec![(0, 4), (4, 3), (7, 3)]);
+        c.data_parallel = DataParallel::Fixed(16);
+        assert_eq!(c.micro_batches().len(), 10, "never more than one row each");
+        c.data_parallel = DataParallel::Fixed(1);
+        assert_eq!(c.micro_batches(), vec![(0, 10)]);
     }
 
     #[test]

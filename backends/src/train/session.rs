@@ -212,6 +212,27 @@ impl TrainSession {
         let t = &self.trainer;
         let c = &t.model_cfg;
         let mut notes = self.notes.clone();
+        let shards = t.cfg.micro_batches();
+        notes.push(if shards.len() > 1 {
+            format!(
+                "data parallel: {} micro-batches of {} sequences per step, one thread each \
+                 (single-threaded matmuls inside; candle element-wise threads {}), gradients \
+                 summed in micro-batch order",
+                shards.len(),
+                shards
+                    .iter()
+                    .map(|s| s.1.to_string())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                std::env::var(crate::loader::CANDLE_THREADS_ENV)
+                    .unwrap_or_else(|_| "unset (all cores)".into())
+            )
+        } else {
+            format!(
+                "no data parallelism: the whole batch per step, matmuls on {} thread(s)",
+                candle_core::utils::get_num_threads()
+            )
+        });
         notes.push(format!(
             "FLOPs per step {:.4e} = (6 x N {} + 12 x L {} x H {} x Q {} x T {}) x {} tokens",
             train_flops_per_step(c, t.cfg.batch, t.cfg.seq_len),

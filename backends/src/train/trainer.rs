@@ -13,11 +13,52 @@ use super::optim::{AdamW, AdamWParams};
 use crate::default_model::seeded_tensors;
 use crate::llama::{Llama, LlamaConfig, Logits};
 use anyhow::{anyhow, bail, Result};
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
+
+/// Mean next-token cross-entropy of `model` on `batch` and the token count.
+fn batch_loss(model: &Llama, batch: &Batch, vocab: usize) -> Result<(Tensor, usize)> {
+    let (rows, t) = batch.inputs.dims2()?;
+    let logits = model.forward(&batch.inputs, None, Logits::All)?;
+    let logits = logits.reshape((rows * t, vocab))?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &batch.targets.flatten_all()?)?;
+    Ok((loss, rows * t))
+}
+
+/// While one exists, candle's matmuls (the `gemm` crate) run on the calling thread only: the
+/// data-parallel workers are the threads. Counted, so overlapping training steps in one
+/// process (tests) restore the threshold only when the last one ends.
+struct SingleThreadedMatmuls;
+
+/// (active guards, the threshold to restore).
+static SINGLE_THREADED: Mutex<(usize, usize)> = Mutex::new((0, 0));
+
+impl SingleThreadedMatmuls {
+    fn enter() -> SingleThreadedMatmuls {
+        let mut g = SINGLE_THREADED.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 == 0 {
+            g.1 = gemm_common::gemm::get_threading_threshold();
+            gemm_common::gemm::set_threading_threshold(usize::MAX);
+        }
+        g.0 += 1;
+        SingleThreadedMatmuls
+    }
+}
+
+impl Drop for SingleThreadedMatmuls {
+    fn drop(&mut self) {
+        let mut g = SINGLE_THREADED.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 -= 1;
+        if g.0 == 0 {
+            gemm_common::gemm::set_threading_threshold(g.1);
+        }
+    }
+}
 
 /// A training run in progress.
 pub struct Trainer {
@@ -170,30 +211,48 @@ impl Trainer {
 
     /// Mean next-token cross-entropy of `model` on `batch` and the token count.
     fn loss(&self, model: &Llama, batch: &Batch) -> Result<(Tensor, usize)> {
-        let (rows, t) = batch.inputs.dims2()?;
-        let logits = model.forward(&batch.inputs, None, Logits::All)?;
-        let logits = logits.reshape((rows * t, self.model_cfg.vocab_size))?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &batch.targets.flatten_all()?)?;
-        Ok((loss, rows * t))
+        batch_loss(model, batch, self.model_cfg.vocab_size)
     }
 
     /// One optimizer step on the next batch. A non-finite loss or gradient norm is a
     /// [`Diverged`] error; the weights are then not updated.
+    ///
+    /// With more than one micro-batch ([`TrainConfig::micro_batches`]) each runs forward and
+    /// backward on its own thread with single-threaded matmuls, and the gradients of the
+    /// token-weighted losses are summed in micro-batch order, so the step is deterministic
+    /// for a given split. candle runs element-wise ops on one thread and a small model's
+    /// matmuls scale poorly over threads; whole micro-batches on separate threads use them
+    /// all.
     pub fn step(&mut self) -> Result<StepDone> {
         let n = self.state.step;
         let batch = self.data.batch(n, &self.device)?;
+        let shards = self.cfg.micro_batches();
         let start = Instant::now();
         let model = self.model(true)?;
-        let (loss, _) = self.loss(&model, &batch)?;
-        let value = loss.to_scalar::<f32>()? as f64;
-        if !value.is_finite() {
-            return Err(Diverged {
-                step: n + 1,
-                what: format!("the training loss is {value}"),
+        let (value, grads) = if shards.len() == 1 {
+            let (loss, _) = self.loss(&model, &batch)?;
+            let value = loss.to_scalar::<f32>()? as f64;
+            (
+                value,
+                if value.is_finite() {
+                    Some(loss.backward()?)
+                } else {
+                    None
+                },
+            )
+        } else {
+            self.parallel_grads(&model, &batch, &shards)?
+        };
+        let grads = match grads {
+            Some(g) => g,
+            None => {
+                return Err(Diverged {
+                    step: n + 1,
+                    what: format!("the training loss is {value}"),
+                }
+                .into())
             }
-            .into());
-        }
-        let grads = loss.backward()?;
+        };
         let lr = self.cfg.lr_at(n);
         let info = self.opt.step(&grads, lr)?;
         if let Some(norm) = info.non_finite_norm {
@@ -214,6 +273,71 @@ impl Trainer {
             loss: value,
             seconds,
         })
+    }
+
+    /// Loss and summed gradients of `batch` split into `shards`, one thread each. The
+    /// gradients are `None` when the loss is not finite.
+    fn parallel_grads(
+        &self,
+        model: &Llama,
+        batch: &Batch,
+        shards: &[(usize, usize)],
+    ) -> Result<(f64, Option<GradStore>)> {
+        let vocab = self.model_cfg.vocab_size;
+        let total = batch.inputs.dim(0)? as f64;
+        let _single = SingleThreadedMatmuls::enter();
+        let parts: Vec<Result<(f64, GradStore)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = shards
+                .iter()
+                .map(|&(first, rows)| {
+                    scope.spawn(move || -> Result<(f64, GradStore)> {
+                        let micro = Batch {
+                            inputs: batch.inputs.narrow(0, first, rows)?,
+                            targets: batch.targets.narrow(0, first, rows)?,
+                        };
+                        let (loss, _) = batch_loss(model, &micro, vocab)?;
+                        // Every row holds seq_len tokens: the batch mean is the row-weighted
+                        // mean of the micro-batch means.
+                        let weighted = loss.affine(rows as f64 / total, 0.0)?;
+                        let value = weighted.to_scalar::<f32>()? as f64;
+                        Ok((value, weighted.backward()?))
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(anyhow!("a data-parallel training thread panicked"))
+                    })
+                })
+                .collect()
+        });
+        let mut value = 0.0;
+        let mut stores = Vec::with_capacity(parts.len());
+        for part in parts {
+            let (v, g) = part?;
+            value += v;
+            stores.push(g);
+        }
+        if !value.is_finite() {
+            return Ok((value, None));
+        }
+        let mut stores = stores.into_iter();
+        let mut sum = stores.next().ok_or_else(|| anyhow!("no micro-batches"))?;
+        for store in stores {
+            for (_, var) in &self.vars {
+                let t = var.as_tensor();
+                if let Some(g) = store.get(t) {
+                    let acc = match sum.get(t) {
+                        Some(a) => (a + g)?,
+                        None => g.clone(),
+                    };
+                    sum.insert(t, acc);
+                }
+            }
+        }
+        Ok((value, Some(sum)))
     }
 
     /// Held-out loss (nats/token) of the current weights; recorded, and checked against the
