@@ -145,7 +145,7 @@ pub fn ensure(
     }
     let (text, file, origin) = training_suite()?;
     let how_long = if file == TRAIN_TINY_FILE {
-        " (about 75 s of CPU time: a minute or two on idle cores, longer on a busy machine)"
+        " (about 70 s of CPU time: under a minute on two idle cores, longer on a busy machine)"
     } else {
         ""
     };
