@@ -256,10 +256,12 @@ impl TrainConfig {
     }
 
     /// The micro-batches of a step, `(first row, rows)`: `data_parallel` of them (`auto`: one
-    /// per CPU thread), never more than `batch`, as even as the batch allows.
-    pub fn micro_batches(&self) -> Vec<(usize, usize)> {
+    /// per CPU thread on the CPU, one on a GPU), never more than `batch`, as even as the batch
+    /// allows.
+    pub fn micro_batches(&self, on_cpu: bool) -> Vec<(usize, usize)> {
         let k = match self.data_parallel {
-            DataParallel::Auto => candle_core::utils::get_num_threads(),
+            DataParallel::Auto if on_cpu => candle_core::utils::get_num_threads(),
+            DataParallel::Auto => 1,
             DataParallel::Fixed(k) => k,
         }
         .clamp(1, self.batch.max(1));
@@ -359,11 +361,21 @@ mod tests {
             data_parallel: DataParallel::Fixed(3),
             ..TrainConfig::for_tests()
         };
-        assert_eq!(c.micro_batches(), vec![(0, 4), (4, 3), (7, 3)]);
+        assert_eq!(c.micro_batches(true), vec![(0, 4), (4, 3), (7, 3)]);
         c.data_parallel = DataParallel::Fixed(16);
-        assert_eq!(c.micro_batches().len(), 10, "never more than one row each");
+        assert_eq!(
+            c.micro_batches(true).len(),
+            10,
+            "never more than one row each"
+        );
         c.data_parallel = DataParallel::Fixed(1);
-        assert_eq!(c.micro_batches(), vec![(0, 10)]);
+        assert_eq!(c.micro_batches(true), vec![(0, 10)]);
+        c.data_parallel = DataParallel::Auto;
+        assert_eq!(
+            c.micro_batches(false),
+            vec![(0, 10)],
+            "auto: no split on a GPU"
+        );
     }
 
     #[test]

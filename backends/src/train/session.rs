@@ -212,7 +212,7 @@ impl TrainSession {
         let t = &self.trainer;
         let c = &t.model_cfg;
         let mut notes = self.notes.clone();
-        let shards = t.cfg.micro_batches();
+        let shards = t.cfg.micro_batches(t.device.is_cpu());
         notes.push(if shards.len() > 1 {
             format!(
                 "data parallel: {} micro-batches of {} sequences per step, one thread each \
@@ -227,11 +227,13 @@ impl TrainSession {
                 std::env::var(crate::loader::CANDLE_THREADS_ENV)
                     .unwrap_or_else(|_| "unset (all cores)".into())
             )
-        } else {
+        } else if t.device.is_cpu() {
             format!(
                 "no data parallelism: the whole batch per step, matmuls on {} thread(s)",
                 candle_core::utils::get_num_threads()
             )
+        } else {
+            "no data parallelism: the whole batch per step on the GPU".to_string()
         });
         notes.push(format!(
             "FLOPs per step {:.4e} = (6 x N {} + 12 x L {} x H {} x Q {} x T {}) x {} tokens",

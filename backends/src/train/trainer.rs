@@ -226,7 +226,7 @@ impl Trainer {
     pub fn step(&mut self) -> Result<StepDone> {
         let n = self.state.step;
         let batch = self.data.batch(n, &self.device)?;
-        let shards = self.cfg.micro_batches();
+        let shards = self.cfg.micro_batches(self.device.is_cpu());
         let start = Instant::now();
         let model = self.model(true)?;
         let (value, grads) = if shards.len() == 1 {
