@@ -104,19 +104,11 @@ fn training_run_reports_metrics_and_show_prints_them() {
     assert!(out.contains("matmul peak (MFU denominator):"), "{out}");
 }
 
-/// Starts a long training run, sends SIGINT once the first periodic checkpoint is on disk,
-/// and returns the interrupted result and the training directory.
-fn interrupt_after_first_checkpoint(w: &Work, suite: &str) -> (serde_json::Value, PathBuf) {
-    w.write("t.toml", suite);
-    let child = w
-        .cmd(&["run", "t.toml", "--out", "out"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let train = w.path().join("results/models/train");
+/// Waits until a periodic training checkpoint is on disk under `train`, then sends SIGINT to
+/// `child` only (as a terminal signals its foreground process group, not our children).
+fn sigint_after_first_checkpoint(child: &std::process::Child, train: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !std::fs::read_dir(&train)
+    while !std::fs::read_dir(train)
         .map(|mut d| d.any(|e| e.unwrap().path().join("trainer/state.json").is_file()))
         .unwrap_or(false)
     {
@@ -128,6 +120,20 @@ fn interrupt_after_first_checkpoint(w: &Work, suite: &str) -> (serde_json::Value
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Starts a long training run, sends SIGINT once the first periodic checkpoint is on disk,
+/// and returns the interrupted result and the training directory.
+fn interrupt_after_first_checkpoint(w: &Work, suite: &str) -> (serde_json::Value, PathBuf) {
+    w.write("t.toml", suite);
+    let child = w
+        .cmd(&["run", "t.toml", "--out", "out"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let train = w.path().join("results/models/train");
+    sigint_after_first_checkpoint(&child, &train);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -334,21 +340,8 @@ fn ctrl_c_while_training_the_default_saves_it_and_exits_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let train = w.path().join("results/models/train");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !std::fs::read_dir(&train)
-        .map(|mut d| d.any(|e| e.unwrap().path().join("trainer/state.json").is_file()))
-        .unwrap_or(false)
-    {
-        assert!(Instant::now() < deadline, "no checkpoint was written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Only the parent is signalled, as a terminal would signal only its process group.
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // Only `run` is signalled; it passes the Ctrl-C on to the training process.
+    sigint_after_first_checkpoint(&child, &w.path().join("results/models/train"));
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
