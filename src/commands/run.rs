@@ -105,6 +105,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if args.train_default_only {
         effbench_backends::loader::pin_training_threads();
+        super::tune_allocator_for_training();
         let code = super::trained_default::ensure(
             &registry,
             args.resume,
@@ -122,6 +123,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if suite.scenario == effbench_harness::Scenario::Training {
         effbench_backends::loader::pin_training_threads();
+        super::tune_allocator_for_training();
     }
     if let Some(ms) = args.inject_delay {
         for s in &mut specs {
