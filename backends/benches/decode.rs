@@ -36,17 +36,7 @@ fn spec(model: &str) -> RunSpec {
     .collect();
     RunSpec {
         id: "bench".into(),
-        suite: "bench".into(),
-        scenario: Scenario::Inference,
-        backend: "candle".into(),
-        params,
-        seed: SEED,
-        measure: Default::default(),
-        meters: Default::default(),
-        options: Default::default(),
-        serving: None,
-        analysis: None,
-        resume: false,
+        ..RunSpec::new("bench", Scenario::Inference, "candle", params, SEED)
     }
 }
 

@@ -43,12 +43,6 @@ fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
         map.insert(k.to_string(), v.clone());
     }
     let mut s = RunSpec {
-        id: String::new(),
-        suite: "test".into(),
-        scenario: Scenario::Training,
-        backend: "candle-train".into(),
-        params: map,
-        seed: 7,
         measure: MeasureConfig {
             warmup_iters: 1,
             warmup_s: 0.0,
@@ -60,10 +54,7 @@ fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
             ..Default::default()
         },
         options: serde_json::from_value(serde_json::json!({"eval_tokens": 1024})).unwrap(),
-        resume: false,
-        analysis: None,
-        serving: None,
-        meters: Default::default(),
+        ..RunSpec::new("test", Scenario::Training, "candle-train", map, 7)
     };
     s.id = effbench_harness::matrix::spec_id(&s);
     s
@@ -224,17 +215,7 @@ fn common_inference_spec(dir: &Path) -> RunSpec {
     params.insert("gen_len".into(), i(4));
     RunSpec {
         id: String::new(),
-        suite: "test".into(),
-        scenario: Scenario::Inference,
-        backend: "candle".into(),
-        params,
-        seed: 1,
-        measure: MeasureConfig::default(),
-        options: Default::default(),
-        resume: false,
-        analysis: None,
-        serving: None,
-        meters: Default::default(),
+        ..RunSpec::new("test", Scenario::Inference, "candle", params, 1)
     }
 }
 

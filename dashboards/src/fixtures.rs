@@ -9,7 +9,7 @@ use effbench_harness::backend::ModelInfo;
 use effbench_harness::env::{Environment, GpuInfo};
 use effbench_harness::result::{RunState, Series, StatsMethod, Status, SuiteInfo};
 use effbench_harness::stats::Stats;
-use effbench_harness::suite::{MeasureConfig, Scenario};
+use effbench_harness::suite::Scenario;
 use effbench_harness::{Metric, MetricId, RunResult, RunSpec};
 use std::collections::BTreeMap;
 
@@ -219,17 +219,13 @@ pub fn synthetic_results(suite: &str, n: usize, seed: u64) -> Vec<RunResult> {
             },
             config: RunSpec {
                 id,
-                suite: suite_name.clone(),
-                scenario: Scenario::Inference,
-                backend: "synthetic".into(),
-                params,
-                seed,
-                measure: MeasureConfig::default(),
-                options: Default::default(),
-                meters: Default::default(),
-                analysis: None,
-                resume: false,
-                serving: None,
+                ..RunSpec::new(
+                    suite_name.clone(),
+                    Scenario::Inference,
+                    "synthetic",
+                    params,
+                    seed,
+                )
             },
             status: Status {
                 state: RunState::Ok,

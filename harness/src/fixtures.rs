@@ -6,7 +6,7 @@ use crate::env::Environment;
 use crate::matrix::RunSpec;
 use crate::metric::{Metric, MetricId};
 use crate::result::{RunResult, RunState, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
-use crate::suite::{MeasureConfig, Scenario};
+use crate::suite::Scenario;
 use std::collections::BTreeMap;
 
 /// A fixed environment (no probing of the machine).
@@ -46,21 +46,7 @@ pub fn result(
     let mut params = BTreeMap::new();
     params.insert("batch".to_string(), batch.into());
     params.insert("dtype".to_string(), "f32".into());
-    let mut config = RunSpec {
-        id: String::new(),
-        suite: suite.into(),
-        scenario: Scenario::Inference,
-        backend: "candle".into(),
-        params,
-        seed: 42,
-        measure: MeasureConfig::default(),
-        meters: Default::default(),
-        options: Default::default(),
-        serving: None,
-        analysis: None,
-        resume: false,
-    };
-    config.id = crate::matrix::spec_id(&config);
+    let config = RunSpec::new(suite, Scenario::Inference, "candle", params, 42);
     let metrics = metrics
         .iter()
         .map(|(id, s)| {

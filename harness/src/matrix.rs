@@ -45,6 +45,35 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
+    /// A spec of these axis values with everything else at its default (measurement and
+    /// meter settings, no `[options]`, `[serving]`, `[analysis]` or resume) and its id
+    /// computed. Specs built by hand (tests, benches, tools) start here and override what
+    /// they need, so a new field is added in one place.
+    pub fn new(
+        suite: impl Into<String>,
+        scenario: Scenario,
+        backend: impl Into<String>,
+        params: BTreeMap<String, AxisValue>,
+        seed: u64,
+    ) -> RunSpec {
+        let mut spec = RunSpec {
+            id: String::new(),
+            suite: suite.into(),
+            scenario,
+            backend: backend.into(),
+            params,
+            seed,
+            measure: MeasureConfig::default(),
+            meters: MeterSettings::default(),
+            options: serde_json::Map::new(),
+            serving: None,
+            analysis: None,
+            resume: false,
+        };
+        spec.id = spec_id(&spec);
+        spec
+    }
+
     pub fn param(&self, axis: &str) -> Option<&AxisValue> {
         self.params.get(axis)
     }

@@ -2,7 +2,7 @@ use super::*;
 use crate::backend::ModelInfo;
 use crate::env::Environment;
 use crate::metric::{Metric, MetricId};
-use crate::suite::{MeasureConfig, Scenario};
+use crate::suite::Scenario;
 use crate::warnings::{Warning, WarningKind};
 
 fn sample() -> RunResult {
@@ -21,17 +21,7 @@ fn sample() -> RunResult {
         },
         config: RunSpec {
             id: "00112233445566aa".into(),
-            suite: "quickstart".into(),
-            scenario: Scenario::Inference,
-            backend: "candle".into(),
-            params,
-            seed: 42,
-            measure: MeasureConfig::default(),
-            meters: Default::default(),
-            options: Default::default(),
-            serving: None,
-            analysis: None,
-            resume: false,
+            ..RunSpec::new("quickstart", Scenario::Inference, "candle", params, 42)
         },
         status: Status {
             state: RunState::Ok,

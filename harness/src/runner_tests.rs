@@ -170,17 +170,8 @@ impl Backend for FakeBackend {
 fn spec(measure: MeasureConfig, scenario: Scenario) -> RunSpec {
     RunSpec {
         id: "0000000000000000".into(),
-        suite: "t".into(),
-        scenario,
-        backend: "fake".into(),
-        params: Default::default(),
-        seed: 1,
         measure,
-        meters: Default::default(),
-        options: Default::default(),
-        serving: None,
-        analysis: None,
-        resume: false,
+        ..RunSpec::new("t", scenario, "fake", Default::default(), 1)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::metric::{Metric, MetricId};
 use crate::result::RunState;
 use crate::result::SuiteInfo;
 use crate::runner::run_spec_with;
-use crate::suite::{MeasureConfig, Scenario};
+use crate::suite::Scenario;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,17 +100,7 @@ fn run_window(failure: Option<String>) -> (RunResult, Arc<Mutex<Times>>) {
     let times = Arc::new(Mutex::new(Times::default()));
     let spec = RunSpec {
         id: "0000000000000001".into(),
-        suite: "t".into(),
-        scenario: Scenario::Serving,
-        backend: "window".into(),
-        params: Default::default(),
-        seed: 1,
-        measure: MeasureConfig::default(),
-        meters: Default::default(),
-        options: Default::default(),
-        serving: None,
-        analysis: None,
-        resume: false,
+        ..RunSpec::new("t", Scenario::Serving, "window", Default::default(), 1)
     };
     let suite = SuiteInfo {
         name: "t".into(),

@@ -14,17 +14,7 @@ fn spec() -> RunSpec {
     params.insert("batch".to_string(), AxisValue::Int(4));
     RunSpec {
         id: "x".into(),
-        suite: "s".into(),
-        scenario: Scenario::Inference,
-        backend: "process".into(),
-        params,
-        seed: 1,
-        measure: Default::default(),
-        options: Default::default(),
-        meters: Default::default(),
-        serving: None,
-        analysis: None,
-        resume: false,
+        ..RunSpec::new("s", Scenario::Inference, "process", params, 1)
     }
 }
 

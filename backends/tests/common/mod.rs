@@ -18,11 +18,6 @@ pub fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
     }
     RunSpec {
         id: "test".into(),
-        suite: "test".into(),
-        scenario: Scenario::Inference,
-        backend: "candle".into(),
-        params: map,
-        seed: 7,
         measure: MeasureConfig {
             warmup_iters: 1,
             warmup_s: 0.0,
@@ -33,11 +28,7 @@ pub fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
             target_rel_ci: 0.0,
             inject_delay_ms: 0.0,
         },
-        meters: Default::default(),
-        options: Default::default(),
-        serving: None,
-        analysis: None,
-        resume: false,
+        ..RunSpec::new("test", Scenario::Inference, "candle", map, 7)
     }
 }
 

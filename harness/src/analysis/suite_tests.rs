@@ -2,7 +2,7 @@ use super::*;
 use crate::env::Environment;
 use crate::matrix::RunSpec;
 use crate::result::{StatsMethod, Status, SuiteInfo};
-use crate::suite::{MeasureConfig, Scenario};
+use crate::suite::Scenario;
 
 const AXES: &[&str] = &["model", "quant", "sparsity", "batch"];
 
@@ -28,17 +28,7 @@ fn run(id: &str, quant: &str, sparsity: f64, batch: i64, metrics: &[(MetricId, f
         },
         config: RunSpec {
             id: id.into(),
-            suite: "c".into(),
-            scenario: Scenario::Inference,
-            backend: "candle".into(),
-            params,
-            seed: 1,
-            measure: MeasureConfig::default(),
-            meters: Default::default(),
-            options: Default::default(),
-            analysis: None,
-            resume: false,
-            serving: None,
+            ..RunSpec::new("c", Scenario::Inference, "candle", params, 1)
         },
         status: Status {
             state: RunState::Ok,

@@ -4,22 +4,13 @@ use crate::suite::{MeasureConfig, Scenario};
 use std::collections::BTreeMap;
 
 fn spec(params: &[(&str, AxisValue)], measure: MeasureConfig) -> RunSpec {
+    let params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect::<BTreeMap<_, _>>();
     let mut s = RunSpec {
-        id: String::new(),
-        suite: "t".into(),
-        scenario: Scenario::Inference,
-        backend: "candle".into(),
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        seed: 42,
         measure,
-        options: Default::default(),
-        meters: Default::default(),
-        serving: None,
-        analysis: None,
-        resume: false,
+        ..RunSpec::new("t", Scenario::Inference, "candle", params, 42)
     };
     s.id = spec_id(&s);
     s

@@ -2,25 +2,15 @@ use super::*;
 use crate::env::Environment;
 use crate::result::{StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
 use crate::serving::config::ServingConfig;
-use crate::suite::{MeasureConfig, Scenario};
+use crate::suite::Scenario;
 
 fn spec() -> RunSpec {
     let mut serving = ServingConfig::new("http://127.0.0.1:1");
     serving.slo.ttft_ms = Some(100.0);
     serving.search = Some(cfg(1.0, 64.0, 10));
     let mut s = RunSpec {
-        id: String::new(),
-        suite: "s".into(),
-        scenario: Scenario::Serving,
-        backend: "openai-http".into(),
-        params: Default::default(),
-        seed: 1,
-        measure: MeasureConfig::default(),
-        meters: Default::default(),
-        options: Default::default(),
         serving: Some(serving),
-        analysis: None,
-        resume: false,
+        ..RunSpec::new("s", Scenario::Serving, "openai-http", Default::default(), 1)
     };
     s.id = spec_id(&s);
     s
