@@ -212,22 +212,29 @@ impl TrainSession {
         let t = &self.trainer;
         let c = &t.model_cfg;
         let mut notes = self.notes.clone();
-        let shards = t.cfg.micro_batches(t.device.is_cpu());
-        notes.push(if shards.len() > 1 {
+        let cpu = t.device.is_cpu();
+        let shards = t.cfg.micro_batches(cpu);
+        let sizes = shards
+            .iter()
+            .map(|s| s.1.to_string())
+            .collect::<Vec<_>>()
+            .join("/");
+        notes.push(if shards.len() > 1 && cpu {
             format!(
-                "data parallel: {} micro-batches of {} sequences per step, one thread each \
+                "data parallel: {} micro-batches of {sizes} sequences per step, one thread each \
                  (single-threaded matmuls inside; candle element-wise threads {}), gradients \
                  summed in micro-batch order",
                 shards.len(),
-                shards
-                    .iter()
-                    .map(|s| s.1.to_string())
-                    .collect::<Vec<_>>()
-                    .join("/"),
                 std::env::var(crate::loader::CANDLE_THREADS_ENV)
                     .unwrap_or_else(|_| "unset (all cores)".into())
             )
-        } else if t.device.is_cpu() {
+        } else if shards.len() > 1 {
+            format!(
+                "gradient accumulation: {} micro-batches of {sizes} sequences per step, one after \
+                 the other on the GPU, gradients summed in micro-batch order",
+                shards.len()
+            )
+        } else if cpu {
             format!(
                 "no data parallelism: the whole batch per step, matmuls on {} thread(s)",
                 candle_core::utils::get_num_threads()

@@ -275,8 +275,8 @@ impl Trainer {
         })
     }
 
-    /// Loss and summed gradients of `batch` split into `shards`, one thread each. The
-    /// gradients are `None` when the loss is not finite.
+    /// Loss and summed gradients of `batch` split into `shards`: one thread each on the CPU,
+    /// one after the other on a GPU. The gradients are `None` when the loss is not finite.
     fn parallel_grads(
         &self,
         model: &Llama,
@@ -285,34 +285,40 @@ impl Trainer {
     ) -> Result<(f64, Option<GradStore>)> {
         let vocab = self.model_cfg.vocab_size;
         let total = batch.inputs.dim(0)? as f64;
-        let _single = SingleThreadedMatmuls::enter();
-        let parts: Vec<Result<(f64, GradStore)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = shards
-                .iter()
-                .map(|&(first, rows)| {
-                    scope.spawn(move || -> Result<(f64, GradStore)> {
-                        let micro = Batch {
-                            inputs: batch.inputs.narrow(0, first, rows)?,
-                            targets: batch.targets.narrow(0, first, rows)?,
-                        };
-                        let (loss, _) = batch_loss(model, &micro, vocab)?;
-                        // Every row holds seq_len tokens: the batch mean is the row-weighted
-                        // mean of the micro-batch means.
-                        let weighted = loss.affine(rows as f64 / total, 0.0)?;
-                        let value = weighted.to_scalar::<f32>()? as f64;
-                        Ok((value, weighted.backward()?))
+        let micro = |&(first, rows): &(usize, usize)| -> Result<(f64, GradStore)> {
+            let micro = Batch {
+                inputs: batch.inputs.narrow(0, first, rows)?,
+                targets: batch.targets.narrow(0, first, rows)?,
+            };
+            let (loss, _) = batch_loss(model, &micro, vocab)?;
+            // Every row holds seq_len tokens: the batch mean is the row-weighted mean of the
+            // micro-batch means.
+            let weighted = loss.affine(rows as f64 / total, 0.0)?;
+            let value = weighted.to_scalar::<f32>()? as f64;
+            Ok((value, weighted.backward()?))
+        };
+        let parts: Vec<Result<(f64, GradStore)>> = if !self.device.is_cpu() {
+            // On a GPU the micro-batches run one after the other on this thread (gradient
+            // accumulation): candle's CUDA device is not driven from several threads at once
+            // (two threads sharing one hung in the first step on an H100).
+            shards.iter().map(micro).collect()
+        } else {
+            let _single = SingleThreadedMatmuls::enter();
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = shards
+                    .iter()
+                    .map(|shard| scope.spawn(|| micro(shard)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| {
+                        w.join().unwrap_or_else(|_| {
+                            Err(anyhow!("a data-parallel training thread panicked"))
+                        })
                     })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(anyhow!("a data-parallel training thread panicked"))
-                    })
-                })
-                .collect()
-        });
+                    .collect()
+            })
+        };
         let mut value = 0.0;
         let mut stores = Vec::with_capacity(parts.len());
         for part in parts {
