@@ -64,7 +64,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "train-tiny-cuda*", "*.json"
     v = lambda k: m[k]["value"] if k in m else None
     st = (m.get("step_time") or {}).get("stats") or {}
     peak = (r.get("env") or {}).get("peak_flops") or {}
-    split = [l for l in r.get("log", []) if "data parallel" in l]
+    split = [l for l in r.get("log", []) if "data parallel" in l or "gradient accumulation" in l]
     fmt = lambda x, d=1: "-" if x is None else f"{x:.{d}f}"
     gpu = v("gpu_process_memory_peak") or v("gpu_memory_peak")
     print(" | ".join([r["suite"]["name"], r["config"]["params"]["dtype"], r["status"]["state"],
