@@ -103,6 +103,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         s.meters = meter_settings.clone();
         s.resume = args.resume;
     }
+    let mut report = |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
+        super::release_memory();
+        progress.println(&one_line(r));
+        for w in &r.warnings {
+            progress.println(&format!("    warning: {w}"));
+        }
+    };
     if args.train_default_only {
         effbench_backends::loader::pin_training_threads();
         super::tune_allocator_for_training();
@@ -111,13 +118,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.resume,
             &args.meters,
             super::features(),
-            &mut |r, progress| {
-                super::release_memory();
-                progress.println(&one_line(r));
-                for w in &r.warnings {
-                    progress.println(&format!("    warning: {w}"));
-                }
-            },
+            &mut report,
         )?;
         return Ok(code.unwrap_or(ExitCode::SUCCESS));
     }
@@ -166,13 +167,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut report = |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
-        super::release_memory();
-        progress.println(&one_line(r));
-        for w in &r.warnings {
-            progress.println(&format!("    warning: {w}"));
-        }
-    };
     if super::trained_default::needed(&specs) {
         if let Some(code) = super::trained_default::ensure_in_child_process()? {
             return Ok(code);

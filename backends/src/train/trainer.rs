@@ -218,11 +218,11 @@ impl Trainer {
     /// [`Diverged`] error; the weights are then not updated.
     ///
     /// With more than one micro-batch ([`TrainConfig::micro_batches`]) each runs forward and
-    /// backward on its own thread with single-threaded matmuls, and the gradients of the
-    /// token-weighted losses are summed in micro-batch order, so the step is deterministic
-    /// for a given split. candle runs element-wise ops on one thread and a small model's
-    /// matmuls scale poorly over threads; whole micro-batches on separate threads use them
-    /// all.
+    /// backward (on the CPU on its own thread with single-threaded matmuls, on a GPU one
+    /// after the other), and the gradients of the row-weighted losses are summed in
+    /// micro-batch order, so the step is deterministic for a given split. A small model's
+    /// matmuls and candle's shared element-wise pool scale poorly over threads; whole
+    /// micro-batches on separate threads keep every core busy.
     pub fn step(&mut self) -> Result<StepDone> {
         let n = self.state.step;
         let batch = self.data.batch(n, &self.device)?;
