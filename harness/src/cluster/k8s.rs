@@ -169,15 +169,7 @@ fn job_dir(o: &K8sOptions) -> String {
 
 /// Validates the options and builds the manifests.
 pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
-    if o.shards == 0 {
-        bail!("--shards must be at least 1");
-    }
-    if o.shards > runs {
-        bail!(
-            "--shards {} is more than the suite's {runs} run(s); use --shards {runs} or fewer",
-            o.shards
-        );
-    }
+    super::check_shard_count(o.shards, runs)?;
     check_dns_label("--name", &o.name, MAX_NAME)?;
     if let Some(ns) = &o.namespace {
         check_dns_label("--namespace", ns, 63)?;
@@ -189,12 +181,12 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
             o.image
         );
     }
-    if o.parallelism == Some(0) {
-        bail!("--parallelism must be at least 1");
-    }
-    if o.gpus == Some(0) {
-        bail!("--gpus must be at least 1 (leave it out for CPU-only pods)");
-    }
+    super::check_count("--parallelism", o.parallelism.map(|v| v as u64), "")?;
+    super::check_count(
+        "--gpus",
+        o.gpus.map(u64::from),
+        " (leave it out for CPU-only pods)",
+    )?;
     if let Some(c) = &o.cpu {
         check_quantity("--cpu", c)?;
     }

@@ -80,6 +80,28 @@ pub fn shard_dir_name(i: usize) -> String {
     format!("{SHARD_DIR_PREFIX}{i}")
 }
 
+/// `--shards N` for a suite of `runs` runs: at least 1 and at most `runs` (Slurm and k8s).
+fn check_shard_count(shards: usize, runs: usize) -> anyhow::Result<()> {
+    if shards == 0 {
+        anyhow::bail!("--shards must be at least 1");
+    }
+    if shards > runs {
+        anyhow::bail!(
+            "--shards {shards} is more than the suite's {runs} run(s); use --shards {runs} or fewer"
+        );
+    }
+    Ok(())
+}
+
+/// A count option that, when given, must be at least 1; `leave_out` says what leaving it out
+/// means, if anything.
+fn check_count(flag: &str, value: Option<u64>, leave_out: &str) -> anyhow::Result<()> {
+    if value == Some(0) {
+        anyhow::bail!("{flag} must be at least 1{leave_out}");
+    }
+    Ok(())
+}
+
 /// Name of the merged directory inside a cluster job's directory.
 pub const MERGED_DIR: &str = "merged";
 
@@ -104,5 +126,32 @@ pub fn cluster_plan(
         shard_dirs: (0..count).map(shard_dir_name).collect(),
         merged_dir: MERGED_DIR.into(),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+
+    #[test]
+    fn count_options_name_the_flag_and_the_limit() {
+        assert!(check_shard_count(1, 1).is_ok() && check_shard_count(4, 9).is_ok());
+        assert_eq!(
+            check_shard_count(0, 3).unwrap_err().to_string(),
+            "--shards must be at least 1"
+        );
+        assert_eq!(
+            check_shard_count(5, 4).unwrap_err().to_string(),
+            "--shards 5 is more than the suite's 4 run(s); use --shards 4 or fewer"
+        );
+        assert!(
+            check_count("--gpus", None, "").is_ok() && check_count("--gpus", Some(2), "").is_ok()
+        );
+        assert_eq!(
+            check_count("--gpus", Some(0), " (leave it out for CPU-only pods)")
+                .unwrap_err()
+                .to_string(),
+            "--gpus must be at least 1 (leave it out for CPU-only pods)"
+        );
     }
 }

@@ -115,24 +115,14 @@ fn header(lines: &mut Vec<String>, o: &SlurmOptions) {
 
 /// The three scripts for `plan`-sized arrays. Validates every value written into them.
 pub fn scripts(o: &SlurmOptions, runs: usize) -> Result<SlurmScripts> {
-    if o.shards == 0 {
-        bail!("--shards must be at least 1");
-    }
-    if o.shards > runs {
-        bail!(
-            "--shards {} is more than the suite's {runs} run(s); use --shards {runs} or fewer",
-            o.shards
-        );
-    }
-    if o.max_parallel == Some(0) {
-        bail!("--max-parallel must be at least 1");
-    }
-    if o.gpus_per_task == Some(0) {
-        bail!("--gpus-per-task must be at least 1 (leave it out for CPU-only tasks)");
-    }
-    if o.cpus_per_task == Some(0) {
-        bail!("--cpus-per-task must be at least 1");
-    }
+    super::check_shard_count(o.shards, runs)?;
+    super::check_count("--max-parallel", o.max_parallel.map(|v| v as u64), "")?;
+    super::check_count(
+        "--gpus-per-task",
+        o.gpus_per_task.map(u64::from),
+        " (leave it out for CPU-only tasks)",
+    )?;
+    super::check_count("--cpus-per-task", o.cpus_per_task.map(u64::from), "")?;
     for (opt, v) in [
         ("--partition", &o.partition),
         ("--account", &o.account),
