@@ -252,10 +252,15 @@ impl Worker {
         })
     }
 
-    /// Ends the worker because of `e`, found by the caller in a reply that arrived (wrong
-    /// version, bad content): kills and reaps it and attaches its stderr tail.
+    /// Ends the worker because of `e` (a reply with an error, a wrong version or bad
+    /// content): kills and reaps it, and attaches its whole stderr tail. The tail is read
+    /// once the worker is gone, so lines it wrote just before its reply are not missed by a
+    /// stderr reader that had not caught up yet.
     pub fn abort(&mut self, e: WorkerError) -> WorkerError {
-        self.fail(e.fault, e.op, e.message)
+        WorkerError {
+            kind: e.kind,
+            ..self.fail(e.fault, e.op, e.message)
+        }
     }
 
     /// Kills the group, reaps, collects the stderr tail and marks the worker broken.

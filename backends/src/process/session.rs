@@ -65,7 +65,10 @@ impl Connection {
         let mut notes = vec![format!("worker: `{}` (pid {pid})", argv.join(" "))];
 
         let offer = json!({"protocol": protocol::SUPPORTED_VERSIONS});
-        let reply = worker.call(Op::Describe, &obj(offer), opts.timeout(Op::Describe))?;
+        // A failed start-up call ends the worker: `abort` collects its whole stderr.
+        let reply = worker
+            .call(Op::Describe, &obj(offer), opts.timeout(Op::Describe))
+            .map_err(|e| worker.abort(e))?;
         let rtt = reply.round_trip;
         let describe: DescribeReply = decode(reply.body, Op::Describe)
             .and_then(|d| protocol::check_version(&d).map(|_| d))
@@ -97,7 +100,9 @@ impl Connection {
             "options": opts.worker,
         }));
         body.extend(extra_load);
-        let reply = worker.call(Op::Load, &body, opts.timeout(Op::Load))?;
+        let reply = worker
+            .call(Op::Load, &body, opts.timeout(Op::Load))
+            .map_err(|e| worker.abort(e))?;
         notes.push(format!("load round trip {}", ms(reply.round_trip)));
         let load: LoadReply = decode(reply.body, Op::Load)
             .and_then(|l: LoadReply| match l.vocab_size {
