@@ -68,24 +68,7 @@ print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torc
       "transformers", transformers.__version__, "cuda available", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")' 2>&1 | tail -n 1 | tee -a "$SUMMARY" >&2
 # CUDA 13 runtime libraries for the candle CUDA build: the python env's nvidia wheels.
-CU13="$(timeout 60 python3 - <<'PY' 2>/dev/null
-import glob, os, site
-need = ["libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10"]
-roots = []
-try:
-    import nvidia
-    roots += list(nvidia.__path__)
-except Exception:
-    pass
-for sp in site.getsitepackages() + [site.getusersitepackages()]:
-    roots.append(os.path.join(sp, "nvidia"))
-for r in roots:
-    for lib in [os.path.join(r, "cu13", "lib")] + glob.glob(os.path.join(r, "*", "lib")):
-        if all(os.path.exists(os.path.join(lib, n)) for n in need):
-            print(lib)
-            raise SystemExit
-PY
-)"
+CU13="$(timeout 60 python3 scripts/cuda13-libs.py 2>/dev/null)"
 
 # step NAME SECONDS CMD...: runs with a timeout (SIGINT, then SIGKILL 15 s later)
 step() {

@@ -4,7 +4,7 @@
 # (gradient accumulation, one after the other), so the loss, tokens/s and MFU can be compared
 # with the CPU numbers in README (Training, Measured). Needs target/gpu/effbench-cuda.gz
 # from scripts/pack-gpu-check.sh and the CUDA 13 runtime libraries of python3's nvidia
-# packages (as scripts/gpu-check-backends.sh finds them).
+# packages (scripts/cuda13-libs.py finds them).
 #
 # Usage: bash scripts/gpu-check-train.sh OUT_DIR      (about a minute on an H100)
 set -uo pipefail
@@ -17,24 +17,7 @@ BIN="$(mktemp -d)"
 trap 'rm -rf "$BIN"' EXIT
 [ -f target/gpu/effbench-cuda.gz ] || { echo "gpu-check-train: no target/gpu/effbench-cuda.gz" >&2; exit 2; }
 gunzip -c target/gpu/effbench-cuda.gz > "$BIN/effbench" && chmod +x "$BIN/effbench"
-CU13="$(timeout 60 python3 - <<'PY' 2>/dev/null
-import glob, os, site
-need = ["libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10"]
-roots = []
-try:
-    import nvidia
-    roots += list(nvidia.__path__)
-except Exception:
-    pass
-for sp in site.getsitepackages() + [site.getusersitepackages()]:
-    roots.append(os.path.join(sp, "nvidia"))
-for r in roots:
-    for lib in [os.path.join(r, "cu13", "lib")] + glob.glob(os.path.join(r, "*", "lib")):
-        if all(os.path.exists(os.path.join(lib, n)) for n in need):
-            print(lib)
-            raise SystemExit
-PY
-)"
+CU13="$(timeout 60 python3 scripts/cuda13-libs.py 2>/dev/null)"
 [ -n "$CU13" ] || { echo "gpu-check-train: no CUDA 13 runtime libraries in python3's nvidia packages" >&2; exit 2; }
 export LD_LIBRARY_PATH="$CU13"
 
