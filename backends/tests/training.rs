@@ -79,6 +79,16 @@ fn backend(root: &Path) -> TrainBackend {
     }
 }
 
+/// The points of series `name` (step, value).
+fn points(r: &RunResult, name: &str) -> Vec<[f64; 2]> {
+    r.series
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no series {name}"))
+        .points
+        .clone()
+}
+
 fn value(r: &RunResult, id: MetricId) -> f64 {
     r.metric(id)
         .unwrap_or_else(|| panic!("{id} missing: {:?}", r.log))
@@ -140,14 +150,7 @@ fn loss_falls_below_the_bound_and_metrics_are_complete() {
     assert!((per_token - energy / (59.0 * 8.0 * 32.0)).abs() <= 1e-12 * energy.max(1.0));
     assert!(r.metric(MetricId::TotalThroughput).is_none());
     // loss curve: one point per step, evaluations at 0, 10, ..., 60
-    let curve = |name: &str| {
-        r.series
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap()
-            .points
-            .clone()
-    };
+    let curve = |name: &str| points(&r, name);
     assert_eq!(curve("train_loss").len(), 60);
     let evals: Vec<f64> = curve("heldout_loss").iter().map(|p| p[0]).collect();
     assert_eq!(evals, [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]);
@@ -253,14 +256,7 @@ fn resume_reproduces_the_uninterrupted_loss_curve() {
         .iter()
         .any(|l| l.contains("resumed from the checkpoint at step 20")));
     assert_eq!(resumed.iterations, 19, "steps 21..40, one of them warm-up");
-    let curve = |r: &RunResult, name: &str| {
-        r.series
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap()
-            .points
-            .clone()
-    };
+    let curve = |r: &RunResult, name: &str| points(r, name);
     assert_eq!(curve(&resumed, "train_loss"), curve(&whole, "train_loss"));
     assert_eq!(
         curve(&resumed, "heldout_loss"),
@@ -290,13 +286,7 @@ fn data_parallel_steps_match_the_whole_batch() {
         let r = run(&b, &sp);
         assert_eq!(r.status.state, RunState::Ok, "{:?}", r.status);
         let note = r.log.iter().find(|l| l.contains("data parallel")).cloned();
-        let points = r
-            .series
-            .iter()
-            .find(|s| s.name == "train_loss")
-            .unwrap()
-            .points
-            .clone();
+        let points = points(&r, "train_loss");
         std::fs::remove_dir_all(tmp.path().join(&sp.id)).unwrap();
         (points, note)
     };
