@@ -71,6 +71,7 @@ pub fn suite_info(suite: &Suite, specs: &[RunSpec]) -> SuiteInfo {
         file: suite.path.as_ref().map(|p| p.display().to_string()),
         sha256,
         varying_axes: varying_axes(specs),
+        analysis: suite.analysis.clone(),
     }
 }
 
@@ -190,22 +191,11 @@ pub fn run_suite(
         results.push(result);
     }
     progress.finish();
+    // The analysis stage over the finished result set; a shard has only part of the suite,
+    // so `effbench merge` analyses the whole set instead.
     let analysis = match &suite.analysis {
-        Some(cfg) if !results.is_empty() => {
-            let caps = registry
-                .get(&suite.backend)
-                .map_err(anyhow::Error::msg)?
-                .describe();
-            let axes: Vec<&str> = caps.axes.iter().map(|(a, _)| *a).collect();
-            let before: Vec<RunResult> = results.clone();
-            let a = analysis::suite::analyze(&suite.name, cfg, &axes, &mut results);
-            // Results that gained speed-up metrics are rewritten (atomically) before the
-            // analysis file, so analysis.json never names metrics a result lacks.
-            for (old, new) in before.iter().zip(&results) {
-                if old != new {
-                    write_json(&out_dir.join(format!("{}.json", new.id)), new)?;
-                }
-            }
+        Some(cfg) if !results.is_empty() && opts.shard.is_none() => {
+            let a = analysis::suite::analyze(&suite.name, cfg, &results);
             write_json(&out_dir.join(analysis::suite::ANALYSIS_FILE), &a)?;
             Some(a)
         }

@@ -18,6 +18,7 @@ fn sample() -> RunResult {
             file: Some("suites/quickstart.toml".into()),
             sha256: Some("ab".repeat(32)),
             varying_axes: vec!["dtype".into(), "batch".into()],
+            analysis: None,
         },
         config: RunSpec {
             id: "00112233445566aa".into(),

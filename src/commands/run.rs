@@ -33,7 +33,8 @@ pub struct Args {
     /// Print the expanded runs and exit without running.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the results as a JSON array on stdout (progress and tables go to stderr).
+    /// Print the results as a JSON array on stdout (progress and tables go to stderr); with
+    /// --dry-run, the planned runs (id, label, resolved config).
     #[arg(long, conflicts_with = "ab")]
     pub json: bool,
     #[command(flatten)]
@@ -157,6 +158,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     };
     if args.dry_run {
+        if args.json {
+            let runs: Vec<serde_json::Value> = specs
+                .iter()
+                .map(|s| serde_json::json!({"id": s.id, "label": s.label(&axes), "config": s}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&runs)?);
+            return Ok(ExitCode::SUCCESS);
+        }
         println!(
             "{}: {} run(s), nothing executed (--dry-run)",
             args.suite.display(),
@@ -191,6 +200,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&outcome.results)?);
     } else {
         print!("\n{table}");
+    }
+    if suite.analysis.is_some() && args.shard.is_some() {
+        eprintln!("analysis: after `effbench merge` of all shards (a shard has part of the suite)");
     }
     if let Some(a) = &outcome.analysis {
         for n in &a.notes {

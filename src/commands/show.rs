@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use effbench_dashboards::format::sig3;
 use effbench_dashboards::terminal::Table;
-use effbench_harness::analysis::suite::{SuiteAnalysis, ANALYSIS_FILE};
+use effbench_harness::analysis::suite::{lend_speedups, SuiteAnalysis, ANALYSIS_FILE};
 use effbench_harness::{result, RunResult};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +27,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let results = result::load_results(&args.path)?;
+    let mut results = result::load_results(&args.path)?;
+    // The analysis stage over this result set (speed-ups lent to the results in memory).
+    let computed = lend_speedups(&mut results);
     let first = &results[0];
     println!("suite {}: {} run(s)", first.suite.name, results.len());
     println!("machine: {}", first.env.summary());
@@ -56,8 +58,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !compression.is_empty() {
         print!("\ncompression, quality and speed-up\n{compression}");
     }
-    if let Some(a) = analysis_of(&args.path)? {
-        print!("{}", analysis_tables(&a, &results));
+    match analysis_of(&args.path)? {
+        Some(a) => print!("{}", analysis_tables(&a, &results, ANALYSIS_FILE)),
+        None => {
+            for s in &computed {
+                print!("{}", analysis_tables(&s.analysis, &results, "computed now"));
+            }
+        }
     }
     if args.detail || results.len() == 1 {
         for r in &results {
@@ -101,7 +108,7 @@ fn analysis_of(path: &std::path::Path) -> Result<Option<SuiteAnalysis>> {
 }
 
 /// Pareto membership and Dynascore per run.
-fn analysis_tables(a: &SuiteAnalysis, results: &[RunResult]) -> String {
+fn analysis_tables(a: &SuiteAnalysis, results: &[RunResult], from: &str) -> String {
     let mut headers = vec!["run".to_string()];
     for f in &a.pareto {
         let names: Vec<&str> = f.objectives.iter().map(|o| o.metric.name()).collect();
@@ -132,7 +139,7 @@ fn analysis_tables(a: &SuiteAnalysis, results: &[RunResult]) -> String {
         }
         rows.push(row);
     }
-    let mut out = format!("\nPareto fronts and Dynascore ({ANALYSIS_FILE})\n");
+    let mut out = format!("\nPareto fronts and Dynascore ({from})\n");
     out += &Table { headers, rows }.render();
     for f in &a.pareto {
         if let (Some(hv), Some(p)) = (f.hypervolume, &f.reference_point) {
