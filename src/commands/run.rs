@@ -104,12 +104,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         s.meters = meter_settings.clone();
         s.resume = args.resume;
     }
+    // one line per run; warnings come once per suite, after the table
     let mut report = |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
         super::release_memory();
         progress.println(&one_line(r));
-        for w in &r.warnings {
-            progress.println(&format!("    warning: {w}"));
-        }
     };
     if args.train_default_only {
         effbench_backends::loader::pin_training_threads();
@@ -119,7 +117,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.resume,
             &args.meters,
             super::features(),
-            &mut report,
+            &mut |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
+                report(r, progress);
+                let w = effbench_dashboards::terminal::warnings_summary(std::slice::from_ref(r));
+                if !w.is_empty() {
+                    progress.println(w.trim_end());
+                }
+            },
         )?;
         return Ok(code.unwrap_or(ExitCode::SUCCESS));
     }
@@ -194,13 +198,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         shard: shard_ctx,
     };
     let outcome = invocation::run_suite(&suite, &specs, &registry, &opts, &mut report)?;
-    let table = effbench_dashboards::terminal::runs_table(&outcome.results);
+    let table = effbench_dashboards::terminal::summary_table(
+        &outcome.results,
+        &outcome.out_dir.display().to_string(),
+        true,
+    );
     if args.json {
         eprint!("\n{table}");
         println!("{}", serde_json::to_string_pretty(&outcome.results)?);
     } else {
         print!("\n{table}");
     }
+    eprint!(
+        "{}",
+        effbench_dashboards::terminal::warnings_summary(&outcome.results)
+    );
     if suite.analysis.is_some() && args.shard.is_some() {
         eprintln!("analysis: after `effbench merge` of all shards (a shard has part of the suite)");
     }

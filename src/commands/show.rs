@@ -1,6 +1,6 @@
 //! `effbench show RUN_OR_DIR`: a terminal table of stored results.
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use effbench_dashboards::format::sig3;
 use effbench_dashboards::terminal::Table;
 use effbench_harness::analysis::suite::{lend_speedups, SuiteAnalysis, ANALYSIS_FILE};
@@ -13,7 +13,8 @@ use std::process::ExitCode;
 #[command(
     after_help = "Examples:\n  effbench show results/quickstart          (newest invocation)\n  \
 effbench show results/quickstart/2026-11-26T12-00-00Z\n  \
-effbench show results/quickstart/2026-11-26T12-00-00Z/0123456789abcdef.json"
+effbench show results/quickstart/2026-11-26T12-00-00Z/0123456789abcdef.json\n  \
+effbench show results/quickstart --columns run,ttft:p99,peak_rss,energy,source:energy"
 )]
 pub struct Args {
     /// A result file, an invocation directory, or a suite's results directory.
@@ -24,6 +25,10 @@ pub struct Args {
     /// Leave estimated values (estimate-tdp energy and what derives from it) out of the table.
     #[arg(long)]
     pub measured_only: bool,
+    /// Columns of the table, comma-separated keys as `report --columns` takes them (default:
+    /// the scenario's most telling columns that fit in 120 characters).
+    #[arg(long, value_name = "KEYS")]
+    pub columns: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -46,14 +51,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     println!();
-    let mut columns = effbench_dashboards::columns::default_columns(&results);
-    if args.measured_only {
-        columns = effbench_dashboards::columns::measured_only(columns);
+    use effbench_dashboards::{columns, terminal};
+    match (&args.columns, args.measured_only) {
+        (None, false) => print!(
+            "{}",
+            terminal::summary_table(&results, &args.path.display().to_string(), false)
+        ),
+        (keys, _) => {
+            let mut cols = match keys {
+                Some(k) => columns::Column::parse_list(k).map_err(|e| anyhow!("--columns: {e}"))?,
+                None => terminal::summary_columns(&results, terminal::SUMMARY_WIDTH).0,
+            };
+            if args.measured_only {
+                cols = columns::measured_only(cols);
+            }
+            print!("{}", terminal::table_with_legend(&results, &cols));
+        }
     }
-    print!(
-        "{}",
-        effbench_dashboards::terminal::table_with_legend(&results, &columns)
-    );
     let compression = effbench_dashboards::terminal::compression_table(&results);
     if !compression.is_empty() {
         print!("\ncompression, quality and speed-up\n{compression}");
@@ -65,6 +79,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 print!("{}", analysis_tables(&s.analysis, &results, "computed now"));
             }
         }
+    }
+    if !(args.detail || results.len() == 1) {
+        print!("{}", terminal::warnings_summary(&results));
     }
     if args.detail || results.len() == 1 {
         for r in &results {

@@ -30,7 +30,9 @@ pub fn escape(s: &str) -> String {
 impl Exporter for MarkdownExporter {
     fn serialize(&self, report: &Report) -> anyhow::Result<Vec<u8>> {
         let mut out = String::new();
-        let headers: Vec<String> = report.columns.iter().map(|c| escape(&c.header())).collect();
+        let headers: Vec<String> = (report.columns.iter())
+            .map(|c| escape(&c.display_header()))
+            .collect();
         out.push_str(&format!("| {} |\n", headers.join(" | ")));
         let align: Vec<&str> = report
             .columns
