@@ -57,7 +57,7 @@ fn run_writes_valid_results_and_show_prints_them() {
         "ttft p99 (ms)",
         "tpot (ms)",
         "output_throughput (tok/s)",
-        "peak_rss (bytes)",
+        "peak_rss",
         "params",
         "model size",
     ] {

@@ -11,6 +11,7 @@
 //! - [`site`] writes the static website (leaderboards, plots, Dynascore, run pages).
 //! - [`comparison`] renders compare/gate reports (table, PR-comment markdown);
 //!   [`github_action_benchmark`] is the export for github-action-benchmark.
+//! - [`metric_reference`] writes docs/metric-reference.md (`effbench list metrics`).
 //! - [`fixtures`] makes synthetic results for tests and benchmarks (labelled as such).
 
 pub mod columns;
@@ -20,6 +21,7 @@ pub mod fixtures;
 pub mod format;
 pub mod github_action_benchmark;
 pub mod load;
+pub mod metric_reference;
 pub mod report;
 pub mod site;
 pub mod terminal;

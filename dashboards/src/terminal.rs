@@ -97,6 +97,16 @@ pub fn runs_table(results: &[RunResult]) -> String {
 /// characters, most telling first (what `summary_columns` leaves out is named in the returned
 /// list, for a hint at `--columns` and `show --detail`).
 pub fn summary_columns(results: &[RunResult], width: usize) -> (Vec<Column>, Vec<Column>) {
+    fit_columns(results, crate::columns::default_columns(results), width)
+}
+
+/// The columns of `wanted` that fit in `width` characters, dropping the least telling first;
+/// returns them and the dropped ones.
+pub fn fit_columns(
+    results: &[RunResult],
+    wanted: Vec<Column>,
+    width: usize,
+) -> (Vec<Column>, Vec<Column>) {
     use crate::columns::Stat;
     use effbench_harness::result::RunState;
     let machines = {
@@ -106,14 +116,17 @@ pub fn summary_columns(results: &[RunResult], width: usize) -> (Vec<Column>, Vec
         m.len()
     };
     let all_ok = results.iter().all(|r| r.status.state == RunState::Ok);
-    let mut cols: Vec<Column> = crate::columns::default_columns(results)
-        .into_iter()
+    let mut cols: Vec<Column> = (wanted.into_iter())
         // one machine: said above the table; all ok: nothing to say
         .filter(|c| !(*c == Column::Hardware && machines == 1))
         .filter(|c| !(*c == Column::Status && all_ok))
         .collect();
     let priority = |c: &Column| -> u8 {
         use MetricId::*;
+        let c = &match c {
+            Column::Measured(m, s) => Column::Metric(*m, *s),
+            c => c.clone(),
+        };
         match c {
             Column::Run | Column::Suite | Column::Status => 0,
             Column::Metric(m, Stat::Value | Stat::P50) if HEADLINE.contains(m) => 1,
@@ -291,3 +304,7 @@ pub fn run_detail(r: &RunResult) -> String {
     }
     t.render()
 }
+
+#[cfg(test)]
+#[path = "terminal_tests.rs"]
+mod tests;

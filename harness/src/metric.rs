@@ -1,7 +1,8 @@
 //! The one table of metrics effbench knows: name, unit, direction and definition.
 //!
 //! Every metric in a result, a report column or a gate threshold is a [`MetricId`]; nothing
-//! else spells a metric name as a string. Definitions follow shared/design.md §3.
+//! else spells a metric name as a string. Definitions: docs/metrics.md; every metric of this table is listed in
+//! docs/metric-reference.md, generated from it (`effbench list metrics --format markdown`).
 
 use crate::stats::Stats;
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,7 @@ macro_rules! metric_table {
             pub fn better(self) -> Better {
                 match self { $(MetricId::$variant => Better::$better),* }
             }
-            /// One-line definition (the full text is in shared/design.md §3 and README).
+            /// One-line definition (the full text is in docs/metrics.md).
             pub fn description(self) -> &'static str {
                 match self { $(MetricId::$variant => $desc),* }
             }
@@ -193,7 +194,7 @@ metric_table! {
     StepsToTargetLoss => ("steps_to_target_loss", "steps", Lower,
         "steps until the first evaluation with held-out loss <= target_loss (absent: not reached)"),
     TrainFlops => ("train_flops", "FLOP", Lower,
-        "analytic training FLOPs of all steps: (6 N + 12 L H Q T) per token, README#training"),
+        "analytic training FLOPs of all steps: (6 N + 12 L H Q T) per token, docs/training.md#flops-and-mfu"),
     AchievedFlops => ("achieved_flops", "FLOP/s", Higher,
         "analytic FLOPs of the measured steps / their step time"),
     Mfu => ("mfu", "%", Higher,

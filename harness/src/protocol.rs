@@ -1,7 +1,7 @@
 //! Protocol v1 of external backends (design.md §5): JSON lines over a worker process's
 //! stdin/stdout. This module owns the message shapes, the version, the default per-op
 //! timeouts and the error a failing worker produces ([`WorkerError`]); [`crate::worker`]
-//! owns the process. README "Worker protocol v1" is the user-facing description.
+//! owns the process. docs/process-backend.md (Protocol v1) is the user-facing description.
 //!
 //! One request per line from effbench, exactly one reply line per request from the worker,
 //! nothing else on stdout (stderr is free-form and kept for the result's log). Every request

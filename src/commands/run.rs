@@ -22,7 +22,8 @@ effbench run --ab ./effbench-main ./effbench-pr suites/quickstart.toml   (interl
 effbench run suites/quickstart.toml --inject-delay 5ms   (test knob: a deliberate slowdown)\n  \
 effbench run suites/train-tiny.toml --resume")]
 pub struct Args {
-    /// Suite file (TOML).
+    /// Suite file (TOML), or the name of a shipped one (`quickstart`).
+    #[arg(value_parser = super::suites::find)]
     pub suite: PathBuf,
     /// Output directory [default: results/<suite>/<UTC timestamp>].
     #[arg(long)]

@@ -60,10 +60,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (keys, _) => {
             let mut cols = match keys {
                 Some(k) => columns::Column::parse_list(k).map_err(|e| anyhow!("--columns: {e}"))?,
-                None => terminal::summary_columns(&results, terminal::SUMMARY_WIDTH).0,
+                None => columns::default_columns(&results),
             };
             if args.measured_only {
                 cols = columns::measured_only(cols);
+            }
+            if keys.is_none() {
+                cols = terminal::fit_columns(&results, cols, terminal::SUMMARY_WIDTH).0;
             }
             print!("{}", terminal::table_with_legend(&results, &cols));
         }

@@ -1,4 +1,4 @@
-//! Dynascore (Ma et al., "Dynaboard", NeurIPS 2021), exactly as docs/metrics.md (Dynascore)
+//! Dynascore (Ma et al., "Dynaboard", NeurIPS 2021), exactly as docs/metrics.md#pareto-fronts-and-dynascore
 //! defines it, and [`default_setup`], the one policy for its default metrics and weights.
 //!
 //! For each metric M (performance first): utility u_M = dir_M · M + offset_M, dir = -1 for
