@@ -121,6 +121,7 @@ pub fn fit_columns(
         .filter(|c| !(*c == Column::Hardware && machines == 1))
         .filter(|c| !(*c == Column::Status && all_ok))
         .collect();
+    let all = cols.clone();
     let priority = |c: &Column| -> u8 {
         use MetricId::*;
         let c = &match c {
@@ -148,8 +149,20 @@ pub fn fit_columns(
         };
         dropped.push(cols.remove(k));
     }
-    dropped.reverse();
-    (cols, dropped)
+    // a narrow column dropped early may fit beside the wide ones that went after it
+    let order = |c: &Column| all.iter().position(|x| x == c).unwrap_or(usize::MAX);
+    let mut kept = Vec::new();
+    for c in dropped.into_iter().rev() {
+        let mut trial = cols.clone();
+        let at = trial.iter().position(|x| order(x) > order(&c)).unwrap_or(trial.len());
+        trial.insert(at, c.clone());
+        if Table::from_results(results, &trial).width() <= width {
+            cols = trial;
+        } else {
+            kept.push(c);
+        }
+    }
+    (cols, kept)
 }
 
 /// Metrics a scenario's summary shows before any other.

@@ -195,6 +195,11 @@ fn parse_one(path: &Path, named: &HashSet<PathBuf>) -> Result<Option<RunResult>>
     // results start with it, so this stops after a few bytes for the common case
     let claims_to_be_a_result = memfind(&bytes, b"\"schema_version\"");
     if !claims_to_be_a_result && !named.contains(path) {
+        // JSON of another tool is skipped; a file that is not JSON at all is an error (a
+        // truncated or corrupted result must not vanish from a comparison)
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+            return read_result(path).map(Some);
+        }
         return Ok(None);
     }
     match serde_json::from_slice::<RunResult>(&bytes) {

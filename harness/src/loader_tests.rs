@@ -108,6 +108,13 @@ fn a_broken_or_named_non_result_is_an_error_naming_the_file() {
         e.contains("config.json") && e.contains("not an effbench result"),
         "{e}"
     );
+    // JSON of another tool is skipped, but a file that is not JSON is an error in any scope
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(broken.path().join("y.json"), "[1, 2").unwrap();
+    for scope in [Scope::Newest, Scope::Every] {
+        let e = load(&[broken.path().to_path_buf()], scope).unwrap_err().to_string();
+        assert!(e.contains("y.json") && e.contains("is not JSON"), "{e}");
+    }
     let empty = tempfile::tempdir().unwrap();
     let e = load(&[empty.path().to_path_buf()], Scope::Every).unwrap_err();
     assert!(e.to_string().contains("no effbench results"), "{e}");
