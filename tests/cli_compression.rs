@@ -89,7 +89,11 @@ fn compression_suite_reports_everything_per_variant() {
     let text = std::fs::read_to_string(w.path().join("out/analysis.json")).unwrap();
     let a: serde_json::Value = serde_json::from_str(&text).unwrap();
     let speedup = |r: &serde_json::Value, name: &str| {
-        let run = a["runs"].as_array().unwrap().iter().find(|x| x["id"] == r["id"]);
+        let run = a["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == r["id"]);
         let sp = run.and_then(|x| x["speedups"].as_array())?;
         sp.iter()
             .find(|m| m["name"] == name)
@@ -113,7 +117,10 @@ fn compression_suite_reports_everything_per_variant() {
             assert!(metric(r, m).is_some(), "{q} {s}: no {m}: {}", r["log"]);
         }
         for m in ["speedup_tpot", "speedup_output_throughput"] {
-            assert!(metric(r, m).is_none(), "{q} {s}: a result file was rewritten");
+            assert!(
+                metric(r, m).is_none(),
+                "{q} {s}: a result file was rewritten"
+            );
             assert!(speedup(r, m).is_some(), "{q} {s}: no {m} in analysis.json");
         }
         let ratio = metric(r, "compression_ratio").unwrap();

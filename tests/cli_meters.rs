@@ -152,8 +152,15 @@ fn runs_carry_energy_carbon_and_cost_and_show_prints_them() {
 
     // the summary fits 120 columns and names the keys of any column it left out
     let out = stdout(&w.run(&["show", "out"]));
-    let hint = out.lines().find(|l| l.starts_with("more columns:")).unwrap_or("");
-    assert!(out.contains("energy_per_output_token (J/token)") || hint.contains("energy_per_output_token"), "{out}");
+    let hint = out
+        .lines()
+        .find(|l| l.starts_with("more columns:"))
+        .unwrap_or("");
+    assert!(
+        out.contains("energy_per_output_token (J/token)")
+            || hint.contains("energy_per_output_token"),
+        "{out}"
+    );
     let cols = "run,energy,source:energy,energy_per_output_token,carbon,cost_per_1m_output_tokens,peak_rss";
     let out = stdout(&w.run(&["show", "out", "--columns", cols]));
     for col in [
@@ -166,7 +173,10 @@ fn runs_carry_energy_carbon_and_cost_and_show_prints_them() {
     ] {
         assert!(out.contains(col), "missing {col}:\n{out}");
     }
-    assert!(!out.contains("(bytes)"), "cells show MiB, not bytes:\n{out}");
+    assert!(
+        !out.contains("(bytes)"),
+        "cells show MiB, not bytes:\n{out}"
+    );
     assert!(out.contains("~ estimate (estimate-tdp"), "{out}");
     let out = stdout(&w.run(&["show", "out", "--measured-only"]));
     assert!(!out.contains("~ estimate"), "{out}");

@@ -36,7 +36,11 @@ fn metric_reference_is_generated_from_the_metric_table() {
     );
     for m in effbench_harness::MetricId::ALL {
         let row = format!("| `{}` | ", m.name());
-        assert!(committed.contains(&row), "{FILE} has no row for {}", m.name());
+        assert!(
+            committed.contains(&row),
+            "{FILE} has no row for {}",
+            m.name()
+        );
     }
     // the text form lists the same metrics, one a line
     let o = std::process::Command::new(common::bin())
@@ -75,7 +79,11 @@ fn resolves(dir: &Path, from: &Path, target: &str) -> Result<(), String> {
         Some((f, a)) => (f, Some(a)),
         None => (target, None),
     };
-    let path = if file.is_empty() { from.to_path_buf() } else { dir.join(file) };
+    let path = if file.is_empty() {
+        from.to_path_buf()
+    } else {
+        dir.join(file)
+    };
     if !path.exists() {
         return Err(format!("{} does not exist", path.display()));
     }
@@ -120,17 +128,31 @@ fn links_in_readme_and_docs_resolve() {
 }
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd {
         let p = e.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         if p.is_dir() {
-            if !matches!(name.as_str(), "target" | "results" | ".git" | "node_modules") {
+            if !matches!(
+                name.as_str(),
+                "target" | "results" | ".git" | "node_modules"
+            ) {
                 sources(&p, out);
             }
-        } else if [".rs", ".toml", ".sh", ".py", ".html", ".js", ".yml", "Dockerfile"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
+        } else if [
+            ".rs",
+            ".toml",
+            ".sh",
+            ".py",
+            ".html",
+            ".js",
+            ".yml",
+            "Dockerfile",
+        ]
+        .iter()
+        .any(|ext| name.ends_with(ext))
         {
             out.push(p);
         }
@@ -141,7 +163,14 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 fn code_points_at_docs_files_that_exist_not_at_readme_sections() {
     let mut files = Vec::new();
     for d in [
-        "src", "harness", "backends", "dashboards", "suites", "scripts", "benches", ".github",
+        "src",
+        "harness",
+        "backends",
+        "dashboards",
+        "suites",
+        "scripts",
+        "benches",
+        ".github",
         ".ci",
     ] {
         sources(&root().join(d), &mut files);
@@ -153,7 +182,10 @@ fn code_points_at_docs_files_that_exist_not_at_readme_sections() {
         let text = read(f);
         for needle in ["README#", "README.md#", "README \"", "README ("] {
             if text.contains(needle) {
-                bad.push(format!("{}: points at a README section ({needle}...)", f.display()));
+                bad.push(format!(
+                    "{}: points at a README section ({needle}...)",
+                    f.display()
+                ));
             }
         }
         // every docs/NAME.md[#anchor] it cites exists

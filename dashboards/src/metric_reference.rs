@@ -42,8 +42,16 @@ pub fn markdown() -> String {
 
 /// One line per metric: name, unit, direction, definition.
 pub fn text() -> String {
-    let w = MetricId::ALL.iter().map(|m| m.name().len()).max().unwrap_or(0);
-    let u = MetricId::ALL.iter().map(|m| m.unit().len()).max().unwrap_or(0);
+    let w = MetricId::ALL
+        .iter()
+        .map(|m| m.name().len())
+        .max()
+        .unwrap_or(0);
+    let u = MetricId::ALL
+        .iter()
+        .map(|m| m.unit().len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for m in MetricId::ALL {
         out.push_str(&format!(

@@ -154,7 +154,10 @@ pub fn fit_columns(
     let mut kept = Vec::new();
     for c in dropped.into_iter().rev() {
         let mut trial = cols.clone();
-        let at = trial.iter().position(|x| order(x) > order(&c)).unwrap_or(trial.len());
+        let at = trial
+            .iter()
+            .position(|x| order(x) > order(&c))
+            .unwrap_or(trial.len());
         trial.insert(at, c.clone());
         if Table::from_results(results, &trial).width() <= width {
             cols = trial;
@@ -229,11 +232,20 @@ pub fn warnings_summary(results: &[RunResult]) -> String {
             if hits.len() > SHOWN {
                 labels.push(format!("{} more", hits.len() - SHOWN));
             }
-            format!("{} of {} runs: {}", hits.len(), results.len(), labels.join("; "))
+            format!(
+                "{} of {} runs: {}",
+                hits.len(),
+                results.len(),
+                labels.join("; ")
+            )
         };
         let same = hits.iter().all(|(_, w)| w.message == hits[0].1.message);
         let (first, example) = (hits[0].1, if same { "" } else { "e.g. " });
-        let runs = if runs.is_empty() { String::new() } else { format!(" ({runs})") };
+        let runs = if runs.is_empty() {
+            String::new()
+        } else {
+            format!(" ({runs})")
+        };
         out.push_str(&format!(
             "warning: {name}{runs}: {example}{} {}\n",
             first.message, first.hint

@@ -42,12 +42,21 @@ fn summary_fits_120_columns_and_names_what_it_left_out() {
     for l in table_lines.filter(|l| !l.starts_with('~') && !l.starts_with("machine:")) {
         assert!(l.chars().count() <= SUMMARY_WIDTH, "{l}");
     }
-    let hint = text.lines().find(|l| l.starts_with("more columns")).unwrap();
+    let hint = text
+        .lines()
+        .find(|l| l.starts_with("more columns"))
+        .unwrap();
     for c in &dropped {
         assert!(hint.contains(&c.key()), "{hint}");
     }
     // the named columns parse back as `show --columns` takes them
-    let keys = hint.split("--columns ").nth(1).unwrap().split(' ').next().unwrap();
+    let keys = hint
+        .split("--columns ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
     assert!(Column::parse_list(keys).is_ok(), "{keys}");
 }
 
@@ -60,8 +69,18 @@ fn headers_state_the_unit_of_their_cells() {
     ];
     let t = Table::from_results(&rs, &cols);
     // cells are `412 MiB`: the header must not claim bytes
-    assert!(t.headers.iter().all(|h| !h.contains("(bytes)")), "{:?}", t.headers);
-    assert!(t.rows[0].iter().all(|c| c.contains("MiB") || c.contains("KiB") || c.contains("GiB")), "{:?}", t.rows[0]);
+    assert!(
+        t.headers.iter().all(|h| !h.contains("(bytes)")),
+        "{:?}",
+        t.headers
+    );
+    assert!(
+        t.rows[0]
+            .iter()
+            .all(|c| c.contains("MiB") || c.contains("KiB") || c.contains("GiB")),
+        "{:?}",
+        t.rows[0]
+    );
 }
 
 #[test]
@@ -73,17 +92,30 @@ fn each_warning_kind_is_said_once_with_its_runs() {
         hint: "Close other programs.".into(),
     };
     for (i, r) in rs.iter_mut().enumerate() {
-        r.warnings.push(w(WarningKind::BusyMachine, "other processes used 40 % of the CPUs."));
+        r.warnings.push(w(
+            WarningKind::BusyMachine,
+            "other processes used 40 % of the CPUs.",
+        ));
         if i < 2 {
-            r.warnings.push(w(WarningKind::HighVariance, &format!("CV {i}0 %.")));
+            r.warnings
+                .push(w(WarningKind::HighVariance, &format!("CV {i}0 %.")));
         }
     }
     let text = warnings_summary(&rs);
     assert_eq!(text.lines().count(), 2, "{text}");
     assert_eq!(text.matches("busy_machine").count(), 1, "{text}");
-    assert!(text.contains("busy_machine (all 6 runs): other processes used 40 %"), "{text}");
+    assert!(
+        text.contains("busy_machine (all 6 runs): other processes used 40 %"),
+        "{text}"
+    );
     let hv = text.lines().find(|l| l.contains("high_variance")).unwrap();
-    assert!(hv.contains("2 of 6 runs") && hv.contains("e.g. CV 00 %"), "{hv}");
-    assert!(hv.contains(&rs[0].label()) && hv.contains(&rs[1].label()), "{hv}");
+    assert!(
+        hv.contains("2 of 6 runs") && hv.contains("e.g. CV 00 %"),
+        "{hv}"
+    );
+    assert!(
+        hv.contains(&rs[0].label()) && hv.contains(&rs[1].label()),
+        "{hv}"
+    );
     assert_eq!(warnings_summary(&synthetic_results("none", 3, 1)), "");
 }

@@ -112,7 +112,9 @@ fn a_broken_or_named_non_result_is_an_error_naming_the_file() {
     let broken = tempfile::tempdir().unwrap();
     std::fs::write(broken.path().join("y.json"), "[1, 2").unwrap();
     for scope in [Scope::Newest, Scope::Every] {
-        let e = load(&[broken.path().to_path_buf()], scope).unwrap_err().to_string();
+        let e = load(&[broken.path().to_path_buf()], scope)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("y.json") && e.contains("is not JSON"), "{e}");
     }
     let empty = tempfile::tempdir().unwrap();

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 
 /// Print a shell completion script.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  effbench completions bash > ~/.local/share/bash-completion/completions/effbench\n  \
+#[command(
+    after_help = "Examples:\n  effbench completions bash > ~/.local/share/bash-completion/completions/effbench\n  \
 effbench completions zsh > ~/.zfunc/_effbench\n  \
-effbench completions fish > ~/.config/fish/completions/effbench.fish")]
+effbench completions fish > ~/.config/fish/completions/effbench.fish"
+)]
 pub struct Args {
     /// The shell.
     #[arg(value_enum)]
@@ -19,8 +21,10 @@ pub struct Args {
 
 /// Print the man page (roff), or write one page per command into a directory.
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  effbench man > effbench.1 && man ./effbench.1\n  \
-effbench man --out /usr/local/share/man/man1")]
+#[command(
+    after_help = "Examples:\n  effbench man > effbench.1 && man ./effbench.1\n  \
+effbench man --out /usr/local/share/man/man1"
+)]
 pub struct ManArgs {
     /// Write effbench.1 and effbench-COMMAND.1 for every command into this directory.
     #[arg(long)]

@@ -30,10 +30,17 @@ fn builds_every_page_and_data_json() {
     assert!(page.contains("id=\"eb-data\""));
     // the site carries its definitions: every page links metrics.html, which has every metric
     assert!(page.contains("href=\"../metrics.html\"") && page.contains("metrics.html#dynascore"));
-    assert!(!page.contains("design.md"), "a published site cites no repository file");
+    assert!(
+        !page.contains("design.md"),
+        "a published site cites no repository file"
+    );
     let defs = read(&out.join("metrics.html"));
     for m in effbench_harness::MetricId::ALL {
-        assert!(defs.contains(&format!("<tr id=\"{}\">", m.name())), "{}", m.name());
+        assert!(
+            defs.contains(&format!("<tr id=\"{}\">", m.name())),
+            "{}",
+            m.name()
+        );
     }
     assert!(defs.contains("id=\"dynascore\"") && defs.contains("id=\"pareto\""));
     // a rebuild replaces the old site (stale pages removed); a foreign directory is refused
