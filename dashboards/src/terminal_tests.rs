@@ -77,7 +77,7 @@ fn headers_state_the_unit_of_their_cells() {
     assert!(
         t.rows[0]
             .iter()
-            .all(|c| c.contains("MiB") || c.contains("KiB") || c.contains("GiB")),
+            .all(|(c, _)| c.contains("MiB") || c.contains("KiB") || c.contains("GiB")),
         "{:?}",
         t.rows[0]
     );
