@@ -192,6 +192,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         print!("\n{table}");
     }
+    if !suite.tracks.is_empty() {
+        match effbench_dashboards::tracks::rankings(&outcome.results, &[]) {
+            Ok(t) => eprint!("{}", effbench_dashboards::tracks::text(&t)),
+            Err(e) => eprintln!("tracks: {e}"),
+        }
+    }
     if let Some(a) = &outcome.analysis {
         for n in &a.notes {
             eprintln!("analysis: {n}");
@@ -249,6 +255,17 @@ pub fn one_line(r: &RunResult) -> String {
     }
     if let Some(m) = r.metric(MetricId::TrainThroughput) {
         parts.push(format!("train {} tok/s", value(m.value, "tok/s")));
+    }
+    if let Some(m) = r.metric(MetricId::EmbeddingThroughput) {
+        parts.push(format!("{} emb/s", value(m.value, "emb/s")));
+    }
+    if let Some(s) = r.metric(MetricId::QueryLatency).and_then(|m| m.stats.as_ref()) {
+        parts.push(format!("query p50 {} ms", value(s.p50, "ms")));
+    }
+    for id in [MetricId::NdcgAt10, MetricId::OverlapAt10] {
+        if let Some(m) = r.metric(id) {
+            parts.push(format!("{id} {}", value(m.value, id.unit())));
+        }
     }
     if let Some(m) = r.metric(MetricId::Mfu) {
         parts.push(format!("MFU {} %", value(m.value, "%")));

@@ -3,9 +3,11 @@
 //! Dynascore set-up and default ranking, the Pareto front and the scatter plots.
 //!
 //! Dynascore choices (design.md §4): the performance metric is `output_throughput` when every
-//! successful run has it (else the first higher-is-better metric they all have); default
+//! successful run has it, else retrieval quality (`ndcg_at_10`, `recall_at_10`,
+//! `overlap_at_10`), else the first higher-is-better metric they all have; default
 //! weights are performance 4, `ttft` and `peak_rss` 1 (Dynaboard's 4:1:1 for performance,
-//! latency and memory), every other shared metric 0 with a slider to raise it. Offsets of
+//! latency and memory; for retrieval also `query_latency` and `cost_per_1k_queries`, MS
+//! MARCO's quality, latency and cost), every other shared metric 0 with a slider to raise it. Offsets of
 //! lower-is-better metrics are the largest observed value (the "budget"), which keeps
 //! utilities positive and changes no ranking. The Pareto front marked in the table is the
 //! front over the metrics with a non-zero default weight.
@@ -193,6 +195,14 @@ fn numeric_columns<'a>(runs: impl Iterator<Item = &'a RunResult> + Clone) -> Vec
     cols
 }
 
+/// Performance metrics in order of preference (else the first higher-is-better metric).
+const PERF_PREFERENCE: [MetricId; 4] = [
+    MetricId::OutputThroughput,
+    MetricId::NdcgAt10,
+    MetricId::RecallAt10,
+    MetricId::OverlapAt10,
+];
+
 fn dynascore_setup(columns: &[Column], entries: &mut [Entry]) -> (Option<Dyna>, Option<String>) {
     let rows: Vec<usize> = (0..entries.len())
         .filter(|&i| entries[i].r.status.state == RunState::Ok)
@@ -212,10 +222,10 @@ fn dynascore_setup(columns: &[Column], entries: &mut [Entry]) -> (Option<Dyna>, 
         Column::Metric(id, _) => id,
         _ => unreachable!("shared columns are metrics"),
     };
-    let perf = shared
+    // Retrieval suites rank by quality first (MS MARCO efficiency style), then throughput.
+    let perf = PERF_PREFERENCE
         .iter()
-        .copied()
-        .find(|&c| id(c) == MetricId::OutputThroughput)
+        .find_map(|p| shared.iter().copied().find(|&c| id(c) == *p))
         .or_else(|| {
             shared
                 .iter()
@@ -230,7 +240,12 @@ fn dynascore_setup(columns: &[Column], entries: &mut [Entry]) -> (Option<Dyna>, 
     };
     let mut order = vec![perf];
     order.extend(shared.iter().copied().filter(|&c| c != perf));
-    let defaults = [MetricId::Ttft, MetricId::PeakRss];
+    let defaults = [
+        MetricId::Ttft,
+        MetricId::PeakRss,
+        MetricId::QueryLatency,
+        MetricId::CostPer1kQueries,
+    ];
     let any_default = order.iter().any(|&c| defaults.contains(&id(c)));
     let metrics: Vec<DynaCol> = order
         .iter()
@@ -384,7 +399,12 @@ fn plots(
         .collect()
 }
 
-fn scatter(columns: &[Column], entries: &[Entry], x: usize, y: usize) -> Option<Plot> {
+pub(super) fn scatter(
+    columns: &[Column],
+    entries: &[Entry],
+    x: usize,
+    y: usize,
+) -> Option<Plot> {
     let used: Vec<&Entry> = entries
         .iter()
         .filter(|e| {
