@@ -78,7 +78,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
         if p.is_dir() {
             walk(&p, out)?;
-        } else if name.ends_with(".json") && name != MANIFEST_FILE {
+        } else if name.ends_with(".json")
+            && name != MANIFEST_FILE
+            && name != effbench_harness::analysis::suite::ANALYSIS_FILE
+        {
             out.push(p);
         }
     }

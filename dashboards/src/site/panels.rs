@@ -215,7 +215,7 @@ fn scaling(s: &SuiteModel) -> Option<ScalingPanel> {
         .iter()
         .copied()
         .find(|a| s.axes.iter().any(|x| x.as_str() == *a))?;
-    let others: Vec<&String> = s.axes.iter().filter(|a| a.as_str() != *axis).collect();
+    let others: Vec<&String> = s.axes.iter().filter(|a| a.as_str() != axis).collect();
     let ok: Vec<usize> = (0..s.entries.len())
         .filter(|&i| s.entries[i].r.status.state == RunState::Ok)
         .collect();
