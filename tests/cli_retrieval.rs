@@ -36,10 +36,19 @@ fn retrieval_suite(model: &Path, extra_retrieval: &str) -> String {
     )
     .replace(
         "dataset = \"suites/data/beir-mini\"",
-        &format!("dataset = {:?}{extra_retrieval}", dataset.display().to_string()),
+        &format!(
+            "dataset = {:?}{extra_retrieval}",
+            dataset.display().to_string()
+        ),
     )
-    .replace("min_iters = 26             # every query twice", "min_iters = 5")
-    .replace("min_duration_s = 1.0\nmax_iters = 500\nmax_duration_s = 5.0", "min_duration_s = 0.0\nmax_iters = 500\nmax_duration_s = 5.0")
+    .replace(
+        "min_iters = 26             # every query twice",
+        "min_iters = 5",
+    )
+    .replace(
+        "min_duration_s = 1.0\nmax_iters = 500\nmax_duration_s = 5.0",
+        "min_duration_s = 0.0\nmax_iters = 500\nmax_duration_s = 5.0",
+    )
 }
 
 fn results(dir: &Path) -> Vec<serde_json::Value> {
@@ -69,14 +78,29 @@ fn param<'a>(r: &'a serde_json::Value, axis: &str) -> &'a serde_json::Value {
 
 #[test]
 fn retrieval_suite_end_to_end_with_tracks_and_site() {
-    let Some(model) = minilm("retrieval_suite_end_to_end_with_tracks_and_site") else { return };
+    let Some(model) = minilm("retrieval_suite_end_to_end_with_tracks_and_site") else {
+        return;
+    };
     let w = Work::new();
     w.write("retrieval.toml", &retrieval_suite(&model, ""));
-    let o = w.run(&["run", "retrieval.toml", "--filter", "dtype=f32", "--out", "out", "--no-site"]);
+    let o = w.run(&[
+        "run",
+        "retrieval.toml",
+        "--filter",
+        "dtype=f32",
+        "--out",
+        "out",
+        "--no-site",
+    ]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     // tracks printed after the run
-    assert!(err.contains("track index-20kB (suite retrieval): max ndcg_at_10 within index_bytes <= 20000"), "{err}");
+    assert!(
+        err.contains(
+            "track index-20kB (suite retrieval): max ndcg_at_10 within index_bytes <= 20000"
+        ),
+        "{err}"
+    );
     let rs = results(&w.path().join("out"));
     assert_eq!(rs.len(), 6, "f32 x 3 indexes x 2 sparsities");
     for r in &rs {
@@ -100,20 +124,52 @@ fn retrieval_suite_end_to_end_with_tracks_and_site() {
             // a real encoder finds the hand-labelled answers of the fixture
             assert!(ndcg > 0.7 && recall > 80.0, "ndcg {ndcg} recall {recall}");
         } else {
-            assert!(overlap > 20.0 && overlap <= 100.0, "{index} pruned={pruned}: {overlap}");
+            assert!(
+                overlap > 20.0 && overlap <= 100.0,
+                "{index} pruned={pruned}: {overlap}"
+            );
         }
-        for m in ["query_latency", "search_latency", "query_throughput", "corpus_encode_time", "index_build_time", "flops_per_embedding", "cost_per_1k_queries", "peak_rss"] {
+        for m in [
+            "query_latency",
+            "search_latency",
+            "query_throughput",
+            "corpus_encode_time",
+            "index_build_time",
+            "flops_per_embedding",
+            "cost_per_1k_queries",
+            "peak_rss",
+        ] {
             assert!(metric(r, m).is_some(), "{m} missing in {index}");
         }
-        assert!(r["metrics"].as_array().unwrap().iter().any(|m| m["name"] == "query_latency" && m["stats"]["p99"].is_number()));
-        let src = r["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "ndcg_at_10").unwrap()["source"].as_str().unwrap().to_string();
-        assert!(src.contains("qrels/test.tsv") && src.contains("12 judged queries"), "{src}");
+        assert!(r["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "query_latency" && m["stats"]["p99"].is_number()));
+        let src = r["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "ndcg_at_10")
+            .unwrap()["source"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            src.contains("qrels/test.tsv") && src.contains("12 judged queries"),
+            "{src}"
+        );
         let log = r["log"].to_string();
-        assert!(log.contains("quality measures: recall@10 and nDCG@10 against"), "{log}");
+        assert!(
+            log.contains("quality measures: recall@10 and nDCG@10 against"),
+            "{log}"
+        );
         assert!(r["config"]["tracks"].as_array().unwrap().len() == 4);
     }
     // analysis.json: Dynascore of quality, latency and cost over the six runs
-    let a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(w.path().join("out/analysis.json")).unwrap()).unwrap();
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.path().join("out/analysis.json")).unwrap())
+            .unwrap();
     let d = &a["dynascore"];
     assert_eq!(d["metrics"][0]["metric"], "ndcg_at_10", "{a}");
     assert_eq!(d["scores"].as_array().map(Vec::len), Some(6), "{a}");
@@ -121,22 +177,50 @@ fn retrieval_suite_end_to_end_with_tracks_and_site() {
     let o = w.run(&["report", "out", "--format", "markdown"]);
     let md = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(md.contains("### track index-20kB (suite retrieval)"), "{md}");
-    assert!(md.contains("index_bytes 61440 bytes, budget <= 20000"), "exact indexes are out: {md}");
+    assert!(
+        md.contains("### track index-20kB (suite retrieval)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("index_bytes 61440 bytes, budget <= 20000"),
+        "exact indexes are out: {md}"
+    );
     w.write("t.toml", "[[tracks]]\nname = \"mine\"\nbudgets = [\"index_bytes <= 2kB\"]\nobjective = \"max overlap_at_10\"\n");
     let o = w.run(&["report", "out", "--tracks", "t.toml"]);
     let txt = stdout(&o);
-    assert!(txt.contains("track mine (all results): max overlap_at_10 within index_bytes <= 2000"), "{txt}");
-    assert_eq!(txt.matches("retrieval: index=binary").count(), 2, "only the binary runs fit: {txt}");
-    w.write("bad.toml", "[[tracks]]\nname = \"x\"\nobjective = \"max quality\"\n");
+    assert!(
+        txt.contains("track mine (all results): max overlap_at_10 within index_bytes <= 2000"),
+        "{txt}"
+    );
+    let mine = txt.split("track mine").nth(1).unwrap();
+    assert_eq!(
+        mine.matches("index=binary").count(),
+        2,
+        "only the binary runs fit: {txt}"
+    );
+    assert_eq!(
+        mine.matches("budget <= 2000").count(),
+        4,
+        "the others are out: {txt}"
+    );
+    w.write(
+        "bad.toml",
+        "[[tracks]]\nname = \"x\"\nobjective = \"max quality\"\n",
+    );
     let o = w.run(&["report", "out", "--tracks", "bad.toml"]);
     let line = assert_clean_error(&o, 2);
-    assert!(line.contains("bad.toml: [[tracks]] #1: objective 'max quality'"), "{line}");
+    assert!(
+        line.contains("bad.toml: [[tracks]] #1: objective 'max quality'"),
+        "{line}"
+    );
     // the site: Dynascore on quality, the tracks panel and the ELUE-style encoder view
     let o = w.run(&["site", "out", "--out", "site"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let page = std::fs::read_to_string(w.path().join("site/suites/retrieval.html")).unwrap();
-    assert!(page.contains("performance metric <b>ndcg_at_10</b>"), "Dynascore starts from quality");
+    assert!(
+        page.contains("performance metric <b>ndcg_at_10</b>"),
+        "Dynascore starts from quality"
+    );
     assert!(page.contains("<h2>Budget tracks</h2>") && page.contains("index-20kB"));
     assert!(page.contains("run(s) out of budget"));
     assert!(page.contains("Encoders: quality against size and compute"));
@@ -144,51 +228,116 @@ fn retrieval_suite_end_to_end_with_tracks_and_site() {
 
 #[test]
 fn pruned_variant_is_judged_against_the_unpruned_f32_reference() {
-    let Some(model) = minilm("pruned_variant_is_judged_against_the_unpruned_f32_reference") else { return };
+    let Some(model) = minilm("pruned_variant_is_judged_against_the_unpruned_f32_reference") else {
+        return;
+    };
     let w = Work::new();
     w.write("retrieval.toml", &retrieval_suite(&model, ""));
-    let o = w.run(&["run", "retrieval.toml", "--filter", "sparsity=0.3", "--filter", "index=exact", "--out", "out", "--no-site"]);
+    let o = w.run(&[
+        "run",
+        "retrieval.toml",
+        "--filter",
+        "sparsity=0.3",
+        "--filter",
+        "index=exact",
+        "--out",
+        "out",
+        "--no-site",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rs = results(&w.path().join("out"));
     assert_eq!(rs.len(), 1);
     let overlap = metric(&rs[0], "overlap_at_10").unwrap();
     assert!(overlap > 20.0 && overlap < 100.0, "{overlap}");
-    assert!(rs[0]["log"].to_string().contains("the reference (f32, unpruned, exact) encoded corpus and queries again"));
+    assert!(rs[0]["log"]
+        .to_string()
+        .contains("the reference (f32, unpruned, exact) encoded corpus and queries again"));
 }
 
 #[test]
 fn bad_datasets_and_big_corpora_fail_the_run_with_the_reason() {
-    let Some(model) = minilm("bad_datasets_and_big_corpora_fail_the_run_with_the_reason") else { return };
+    let Some(model) = minilm("bad_datasets_and_big_corpora_fail_the_run_with_the_reason") else {
+        return;
+    };
     let w = Work::new();
     // a corpus too big for the memory limit is refused with the estimate
-    w.write("big.toml", &retrieval_suite(&model, "\nmemory_limit = \"10kB\""));
-    let o = w.run(&["run", "big.toml", "--filter", "dtype=f32", "--filter", "index=binary", "--filter", "sparsity=0", "--out", "big", "--no-site"]);
+    w.write(
+        "big.toml",
+        &retrieval_suite(&model, "\nmemory_limit = \"10kB\""),
+    );
+    let o = w.run(&[
+        "run",
+        "big.toml",
+        "--filter",
+        "dtype=f32",
+        "--filter",
+        "index=binary",
+        "--filter",
+        "sparsity=0",
+        "--out",
+        "big",
+        "--no-site",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let r = &results(&w.path().join("big"))[0];
     let why = r["status"]["reason"].as_str().unwrap();
-    assert!(why.starts_with("refused: the corpus of 40 documents x 384 dims needs about"), "{why}");
+    assert!(
+        why.starts_with("refused: the corpus of 40 documents x 384 dims needs about"),
+        "{why}"
+    );
     assert!(why.contains("[retrieval] memory_limit: 0.000 GiB"), "{why}");
     // a malformed corpus line names file and line
     let data = w.path().join("bad-data");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::copy(repo().join("suites/data/beir-mini/queries.jsonl"), data.join("queries.jsonl")).unwrap();
-    std::fs::write(data.join("corpus.jsonl"), "{\"_id\": \"a\", \"text\": \"fine\"}\n{\"_id\": \"b\", \"txt\": \"typo\"}\n").unwrap();
-    let suite = retrieval_suite(&model, "").replace(&repo().join("suites/data/beir-mini").display().to_string(), &data.display().to_string());
+    std::fs::copy(
+        repo().join("suites/data/beir-mini/queries.jsonl"),
+        data.join("queries.jsonl"),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("corpus.jsonl"),
+        "{\"_id\": \"a\", \"text\": \"fine\"}\n{\"_id\": \"b\", \"txt\": \"typo\"}\n",
+    )
+    .unwrap();
+    let suite = retrieval_suite(&model, "").replace(
+        &repo().join("suites/data/beir-mini").display().to_string(),
+        &data.display().to_string(),
+    );
     w.write("bad.toml", &suite);
-    let o = w.run(&["run", "bad.toml", "--filter", "dtype=f32", "--filter", "index=exact", "--filter", "sparsity=0", "--out", "bad", "--no-site"]);
+    let o = w.run(&[
+        "run",
+        "bad.toml",
+        "--filter",
+        "dtype=f32",
+        "--filter",
+        "index=exact",
+        "--filter",
+        "sparsity=0",
+        "--out",
+        "bad",
+        "--no-site",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let r = &results(&w.path().join("bad"))[0];
     let why = r["status"]["reason"].as_str().unwrap();
-    assert!(why.ends_with("corpus.jsonl:2: no \"text\" (a string) in record 'b'"), "{why}");
+    assert!(
+        why.ends_with("corpus.jsonl:2: no \"text\" (a string) in record 'b'"),
+        "{why}"
+    );
     // a suite without [retrieval] is refused before anything runs
-    w.write("none.toml", "name = \"r\"\nscenario = \"retrieval\"\nbackend = \"candle-encoder\"\n");
+    w.write(
+        "none.toml",
+        "name = \"r\"\nscenario = \"retrieval\"\nbackend = \"candle-encoder\"\n",
+    );
     let line = assert_clean_error(&w.run(&["run", "none.toml"]), 2);
     assert!(line.contains("needs a [retrieval] table"), "{line}");
 }
 
 #[test]
 fn embedding_scenario_reports_throughput_flops_and_mfu() {
-    let Some(model) = minilm("embedding_scenario_reports_throughput_flops_and_mfu") else { return };
+    let Some(model) = minilm("embedding_scenario_reports_throughput_flops_and_mfu") else {
+        return;
+    };
     let w = Work::new();
     w.write(
         "emb.toml",
@@ -205,10 +354,16 @@ fn embedding_scenario_reports_throughput_flops_and_mfu() {
     assert_eq!(metric(r, "flops_per_embedding"), Some(want));
     let emb_s = metric(r, "embedding_throughput").unwrap();
     let tok_s = metric(r, "total_throughput").unwrap();
-    assert!((tok_s / emb_s - 16.0).abs() < 1e-9, "16 tokens per embedding");
+    assert!(
+        (tok_s / emb_s - 16.0).abs() < 1e-9,
+        "16 tokens per embedding"
+    );
     assert!(metric(r, "mfu").unwrap() > 0.0 && metric(r, "batch_latency").is_some());
     assert!(r["env"]["peak_flops"]["flops_per_s"].as_f64().unwrap() > 0.0);
-    assert!(metric(r, "request_throughput").is_none(), "embeddings, not batches, are counted");
+    assert!(
+        metric(r, "request_throughput").is_none(),
+        "embeddings, not batches, are counted"
+    );
 }
 
 /// A [sweep] whose budget every run breaks ends each sweep after its first run; without
@@ -216,24 +371,52 @@ fn embedding_scenario_reports_throughput_flops_and_mfu() {
 #[test]
 fn a_sweep_ends_at_its_budget_and_the_site_plots_the_curves() {
     let w = Work::new();
-    let base = tiny_suite("long", "prompt_len = [8, 16, 32, 64]\ngen_len = 2\nbatch = [1, 2]", QUICK);
-    w.write("stop.toml", &format!("{base}[sweep]\naxis = \"prompt_len\"\nbudgets = [\"ttft:p50 <= 0.000001\"]\n"));
+    let base = tiny_suite(
+        "long",
+        "prompt_len = [8, 16, 32, 64]\ngen_len = 2\nbatch = [1, 2]",
+        QUICK,
+    );
+    w.write(
+        "stop.toml",
+        &format!("{base}[sweep]\naxis = \"prompt_len\"\nbudgets = [\"ttft:p50 <= 0.000001\"]\n"),
+    );
     let o = w.run(&["run", "stop.toml", "--out", "stop", "--no-site"]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("skipped batch=1 prompt_len=16: not run: the prompt_len sweep ended at prompt_len = 8"), "{err}");
+    assert!(
+        err.contains(
+            "skipped batch=1 prompt_len=16: not run: the prompt_len sweep ended at prompt_len = 8"
+        ),
+        "{err}"
+    );
     let rs = results(&w.path().join("stop"));
     assert_eq!(rs.len(), 2, "one run per sweep (batch 1 and 2)");
     for r in &rs {
         assert_eq!(param(r, "prompt_len"), 8);
-        let warn = r["warnings"].as_array().unwrap().iter().find(|x| x["kind"] == "sweep_stopped");
+        let warn = r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["kind"] == "sweep_stopped");
         assert!(warn.is_some(), "{}", r["warnings"]);
     }
-    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(w.path().join("stop/manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.path().join("stop/manifest.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(m["skipped"].as_array().unwrap().len(), 6, "{m}");
-    assert!(m["skipped"][0]["reason"].as_str().unwrap().contains("ttft:p50"), "{m}");
+    assert!(
+        m["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ttft:p50"),
+        "{m}"
+    );
     // no budget: every length runs, shortest first, and the site plots them
-    w.write("all.toml", &format!("{base}[sweep]\naxis = \"prompt_len\"\n"));
+    w.write(
+        "all.toml",
+        &format!("{base}[sweep]\naxis = \"prompt_len\"\n"),
+    );
     let o = w.run(&["run", "all.toml", "--out", "all", "--no-site"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(results(&w.path().join("all")).len(), 8);
@@ -243,7 +426,10 @@ fn a_sweep_ends_at_its_budget_and_the_site_plots_the_curves() {
     assert!(page.contains("<h2>Scaling with prompt_len</h2>"));
     assert!(page.contains("ttft vs prompt_len") && page.contains("peak_rss vs prompt_len"));
     // a bad sweep is refused before anything runs
-    w.write("bad.toml", &format!("{base}[sweep]\naxis = \"prompt_length\"\n"));
+    w.write(
+        "bad.toml",
+        &format!("{base}[sweep]\naxis = \"prompt_length\"\n"),
+    );
     let line = assert_clean_error(&w.run(&["run", "bad.toml"]), 2);
     assert!(line.contains("[sweep] axis 'prompt_length'"), "{line}");
 }

@@ -13,7 +13,6 @@ use effbench_backends::compress::prune::PruneMethod;
 use effbench_backends::encoder::model::{Encoder, Pruning};
 use std::path::{Path, PathBuf};
 
-
 fn dir_or_skip(test: &str) -> Option<PathBuf> {
     match effbench_backends::encoder::model::find_minilm() {
         Ok(d) => Some(d),
@@ -47,10 +46,15 @@ fn fixture_path() -> PathBuf {
 
 #[test]
 fn tokenizer_ids_by_hand() {
-    let Some(dir) = dir_or_skip("tokenizer_ids_by_hand") else { return };
+    let Some(dir) = dir_or_skip("tokenizer_ids_by_hand") else {
+        return;
+    };
     let enc = Encoder::load(&dir, DType::F32, &Device::Cpu, None).unwrap();
     // bert-base-uncased vocabulary: [CLS] 101, hello 7592, world 2088, [SEP] 102
-    assert_eq!(enc.tokenize(&["Hello World"]).unwrap(), vec![vec![101, 7592, 2088, 102]]);
+    assert_eq!(
+        enc.tokenize(&["Hello World"]).unwrap(),
+        vec![vec![101, 7592, 2088, 102]]
+    );
     // truncation keeps [SEP] at max_seq_length (256 for this model)
     let long = "word ".repeat(400);
     let ids = enc.tokenize(&[long.as_str()]).unwrap();
@@ -58,7 +62,10 @@ fn tokenizer_ids_by_hand() {
     assert_eq!(*ids[0].last().unwrap(), 102);
     let info = &enc.info;
     assert_eq!(info.details["pooling"], "mean, normalized");
-    assert_eq!(info.params_total, 22_565_376, "MiniLM-L6-H384 without the unused pooler");
+    assert_eq!(
+        info.params_total, 22_565_376,
+        "MiniLM-L6-H384 without the unused pooler"
+    );
     assert_eq!(enc.dim(), 384);
 }
 
@@ -66,7 +73,9 @@ fn tokenizer_ids_by_hand() {
 /// reference, one unpadded sequence at a time: cosine >= 1 - 1e-4 (observed ~1 - 1e-12).
 #[test]
 fn embeddings_match_the_float64_reference() {
-    let Some(dir) = dir_or_skip("embeddings_match_the_float64_reference") else { return };
+    let Some(dir) = dir_or_skip("embeddings_match_the_float64_reference") else {
+        return;
+    };
     let enc = Encoder::load(&dir, DType::F32, &Device::Cpu, None).unwrap();
     let got = enc.embed_texts(&TEXTS, 4).unwrap();
     let reference = bert_f64::BertF64::load(&dir);
@@ -95,7 +104,11 @@ fn embeddings_match_the_float64_reference() {
             "regenerate": "EFFBENCH_UPDATE_FIXTURES=1 cargo test -p effbench-backends --test encoder",
             "vectors": refs,
         });
-        std::fs::write(fixture_path(), serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+        std::fs::write(
+            fixture_path(),
+            serde_json::to_string_pretty(&doc).unwrap() + "\n",
+        )
+        .unwrap();
     }
 }
 
@@ -103,11 +116,17 @@ fn embeddings_match_the_float64_reference() {
 /// embeddings within 1e-4 cosine of them.
 #[test]
 fn embeddings_match_the_stored_reference_vectors() {
-    let Some(dir) = dir_or_skip("embeddings_match_the_stored_reference_vectors") else { return };
+    let Some(dir) = dir_or_skip("embeddings_match_the_stored_reference_vectors") else {
+        return;
+    };
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture_path()).unwrap()).unwrap();
     let enc = Encoder::load(&dir, DType::F32, &Device::Cpu, None).unwrap();
-    assert_eq!(doc["sha256"].as_str(), enc.info.sha256.as_deref(), "other weights than the fixture's");
+    assert_eq!(
+        doc["sha256"].as_str(),
+        enc.info.sha256.as_deref(),
+        "other weights than the fixture's"
+    );
     for v in doc["vectors"].as_array().unwrap() {
         let text = v["text"].as_str().unwrap();
         let ids: Vec<u32> = serde_json::from_value(v["ids"].clone()).unwrap();
@@ -123,7 +142,9 @@ fn embeddings_match_the_stored_reference_vectors() {
 /// `encoder::DTYPES`) because candle-transformers' mask overflows in them.
 #[test]
 fn compressed_variants_drift_a_little() {
-    let Some(dir) = dir_or_skip("compressed_variants_drift_a_little") else { return };
+    let Some(dir) = dir_or_skip("compressed_variants_drift_a_little") else {
+        return;
+    };
     let f32e = Encoder::load(&dir, DType::F32, &Device::Cpu, None).unwrap();
     let base = f32e.embed_texts(&TEXTS, 4).unwrap();
     let cos = |a: &[f32], b: &[f32]| {

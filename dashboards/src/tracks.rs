@@ -47,13 +47,19 @@ pub fn rankings(results: &[RunResult], extra: &[TrackConfig]) -> Result<Vec<Scop
 
 fn title(s: &Scoped) -> String {
     let r = &s.ranking;
-    let scope = s.suite.as_deref().map_or("all results".to_string(), |n| format!("suite {n}"));
+    let scope = s
+        .suite
+        .as_deref()
+        .map_or("all results".to_string(), |n| format!("suite {n}"));
     let budgets = if r.budgets.is_empty() {
         "no budget".to_string()
     } else {
         r.budgets.join(", ")
     };
-    format!("track {} ({scope}): {} within {budgets}", r.name, r.objective)
+    format!(
+        "track {} ({scope}): {} within {budgets}",
+        r.name, r.objective
+    )
 }
 
 /// Plain text, one block per track.
@@ -69,7 +75,14 @@ pub fn text(tracks: &[Scoped]) -> String {
             let _ = writeln!(out, "  no run is within the budgets");
         }
         for x in &r.ranked {
-            let _ = writeln!(out, "  {:>3}. {}  {} {}", x.rank, x.label, format::value(x.value, &r.unit), r.unit);
+            let _ = writeln!(
+                out,
+                "  {:>3}. {}  {} {}",
+                x.rank,
+                x.label,
+                format::value(x.value, &r.unit),
+                r.unit
+            );
         }
         for o in &r.out {
             let _ = writeln!(out, "  out: {}  ({})", o.label, o.reasons.join("; "));
@@ -87,9 +100,19 @@ pub fn markdown(tracks: &[Scoped]) -> String {
         if !r.description.is_empty() {
             let _ = writeln!(out, "{}\n", r.description);
         }
-        let _ = writeln!(out, "| rank | run | {} ({}) |\n|---:|---|---:|", r.objective, r.unit);
+        let _ = writeln!(
+            out,
+            "| rank | run | {} ({}) |\n|---:|---|---:|",
+            r.objective, r.unit
+        );
         for x in &r.ranked {
-            let _ = writeln!(out, "| {} | {} | {} |", x.rank, x.label.replace('|', "\\|"), format::value(x.value, &r.unit));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                x.rank,
+                x.label.replace('|', "\\|"),
+                format::value(x.value, &r.unit)
+            );
         }
         if !r.out.is_empty() {
             let _ = writeln!(out, "\nOut of budget:\n");
@@ -119,9 +142,33 @@ mod tests {
 
     #[test]
     fn suite_tracks_rank_their_suite_and_file_tracks_everything() {
-        let a = with_track(fixtures::result("s1", 1, "c", &[(MetricId::ModelBytes, vec![90e6]), (MetricId::NdcgAt10, vec![0.5])]));
-        let b = with_track(fixtures::result("s1", 2, "c", &[(MetricId::ModelBytes, vec![200e6]), (MetricId::NdcgAt10, vec![0.7])]));
-        let c = fixtures::result("s2", 1, "c", &[(MetricId::ModelBytes, vec![10e6]), (MetricId::NdcgAt10, vec![0.6])]);
+        let a = with_track(fixtures::result(
+            "s1",
+            1,
+            "c",
+            &[
+                (MetricId::ModelBytes, vec![90e6]),
+                (MetricId::NdcgAt10, vec![0.5]),
+            ],
+        ));
+        let b = with_track(fixtures::result(
+            "s1",
+            2,
+            "c",
+            &[
+                (MetricId::ModelBytes, vec![200e6]),
+                (MetricId::NdcgAt10, vec![0.7]),
+            ],
+        ));
+        let c = fixtures::result(
+            "s2",
+            1,
+            "c",
+            &[
+                (MetricId::ModelBytes, vec![10e6]),
+                (MetricId::NdcgAt10, vec![0.6]),
+            ],
+        );
         let all = vec![a, b, c];
         let extra = TrackConfig {
             name: "any".into(),
@@ -132,14 +179,32 @@ mod tests {
         let t = rankings(&all, &[extra]).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].suite.as_deref(), Some("s1"));
-        assert_eq!(t[0].ranking.ranked.len(), 1, "s2's run is not in s1's track");
-        assert_eq!(t[0].ranking.out[0].reasons[0], "model_bytes 200000000 bytes, budget <= 100000000");
-        let labels: Vec<&str> = t[1].ranking.ranked.iter().map(|x| x.label.as_str()).collect();
+        assert_eq!(
+            t[0].ranking.ranked.len(),
+            1,
+            "s2's run is not in s1's track"
+        );
+        assert_eq!(
+            t[0].ranking.out[0].reasons[0],
+            "model_bytes 200000000 bytes, budget <= 100000000"
+        );
+        let labels: Vec<&str> = t[1]
+            .ranking
+            .ranked
+            .iter()
+            .map(|x| x.label.as_str())
+            .collect();
         assert_eq!(labels, vec!["s1: batch=2", "s2: batch=1", "s1: batch=1"]);
         let txt = text(&t);
-        assert!(txt.contains("track small (suite s1): max ndcg_at_10 within model_bytes <= 100000000"), "{txt}");
+        assert!(
+            txt.contains("track small (suite s1): max ndcg_at_10 within model_bytes <= 100000000"),
+            "{txt}"
+        );
         assert!(txt.contains("    1. batch=1  0.500 score"), "{txt}");
-        assert!(txt.contains("  out: batch=2  (model_bytes 200000000 bytes"), "{txt}");
+        assert!(
+            txt.contains("  out: batch=2  (model_bytes 200000000 bytes"),
+            "{txt}"
+        );
         let md = markdown(&t);
         assert!(md.contains("| 1 | s1: batch=2 | 0.700 |"), "{md}");
         assert!(md.contains("Out of budget:"), "{md}");

@@ -11,8 +11,8 @@ use crate::matrix::{varying_axes, RunSpec};
 use crate::meters::{self, derived::IdleBaseline, idle};
 use crate::progress::TerminalProgress;
 use crate::result::{
-    write_json, Manifest, ManifestEntry, RunResult, RunState, SkippedRun, SuiteInfo,
-    MANIFEST_FILE, SCHEMA_VERSION,
+    write_json, Manifest, ManifestEntry, RunResult, RunState, SkippedRun, SuiteInfo, MANIFEST_FILE,
+    SCHEMA_VERSION,
 };
 use crate::runner;
 use crate::suite::Suite;
@@ -173,7 +173,11 @@ pub fn run_suite(
             break;
         }
         let label = spec.label(&info.varying_axes);
-        if let Some(why) = suite.sweep.as_ref().and_then(|c| sweep.skip_reason(c, spec)) {
+        if let Some(why) = suite
+            .sweep
+            .as_ref()
+            .and_then(|c| sweep.skip_reason(c, spec))
+        {
             eprintln!("effbench: skipped {label}: {why}");
             manifest.skipped.push(SkippedRun {
                 id: spec.id.clone(),

@@ -68,7 +68,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "mib" => 1024f64.powi(2),
         "gib" => 1024f64.powi(3),
         "tib" => 1024f64.powi(4),
-        other => return Err(format!("'{s}': unknown unit '{other}' (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)")),
+        other => {
+            return Err(format!(
+                "'{s}': unknown unit '{other}' (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ))
+        }
     };
     match num.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok((v * mult).round() as u64),
@@ -89,7 +93,8 @@ impl RetrievalConfig {
             return Err("[retrieval] corpus_batch must be at least 1".into());
         }
         if let Some(m) = &self.memory_limit {
-            m.bytes().map_err(|e| format!("[retrieval] memory_limit: {e}"))?;
+            m.bytes()
+                .map_err(|e| format!("[retrieval] memory_limit: {e}"))?;
         }
         Ok(())
     }
@@ -105,17 +110,23 @@ mod tests {
         assert_eq!(parse_bytes("500MB").unwrap(), 500_000_000);
         assert_eq!(parse_bytes("2 GiB").unwrap(), 2 << 30);
         assert_eq!(parse_bytes("1.5e9").unwrap(), 1_500_000_000);
-        assert!(parse_bytes("3 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("3 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(parse_bytes("-1MB").is_err());
     }
 
     #[test]
     fn checks_name_the_field() {
-        let c: RetrievalConfig = toml::from_str("dataset = \"d\"\nmemory_limit = \"2GiB\"").unwrap();
+        let c: RetrievalConfig =
+            toml::from_str("dataset = \"d\"\nmemory_limit = \"2GiB\"").unwrap();
         assert_eq!((c.top_k, c.corpus_batch), (10, 32));
         assert_eq!(c.memory_limit.unwrap().bytes().unwrap(), 2 << 30);
         let c: RetrievalConfig = toml::from_str("dataset = \"d\"\ntop_k = 0").unwrap();
-        assert_eq!(c.check().unwrap_err(), "[retrieval] top_k must be at least 1");
+        assert_eq!(
+            c.check().unwrap_err(),
+            "[retrieval] top_k must be at least 1"
+        );
         let e = toml::from_str::<RetrievalConfig>("dataset = \"d\"\ntopk = 3")
             .unwrap_err()
             .to_string();

@@ -287,9 +287,9 @@ impl Suite {
             (Some(r), Scenario::Retrieval) => {
                 r.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?
             }
-            (Some(_), other) => bail!(
-                "{origin}: [retrieval] applies to scenario = \"retrieval\", not \"{other}\""
-            ),
+            (Some(_), other) => {
+                bail!("{origin}: [retrieval] applies to scenario = \"retrieval\", not \"{other}\"")
+            }
             (None, Scenario::Retrieval) => bail!(
                 "{origin}: scenario = \"retrieval\" needs a [retrieval] table with at least \
                  dataset = \"DIR\" (BEIR layout)"
@@ -493,14 +493,23 @@ axis = "index"
         let msg = Suite::parse(&r.replace("\"retrieval\"", "\"embedding\""), "r.toml")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("[retrieval] applies to scenario = \"retrieval\""), "{msg}");
+        assert!(
+            msg.contains("[retrieval] applies to scenario = \"retrieval\""),
+            "{msg}"
+        );
         let msg = Suite::parse(&r.replace("20kB", "lots"), "r.toml")
             .unwrap_err()
             .to_string();
-        assert!(msg.starts_with("r.toml: [[tracks]] #1: budget 'index_bytes <= lots'"), "{msg}");
-        let msg = Suite::parse(&r.replace("axis = \"index\"", "axis = \"length\""), "r.toml")
-            .unwrap_err()
-            .to_string();
+        assert!(
+            msg.starts_with("r.toml: [[tracks]] #1: budget 'index_bytes <= lots'"),
+            "{msg}"
+        );
+        let msg = Suite::parse(
+            &r.replace("axis = \"index\"", "axis = \"length\""),
+            "r.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(msg.contains("[sweep] axis 'length'"), "{msg}");
     }
 

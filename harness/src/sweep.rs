@@ -115,7 +115,8 @@ impl SweepState {
             }
         };
         let at = cfg.value(&r.config);
-        self.stopped.insert(cfg.key(&r.config), (at, reason.clone()));
+        self.stopped
+            .insert(cfg.key(&r.config), (at, reason.clone()));
         Some(Warning {
             kind: WarningKind::SweepStopped,
             message: format!(
@@ -138,7 +139,9 @@ mod tests {
 
     fn run(len: i64, rss: f64) -> RunResult {
         let mut r = fixtures::result("long", 1, "c", &[(MetricId::PeakRss, vec![rss])]);
-        r.config.params.insert("prompt_len".into(), AxisValue::Int(len));
+        r.config
+            .params
+            .insert("prompt_len".into(), AxisValue::Int(len));
         r
     }
 
@@ -160,24 +163,37 @@ mod tests {
         let w = st.observe(&cfg, &run(256, 1.5e9)).unwrap();
         assert_eq!(w.kind, WarningKind::SweepStopped);
         assert!(
-            w.message.contains("prompt_len = 256: peak_rss 1500000000 bytes, budget <= 1000000000"),
+            w.message
+                .contains("prompt_len = 256: peak_rss 1500000000 bytes, budget <= 1000000000"),
             "{}",
             w.message
         );
         let why = st.skip_reason(&cfg, &run(512, 0.0).config).unwrap();
-        assert!(why.starts_with("not run: the prompt_len sweep ended at prompt_len = 256"), "{why}");
+        assert!(
+            why.starts_with("not run: the prompt_len sweep ended at prompt_len = 256"),
+            "{why}"
+        );
         assert!(st.skip_reason(&cfg, &run(128, 0.0).config).is_none());
         // another batch is another sweep
         let mut other = run(512, 0.0);
-        other.config.params.insert("batch".into(), AxisValue::Int(8));
+        other
+            .config
+            .params
+            .insert("batch".into(), AxisValue::Int(8));
         assert!(st.skip_reason(&cfg, &other.config).is_none());
         // a failed run ends its sweep too
         let mut failed = other.clone();
         failed.status.state = RunState::Failed;
         failed.status.reason = Some("out of memory".into());
-        assert!(st.observe(&cfg, &failed).unwrap().message.contains("the run failed (out of memory)"));
+        assert!(st
+            .observe(&cfg, &failed)
+            .unwrap()
+            .message
+            .contains("the run failed (out of memory)"));
         let mut bigger = other.config.clone();
-        bigger.params.insert("prompt_len".into(), AxisValue::Int(1024));
+        bigger
+            .params
+            .insert("prompt_len".into(), AxisValue::Int(1024));
         assert!(st.skip_reason(&cfg, &bigger).is_some());
     }
 
@@ -187,11 +203,17 @@ mod tests {
             axis: "prompt_length".into(),
             budgets: vec![],
         };
-        assert!(bad.check().unwrap_err().contains("[sweep] axis 'prompt_length'"));
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .contains("[sweep] axis 'prompt_length'"));
         let bad = SweepConfig {
             axis: "prompt_len".into(),
             budgets: vec!["peak_rss <= lots".into()],
         };
-        assert!(bad.check().unwrap_err().starts_with("[sweep] budget 'peak_rss <= lots'"));
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .starts_with("[sweep] budget 'peak_rss <= lots'"));
     }
 }

@@ -259,7 +259,10 @@ pub fn one_line(r: &RunResult) -> String {
     if let Some(m) = r.metric(MetricId::EmbeddingThroughput) {
         parts.push(format!("{} emb/s", value(m.value, "emb/s")));
     }
-    if let Some(s) = r.metric(MetricId::QueryLatency).and_then(|m| m.stats.as_ref()) {
+    if let Some(s) = r
+        .metric(MetricId::QueryLatency)
+        .and_then(|m| m.stats.as_ref())
+    {
         parts.push(format!("query p50 {} ms", value(s.p50, "ms")));
     }
     for id in [MetricId::NdcgAt10, MetricId::OverlapAt10] {

@@ -118,7 +118,11 @@ impl Session for EmbeddingSession {
             let achieved = fpe * done / total_s;
             let asrc = "flops_per_embedding x embeddings of the measured batches / their wall time";
             metrics.push(Metric::scalar(MetricId::AchievedFlops, achieved, asrc));
-            match crate::train::flops::peak_flops(&self.enc.device, self.enc.dtype, &self.device_label) {
+            match crate::train::flops::peak_flops(
+                &self.enc.device,
+                self.enc.dtype,
+                &self.device_label,
+            ) {
                 Ok(p) => {
                     metrics.push(Metric::scalar(
                         MetricId::Mfu,

@@ -11,18 +11,20 @@ pub mod pooling;
 
 use crate::compress::prune::PruneMethod;
 use crate::loader;
+use crate::retrieval::{self, beir::Dataset, index::IndexKind, Variant};
 use anyhow::Result;
 use effbench_harness::axes::AxisValue;
 use effbench_harness::backend::ModelFormat;
 use effbench_harness::{Backend, Capabilities, RunSpec, Scenario, Session};
-use crate::retrieval::{self, beir::Dataset, index::IndexKind, Variant};
 use model::{Encoder, Pruning};
 
 /// The in-process encoder backend.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EncoderBackend;
 
-const EMBEDDING_AXES: &[&str] = &["model", "device", "dtype", "batch", "seq_len", "sparsity", "prune"];
+const EMBEDDING_AXES: &[&str] = &[
+    "model", "device", "dtype", "batch", "seq_len", "sparsity", "prune",
+];
 const RETRIEVAL_AXES: &[&str] = &["model", "device", "dtype", "index", "sparsity", "prune"];
 
 /// dtypes the encoder runs in. f16 and bf16 are left out: candle-transformers' BERT builds
@@ -39,12 +41,19 @@ fn devices() -> Vec<&'static str> {
 }
 
 fn pruning(spec: &RunSpec) -> std::result::Result<Option<Pruning>, String> {
-    let sparsity = spec.param("sparsity").and_then(AxisValue::as_f64).unwrap_or(0.0);
+    let sparsity = spec
+        .param("sparsity")
+        .and_then(AxisValue::as_f64)
+        .unwrap_or(0.0);
     if sparsity == 0.0 {
         return Ok(None);
     }
-    let name = spec.param("prune").and_then(AxisValue::as_str).unwrap_or("magnitude-layer");
-    let method = PruneMethod::parse(name).ok_or_else(|| format!("prune '{name}' is not a pruning method"))?;
+    let name = spec
+        .param("prune")
+        .and_then(AxisValue::as_str)
+        .unwrap_or("magnitude-layer");
+    let method = PruneMethod::parse(name)
+        .ok_or_else(|| format!("prune '{name}' is not a pruning method"))?;
     if !(0.0..1.0).contains(&sparsity) {
         return Err(format!("sparsity {sparsity} must be below 1"));
     }
@@ -55,7 +64,8 @@ impl Backend for EncoderBackend {
     fn describe(&self) -> Capabilities {
         Capabilities {
             name: "candle-encoder",
-            description: "in-process BERT-family sentence encoders with candle (embedding, retrieval)",
+            description:
+                "in-process BERT-family sentence encoders with candle (embedding, retrieval)",
             scenarios: vec![Scenario::Embedding, Scenario::Retrieval],
             dtypes: DTYPES.to_vec(),
             devices: devices(),
@@ -106,9 +116,15 @@ impl Backend for EncoderBackend {
             }
         }
         if spec.scenario == Scenario::Retrieval {
-            let r = spec.retrieval.as_ref().ok_or("scenario retrieval needs a [retrieval] table")?;
+            let r = spec
+                .retrieval
+                .as_ref()
+                .ok_or("scenario retrieval needs a [retrieval] table")?;
             if !std::path::Path::new(&r.dataset).is_dir() {
-                return Err(format!("[retrieval] dataset '{}' is not a directory", r.dataset));
+                return Err(format!(
+                    "[retrieval] dataset '{}' is not a directory",
+                    r.dataset
+                ));
             }
         }
         Ok(())
@@ -124,7 +140,8 @@ impl Backend for EncoderBackend {
         let prepared = match (spec.scenario, &spec.retrieval) {
             (Scenario::Retrieval, Some(cfg)) => {
                 let ds = Dataset::load(std::path::Path::new(&cfg.dataset), cfg.split.as_deref())?;
-                let dim = model::read_config(&dir)?.hidden_size * pooling::Pooling::read(&dir)?.modes.len();
+                let dim = model::read_config(&dir)?.hidden_size
+                    * pooling::Pooling::read(&dir)?.modes.len();
                 let variant = Variant {
                     dtype,
                     pruned: prune.is_some(),
@@ -136,9 +153,10 @@ impl Backend for EncoderBackend {
             _ => None,
         };
         let mut enc = Encoder::load(&dir, dtype, &device, prune)?;
-        enc.info
-            .details
-            .insert("device".into(), serde_json::json!(spec.device()?.to_string()));
+        enc.info.details.insert(
+            "device".into(),
+            serde_json::json!(spec.device()?.to_string()),
+        );
         match prepared {
             Some((ds, variant, note)) => Ok(Box::new(retrieval::RetrievalSession::new(
                 enc,

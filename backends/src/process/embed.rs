@@ -3,8 +3,8 @@
 //! by effbench from the model directory's tokenizer.json and config.json). Batch latency is
 //! the worker's own `embed_ns`; the harness adds its round-trip overhead.
 
-use super::session::Connection;
 use super::local_vocab;
+use super::session::Connection;
 use crate::encoder::embedding::synthetic_sequences;
 use anyhow::{anyhow, bail, Result};
 use effbench_harness::backend::{Extras, IterationCtx, Sample, Session, Work};
@@ -48,7 +48,8 @@ impl EmbedSession {
         let tok_path = dir.join("tokenizer.json");
         let tok = tokenizers::Tokenizer::from_file(&tok_path)
             .map_err(|e| anyhow!("cannot load tokenizer '{}': {e}", tok_path.display()))?;
-        let (vocab, special) = local_vocab(&dir).unwrap_or((conn.load.vocab_size, conn.load.special_ids.clone()));
+        let (vocab, special) =
+            local_vocab(&dir).unwrap_or((conn.load.vocab_size, conn.load.special_ids.clone()));
         let inputs = synthetic_sequences(
             &tok,
             vocab,
@@ -119,7 +120,9 @@ mod tests {
     #[test]
     fn replies_are_checked() {
         assert!(check_embed(&reply(vec![vec![1.0, 0.0]; 2]), 2).is_ok());
-        assert!(check_embed(&reply(vec![vec![1.0]]), 2).unwrap_err().contains("1 vectors"));
+        assert!(check_embed(&reply(vec![vec![1.0]]), 2)
+            .unwrap_err()
+            .contains("1 vectors"));
         let e = check_embed(&reply(vec![vec![1.0], vec![1.0, 2.0]]), 2).unwrap_err();
         assert!(e.contains("different widths"), "{e}");
         let e = check_embed(&reply(vec![vec![f32::NAN]]), 1).unwrap_err();

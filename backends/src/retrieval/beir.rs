@@ -49,7 +49,8 @@ fn id_of(v: &Value) -> Option<String> {
 
 /// Reads `(id, text)` records; `title` is prepended when `with_title`.
 fn read_jsonl(path: &Path, with_title: bool) -> Result<(Vec<String>, Vec<String>)> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open '{}'", path.display()))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("cannot open '{}'", path.display()))?;
     let (mut ids, mut texts) = (Vec::new(), Vec::new());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, line) in BufReader::new(f).lines().enumerate() {
@@ -61,13 +62,22 @@ fn read_jsonl(path: &Path, with_title: bool) -> Result<(Vec<String>, Vec<String>
         let v: Value = serde_json::from_str(&line)
             .map_err(|e| anyhow!("{}:{n}: not a JSON object: {e}", path.display()))?;
         let id = id_of(&v).ok_or_else(|| {
-            anyhow!("{}:{n}: no \"_id\" (a string) in this record", path.display())
+            anyhow!(
+                "{}:{n}: no \"_id\" (a string) in this record",
+                path.display()
+            )
         })?;
         let text = v.get("text").and_then(Value::as_str).ok_or_else(|| {
-            anyhow!("{}:{n}: no \"text\" (a string) in record '{id}'", path.display())
+            anyhow!(
+                "{}:{n}: no \"text\" (a string) in record '{id}'",
+                path.display()
+            )
         })?;
         if let Some(first) = seen.insert(id.clone(), n) {
-            bail!("{}:{n}: \"_id\" '{id}' already appeared on line {first}", path.display());
+            bail!(
+                "{}:{n}: \"_id\" '{id}' already appeared on line {first}",
+                path.display()
+            );
         }
         let title = with_title
             .then(|| v.get("title").and_then(Value::as_str))
@@ -118,8 +128,13 @@ fn qrels_file(dir: &Path, split: Option<&str>) -> Result<Option<PathBuf>> {
     }
 }
 
-fn read_qrels(path: &Path, docs: &HashMap<&str, usize>, queries: &HashMap<&str, usize>) -> Result<Qrels> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open '{}'", path.display()))?;
+fn read_qrels(
+    path: &Path,
+    docs: &HashMap<&str, usize>,
+    queries: &HashMap<&str, usize>,
+) -> Result<Qrels> {
+    let f =
+        std::fs::File::open(path).with_context(|| format!("cannot open '{}'", path.display()))?;
     let mut q = Qrels {
         file: path.to_path_buf(),
         judged: BTreeMap::new(),
@@ -140,9 +155,10 @@ fn read_qrels(path: &Path, docs: &HashMap<&str, usize>, queries: &HashMap<&str, 
                 cols.len()
             );
         };
-        let score: i64 = score.trim().parse().map_err(|_| {
-            anyhow!("{}:{n}: score '{score}' is not an integer", path.display())
-        })?;
+        let score: i64 = score
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{}:{n}: score '{score}' is not an integer", path.display()))?;
         match (queries.get(qid.trim()), docs.get(did.trim())) {
             (Some(&qi), Some(&di)) => {
                 if score > 0 {
@@ -166,8 +182,16 @@ impl Dataset {
         let qrels = match qrels_file(dir, split)? {
             None => None,
             Some(f) => {
-                let d: HashMap<&str, usize> = doc_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-                let q: HashMap<&str, usize> = query_ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+                let d: HashMap<&str, usize> = doc_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.as_str(), i))
+                    .collect();
+                let q: HashMap<&str, usize> = query_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.as_str(), i))
+                    .collect();
                 let qr = read_qrels(&f, &d, &q)?;
                 if qr.judged.is_empty() {
                     bail!("'{}' judges no query of queries.jsonl relevant to any document of corpus.jsonl", f.display());
@@ -187,7 +211,11 @@ impl Dataset {
 
     /// Bytes of the text, for the memory estimate.
     pub fn text_bytes(&self) -> u64 {
-        self.docs.iter().chain(&self.queries).map(|s| s.len() as u64).sum()
+        self.docs
+            .iter()
+            .chain(&self.queries)
+            .map(|s| s.len() as u64)
+            .sum()
     }
 }
 
@@ -210,7 +238,12 @@ mod tests {
     #[test]
     fn loads_the_layout() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), CORPUS, QUERIES, Some("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\t2\t2\nq2\td1\t0\nq9\td1\t1\n"));
+        write(
+            d.path(),
+            CORPUS,
+            QUERIES,
+            Some("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\t2\t2\nq2\td1\t0\nq9\td1\t1\n"),
+        );
         let ds = Dataset::load(d.path(), None).unwrap();
         assert_eq!(ds.doc_ids, vec!["d1", "2"]);
         assert_eq!(ds.docs, vec!["Cats Cats purr.", "Dogs bark."]);
@@ -218,7 +251,9 @@ mod tests {
         assert_eq!(q.judged[&0], vec![(0, 1)]);
         assert_eq!(q.judged[&1], vec![(1, 2)], "score 0 is not relevant");
         assert_eq!(q.unknown, 1);
-        let e = Dataset::load(d.path(), Some("dev")).unwrap_err().to_string();
+        let e = Dataset::load(d.path(), Some("dev"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("split 'dev'") && e.contains("dev.tsv"), "{e}");
     }
 
@@ -235,20 +270,49 @@ mod tests {
         let bad = CORPUS.replace("\"_id\": 2, ", "");
         write(d.path(), &bad, QUERIES, None);
         let e = Dataset::load(d.path(), None).unwrap_err().to_string();
-        assert!(e.ends_with("corpus.jsonl:3: no \"_id\" (a string) in this record"), "{e}");
-        write(d.path(), "{\"_id\": \"a\", \"text\": \"x\"}\n{oops\n", QUERIES, None);
+        assert!(
+            e.ends_with("corpus.jsonl:3: no \"_id\" (a string) in this record"),
+            "{e}"
+        );
+        write(
+            d.path(),
+            "{\"_id\": \"a\", \"text\": \"x\"}\n{oops\n",
+            QUERIES,
+            None,
+        );
         let e = Dataset::load(d.path(), None).unwrap_err().to_string();
         assert!(e.contains("corpus.jsonl:2: not a JSON object"), "{e}");
-        write(d.path(), "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"a\", \"text\": \"y\"}\n", QUERIES, None);
+        write(
+            d.path(),
+            "{\"_id\": \"a\", \"text\": \"x\"}\n{\"_id\": \"a\", \"text\": \"y\"}\n",
+            QUERIES,
+            None,
+        );
         let e = Dataset::load(d.path(), None).unwrap_err().to_string();
-        assert!(e.contains("corpus.jsonl:2: \"_id\" 'a' already appeared on line 1"), "{e}");
-        write(d.path(), CORPUS, QUERIES, Some("query-id\tcorpus-id\tscore\nq1 d1 1\n"));
+        assert!(
+            e.contains("corpus.jsonl:2: \"_id\" 'a' already appeared on line 1"),
+            "{e}"
+        );
+        write(
+            d.path(),
+            CORPUS,
+            QUERIES,
+            Some("query-id\tcorpus-id\tscore\nq1 d1 1\n"),
+        );
         let e = Dataset::load(d.path(), None).unwrap_err().to_string();
-        assert!(e.contains("test.tsv:2: expected 3 tab-separated columns"), "{e}");
+        assert!(
+            e.contains("test.tsv:2: expected 3 tab-separated columns"),
+            "{e}"
+        );
         write(d.path(), CORPUS, QUERIES, Some("q1\td1\thigh\n"));
         let e = Dataset::load(d.path(), None).unwrap_err().to_string();
-        assert!(e.contains("test.tsv:1: score 'high' is not an integer"), "{e}");
-        let e = Dataset::load(&d.path().join("nope"), None).unwrap_err().to_string();
+        assert!(
+            e.contains("test.tsv:1: score 'high' is not an integer"),
+            "{e}"
+        );
+        let e = Dataset::load(&d.path().join("nope"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is not a directory"), "{e}");
     }
 }

@@ -99,7 +99,10 @@ impl Index {
     pub fn build(kind: IndexKind, vectors: &[Vec<f32>]) -> Result<Index> {
         let dim = vectors.first().map_or(0, Vec::len);
         if dim == 0 || vectors.iter().any(|v| v.len() != dim) {
-            bail!("cannot index {} vectors: empty or of different widths", vectors.len());
+            bail!(
+                "cannot index {} vectors: empty or of different widths",
+                vectors.len()
+            );
         }
         let store = match kind {
             IndexKind::Exact => Store::F32(vectors.concat()),
@@ -119,7 +122,11 @@ impl Index {
                     .collect();
                 let codes = vectors
                     .iter()
-                    .flat_map(|v| v.iter().enumerate().map(|(k, x)| int8_code(*x, lo[k], steps[k])))
+                    .flat_map(|v| {
+                        v.iter()
+                            .enumerate()
+                            .map(|(k, x)| int8_code(*x, lo[k], steps[k]))
+                    })
                     .collect();
                 Store::Int8 {
                     codes,
@@ -183,7 +190,10 @@ impl Index {
                 words
                     .chunks_exact(*per_vec)
                     .map(|d| {
-                        -(d.iter().zip(&q).map(|(a, b)| (a ^ b).count_ones()).sum::<u32>() as f32)
+                        -(d.iter()
+                            .zip(&q)
+                            .map(|(a, b)| (a ^ b).count_ones())
+                            .sum::<u32>() as f32)
                     })
                     .collect()
             }
@@ -250,7 +260,10 @@ mod tests {
             assert!((got - want).abs() < 0.01, "{s:?}");
         }
         let top = ix.search(&[0.8, 0.6, 0.0], 4);
-        assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 0, 2, 3]);
+        assert_eq!(
+            top.iter().map(|t| t.0).collect::<Vec<_>>(),
+            vec![1, 0, 2, 3]
+        );
     }
 
     #[test]
@@ -270,7 +283,13 @@ mod tests {
     #[test]
     fn top_k_edges() {
         assert_eq!(top_k(&[], 3), vec![]);
-        assert_eq!(top_k(&[1.0, 3.0, 3.0, 2.0], 10).iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2, 3, 0]);
+        assert_eq!(
+            top_k(&[1.0, 3.0, 3.0, 2.0], 10)
+                .iter()
+                .map(|t| t.0)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3, 0]
+        );
         assert!(Index::build(IndexKind::Exact, &[vec![1.0], vec![1.0, 2.0]]).is_err());
     }
 }

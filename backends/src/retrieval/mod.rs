@@ -54,19 +54,38 @@ pub fn available_memory() -> Option<u64> {
 
 /// Bytes the run holds for the corpus beyond the model: f32 embeddings while indexing (twice
 /// when the fidelity reference is encoded separately), the index, and the text.
-pub fn memory_estimate(n_docs: usize, dim: usize, kind: IndexKind, text_bytes: u64, variant: &Variant) -> u64 {
+pub fn memory_estimate(
+    n_docs: usize,
+    dim: usize,
+    kind: IndexKind,
+    text_bytes: u64,
+    variant: &Variant,
+) -> u64 {
     let f32_emb = IndexKind::Exact.bytes(n_docs, dim);
-    let reference = if variant.same_embeddings() { 0 } else { f32_emb };
+    let reference = if variant.same_embeddings() {
+        0
+    } else {
+        f32_emb
+    };
     // token ids take about as many bytes as the text (4-byte ids, ~4 characters a token)
     f32_emb + kind.bytes(n_docs, dim) + reference + 2 * text_bytes
 }
 
 /// Refuses a corpus that would not fit: `limit` from `[retrieval] memory_limit`, else the
 /// memory available now.
-pub fn check_memory(ds: &Dataset, dim: usize, variant: &Variant, cfg: &RetrievalConfig) -> Result<String> {
+pub fn check_memory(
+    ds: &Dataset,
+    dim: usize,
+    variant: &Variant,
+    cfg: &RetrievalConfig,
+) -> Result<String> {
     let need = memory_estimate(ds.docs.len(), dim, variant.index, ds.text_bytes(), variant);
     let (limit, what) = match &cfg.memory_limit {
-        Some(m) => (m.bytes().map_err(|e| anyhow!("[retrieval] memory_limit: {e}"))?, "[retrieval] memory_limit"),
+        Some(m) => (
+            m.bytes()
+                .map_err(|e| anyhow!("[retrieval] memory_limit: {e}"))?,
+            "[retrieval] memory_limit",
+        ),
         None => match available_memory() {
             Some(a) => (a, "memory available (MemAvailable)"),
             None => return Ok("memory check skipped: /proc/meminfo unreadable".into()),
@@ -118,7 +137,10 @@ impl RetrievalSession {
             .clone()
             .ok_or_else(|| anyhow!("scenario retrieval needs a [retrieval] table"))?;
         let t = Instant::now();
-        let emb = enc.embed_texts(&ds.docs.iter().map(String::as_str).collect::<Vec<_>>(), cfg.corpus_batch)?;
+        let emb = enc.embed_texts(
+            &ds.docs.iter().map(String::as_str).collect::<Vec<_>>(),
+            cfg.corpus_batch,
+        )?;
         let corpus_encode_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let index = Index::build(variant.index, &emb)?;
@@ -154,7 +176,11 @@ impl RetrievalSession {
     }
 
     /// Exact f32 rankings of the unpruned f32 model (the fidelity reference).
-    fn reference(&mut self, own_queries: &[Vec<f32>], own: &[Vec<usize>]) -> Result<Vec<Vec<usize>>> {
+    fn reference(
+        &mut self,
+        own_queries: &[Vec<f32>],
+        own: &[Vec<usize>],
+    ) -> Result<Vec<Vec<usize>>> {
         if self.variant.same_embeddings() && self.variant.index == IndexKind::Exact {
             return Ok(own.to_vec());
         }
@@ -165,7 +191,10 @@ impl RetrievalSession {
         let t = Instant::now();
         let r = Encoder::load(&self.model_dir, DType::F32, &self.enc.device, None)?;
         let docs: Vec<&str> = self.ds.docs.iter().map(String::as_str).collect();
-        let exact = Index::build(IndexKind::Exact, &r.embed_texts(&docs, self.cfg.corpus_batch)?)?;
+        let exact = Index::build(
+            IndexKind::Exact,
+            &r.embed_texts(&docs, self.cfg.corpus_batch)?,
+        )?;
         let queries: Vec<&str> = self.ds.queries.iter().map(String::as_str).collect();
         let q = r.embed_texts(&queries, self.cfg.corpus_batch)?;
         self.notes.push(format!(
@@ -213,11 +242,20 @@ impl Session for RetrievalSession {
             Metric::scalar(
                 MetricId::IndexBytes,
                 self.index.bytes() as f64,
-                format!("{} index: {} vectors x {} dims", self.variant.index.name(), self.index.len, self.index.dim),
+                format!(
+                    "{} index: {} vectors x {} dims",
+                    self.variant.index.name(),
+                    self.index.len,
+                    self.index.dim
+                ),
             ),
         ];
         if let Some(w) = self.enc.weights_remaining {
-            metrics.push(Metric::scalar(MetricId::WeightsRemaining, w, "non-zero weights after pruning / params_total"));
+            metrics.push(Metric::scalar(
+                MetricId::WeightsRemaining,
+                w,
+                "non-zero weights after pruning / params_total",
+            ));
         }
         let texts: Vec<&str> = self.ds.queries.iter().map(String::as_str).collect();
         let ids = self.enc.tokenize(&texts)?;
@@ -247,9 +285,20 @@ impl Session for RetrievalSession {
                 "qrels '{}': {} judged queries{}",
                 qrels.file.display(),
                 qrels.judged.len(),
-                if qrels.unknown > 0 { format!(", {} label lines naming unknown ids left out", qrels.unknown) } else { String::new() }
+                if qrels.unknown > 0 {
+                    format!(
+                        ", {} label lines naming unknown ids left out",
+                        qrels.unknown
+                    )
+                } else {
+                    String::new()
+                }
             );
-            metrics.push(Metric::scalar(MetricId::RecallAt10, 100.0 * recall / n, &src));
+            metrics.push(Metric::scalar(
+                MetricId::RecallAt10,
+                100.0 * recall / n,
+                &src,
+            ));
             metrics.push(Metric::scalar(MetricId::NdcgAt10, ndcg / n, &src));
             measures.push(format!("recall@10 and nDCG@10 against {src}"));
         } else {
@@ -264,7 +313,10 @@ impl Session for RetrievalSession {
         metrics.push(Metric::scalar(
             MetricId::OverlapAt10,
             100.0 * overlap,
-            format!("vs exact f32 search with the unpruned f32 model, all {} queries", own.len()),
+            format!(
+                "vs exact f32 search with the unpruned f32 model, all {} queries",
+                own.len()
+            ),
         ));
         measures.push("fidelity overlap@10 against exact f32 search".into());
         notes.push(format!("quality measures: {}", measures.join("; ")));

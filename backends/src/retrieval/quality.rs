@@ -38,7 +38,12 @@ pub fn ndcg_at(ranked: &[usize], relevant: &[(usize, u32)], k: usize) -> f64 {
         .sum();
     let mut ideal: Vec<f64> = relevant.iter().map(|(_, g)| *g as f64).collect();
     ideal.sort_by(|a, b| b.total_cmp(a));
-    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g * disc(i)).sum();
+    let idcg: f64 = ideal
+        .iter()
+        .take(k)
+        .enumerate()
+        .map(|(i, g)| g * disc(i))
+        .sum();
     if idcg > 0.0 {
         dcg / idcg
     } else {

@@ -58,7 +58,8 @@ impl BertF64 {
     /// `dir/config.json`.
     pub fn load(dir: &Path) -> BertF64 {
         let cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
         let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         let mut w = HashMap::new();
@@ -88,7 +89,9 @@ impl BertF64 {
     }
 
     fn get(&self, name: &str) -> &Mat {
-        self.w.get(name).unwrap_or_else(|| panic!("no weight {name}"))
+        self.w
+            .get(name)
+            .unwrap_or_else(|| panic!("no weight {name}"))
     }
 
     /// y = x W^T + b for every row of x (W is [out, in] as in PyTorch).
@@ -149,7 +152,11 @@ impl BertF64 {
                 for i in 0..t {
                     let scores: Vec<f64> = (0..t)
                         .map(|j| {
-                            q[i][r.clone()].iter().zip(&k[j][r.clone()]).map(|(a, b)| a * b).sum::<f64>()
+                            q[i][r.clone()]
+                                .iter()
+                                .zip(&k[j][r.clone()])
+                                .map(|(a, b)| a * b)
+                                .sum::<f64>()
                                 / (hd as f64).sqrt()
                         })
                         .collect();
@@ -192,7 +199,9 @@ impl BertF64 {
     pub fn embed(&self, ids: &[u32]) -> Vec<f64> {
         let x = self.hidden(ids);
         let h = x[0].len();
-        let mut m: Vec<f64> = (0..h).map(|k| x.iter().map(|r| r[k]).sum::<f64>() / x.len() as f64).collect();
+        let mut m: Vec<f64> = (0..h)
+            .map(|k| x.iter().map(|r| r[k]).sum::<f64>() / x.len() as f64)
+            .collect();
         let norm = m.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
         m.iter_mut().for_each(|v| *v /= norm);
         m
@@ -210,6 +219,10 @@ fn erf_matches_known_values() {
         (3.5, 0.999_999_256_901_627_7),
         (-1.0, -0.842_700_792_949_714_9),
     ] {
-        assert!((erf(x) - want).abs() < 1e-13, "erf({x}) = {} vs {want}", erf(x));
+        assert!(
+            (erf(x) - want).abs() < 1e-13,
+            "erf({x}) = {} vs {want}",
+            erf(x)
+        );
     }
 }

@@ -130,7 +130,9 @@ fn tracks(s: &SuiteModel) -> Vec<TrackPanel> {
 }
 
 fn col(s: &SuiteModel, id: MetricId) -> Option<usize> {
-    s.columns.iter().position(|c| *c == Column::Metric(id, Stat::Value))
+    s.columns
+        .iter()
+        .position(|c| *c == Column::Metric(id, Stat::Value))
 }
 
 /// Quality (first of nDCG@10, recall@10, overlap@10 the runs have) against parameters and
@@ -138,14 +140,20 @@ fn col(s: &SuiteModel, id: MetricId) -> Option<usize> {
 fn elue(s: &SuiteModel) -> Option<EluePanel> {
     let flops = col(s, MetricId::FlopsPerEmbedding)?;
     let params = col(s, MetricId::ParamsTotal)?;
-    let (qid, quality) = [MetricId::NdcgAt10, MetricId::RecallAt10, MetricId::OverlapAt10]
-        .into_iter()
-        .find_map(|id| col(s, id).map(|c| (id, c)))?;
+    let (qid, quality) = [
+        MetricId::NdcgAt10,
+        MetricId::RecallAt10,
+        MetricId::OverlapAt10,
+    ]
+    .into_iter()
+    .find_map(|id| col(s, id).map(|c| (id, c)))?;
     let used: Vec<usize> = (0..s.entries.len())
         .filter(|&i| {
             let e = &s.entries[i];
             e.r.status.state == RunState::Ok
-                && [flops, params, quality].iter().all(|&c| e.values[c].is_some())
+                && [flops, params, quality]
+                    .iter()
+                    .all(|&c| e.values[c].is_some())
         })
         .collect();
     if used.len() < 2 {
@@ -154,7 +162,12 @@ fn elue(s: &SuiteModel) -> Option<EluePanel> {
     let front = |x: usize| -> Vec<usize> {
         let pts: Vec<Vec<f64>> = used
             .iter()
-            .map(|&i| vec![s.entries[i].values[quality].unwrap(), s.entries[i].values[x].unwrap()])
+            .map(|&i| {
+                vec![
+                    s.entries[i].values[quality].unwrap(),
+                    s.entries[i].values[x].unwrap(),
+                ]
+            })
             .collect();
         pareto::front(&pts, &[Better::Higher, Better::Lower])
             .unwrap_or_default()
@@ -184,7 +197,12 @@ fn elue(s: &SuiteModel) -> Option<EluePanel> {
             .map(|&i| ElueRow {
                 key: s.entries[i].key.clone(),
                 label: s.entries[i].r.label(),
-                model: s.entries[i].r.model.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
+                model: s.entries[i]
+                    .r
+                    .model
+                    .as_ref()
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default(),
                 quality: num(i, quality),
                 params: num(i, params),
                 flops: num(i, flops),
@@ -221,7 +239,10 @@ fn scaling(s: &SuiteModel) -> Option<ScalingPanel> {
         .collect();
     let x_of = |i: usize| s.entries[i].r.config.param(axis).and_then(|v| v.as_f64());
     let group_of = |i: usize| {
-        let l = s.entries[i].r.config.label(&others.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        let l = s.entries[i]
+            .r
+            .config
+            .label(&others.iter().map(|a| a.to_string()).collect::<Vec<_>>());
         if l.is_empty() {
             "all runs".to_string()
         } else {
@@ -233,11 +254,16 @@ fn scaling(s: &SuiteModel) -> Option<ScalingPanel> {
         let Some(c) = col(s, id) else { continue };
         let mut series: Vec<Series> = Vec::new();
         for &i in &ok {
-            let (Some(x), Some(y)) = (x_of(i), s.entries[i].values[c]) else { continue };
+            let (Some(x), Some(y)) = (x_of(i), s.entries[i].values[c]) else {
+                continue;
+            };
             let g = group_of(i);
             match series.iter_mut().find(|se| se.name == g) {
                 Some(se) => se.points.push([x, y]),
-                None => series.push(Series { name: g, points: vec![[x, y]] }),
+                None => series.push(Series {
+                    name: g,
+                    points: vec![[x, y]],
+                }),
             }
         }
         // a curve needs three lengths; two are a comparison the leaderboard already shows
@@ -248,8 +274,16 @@ fn scaling(s: &SuiteModel) -> Option<ScalingPanel> {
         let ya = format!("{} ({})", id.name(), id.unit());
         let svg = svg::lines(
             &series,
-            &AxisSpec { title: axis, unit: "count", allow_log: true },
-            &AxisSpec { title: &ya, unit: id.unit(), allow_log: true },
+            &AxisSpec {
+                title: axis,
+                unit: "count",
+                allow_log: true,
+            },
+            &AxisSpec {
+                title: &ya,
+                unit: id.unit(),
+                allow_log: true,
+            },
             &caption,
         );
         plots.push((caption, svg));
@@ -257,7 +291,11 @@ fn scaling(s: &SuiteModel) -> Option<ScalingPanel> {
     let stops: Vec<String> = s
         .entries
         .iter()
-        .flat_map(|e| e.r.warnings.iter().filter(|w| w.kind == WarningKind::SweepStopped))
+        .flat_map(|e| {
+            e.r.warnings
+                .iter()
+                .filter(|w| w.kind == WarningKind::SweepStopped)
+        })
         .map(|w| w.message.clone())
         .collect();
     (!plots.is_empty() || !stops.is_empty()).then(|| ScalingPanel {

@@ -11,7 +11,9 @@ pub struct Series {
 }
 
 /// Stroke colours of the series, in order (then repeated).
-const COLOURS: [&str; 6] = ["#1f5fa8", "#e8590c", "#2b8a3e", "#862e9c", "#c92a2a", "#5c940d"];
+const COLOURS: [&str; 6] = [
+    "#1f5fa8", "#e8590c", "#2b8a3e", "#862e9c", "#c92a2a", "#5c940d",
+];
 
 /// A line chart of `series` (non-finite points left out).
 pub fn lines(series: &[Series], x: &AxisSpec, y: &AxisSpec, caption: &str) -> String {
@@ -28,8 +30,14 @@ pub fn lines(series: &[Series], x: &AxisSpec, y: &AxisSpec, caption: &str) -> St
             (s.name.as_str(), p)
         })
         .collect();
-    let xv: Vec<f64> = clean.iter().flat_map(|s| s.1.iter().map(|p| p[0])).collect();
-    let yv: Vec<f64> = clean.iter().flat_map(|s| s.1.iter().map(|p| p[1])).collect();
+    let xv: Vec<f64> = clean
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p[0]))
+        .collect();
+    let yv: Vec<f64> = clean
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p[1]))
+        .collect();
     let (xs, ys) = scales(&xv, &yv, x, y);
     let mut out = String::with_capacity(4096);
     open(&mut out, caption);
@@ -62,7 +70,10 @@ pub fn lines(series: &[Series], x: &AxisSpec, y: &AxisSpec, caption: &str) -> St
     }
     out.push_str("<g class=\"legend\">");
     for (k, (name, _)) in clean.iter().enumerate().take(6) {
-        let (lx, ly) = (LEFT + 6.0 + 150.0 * (k % 3) as f64, TOP - 14.0 + 11.0 * (k / 3) as f64);
+        let (lx, ly) = (
+            LEFT + 6.0 + 150.0 * (k % 3) as f64,
+            TOP - 14.0 + 11.0 * (k / 3) as f64,
+        );
         let _ = write!(
             out,
             "<circle cx=\"{lx}\" cy=\"{}\" r=\"3\" style=\"fill:{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
@@ -100,8 +111,15 @@ mod tests {
         };
         let svg = lines(&s, &ax("prompt_len"), &ax("ttft"), "ttft vs prompt_len");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        assert_eq!(svg.matches("<circle r=").count(), 3, "the NaN point is left out");
+        assert_eq!(
+            svg.matches("<circle r=").count(),
+            3,
+            "the NaN point is left out"
+        );
         assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"));
-        assert!(svg.contains("dtype=f32: prompt_len = 128, ttft = 2.00"), "{svg}");
+        assert!(
+            svg.contains("dtype=f32: prompt_len = 128, ttft = 2.00"),
+            "{svg}"
+        );
     }
 }

@@ -54,10 +54,15 @@ impl Stat {
             .iter()
             .find(|(n, _)| *n == s)
             .map(|(_, st)| *st)
-            .ok_or_else(|| format!("unknown statistic '{s}' (value, mean, min, p50, p90, p95, p99, max)"))
+            .ok_or_else(|| {
+                format!("unknown statistic '{s}' (value, mean, min, p50, p90, p95, p99, max)")
+            })
     }
     fn name(self) -> &'static str {
-        Stat::NAMES.iter().find(|(_, s)| *s == self).map_or("value", |(n, _)| n)
+        Stat::NAMES
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("value", |(n, _)| n)
     }
 }
 
@@ -82,7 +87,10 @@ impl Measure {
             .metric(self.metric)
             .ok_or_else(|| format!("no {} value", self.metric))?;
         if m.is_estimate() {
-            return Err(format!("{} is an estimate ({}), not a measurement", self.metric, m.source));
+            return Err(format!(
+                "{} is an estimate ({}), not a measurement",
+                self.metric, m.source
+            ));
         }
         if self.stat == Stat::Value {
             return Ok(m.value);
@@ -130,7 +138,9 @@ impl Condition {
             .iter()
             .filter_map(|op| s.find(op).map(|p| (p, *op)))
             .min_by_key(|(p, op)| (*p, std::cmp::Reverse(op.len())))
-            .ok_or_else(|| format!("budget '{s}': expected METRIC OP NUMBER, e.g. \"model_bytes <= 500MB\""))?;
+            .ok_or_else(|| {
+                format!("budget '{s}': expected METRIC OP NUMBER, e.g. \"model_bytes <= 500MB\"")
+            })?;
         let measure = Measure::parse(&s[..pos]).map_err(|e| format!("budget '{s}': {e}"))?;
         let rhs = s[pos + op.len()..].trim();
         let bound = match rhs.parse::<f64>() {
@@ -278,7 +288,11 @@ pub fn rank(
             reasons.push(format!(
                 "run {}{}",
                 format!("{:?}", r.status.state).to_lowercase(),
-                r.status.reason.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+                r.status
+                    .reason
+                    .as_deref()
+                    .map(|w| format!(": {w}"))
+                    .unwrap_or_default()
             ));
         } else {
             reasons.extend(conds.iter().filter_map(|c| c.breaks(r)));
@@ -300,7 +314,11 @@ pub fn rank(
         }
     }
     let key = |v: f64| objective.better.sign() * v;
-    inside.sort_by(|a, b| key(b.0).total_cmp(&key(a.0)).then_with(|| label(a.1).cmp(&label(b.1))));
+    inside.sort_by(|a, b| {
+        key(b.0)
+            .total_cmp(&key(a.0))
+            .then_with(|| label(a.1).cmp(&label(b.1)))
+    });
     let ranked = inside
         .iter()
         .map(|(v, r)| Ranked {

@@ -48,19 +48,32 @@ fn ranking(t: &TrackConfig) -> TrackRanking {
 }
 
 fn order(r: &TrackRanking) -> Vec<(&str, usize)> {
-    r.ranked.iter().map(|x| (x.label.as_str(), x.rank)).collect()
+    r.ranked
+        .iter()
+        .map(|x| (x.label.as_str(), x.rank))
+        .collect()
 }
 
 #[test]
 fn best_quality_under_500_megabytes() {
     // b4 (1.3 GB) is out; b5 has no quality; the rest by nDCG: b3 0.71, b1 0.62, b2 0.55
     let r = ranking(&track(&["model_bytes <= 500MB"], "max ndcg_at_10"));
-    assert_eq!(order(&r), vec![("batch=3", 1), ("batch=1", 2), ("batch=2", 3)]);
+    assert_eq!(
+        order(&r),
+        vec![("batch=3", 1), ("batch=1", 2), ("batch=2", 3)]
+    );
     assert_eq!(r.objective, "max ndcg_at_10");
-    let why: Vec<(&str, &Vec<String>)> = r.out.iter().map(|o| (o.label.as_str(), &o.reasons)).collect();
+    let why: Vec<(&str, &Vec<String>)> = r
+        .out
+        .iter()
+        .map(|o| (o.label.as_str(), &o.reasons))
+        .collect();
     assert_eq!(why.len(), 2);
     assert_eq!(why[0].0, "batch=4");
-    assert_eq!(why[0].1, &vec!["model_bytes 1300000000 bytes, budget <= 500000000".to_string()]);
+    assert_eq!(
+        why[0].1,
+        &vec!["model_bytes 1300000000 bytes, budget <= 500000000".to_string()]
+    );
     assert_eq!(why[1].0, "batch=5");
     assert_eq!(why[1].1, &vec!["no ndcg_at_10 value".to_string()]);
 }
@@ -76,19 +89,36 @@ fn p99_latency_and_memory_budgets_together() {
     assert_eq!(order(&r), vec![("batch=2", 1)]);
     let b3 = r.out.iter().find(|o| o.label == "batch=3").unwrap();
     assert_eq!(b3.reasons.len(), 2, "{:?}", b3.reasons);
-    assert!(b3.reasons[0].starts_with("query_latency:p99 59.80 ms, budget <= 10"), "{:?}", b3.reasons);
-    assert!(b3.reasons[1].starts_with("peak_rss 1200000000 bytes"), "{:?}", b3.reasons);
+    assert!(
+        b3.reasons[0].starts_with("query_latency:p99 59.80 ms, budget <= 10"),
+        "{:?}",
+        b3.reasons
+    );
+    assert!(
+        b3.reasons[1].starts_with("peak_rss 1200000000 bytes"),
+        "{:?}",
+        b3.reasons
+    );
     let b1 = r.out.iter().find(|o| o.label == "batch=1").unwrap();
-    assert_eq!(b1.reasons, vec!["query_latency:p99 11.98 ms, budget <= 10".to_string()]);
+    assert_eq!(
+        b1.reasons,
+        vec!["query_latency:p99 11.98 ms, budget <= 10".to_string()]
+    );
 }
 
 #[test]
 fn smallest_model_reaching_a_quality() {
     // nDCG >= 0.6: b1 (90 MB), b3 (440 MB), b4 (1.3 GB); smallest first
     let r = ranking(&track(&["ndcg_at_10 >= 0.6"], "min model_bytes"));
-    assert_eq!(order(&r), vec![("batch=1", 1), ("batch=3", 2), ("batch=4", 3)]);
+    assert_eq!(
+        order(&r),
+        vec![("batch=1", 1), ("batch=3", 2), ("batch=4", 3)]
+    );
     let b2 = r.out.iter().find(|o| o.label == "batch=2").unwrap();
-    assert_eq!(b2.reasons, vec!["ndcg_at_10 0.5500 score, budget >= 0.6000".to_string()]);
+    assert_eq!(
+        b2.reasons,
+        vec!["ndcg_at_10 0.5500 score, budget >= 0.6000".to_string()]
+    );
     // a metric alone keeps its own direction (model_bytes: lower is better)
     assert_eq!(
         order(&ranking(&track(&["ndcg_at_10 >= 0.6"], "model_bytes"))),
@@ -100,27 +130,49 @@ fn smallest_model_reaching_a_quality() {
 fn ties_share_a_rank_and_failed_runs_are_out() {
     let mut rs = runs();
     rs[0].metrics.retain(|m| m.name != MetricId::NdcgAt10);
-    rs[0].metrics.push(Metric::scalar(MetricId::NdcgAt10, 0.71, "synthetic"));
+    rs[0]
+        .metrics
+        .push(Metric::scalar(MetricId::NdcgAt10, 0.71, "synthetic"));
     rs[2].status.state = RunState::Failed;
     rs[2].status.reason = Some("out of memory".into());
-    rs[3].metrics.push(Metric::scalar(MetricId::Energy, 5.0, "estimate-tdp"));
+    rs[3]
+        .metrics
+        .push(Metric::scalar(MetricId::Energy, 5.0, "estimate-tdp"));
     let refs: Vec<&RunResult> = rs.iter().collect();
     let t = track(&["energy <= 100"], "max ndcg_at_10");
     let r = rank(&t, &refs, &|r: &RunResult| r.label()).unwrap();
     // energy exists only on b4, and there only as an estimate: nobody is inside
     assert!(r.ranked.is_empty());
     let b4 = r.out.iter().find(|o| o.label == "batch=4").unwrap();
-    assert!(b4.reasons[0].contains("is an estimate (estimate-tdp)"), "{:?}", b4.reasons);
+    assert!(
+        b4.reasons[0].contains("is an estimate (estimate-tdp)"),
+        "{:?}",
+        b4.reasons
+    );
     let b3 = r.out.iter().find(|o| o.label == "batch=3").unwrap();
     assert_eq!(b3.reasons, vec!["run failed: out of memory".to_string()]);
     // without the budget: b4 0.74, b1 0.71, b2 0.55 (b3 failed, b5 has no nDCG)
-    let r = rank(&track(&[], "max ndcg_at_10"), &refs, &|r: &RunResult| r.label()).unwrap();
-    assert_eq!(order(&r), vec![("batch=4", 1), ("batch=1", 2), ("batch=2", 3)]);
+    let r = rank(&track(&[], "max ndcg_at_10"), &refs, &|r: &RunResult| {
+        r.label()
+    })
+    .unwrap();
+    assert_eq!(
+        order(&r),
+        vec![("batch=4", 1), ("batch=1", 2), ("batch=2", 3)]
+    );
     rs[3].metrics.retain(|m| m.name != MetricId::NdcgAt10);
-    rs[3].metrics.push(Metric::scalar(MetricId::NdcgAt10, 0.71, "synthetic"));
+    rs[3]
+        .metrics
+        .push(Metric::scalar(MetricId::NdcgAt10, 0.71, "synthetic"));
     let refs: Vec<&RunResult> = rs.iter().collect();
-    let r = rank(&track(&[], "max ndcg_at_10"), &refs, &|r: &RunResult| r.label()).unwrap();
-    assert_eq!(order(&r), vec![("batch=1", 1), ("batch=4", 1), ("batch=2", 3)]);
+    let r = rank(&track(&[], "max ndcg_at_10"), &refs, &|r: &RunResult| {
+        r.label()
+    })
+    .unwrap();
+    assert_eq!(
+        order(&r),
+        vec![("batch=1", 1), ("batch=4", 1), ("batch=2", 3)]
+    );
 }
 
 #[test]
@@ -141,16 +193,16 @@ fn bad_budgets_are_explained() {
     assert!(e.contains("budget 'x'"), "{e}");
 }
 
-    #[test]
+#[test]
 fn track_files_are_checked() {
-let d = tempfile::tempdir().unwrap();
-let p = d.path().join("t.toml");
-std::fs::write(&p, "[[tracks]]\nname = \"x\"\nobjective = \"max ndcg_at_10\"\nbudgets = [\"peak_rss <= 1GiB\"]\n").unwrap();
-assert_eq!(read_file(&p).unwrap()[0].budgets.len(), 1);
-std::fs::write(&p, "[[tracks]]\nname = \"x\"\nobjective = \"max ndcg\"\n").unwrap();
-let e = read_file(&p).unwrap_err().to_string();
-assert!(e.contains("[[tracks]] #1: objective 'max ndcg'"), "{e}");
-std::fs::write(&p, "[[tracks]]\nnam = \"x\"\n").unwrap();
-let e = read_file(&p).unwrap_err().to_string();
-assert!(e.contains("t.toml:2:1: unknown field `nam`"), "{e}");
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("t.toml");
+    std::fs::write(&p, "[[tracks]]\nname = \"x\"\nobjective = \"max ndcg_at_10\"\nbudgets = [\"peak_rss <= 1GiB\"]\n").unwrap();
+    assert_eq!(read_file(&p).unwrap()[0].budgets.len(), 1);
+    std::fs::write(&p, "[[tracks]]\nname = \"x\"\nobjective = \"max ndcg\"\n").unwrap();
+    let e = read_file(&p).unwrap_err().to_string();
+    assert!(e.contains("[[tracks]] #1: objective 'max ndcg'"), "{e}");
+    std::fs::write(&p, "[[tracks]]\nnam = \"x\"\n").unwrap();
+    let e = read_file(&p).unwrap_err().to_string();
+    assert!(e.contains("t.toml:2:1: unknown field `nam`"), "{e}");
 }
