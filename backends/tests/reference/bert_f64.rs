@@ -33,7 +33,7 @@ pub fn erf(x: f64) -> f64 {
             term *= -a * a / n;
             let add = term / (2.0 * n + 1.0);
             sum += add;
-            if add.abs() < 1e-17 * sum.abs() {
+            if add.abs() <= 1e-17 * sum.abs() {
                 break;
             }
         }
