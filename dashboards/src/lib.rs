@@ -12,6 +12,7 @@
 //! - [`comparison`] renders compare/gate reports (table, PR-comment markdown);
 //!   [`github_action_benchmark`] is the export for github-action-benchmark.
 //! - [`metric_reference`] writes docs/metric-reference.md (`effbench list metrics`).
+//! - [`tracks`] ranks results in budget tracks (suite `[[tracks]]`, `report --tracks`).
 //! - [`fixtures`] makes synthetic results for tests and benchmarks (labelled as such).
 
 pub mod columns;
@@ -25,3 +26,4 @@ pub mod metric_reference;
 pub mod report;
 pub mod site;
 pub mod terminal;
+pub mod tracks;

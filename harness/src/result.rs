@@ -168,6 +168,18 @@ pub struct Manifest {
     /// Set by `merge`: the directories the runs came from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<crate::cluster::MergedSource>,
+    /// Planned runs that were not run because their `[sweep]` ended earlier, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedRun>,
+}
+
+/// A planned run left out on purpose (a scaling sweep ended before it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedRun {
+    pub id: String,
+    pub label: String,
+    pub reason: String,
 }
 
 pub const MANIFEST_FILE: &str = "manifest.json";

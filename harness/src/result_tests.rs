@@ -156,6 +156,7 @@ fn result_files_resolve_manifests_and_newest_invocation() {
             shard: None,
             scheduler: None,
             merged_from: Vec::new(),
+            skipped: Vec::new(),
             schema_version: 1,
             suite: r.suite.clone(),
             effbench_version: "0".into(),

@@ -217,6 +217,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if suite.analysis.is_some() && args.shard.is_some() {
         eprintln!("analysis: after `effbench merge` of all shards (a shard has part of the suite)");
     }
+    if !suite.tracks.is_empty() {
+        match effbench_dashboards::tracks::rankings(&outcome.results, &[]) {
+            Ok(t) => eprint!("{}", effbench_dashboards::tracks::text(&t)),
+            Err(e) => eprintln!("tracks: {e}"),
+        }
+    }
     if let Some(a) = &outcome.analysis {
         for n in &a.notes {
             eprintln!("analysis: {n}");
@@ -274,6 +280,20 @@ pub fn one_line(r: &RunResult) -> String {
     }
     if let Some(m) = r.metric(MetricId::TrainThroughput) {
         parts.push(format!("train {} tok/s", value(m.value, "tok/s")));
+    }
+    if let Some(m) = r.metric(MetricId::EmbeddingThroughput) {
+        parts.push(format!("{} emb/s", value(m.value, "emb/s")));
+    }
+    if let Some(s) = r
+        .metric(MetricId::QueryLatency)
+        .and_then(|m| m.stats.as_ref())
+    {
+        parts.push(format!("query p50 {} ms", value(s.p50, "ms")));
+    }
+    for id in [MetricId::NdcgAt10, MetricId::OverlapAt10] {
+        if let Some(m) = r.metric(id) {
+            parts.push(format!("{id} {}", value(m.value, id.unit())));
+        }
     }
     if let Some(m) = r.metric(MetricId::Mfu) {
         parts.push(format!("MFU {} %", value(m.value, "%")));

@@ -13,6 +13,7 @@
 mod axis;
 mod data;
 mod model;
+mod panels;
 mod run_page;
 pub mod svg;
 pub mod views;
@@ -316,6 +317,7 @@ fn suite_page(env: &Environment, s: &SuiteModel, opts: &Options, w: &mut Written
         dyna_note => s.dyna_note.clone(),
         estimates_left_out => s.estimates_left_out.join(", "),
         plots => Serde(s.plots.iter().map(|p| (p.caption.clone(), p.svg.clone())).collect::<Vec<_>>()),
+        panels => Serde(panels::panels(s)),
         data_json => minijinja::Value::from_safe_string(if inline { data } else { String::new() }),
         rows_file => if inline { String::new() } else { rows_file },
         page_size => opts.page_size,

@@ -26,17 +26,25 @@ pub fn default_weight(is_performance: bool) -> f64 {
     }
 }
 
-/// Performance metrics in order of preference: the task's quality when the runs measure it,
-/// else generation speed.
-const PERFORMANCE: [MetricId; 2] = [MetricId::Perplexity, MetricId::OutputThroughput];
+/// Performance metrics in order of preference: the task's quality when the runs measure it
+/// (language-model perplexity; retrieval quality, MS MARCO style), else generation speed.
+const PERFORMANCE: [MetricId; 5] = [
+    MetricId::Perplexity,
+    MetricId::NdcgAt10,
+    MetricId::RecallAt10,
+    MetricId::OverlapAt10,
+    MetricId::OutputThroughput,
+];
 
 /// The default Dynascore over `candidates`, every metric that all compared runs have with its
 /// values (one per run, in any fixed run order). The one policy behind `analysis.json` and
 /// the leaderboard site:
-/// - **performance** (weight 4): the first of perplexity, output_throughput that varies, else
-///   the first varying higher-is-better candidate (none: `None`);
-/// - weight 1 each, when they vary: **throughput** `output_throughput`, **latency** `ttft`,
-///   **memory** `peak_rss` (`model_bytes` when the runs have no varying `peak_rss`);
+/// - **performance** (weight 4): the first of perplexity, ndcg_at_10, recall_at_10,
+///   overlap_at_10, output_throughput that varies, else the first varying higher-is-better
+///   candidate (none: `None`);
+/// - weight 1 each, when they vary: **throughput** `output_throughput`, **latency** `ttft`
+///   and (retrieval) `query_latency`, **cost** `cost_per_1k_queries`, **memory** `peak_rss`
+///   (`model_bytes` when the runs have no varying `peak_rss`);
 /// - every other candidate weight 0 (a reader can raise it), as is a metric that does not vary;
 /// - offsets: 0 for higher-is-better metrics; for lower-is-better ones the largest value seen
 ///   (the "budget"), which keeps utilities non-negative and changes no ranking.
@@ -60,6 +68,8 @@ pub fn default_setup(candidates: &[(MetricId, Vec<f64>)]) -> Option<Vec<(usize, 
     let roles = [
         find(MetricId::OutputThroughput),
         find(MetricId::Ttft),
+        find(MetricId::QueryLatency),
+        find(MetricId::CostPer1kQueries),
         memory,
     ];
     let order = std::iter::once(perf).chain((0..candidates.len()).filter(|&k| k != perf));

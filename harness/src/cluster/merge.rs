@@ -368,6 +368,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
         shard: None,
         scheduler: None,
         merged_from: merged_sources,
+        skipped: Vec::new(),
     };
     write_json(&out.join(MANIFEST_FILE), &manifest)?;
     // The analysis stage over the whole merged set (shards do not analyse their part).
