@@ -359,7 +359,7 @@ fn plots(
         .collect()
 }
 
-fn scatter(columns: &[Column], entries: &[Entry], x: usize, y: usize) -> Option<Plot> {
+pub(super) fn scatter(columns: &[Column], entries: &[Entry], x: usize, y: usize) -> Option<Plot> {
     let used: Vec<&Entry> = entries
         .iter()
         .filter(|e| {
