@@ -156,9 +156,13 @@ fn check_memory(
         },
         load_transient,
     };
+    let held = match choice.recipe.quant.as_str() {
+        "none" => choice.dtype.as_str(),
+        q => q,
+    };
     let what = format!(
-        "model '{}' ({} {}), batch {batch}, {prompt} + {gen} tokens",
-        choice.model.reference, choice.dtype, choice.recipe.quant
+        "model '{}' ({held}), batch {batch}, {prompt} + {gen} tokens",
+        choice.model.reference
     );
     memory::check(&what, &plan, spec.device()?)
 }
