@@ -89,6 +89,22 @@ fn the_smollm2_preset_has_the_shape_of_the_real_file() {
     // GGUF stores these as f32.
     assert_eq!(real.rope_theta, p.rope_theta);
     assert!((real.rms_norm_eps / p.rms_norm_eps - 1.0).abs() < 1e-6);
+    // A Q4_1 preset stores its tensors as the real Q4_1 file does (llama.cpp's choice of a
+    // Q8_0 embedding included), so their speeds can be compared.
+    let spec = preset::parse("smollm2-135m?layers=2").unwrap();
+    let q = load::load_quantized("p", &spec, GgmlDType::Q4_1, &Device::Cpu).unwrap();
+    assert_eq!(
+        q.info.details["tensor_types"],
+        serde_json::json!({"f32": 5, "q4_1": 14, "q8_0": 1})
+    );
+    let mut real_types = std::collections::BTreeMap::new();
+    for t in ct.tensor_infos.values() {
+        *real_types.entry(format!("{:?}", t.ggml_dtype).to_lowercase()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        serde_json::json!(real_types),
+        serde_json::json!({"f32": 61, "q4_1": 210, "q8_0": 1})
+    );
     // Same parameter count as the file's tensors.
     let file_params: usize = ct.tensor_infos.values().map(|t| t.shape.elem_count()).sum();
     assert_eq!(

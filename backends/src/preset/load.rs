@@ -4,7 +4,8 @@
 //! the same kernels as a real file of the same shape and type).
 
 use super::{PresetSpec, SeededWeights};
-use crate::llama::{write_gguf, Llama, QkvBias, RopeLayout};
+use crate::compress::quantize::{type_for, type_name};
+use crate::llama::{write_gguf_with, Llama, QkvBias, RopeLayout};
 use crate::loader::{arch_details, dtype_name, LoadedModel};
 use anyhow::{Context, Result};
 use candle_core::quantized::{gguf_file, GgmlDType};
@@ -64,7 +65,13 @@ pub fn load_quantized(
     let mut gguf_config = c.clone();
     gguf_config.model_type = Some("llama".into());
     gguf_config.rope_scaling = None;
-    write_gguf(&mut bytes, &gguf_config, &weights, qtype, &[])
+    let types = std::cell::RefCell::new(std::collections::BTreeMap::<String, usize>::new());
+    let choose = |hf: &str, t: &Tensor| -> Result<GgmlDType> {
+        let chosen = tensor_type(hf, t, qtype, c.tie_word_embeddings);
+        *types.borrow_mut().entry(type_name(chosen)).or_default() += 1;
+        Ok(chosen)
+    };
+    write_gguf_with(&mut bytes, &gguf_config, &weights, &choose, &[])
         .with_context(|| format!("quantizing preset '{}' to {qtype:?}", spec.preset))?;
     drop(weights);
     bytes.set_position(0);
@@ -101,13 +108,9 @@ pub fn load_quantized(
             b.attn.bias = Some(QkvBias { q, k, v: get("v")? });
         }
     }
-    let mut info = info(
-        reference,
-        spec,
-        &model,
-        &format!("{qtype:?}").to_lowercase(),
-        "interleaved",
-    );
+    let mut info = info(reference, spec, &model, &type_name(qtype), "interleaved");
+    info.details
+        .insert("tensor_types".into(), json!(types.into_inner()));
     info.details.insert("compute_dtype".into(), json!("f32"));
     info.details.insert(
         "quantized".into(),
@@ -116,6 +119,27 @@ pub fn load_quantized(
         )),
     );
     Ok(finish(model, info))
+}
+
+/// The storage type of one tensor, as llama.cpp's `llama-quantize` chooses it: norms F32;
+/// the output head (the token embedding when tied) Q6_K for types below 6 bits, Q8_0 when its
+/// rows do not split into 256-value blocks (SmolLM2's Q4_1 file has a Q8_0 embedding for that
+/// reason); every other matrix `qtype`, with the block-size fallbacks of
+/// [`crate::compress::quantize::type_for`].
+fn tensor_type(hf: &str, t: &Tensor, qtype: GgmlDType, tied: bool) -> GgmlDType {
+    let cols = *t.dims().last().unwrap_or(&0);
+    if t.rank() == 1 {
+        return GgmlDType::F32;
+    }
+    let head = hf == "lm_head.weight" || (tied && hf == "model.embed_tokens.weight");
+    let low_bits = !matches!(
+        qtype,
+        GgmlDType::Q8_0 | GgmlDType::Q6K | GgmlDType::F16 | GgmlDType::F32
+    );
+    if head && low_bits {
+        return type_for(GgmlDType::Q6K, cols);
+    }
+    type_for(qtype, cols)
 }
 
 fn info(reference: &str, spec: &PresetSpec, model: &Llama, dtype: &str, rope: &str) -> ModelInfo {
