@@ -153,3 +153,64 @@ fn a_run_that_cannot_fit_is_refused_with_the_numbers() {
         "{reason}"
     );
 }
+
+/// qwen2.5-0.5b with 2 of its 24 blocks: per block q (896 x 896 + 896), k and v (128 x 896 +
+/// 128 each), o (896 x 896), gate/up/down (3 x 896 x 4864) and two norms; the final norm; the
+/// tied 151,936 x 896 embedding (24 blocks give the published 494,032,768).
+const QWEN2_PARAMS: u64 = 2 * 14_912_384 + 896 + 151_936 * 896;
+
+fn python_imports(modules: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_torch_worker_builds_presets_with_eager_and_sdpa_when_torch_is_installed() {
+    if !python_imports("torch, transformers") {
+        assert!(
+            std::env::var_os("EFFBENCH_REQUIRE_TORCH").is_none(),
+            "EFFBENCH_REQUIRE_TORCH is set but python3 cannot import torch and transformers"
+        );
+        eprintln!(
+            "skipped: python3 cannot import torch and transformers (CI does not install them; \
+             scripts/gpu-check-real.sh runs presets through this worker on a GPU machine)"
+        );
+        return;
+    }
+    let w = Work::new();
+    let worker = format!(
+        "{}/backends/workers/torch_worker.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    w.write(
+        "t.toml",
+        &format!(
+            "name = \"tp\"\nscenario = \"inference\"\nbackend = \"process\"\n\
+             model = \"preset:qwen2.5-0.5b?layers=2\"\n\
+             [matrix]\nattn = [\"eager\", \"sdpa\"]\nbatch = 2\nprompt_len = 8\ngen_len = 4\n\
+             [measure]\n{QUICK}\n[options]\ncmd = [\"python3\", \"{worker}\"]\n"
+        ),
+    );
+    let o = w.run(&["run", "t.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let runs = read_runs(&w, "out");
+    assert_eq!(runs.len(), 2);
+    for r in &runs {
+        assert_eq!(r["status"]["state"], "ok", "{r}");
+        let m = &r["model"];
+        assert_eq!(m["name"], "preset:qwen2.5-0.5b?layers=2");
+        assert_eq!(m["format"], "preset");
+        assert_eq!(m["arch"], "qwen2");
+        assert_eq!(m["details"]["weights"], "random (preset)");
+        // transformers built the architecture effbench counts (q/k/v biases included).
+        assert_eq!(m["params_total"], QWEN2_PARAMS);
+        assert_eq!(
+            m["details"]["attn_implementation"],
+            r["config"]["params"]["attn"],
+            "{m}"
+        );
+        assert!(m["details"]["memory_estimate"]["weights"].as_u64().unwrap() > 0);
+    }
+}
