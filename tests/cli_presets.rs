@@ -214,3 +214,58 @@ fn the_torch_worker_builds_presets_with_eager_and_sdpa_when_torch_is_installed()
         assert!(m["details"]["memory_estimate"]["weights"].as_u64().unwrap() > 0);
     }
 }
+
+/// The shipped preset suites are valid: the quickstart with its two preset runs; cpu-real
+/// (with the real SmolLM2 GGUF linked where it looks, else its preset runs); the CUDA suites
+/// with the device set to the CPU (the CPU build has no cuda:0), which also checks that
+/// candle-train accepts a suite shared with the PyTorch worker's options.
+#[test]
+fn the_shipped_preset_suites_validate() {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let w = Work::new();
+    let dry = |suite: &str, filters: &[&str]| {
+        let mut args = vec!["run", suite, "--dry-run"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let o = w.run(&args);
+        assert_eq!(o.status.code(), Some(0), "{suite}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let quick = format!("{repo}/suites/quickstart.toml");
+    let out = dry(&quick, &[]);
+    assert!(out.contains("14 run(s)"), "{out}");
+    assert_eq!(out.matches("preset:smollm2-135m").count(), 2, "{out}");
+    assert!(out.contains("quant=q8_0"), "{out}");
+
+    let cpu = std::fs::read_to_string(format!("{repo}/suites/cpu-real.toml")).unwrap();
+    w.write("cpu-real.toml", &cpu);
+    match std::env::var_os("EFFBENCH_SMOLLM2_GGUF").filter(|p| std::path::Path::new(p).is_file()) {
+        Some(gguf) => {
+            std::fs::create_dir_all(w.path().join("models")).unwrap();
+            std::os::unix::fs::symlink(
+                gguf,
+                w.path().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            )
+            .unwrap();
+            let o = w.run(&["validate", "cpu-real.toml"]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            assert!(stdout(&o).contains("6 run"), "{}", stdout(&o));
+        }
+        None => {
+            eprintln!("cpu-real: EFFBENCH_SMOLLM2_GGUF not set; checking its preset runs only");
+            let out = dry(
+                "cpu-real.toml",
+                &["model=preset:smollm2-135m", "model=preset:qwen2.5-0.5b"],
+            );
+            assert!(out.contains("5 run(s)"), "{out}");
+        }
+    }
+    for (suite, runs) in [("cuda-real", 36), ("cuda-train-real", 4)] {
+        let text = std::fs::read_to_string(format!("{repo}/suites/{suite}.toml")).unwrap();
+        assert!(text.contains("device = \"cuda:0\""));
+        w.write("c.toml", &text.replace("device = \"cuda:0\"", "device = \"cpu\""));
+        let out = dry("c.toml", &[]);
+        assert!(out.contains(&format!("{runs} run(s)")), "{suite}: {out}");
+    }
+}

@@ -13,6 +13,9 @@ use std::sync::OnceLock;
 /// Width of one attention head; `width / HEAD_DIM` heads.
 pub const HEAD_DIM: usize = 32;
 
+/// `[options]` of the process backend's worker that this backend leaves alone.
+const WORKER_KEYS: &[&str] = &["cmd", "env", "timeouts", "max_line_bytes", "worker"];
+
 /// `[options]` the training backend reads, with their defaults, for error messages and docs.
 pub const OPTIONS: &[(&str, &str)] = &[
     ("weight_decay", "0.1 (decoupled, on 2-D weights only)"),
@@ -164,6 +167,11 @@ impl TrainConfig {
     /// Reads and checks a spec; the error is one line naming the axis or option.
     pub fn from_spec(spec: &RunSpec) -> Result<TrainConfig, String> {
         for key in spec.options.keys() {
+            // The process backend's worker settings, which a suite comparing candle-train with
+            // a worker carries in the same [options] (`lr` is not among them: here it is an axis).
+            if WORKER_KEYS.contains(&key.as_str()) {
+                continue;
+            }
             if !OPTIONS.iter().any(|(k, _)| k == key) {
                 let known: Vec<&str> = OPTIONS.iter().map(|(k, _)| *k).collect();
                 return Err(format!(
