@@ -207,8 +207,7 @@ fn the_torch_worker_builds_presets_with_eager_and_sdpa_when_torch_is_installed()
         // transformers built the architecture effbench counts (q/k/v biases included).
         assert_eq!(m["params_total"], QWEN2_PARAMS);
         assert_eq!(
-            m["details"]["attn_implementation"],
-            r["config"]["params"]["attn"],
+            m["details"]["attn_implementation"], r["config"]["params"]["attn"],
             "{m}"
         );
         assert!(m["details"]["memory_estimate"]["weights"].as_u64().unwrap() > 0);
@@ -263,7 +262,10 @@ fn the_shipped_preset_suites_validate() {
     for (suite, runs) in [("cuda-real", 36), ("cuda-train-real", 4)] {
         let text = std::fs::read_to_string(format!("{repo}/suites/{suite}.toml")).unwrap();
         assert!(text.contains("device = \"cuda:0\""));
-        w.write("c.toml", &text.replace("device = \"cuda:0\"", "device = \"cpu\""));
+        w.write(
+            "c.toml",
+            &text.replace("device = \"cuda:0\"", "device = \"cpu\""),
+        );
         let out = dry("c.toml", &[]);
         assert!(out.contains(&format!("{runs} run(s)")), "{suite}: {out}");
     }

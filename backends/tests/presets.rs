@@ -99,7 +99,9 @@ fn the_smollm2_preset_has_the_shape_of_the_real_file() {
     );
     let mut real_types = std::collections::BTreeMap::new();
     for t in ct.tensor_infos.values() {
-        *real_types.entry(format!("{:?}", t.ggml_dtype).to_lowercase()).or_insert(0) += 1;
+        *real_types
+            .entry(format!("{:?}", t.ggml_dtype).to_lowercase())
+            .or_insert(0) += 1;
     }
     assert_eq!(
         serde_json::json!(real_types),
