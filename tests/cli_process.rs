@@ -279,6 +279,8 @@ fn shipped_process_suites_validate() {
         "process-reference.toml",
         "cuda-inference.toml",
         "cuda-training.toml",
+        "cuda-real.toml",
+        "cuda-train-real.toml",
     ] {
         let o = Command::new(bin())
             .args(["validate", &format!("suites/{suite}")])
@@ -287,7 +289,9 @@ fn shipped_process_suites_validate() {
             .unwrap();
         let out = stdout(&o);
         let err = stderr(&o);
-        if suite == "cuda-inference.toml" && !cfg!(feature = "cuda") {
+        // candle (or candle-train) on cuda:0
+        let cuda_candle = suite != "cuda-training.toml" && suite != "process-reference.toml";
+        if cuda_candle && !cfg!(feature = "cuda") {
             // candle needs the cuda build; the filter keeps what this build can run
             assert!(err.contains("build with --features cuda"), "{err}");
             let o = Command::new(bin())

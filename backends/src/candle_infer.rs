@@ -7,7 +7,7 @@
 
 use crate::compress::{self, ModelChoice, Variant};
 use crate::llama::{argmax_rows, Cache, Llama, Logits};
-use crate::loader;
+use crate::{loader, memory};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use effbench_harness::analysis::config::RunAnalysis;
@@ -44,7 +44,7 @@ impl Backend for CandleBackend {
             scenarios: vec![Scenario::Inference],
             dtypes: vec!["f32", "f16", "bf16"],
             devices: devices(),
-            formats: vec![ModelFormat::Hf, ModelFormat::Gguf],
+            formats: vec![ModelFormat::Hf, ModelFormat::Gguf, ModelFormat::Preset],
             axes: crate::inference_axes()
                 .into_iter()
                 .chain([
@@ -97,12 +97,13 @@ impl Backend for CandleBackend {
 
     fn load(&self, spec: &RunSpec) -> Result<Box<dyn Session>> {
         self.validate(spec).map_err(anyhow::Error::msg)?;
-        let device = loader::candle_device(spec.device()?)?;
         let choice = ModelChoice::from_params(&spec.params);
-        let (loaded, variant) = compress::load(&choice, &device)?;
         let batch = spec.usize_param("batch")?;
         let prompt_len = spec.usize_param("prompt_len")?;
         let gen_len = spec.usize_param("gen_len")?;
+        let estimate = check_memory(spec, &choice, batch, prompt_len, gen_len)?;
+        let device = loader::candle_device(spec.device()?)?;
+        let (loaded, variant) = compress::load(&choice, &device)?;
         let ids = synthetic_prompts(
             spec.seed,
             batch * prompt_len,
@@ -115,6 +116,8 @@ impl Backend for CandleBackend {
             "device".into(),
             serde_json::json!(spec.device()?.to_string()),
         );
+        info.details
+            .insert("memory_estimate".into(), serde_json::to_value(estimate)?);
         Ok(Box::new(CandleSession {
             cache: loaded.model.new_cache(prompt_len + gen_len),
             model: loaded.model,
@@ -129,6 +132,39 @@ impl Backend for CandleBackend {
             }),
         }))
     }
+}
+
+/// The memory check before loading ([`memory::check`]): refuses a run that cannot fit.
+fn check_memory(
+    spec: &RunSpec,
+    choice: &ModelChoice,
+    batch: usize,
+    prompt: usize,
+    gen: usize,
+) -> Result<memory::Estimate> {
+    let config = loader::model_config(&choice.model)?;
+    let (weights, act_bytes, load_transient) =
+        memory::weights_of(&choice.model, &config, &choice.dtype, &choice.recipe.quant)?;
+    let plan = memory::Plan {
+        config: &config,
+        weights,
+        act_bytes,
+        work: memory::Work::Inference {
+            batch: batch as u64,
+            prompt: prompt as u64,
+            gen: gen as u64,
+        },
+        load_transient,
+    };
+    let held = match choice.recipe.quant.as_str() {
+        "none" => choice.dtype.as_str(),
+        q => q,
+    };
+    let what = format!(
+        "model '{}' ({held}), batch {batch}, {prompt} + {gen} tokens",
+        choice.model.reference
+    );
+    memory::check(&what, &plan, spec.device()?)
 }
 
 /// `n` token ids drawn uniformly from the vocabulary minus `special`, seeded.

@@ -22,6 +22,10 @@
 //! - [`compress`]: quantized and pruned variants made on demand from the `quant`, `sparsity`
 //!   and `prune` axes (cached by content hash), and quality/fidelity evaluation.
 //! - [`loader`]: resolving and loading models from disk with their [`effbench_harness::ModelInfo`].
+//! - [`preset`]: `model = "preset:<name>"`, published architectures (Llama 3.x, Qwen2.5,
+//!   Mistral, SmolLM2) with seeded random weights made at load time in the run's dtype.
+//! - [`memory`]: the memory a run needs (weights, KV cache, activations), estimated before
+//!   loading and compared with free RAM or GPU memory, so an impossible run is refused.
 //! - [`tokenizer`]: tokenizers rebuilt from GGUF metadata (SmolLM2's `smollm` pre-tokenizer
 //!   included).
 //! - [`train`]: the `candle-train` backend — trains the same llama on the synthetic language
@@ -37,7 +41,9 @@ pub mod default_model;
 pub mod encoder;
 pub mod llama;
 pub mod loader;
+pub mod memory;
 pub mod openai_http;
+pub mod preset;
 pub mod process;
 pub mod retrieval;
 pub mod serve;

@@ -1,7 +1,8 @@
-//! Loading llama models from disk for any backend: resolving `model = "default"`/`"seeded"`
-//! or a path, reading an HF directory (config.json + *.safetensors, any dtype) or a GGUF file, and
-//! describing what was loaded in a [`ModelInfo`] (params, bytes, sha256, architecture).
-//! Every error names the file it concerns.
+//! Loading llama models for any backend: resolving `model = "default"`/`"seeded"` or a path,
+//! reading an HF directory (config.json + *.safetensors, any dtype) or a GGUF file, building a
+//! `preset:` ([`crate::preset`]), and describing what was loaded in a [`ModelInfo`] (params,
+//! bytes, sha256, architecture). [`model_config`] reads just the architecture (for the
+//! memory estimate). Every error names the file it concerns.
 
 use crate::default_model;
 use crate::llama::{gguf_weight_dtype, Llama, LlamaConfig};
@@ -88,6 +89,12 @@ pub fn pin_training_threads() {
 /// The path a model reference means: `seeded` is created on first use; `default` must have
 /// been trained (`effbench run` trains it first, with suites/train-tiny.toml).
 pub fn resolve(spec: &ModelSpec) -> Result<PathBuf> {
+    if spec.preset().is_some() {
+        bail!(
+            "model '{}' is a preset: it has no files (its weights are made when it is loaded)",
+            spec.reference
+        );
+    }
     if spec.is_seeded() {
         return default_model::ensure_seeded_model();
     }
@@ -112,20 +119,42 @@ pub fn resolve(spec: &ModelSpec) -> Result<PathBuf> {
 /// Context length of the model a reference names, read cheaply (config or GGUF header).
 /// `default` that does not exist yet has the built-in configuration.
 pub fn context_length(spec: &ModelSpec) -> Result<usize> {
+    Ok(model_config(spec)?.max_position_embeddings)
+}
+
+/// The architecture of the model a reference names, without loading weights: a preset's
+/// configuration, a config.json or a GGUF header. Built-ins (trained or not yet created)
+/// have the default architecture.
+pub fn model_config(spec: &ModelSpec) -> Result<LlamaConfig> {
+    if let Some(p) = spec.preset() {
+        return Ok(crate::preset::parse(p)?.config);
+    }
     let path = match spec.path() {
         Some(p) => p,
-        // Built-ins share the default architecture (trained or not yet created).
-        None => return Ok(default_model::default_config().max_position_embeddings),
+        None => return Ok(default_model::default_config()),
     };
     if !path.exists() {
         bail!("model path '{}' does not exist", path.display());
     }
-    Ok(match spec.format() {
+    match spec.format() {
         ModelFormat::Gguf => LlamaConfig::from_gguf(&read_gguf_header(&path)?.0)
-            .with_context(|| format!("GGUF file '{}'", path.display()))?,
-        _ => LlamaConfig::from_hf_file(&path.join("config.json"))?,
+            .with_context(|| format!("GGUF file '{}'", path.display())),
+        _ => LlamaConfig::from_hf_file(&path.join("config.json")),
     }
-    .max_position_embeddings)
+}
+
+/// Bytes of a GGUF file's tensors as stored (what loading it holds in memory, before
+/// repacking).
+pub fn gguf_tensor_bytes(path: &Path) -> Result<u64> {
+    let (ct, _) = read_gguf_header(path)?;
+    Ok(ct
+        .tensor_infos
+        .values()
+        .map(|t| {
+            let blocks = t.shape.elem_count() / t.ggml_dtype.block_size();
+            (blocks * t.ggml_dtype.type_size()) as u64
+        })
+        .sum())
 }
 
 /// Loads an HF model directory with weights converted to `dtype`.
@@ -143,6 +172,7 @@ pub fn load_hf(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedModel>
         .with_context(|| format!("cannot map weights in '{}'", dir.display()))?;
     let model = Llama::from_varbuilder(&config, vb)
         .with_context(|| format!("loading weights from '{}'", dir.display()))?;
+    let arch = config.arch().to_string();
     let raw: serde_json::Value = std::fs::read_to_string(dir.join("config.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -160,7 +190,7 @@ pub fn load_hf(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedModel>
     let info = ModelInfo {
         name: display_name(dir),
         format: "hf".into(),
-        arch: "llama".into(),
+        arch,
         dtype: dtype_name(dtype).into(),
         params_total,
         params_non_embedding,
@@ -325,13 +355,19 @@ pub fn sha256_files(files: &[PathBuf]) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Loads what a model reference names, in `dtype` for HF weights.
+/// Loads what a model reference names, in `dtype` for HF weights and presets.
 pub fn load(spec: &ModelSpec, dtype: DType, device: &Device) -> Result<LoadedModel> {
+    if let Some(p) = spec.preset() {
+        let preset = crate::preset::parse(p)?;
+        return crate::preset::load::load_dense(&spec.reference, &preset, dtype, device);
+    }
     let path = resolve(spec)?;
     let mut loaded = match spec.format() {
         ModelFormat::Gguf => load_gguf(&path, device)?,
         ModelFormat::Hf => load_hf(&path, dtype, device)?,
-        ModelFormat::Remote => return Err(anyhow!("remote models are not loaded in-process")),
+        ModelFormat::Remote | ModelFormat::Preset => {
+            return Err(anyhow!("remote models are not loaded in-process"))
+        }
     };
     if spec.is_builtin() {
         loaded.info.name = spec.reference.clone();

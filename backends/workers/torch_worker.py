@@ -2,7 +2,9 @@
 """effbench protocol v1 reference worker for PyTorch + Hugging Face transformers.
 
 Needs only the standard library, torch and transformers. Loads an HF-format model directory
-(effbench's default model loads unchanged) on `cuda:N` when available, else `cpu`, in
+(effbench's default model loads unchanged), or builds an effbench preset (`format: "preset"`:
+the architecture's config.json comes in the `load` request; `from_config`, seeded random
+weights made on the device in the run's dtype), on `cuda:N` when available, else `cpu`, in
 f32/f16/bf16, and serves:
   * run:   greedy decoding with a KV cache (one forward per token, no sampling, no early
            stop). Each token's timestamp is taken with time.perf_counter_ns() right after
@@ -17,8 +19,8 @@ f32/f16/bf16, and serves:
 Peak memory: torch.cuda.max_memory_allocated / max_memory_reserved, reset when effbench
 starts the measured window (`reset_peak_memory`).
 
-Worker options (suite `[options.worker]`): attn_implementation (default "sdpa"),
-matmul_precision ("highest" default; "high" allows TF32).
+Worker options (suite `[options.worker]`): attn_implementation (default "sdpa"; the `attn`
+axis, when not "auto", overrides it), matmul_precision ("highest" default; "high" allows TF32).
 
 Usage: python3 torch_worker.py   (protocol on stdin/stdout, logs on stderr)
 """
@@ -83,12 +85,30 @@ class Worker:
                 else "time.perf_counter_ns",
                 "runtime": runtime}
 
-    def load(self, req):
-        m = req["model"]
+    def build(self, m, load_dtype, kwargs):
+        """The model: from an HF directory, or a preset's config with random weights."""
+        if m.get("format") == "preset":
+            cfg = dict(m["config"])
+            cfg.pop("effbench", None)
+            config = transformers.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+            # Made directly on the device (no CPU copy), in the load dtype.
+            with torch.device(self.device):
+                try:
+                    return transformers.AutoModelForCausalLM.from_config(config, dtype=load_dtype, **kwargs)
+                except TypeError:  # transformers < 4.56 calls it torch_dtype
+                    return transformers.AutoModelForCausalLM.from_config(config, torch_dtype=load_dtype, **kwargs)
         path = m["path"]
         if m.get("format") != "hf" or not os.path.isdir(path):
-            raise WorkerError("unsupported", "need an HF model directory, got %r (format %s)"
+            raise WorkerError("unsupported", "need an HF model directory or a preset, got %r (format %s)"
                               % (path, m.get("format")))
+        try:
+            model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype, **kwargs)
+        except TypeError:  # transformers < 4.56 calls it torch_dtype
+            model = transformers.AutoModelForCausalLM.from_pretrained(path, torch_dtype=load_dtype, **kwargs)
+        return model
+
+    def load(self, req):
+        m = req["model"]
         dev = req["device"]
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise WorkerError("unsupported", "device %s: torch sees no CUDA device" % dev)
@@ -104,11 +124,11 @@ class Worker:
         training = req.get("scenario") == "training"
         # Training keeps fp32 master weights and autocasts; inference loads in the dtype.
         load_dtype = torch.float32 if training else self.dtype
-        kwargs = {"attn_implementation": opts.get("attn_implementation", "sdpa")}
-        try:
-            model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype, **kwargs)
-        except TypeError:  # transformers < 4.56 calls it torch_dtype
-            model = transformers.AutoModelForCausalLM.from_pretrained(path, torch_dtype=load_dtype, **kwargs)
+        attn = (req.get("params") or {}).get("attn", "auto")
+        if attn in (None, "auto"):
+            attn = opts.get("attn_implementation", "sdpa")
+        kwargs = {"attn_implementation": attn}
+        model = self.build(m, load_dtype, kwargs)
         model.to(self.device)
         self.model = model
         import inspect
@@ -139,13 +159,16 @@ class Worker:
         for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
             v = getattr(cfg, key, None)
             special.update(v if isinstance(v, list) else [] if v is None else [v])
-        return {"model": {"name": os.path.basename(os.path.normpath(path)),
+        preset = m.get("format") == "preset"
+        name = m["reference"] if preset else os.path.basename(os.path.normpath(m["path"]))
+        return {"model": {"name": name,
                           "arch": getattr(cfg, "model_type", "unknown"),
                           "dtype": req["dtype"], "params_total": total,
                           "params_non_embedding": total - embedding,
                           "loaded_bytes": sum(p.numel() * p.element_size() for p in params),
                           "details": {"attn_implementation": getattr(cfg, "_attn_implementation", None),
                                       "torch_dtype": str(load_dtype).replace("torch.", ""),
+                                      "weights": "random (preset)" if preset else "loaded",
                                       "autocast": training and self.dtype != torch.float32,
                                       "device_name": torch.cuda.get_device_name(self.device)
                                       if self.device.type == "cuda" else "cpu"}},

@@ -127,6 +127,10 @@ pub const QUANT_TYPES: &[&str] = &[
     "none", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2k", "q3k", "q4k", "q5k", "q6k",
 ];
 
+/// Attention implementations of the `attn` axis (the PyTorch worker's `attn_implementation`;
+/// `auto` = the worker's own setting, `[options.worker] attn_implementation`, else sdpa).
+pub const ATTN_IMPLEMENTATIONS: &[&str] = &["auto", "eager", "sdpa", "flash_attention_2"];
+
 /// Pruning methods of the `prune` axis.
 pub const PRUNE_METHODS: &[&str] = &["magnitude-layer", "magnitude-global", "2:4"];
 
@@ -144,7 +148,7 @@ pub const AXES: &[AxisDef] = &[
     AxisDef {
         name: "model",
         kind: AxisKind::Text,
-        help: "\"default\" (trained), \"seeded\" (untrained) or a path to an HF directory or a .gguf file",
+        help: "\"default\" (trained), \"seeded\" (untrained), \"preset:<name>\" (a published architecture with seeded random weights, e.g. preset:llama-3.2-1b, shrunk with ?layers=N) or a path to an HF directory or a .gguf file",
     },
     AxisDef {
         name: "device",
@@ -155,6 +159,11 @@ pub const AXES: &[AxisDef] = &[
         name: "dtype",
         kind: AxisKind::OneOf(DTYPES),
         help: "compute/weight dtype for unquantized weights",
+    },
+    AxisDef {
+        name: "attn",
+        kind: AxisKind::OneOf(ATTN_IMPLEMENTATIONS),
+        help: "process (PyTorch worker): attention implementation, eager or sdpa (auto = the worker's setting); recorded as attn_implementation",
     },
     AxisDef {
         name: "threads",
@@ -254,14 +263,21 @@ pub const AXES: &[AxisDef] = &[
     },
 ];
 
+/// The training backend's `model` default: the `width` x `depth` llama of the default family.
+pub const CUSTOM_MODEL: &str = "custom";
+
 /// True when `value` is the axis's "do nothing" setting (`quant = "none"`, `sparsity = 0`,
-/// the default pruning method). Run ids leave such values out, so adding these axes to a
-/// backend kept the ids of suites that do not use them.
+/// the default pruning method, `attn = "auto"`, the training backend's `model = "custom"`).
+/// Run ids leave such values out, so adding these axes to a backend kept the ids of suites
+/// that do not use them.
 pub fn is_neutral(axis: &str, value: &AxisValue) -> bool {
     match axis {
         "quant" => value.as_str() == Some("none"),
         "sparsity" => value.as_f64() == Some(0.0),
         "prune" => value.as_str() == Some(PRUNE_METHODS[0]),
+        "attn" => value.as_str() == Some("auto"),
+        // The training backend's own width x depth model (the only backend with this default).
+        "model" => value.as_str() == Some(CUSTOM_MODEL),
         _ => false,
     }
 }

@@ -60,6 +60,9 @@ pub enum ModelFormat {
     Gguf,
     /// No local weights: the model lives behind a server or in a worker process.
     Remote,
+    /// A published architecture with seeded random weights made at load time
+    /// (`preset:<name>`; no file).
+    Preset,
 }
 
 /// Model references that name a built-in model instead of a path: `default` (the default
@@ -67,6 +70,11 @@ pub enum ModelFormat {
 /// is missing) and `seeded` (the same architecture with its seeded, untrained weights;
 /// created instantly, for tests and quick checks). Both live under the models directory.
 pub const BUILTIN_MODELS: &[&str] = &["default", "seeded"];
+
+/// Prefix of a model reference naming an architecture preset (`preset:llama-3.2-1b`,
+/// optionally shrunk: `preset:llama-3.2-1b?layers=2`): the published architecture with seeded
+/// random weights, no file. The backends know the presets.
+pub const PRESET_PREFIX: &str = "preset:";
 
 /// The model a run uses, as the suite named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,12 +96,20 @@ impl ModelSpec {
     pub fn is_builtin(&self) -> bool {
         BUILTIN_MODELS.contains(&self.reference.as_str())
     }
-    /// The path, for references that are paths.
-    pub fn path(&self) -> Option<PathBuf> {
-        (!self.is_builtin()).then(|| PathBuf::from(&self.reference))
+    /// What follows `preset:` in a preset reference (name and `?options`).
+    pub fn preset(&self) -> Option<&str> {
+        self.reference.strip_prefix(PRESET_PREFIX)
     }
-    /// Format from the reference: `.gguf` file → GGUF, directory or built-in → HF.
+    /// The path, for references that are paths (not built-ins, not presets).
+    pub fn path(&self) -> Option<PathBuf> {
+        (!self.is_builtin() && self.preset().is_none()).then(|| PathBuf::from(&self.reference))
+    }
+    /// Format from the reference: `preset:` → preset, `.gguf` file → GGUF, directory or
+    /// built-in → HF.
     pub fn format(&self) -> ModelFormat {
+        if self.preset().is_some() {
+            return ModelFormat::Preset;
+        }
         match self.path() {
             Some(p)
                 if p.extension()
@@ -366,5 +382,9 @@ mod tests {
         assert!(m("seeded").path().is_none() && m("seeded").is_builtin());
         assert_eq!(m("seeded").format(), ModelFormat::Hf);
         assert!(!m("./seeded").is_builtin());
+        let p = m("preset:llama-3.2-1b?layers=2");
+        assert_eq!(p.format(), ModelFormat::Preset);
+        assert_eq!(p.preset(), Some("llama-3.2-1b?layers=2"));
+        assert!(p.path().is_none() && !p.is_builtin());
     }
 }

@@ -12,11 +12,13 @@ use std::time::Duration;
 #[command(
     after_help = "Examples:\n  effbench serve                       (the embedded default model on 127.0.0.1:8000)\n  \
 effbench serve --model $EFFBENCH_SMOLLM2_GGUF --port 8001 --max-batch 16\n  \
+effbench serve --model preset:smollm2-135m --dtype bf16   (random weights, stand-in tokenizer)\n  \
 curl -s 127.0.0.1:8000/v1/completions -H 'content-type: application/json' \\\n    \
 -d '{\"model\":\"default\",\"prompt\":\"the\",\"max_tokens\":8}'"
 )]
 pub struct Args {
-    /// `default` (the embedded model) or a path: an HF directory or a GGUF file.
+    /// `default` (the embedded model), `preset:<name>` (a published architecture with random
+    /// weights, e.g. preset:qwen2.5-0.5b) or a path: an HF directory or a GGUF file.
     #[arg(long, default_value = "default")]
     pub model: String,
     /// The model name clients send [default: the --model value].
@@ -28,7 +30,7 @@ pub struct Args {
     /// Port (0 picks a free one; the chosen address is printed).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// Weights dtype for HF models (f32, f16, bf16); GGUF weights stay quantized.
+    /// Weights dtype for HF models and presets (f32, f16, bf16); GGUF weights stay quantized.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// At most this many requests decode together (continuous batching); 1 = one at a time.

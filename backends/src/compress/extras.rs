@@ -101,6 +101,15 @@ pub fn run_extras(
     device: &Device,
 ) -> Result<Extras> {
     let mut ex = Extras::default();
+    if choice.model.format() == ModelFormat::Preset {
+        ex.notes.push(format!(
+            "compression, quality and fidelity not measured: weights: {} ('{}' has seeded \
+             random weights; its speed, memory and energy are those of the real architecture)",
+            crate::preset::WEIGHTS_LABEL,
+            choice.model.reference
+        ));
+        return Ok(ex);
+    }
     let ref_choice = ModelChoice::from_params(&analysis.reference);
     let ref_text = format!(
         "{} ({})",

@@ -100,6 +100,13 @@ impl ModelChoice {
                 r.describe()
             ));
         }
+        if self.model.format() == ModelFormat::Preset && r.sparsity != 0.0 {
+            return Err(format!(
+                "model '{}' is a preset with random weights: pruning them measures nothing a \
+                 real model would show; use sparsity = 0 (quant works on presets)",
+                self.model.reference
+            ));
+        }
         if r.quant != "none" && self.dtype != "f32" {
             return Err(format!(
                 "quant '{}' runs GGUF weights with f32 activations, so dtype '{}' does not apply \
@@ -361,6 +368,15 @@ pub fn load(choice: &ModelChoice, device: &Device) -> Result<(LoadedModel, Optio
     let dtype = loader::parse_dtype(&choice.dtype)?;
     if choice.recipe.is_identity() {
         return Ok((loader::load(&choice.model, dtype, device)?, None));
+    }
+    if let (Some(p), Some(q)) = (
+        choice.model.preset(),
+        quantize::ggml_type(&choice.recipe.quant)?,
+    ) {
+        let spec = crate::preset::parse(p)?;
+        let loaded =
+            crate::preset::load::load_quantized(&choice.model.reference, &spec, q, device)?;
+        return Ok((loaded, None));
     }
     let base = loader::resolve(&choice.model)?;
     let variant = materialize(&base, &choice.recipe).with_context(|| {

@@ -27,9 +27,7 @@ impl Llama {
         for (layer, block) in self.blocks.iter().enumerate() {
             let h = block.attn_norm.forward(&x)?;
             let a = &block.attn;
-            let [q, k, v]: [Tensor; 3] = Linear::forward_shared(&[&a.q, &a.k, &a.v], &h)?
-                .try_into()
-                .map_err(|_| candle_core::Error::Msg("q/k/v projection count".into()))?;
+            let [q, k, v] = a.qkv(&h)?;
             let mut ys = Vec::with_capacity(n);
             for (i, cache) in caches.iter_mut().enumerate() {
                 let head = |t: &Tensor, heads: usize| -> Result<Tensor> {

@@ -57,12 +57,39 @@ pub struct LlamaConfig {
     /// Only `silu` is supported; kept to reject other activations clearly.
     #[serde(default)]
     pub hidden_act: Option<String>,
-    /// Only `llama` (or absent) is accepted.
+    /// `llama` (or absent), `mistral` (the same layers) or `qwen2` (adds q/k/v biases).
     #[serde(default)]
     pub model_type: Option<String>,
-    /// Must be absent/null: scaled rope variants are not implemented.
+    /// Absent/null, or `{"rope_type": "llama3", factor, low_freq_factor, high_freq_factor,
+    /// original_max_position_embeddings}` (Llama 3.1/3.2), or `{"rope_type": "linear",
+    /// factor}`; other kinds are rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_scaling: Option<serde_json::Value>,
+}
+
+/// Architectures (`model_type`) the llama code runs: the same decoder, Qwen2 with q/k/v biases.
+pub const MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2"];
+
+/// A rotary scaling rule from `rope_scaling`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RopeScaling {
+    /// Llama 3.1's rule: long wavelengths divided by `factor`, short ones kept, a smooth
+    /// blend between `original / low_freq_factor` and `original / high_freq_factor`.
+    Llama3 {
+        /// Divisor of the long wavelengths.
+        factor: f64,
+        /// Wavelengths above `original / low_freq_factor` are divided by `factor`.
+        low_freq_factor: f64,
+        /// Wavelengths below `original / high_freq_factor` are kept.
+        high_freq_factor: f64,
+        /// The context the model was first trained for.
+        original_max_position_embeddings: f64,
+    },
+    /// Every frequency divided by `factor` (position interpolation).
+    Linear {
+        /// The divisor.
+        factor: f64,
+    },
 }
 
 fn default_eps() -> f64 {
@@ -94,6 +121,92 @@ impl LlamaConfig {
     /// Key/value heads (GQA), resolved.
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// The architecture name (`llama` when absent).
+    pub fn arch(&self) -> &str {
+        self.model_type.as_deref().unwrap_or("llama")
+    }
+
+    /// Qwen2 adds biases to the q, k and v projections (and nowhere else).
+    pub fn qkv_bias(&self) -> bool {
+        self.arch() == "qwen2"
+    }
+
+    /// The rotary scaling rule, `None` without one (or `rope_type: "default"`).
+    pub fn rope_scaling_rule(&self) -> Result<Option<RopeScaling>> {
+        let Some(v) = self.rope_scaling.as_ref().filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let kind = v
+            .get("rope_type")
+            .or_else(|| v.get("type"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("");
+        let num = |key: &str| -> Result<f64> {
+            match v.get(key).and_then(|x| x.as_f64()) {
+                Some(x) if x.is_finite() && x > 0.0 => Ok(x),
+                _ => bail!("rope_scaling.{key} must be a number > 0 (found {v})"),
+            }
+        };
+        Ok(match kind {
+            "default" => None,
+            "llama3" => {
+                let (low, high) = (num("low_freq_factor")?, num("high_freq_factor")?);
+                if high <= low {
+                    bail!(
+                        "rope_scaling: high_freq_factor {high} must exceed low_freq_factor {low}"
+                    );
+                }
+                Some(RopeScaling::Llama3 {
+                    factor: num("factor")?,
+                    low_freq_factor: low,
+                    high_freq_factor: high,
+                    original_max_position_embeddings: num("original_max_position_embeddings")?,
+                })
+            }
+            "linear" => Some(RopeScaling::Linear {
+                factor: num("factor")?,
+            }),
+            other => bail!(
+                "rope_scaling type '{other}' is not supported (llama3, linear, or none; found {v})"
+            ),
+        })
+    }
+
+    /// Rotary inverse frequencies `theta^(-2i/d)` for `i < d/2`, after the scaling rule
+    /// (the same arithmetic as transformers' `_compute_llama3_parameters`).
+    pub fn rope_inv_freq(&self) -> Result<Vec<f32>> {
+        let d = self.head_size();
+        let base: Vec<f64> = (0..d / 2)
+            .map(|i| 1.0 / self.rope_theta.powf(2.0 * i as f64 / d as f64))
+            .collect();
+        let scaled: Vec<f64> = match self.rope_scaling_rule()? {
+            None => base,
+            Some(RopeScaling::Linear { factor }) => base.iter().map(|f| f / factor).collect(),
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor: low,
+                high_freq_factor: high,
+                original_max_position_embeddings: old,
+            }) => {
+                let (low_wavelen, high_wavelen) = (old / low, old / high);
+                base.iter()
+                    .map(|&f| {
+                        let wavelen = 2.0 * std::f64::consts::PI / f;
+                        if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            f / factor
+                        } else {
+                            let smooth = (old / wavelen - low) / (high - low);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        }
+                    })
+                    .collect()
+            }
+        };
+        Ok(scaled.into_iter().map(|f| f as f32).collect())
     }
 
     /// Size of one attention head, resolved.
@@ -185,8 +298,11 @@ impl LlamaConfig {
     /// Rejects configurations the model code cannot run, naming the field.
     pub fn check(&self) -> Result<()> {
         if let Some(t) = &self.model_type {
-            if t != "llama" {
-                bail!("model_type '{t}' is not supported (only 'llama')");
+            if !MODEL_TYPES.contains(&t.as_str()) {
+                bail!(
+                    "model_type '{t}' is not supported (only {})",
+                    MODEL_TYPES.join(", ")
+                );
             }
         }
         if let Some(act) = &self.hidden_act {
@@ -194,12 +310,7 @@ impl LlamaConfig {
                 bail!("hidden_act '{act}' is not supported (only 'silu')");
             }
         }
-        if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
-            bail!(
-                "rope_scaling is not supported (found {:?})",
-                self.rope_scaling
-            );
-        }
+        self.rope_scaling_rule()?;
         for (name, v) in [
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
@@ -245,11 +356,13 @@ impl LlamaConfig {
     pub fn to_hf_json(&self) -> Result<String> {
         let mut v = serde_json::to_value(self)?;
         if let serde_json::Value::Object(m) = &mut v {
-            m.insert("model_type".into(), "llama".into());
-            m.insert(
-                "architectures".into(),
-                serde_json::json!(["LlamaForCausalLM"]),
-            );
+            let class = match self.arch() {
+                "qwen2" => "Qwen2ForCausalLM",
+                "mistral" => "MistralForCausalLM",
+                _ => "LlamaForCausalLM",
+            };
+            m.insert("model_type".into(), self.arch().into());
+            m.insert("architectures".into(), serde_json::json!([class]));
             m.insert("hidden_act".into(), "silu".into());
             m.insert(
                 "num_key_value_heads".into(),
@@ -273,6 +386,55 @@ fn meta_str<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn llama3_rope_scaling_matches_the_published_rule() {
+        // Llama 3.2 1B: theta 500000, head 64, factor 32, low 1, high 4, original 8192.
+        let text = SMOL
+            .replace("\"rope_scaling\":null", r#""rope_scaling":{"factor":32.0,"high_freq_factor":4.0,"low_freq_factor":1.0,"original_max_position_embeddings":8192,"rope_type":"llama3"}"#)
+            .replace("\"rope_theta\":100000", "\"rope_theta\":500000");
+        let c = LlamaConfig::from_hf_json(&text).unwrap();
+        let f = c.rope_inv_freq().unwrap();
+        assert_eq!(f.len(), 32);
+        // i = 0: wavelength 2*pi < 8192/4, kept.
+        assert_eq!(f[0], 1.0);
+        // i = 31: theta^(-62/64) = 3.0e-6, wavelength 2.1e6 > 8192: divided by 32.
+        let base31 = 500_000f64.powf(-62.0 / 64.0);
+        assert!((f[31] as f64 / (base31 / 32.0) - 1.0).abs() < 1e-6);
+        // i = 12: base 500000^(-24/64) = 7.30e-3, wavelength 860 < 8192 / 4: kept.
+        let base12 = 500_000f64.powf(-24.0 / 64.0);
+        assert!((f[12] as f64 / base12 - 1.0).abs() < 1e-6);
+        // i = 16: base 500000^(-0.5) = 1.414e-3, wavelength 4442.9 in (2048, 8192):
+        // smooth = (8192 / 4442.9 - 1) / 3 = 0.28128; (1 - s) * f / 32 + s * f.
+        let b = 500_000f64.powf(-0.5);
+        let s = (8192.0 / (2.0 * std::f64::consts::PI / b) - 1.0) / 3.0;
+        let want = (1.0 - s) * b / 32.0 + s * b;
+        assert!(
+            (f[16] as f64 / want - 1.0).abs() < 1e-6,
+            "{} vs {want}",
+            f[16]
+        );
+        // Without scaling: plain powers.
+        let plain = LlamaConfig::from_hf_json(SMOL)
+            .unwrap()
+            .rope_inv_freq()
+            .unwrap();
+        assert!((plain[1] as f64 / 100_000f64.powf(-2.0 / 64.0) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn qwen2_has_qkv_bias_and_keeps_its_type_in_json() {
+        let q = SMOL.replace("\"model_type\":\"llama\"", "\"model_type\":\"qwen2\"");
+        let c = LlamaConfig::from_hf_json(&q).unwrap();
+        assert!(c.qkv_bias());
+        let json = c.to_hf_json().unwrap();
+        assert!(
+            json.contains("Qwen2ForCausalLM") && json.contains("\"qwen2\""),
+            "{json}"
+        );
+        assert!(LlamaConfig::from_hf_json(&json).unwrap().qkv_bias());
+        assert!(!LlamaConfig::from_hf_json(SMOL).unwrap().qkv_bias());
+    }
 
     const SMOL: &str = r#"{"architectures":["LlamaForCausalLM"],"bos_token_id":1,
       "eos_token_id":[2, 3],"hidden_act":"silu","hidden_size":576,"intermediate_size":1536,
@@ -300,6 +462,9 @@ mod tests {
         assert!(format!("{:#}", LlamaConfig::from_hf_json(&bad).unwrap_err()).contains("gelu"));
         let bad = SMOL.replace("\"rope_scaling\":null", "\"rope_scaling\":{\"type\":\"x\"}");
         assert!(LlamaConfig::from_hf_json(&bad).is_err());
+        let bad = SMOL.replace("\"model_type\":\"llama\"", "\"model_type\":\"gpt2\"");
+        let e = LlamaConfig::from_hf_json(&bad).unwrap_err().to_string();
+        assert!(e.contains("gpt2") && e.contains("qwen2"), "{e}");
         let bad = SMOL.replace("\"vocab_size\":49152", "\"vocab_size\":0");
         assert!(LlamaConfig::from_hf_json(&bad).is_err());
         assert!(LlamaConfig::from_hf_json("{").is_err());

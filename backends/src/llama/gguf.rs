@@ -207,6 +207,7 @@ impl Llama {
                     k: lin(get(&p("attn_k"), &[nkv * d, h])?)?,
                     v: lin(get(&p("attn_v"), &[nkv * d, h])?)?,
                     o: lin(get(&p("attn_output"), &[h, nh * d])?)?,
+                    bias: None,
                 },
                 mlp_norm: norm(get(&p("ffn_norm"), &[h])?)?,
                 mlp: Mlp {

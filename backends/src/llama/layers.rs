@@ -156,10 +156,23 @@ impl Rope {
         dtype: DType,
         device: &Device,
     ) -> Result<Rope> {
-        let half = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
+        let inv_freq: Vec<f32> = (0..head_dim / 2)
             .map(|i| (1.0 / theta.powf(2.0 * i as f64 / head_dim as f64)) as f32)
             .collect();
+        Rope::from_inv_freq(inv_freq, positions, layout, dtype, device)
+    }
+
+    /// Tables for `positions` positions from the inverse frequencies of one head's rotary
+    /// pairs (`head_dim / 2` of them, scaling rules already applied:
+    /// [`crate::llama::LlamaConfig::rope_inv_freq`]).
+    pub fn from_inv_freq(
+        inv_freq: Vec<f32>,
+        positions: usize,
+        layout: RopeLayout,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Rope> {
+        let half = inv_freq.len();
         let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
         let pos = Tensor::arange(0u32, positions as u32, device)?
             .to_dtype(DType::F32)?

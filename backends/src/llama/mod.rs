@@ -15,9 +15,12 @@
 //!   that makes the two equivalent, and [`write_gguf`] exports HF tensors to GGUF with it.
 //!
 //! Supported: GQA (`num_key_value_heads`), RMSNorm, SiLU-gated MLP, tied or untied output
-//! head, any `rope_theta`; dtypes f32/f16/bf16 for dense weights (norms, softmax and logits
-//! computed in f32). Not supported (rejected by [`LlamaConfig::check`]): rope scaling,
-//! activations other than SiLU, attention/MLP biases.
+//! head, any `rope_theta` with Llama 3's or linear rope scaling, Qwen2's q/k/v biases
+//! (`model_type` llama, mistral or qwen2); dtypes f32/f16/bf16 for dense weights (norms,
+//! softmax and logits computed in f32). Not supported (rejected by [`LlamaConfig::check`]):
+//! other rope scalings, activations other than SiLU, other model types. A `sliding_window`
+//! in a config is not read (attention is always over the whole sequence: exact up to the
+//! window's length).
 
 mod batched;
 mod config;
@@ -26,13 +29,13 @@ mod layers;
 mod model;
 mod q4_1;
 
-pub use config::{LlamaConfig, RopeLayout};
+pub use config::{LlamaConfig, RopeLayout, RopeScaling, MODEL_TYPES};
 pub use gguf::{
     gguf_tensor_name, gguf_weight_dtype, permute_qk_to_half_split, permute_qk_to_interleaved,
     write_gguf, write_gguf_with,
 };
 pub use layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
-pub use model::{argmax_rows, Attention, Block, Cache, Llama, Logits, Mlp, INIT_STD};
+pub use model::{argmax_rows, Attention, Block, Cache, Llama, Logits, Mlp, QkvBias, INIT_STD};
 pub use q4_1::Q41Matrix;
 
 #[cfg(test)]

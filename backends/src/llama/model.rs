@@ -28,6 +28,43 @@ pub struct Attention {
     pub v: Linear,
     /// Output projection `(hidden, heads * head_dim)`.
     pub o: Linear,
+    /// Biases of q, k and v (Qwen2); `None` for llama and mistral.
+    pub bias: Option<QkvBias>,
+}
+
+/// Biases added after the q, k and v projections (Qwen2 has them; nothing else does).
+#[derive(Debug, Clone)]
+pub struct QkvBias {
+    /// `(heads * head_dim,)`.
+    pub q: Tensor,
+    /// `(kv_heads * head_dim,)`.
+    pub k: Tensor,
+    /// `(kv_heads * head_dim,)`.
+    pub v: Tensor,
+}
+
+impl Attention {
+    /// The q, k and v projections of `x (..., hidden)`, biases added when there are some.
+    pub fn qkv(&self, x: &Tensor) -> Result<[Tensor; 3]> {
+        let [q, k, v]: [Tensor; 3] = Linear::forward_shared(&[&self.q, &self.k, &self.v], x)?
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("q/k/v projection count".into()))?;
+        match &self.bias {
+            None => Ok([q, k, v]),
+            Some(b) => Ok([
+                q.broadcast_add(&b.q)?,
+                k.broadcast_add(&b.k)?,
+                v.broadcast_add(&b.v)?,
+            ]),
+        }
+    }
+
+    /// Elements of the biases (0 without).
+    fn bias_elems(&self) -> usize {
+        self.bias.as_ref().map_or(0, |b| {
+            b.q.elem_count() + b.k.elem_count() + b.v.elem_count()
+        })
+    }
 }
 
 /// One decoder block's gated MLP: `down(silu(gate(x)) * up(x))`.
@@ -107,7 +144,9 @@ impl Llama {
     /// Builds the model from HF tensor names (`model.layers.N.self_attn.q_proj.weight` ...)
     /// with HF rope layout. With safetensors it loads weights (in `vb`'s dtype); with
     /// `VarBuilder::from_varmap` it creates trainable variables initialised N(0, 0.02)
-    /// (output projections scaled by 1/sqrt(2 * layers)) and norms at 1.
+    /// (output projections scaled by 1/sqrt(2 * layers)) and norms at 1; with
+    /// [`crate::preset::SeededWeights`] it makes seeded random weights. Qwen2 configs also
+    /// read `q_proj.bias`, `k_proj.bias` and `v_proj.bias`.
     pub fn from_varbuilder(config: &LlamaConfig, vb: VarBuilder) -> Result<Llama> {
         config.check().map_err(candle_core::Error::wrap)?;
         let c = config;
@@ -131,6 +170,16 @@ impl Llama {
                 eps: c.rms_norm_eps,
             })
         };
+        let bias = |vb: &VarBuilder, size: usize| -> Result<Option<QkvBias>> {
+            if !c.qkv_bias() {
+                return Ok(None);
+            }
+            Ok(Some(QkvBias {
+                q: vb.get_with_hints(nh * d, "q_proj.bias", normal)?,
+                k: vb.get_with_hints(size, "k_proj.bias", normal)?,
+                v: vb.get_with_hints(size, "v_proj.bias", normal)?,
+            }))
+        };
         let m = vb.pp("model");
         let embed_w = m.get_with_hints((c.vocab_size, h), "embed_tokens.weight", normal)?;
         let mut blocks = Vec::with_capacity(c.num_hidden_layers);
@@ -145,6 +194,7 @@ impl Llama {
                     k: lin(&a, "k_proj", nkv * d, h, normal)?,
                     v: lin(&a, "v_proj", nkv * d, h, normal)?,
                     o: lin(&a, "o_proj", h, nh * d, out_init)?,
+                    bias: bias(&a, nkv * d)?,
                 },
                 mlp_norm: norm(&b, "post_attention_layernorm")?,
                 mlp: Mlp {
@@ -159,9 +209,8 @@ impl Llama {
         } else {
             lin(&vb, "lm_head", c.vocab_size, h, normal)?
         };
-        let rope = Rope::new(
-            d,
-            c.rope_theta,
+        let rope = Rope::from_inv_freq(
+            c.rope_inv_freq().map_err(candle_core::Error::wrap)?,
             c.max_position_embeddings,
             RopeLayout::HalfSplit,
             vb.dtype(),
@@ -261,9 +310,7 @@ impl Llama {
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             y.reshape((b, t, n, d))?.transpose(1, 2)?.contiguous()
         };
-        let [q, k, v]: [Tensor; 3] = Linear::forward_shared(&[&a.q, &a.k, &a.v], x)?
-            .try_into()
-            .map_err(|_| candle_core::Error::Msg("q/k/v projection count".into()))?;
+        let [q, k, v] = a.qkv(x)?;
         let (q, k, v) = (heads(q, nh)?, heads(k, nkv)?, heads(v, nkv)?);
         let q = (self.rope.apply(&q, offset)? * (1.0 / (d as f64).sqrt()))?;
         let k = self.rope.apply(&k, offset)?;
@@ -302,7 +349,12 @@ impl Llama {
             c.kv_heads() as u64,
             c.intermediate_size as u64,
         );
-        let per_block = h * nh * d * 2 + h * nkv * d * 2 + 3 * h * ff + 2 * h;
+        let bias = if c.qkv_bias() {
+            nh * d + 2 * nkv * d
+        } else {
+            0
+        };
+        let per_block = h * nh * d * 2 + h * nkv * d * 2 + 3 * h * ff + 2 * h + bias;
         let non_embedding = per_block * c.num_hidden_layers as u64 + h;
         let embedding = c.vocab_size as u64 * h * if c.tie_word_embeddings { 1 } else { 2 };
         (non_embedding + embedding, non_embedding)
@@ -317,6 +369,7 @@ impl Llama {
         }
         for b in &self.blocks {
             total += norm(&b.attn_norm) + norm(&b.mlp_norm);
+            total += b.attn.bias_elems() * self.dtype.size_in_bytes();
             let lins = [
                 &b.attn.q,
                 &b.attn.k,

@@ -39,8 +39,18 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessBackend;
 
-const INFERENCE_AXES: &[&str] = &["model", "device", "dtype", "batch", "prompt_len", "gen_len"];
-const TRAINING_AXES: &[&str] = &["model", "device", "dtype", "batch", "seq_len", "steps"];
+const INFERENCE_AXES: &[&str] = &[
+    "model",
+    "device",
+    "dtype",
+    "attn",
+    "batch",
+    "prompt_len",
+    "gen_len",
+];
+const TRAINING_AXES: &[&str] = &[
+    "model", "device", "dtype", "attn", "batch", "seq_len", "steps",
+];
 const EMBEDDING_AXES: &[&str] = &["model", "device", "dtype", "batch", "seq_len"];
 
 impl Backend for ProcessBackend {
@@ -53,12 +63,14 @@ impl Backend for ProcessBackend {
             dtypes: vec!["f32", "f16", "bf16"],
             // The worker decides what it can use; `describe` tells at run time.
             devices: vec!["cpu", "cuda"],
-            formats: vec![ModelFormat::Hf, ModelFormat::Gguf],
+            formats: vec![ModelFormat::Hf, ModelFormat::Gguf, ModelFormat::Preset],
             axes: crate::inference_axes()
                 .into_iter()
                 .chain([
                     ("seq_len", AxisValue::Int(64)),
                     ("steps", AxisValue::Int(20)),
+                    // The worker's attention implementation (`auto`: its own setting).
+                    ("attn", AxisValue::from("auto")),
                 ])
                 .collect(),
         }
@@ -80,6 +92,9 @@ impl Backend for ProcessBackend {
     fn validate(&self, spec: &RunSpec) -> std::result::Result<(), String> {
         let opts = ProcessOptions::parse(&spec.options)?;
         opts.argv(spec, "<model>")?;
+        if let Some(p) = spec.model().preset() {
+            crate::preset::parse(p).map_err(|e| format!("{e:#}"))?;
+        }
         if spec.scenario == Scenario::Training {
             let steps = spec.usize_param("steps").map_err(|e| e.to_string())? as u64;
             let m = &spec.measure;
@@ -126,10 +141,12 @@ pub struct ResolvedModel {
 }
 
 /// Resolves the built-ins (`seeded` created on first use, the trained `default`) and local
-/// paths to absolute paths.
+/// paths to absolute paths; a preset stays a reference (the worker builds it from its
+/// configuration, sent in `load`).
 pub fn resolve_model(spec: &RunSpec) -> Result<ResolvedModel> {
     let m = spec.model();
     let local = match m.path() {
+        None if m.preset().is_some() => None,
         None => Some(crate::loader::resolve(&m)?),
         Some(p) if p.exists() => Some(p),
         Some(_) => None,
@@ -143,6 +160,57 @@ pub fn resolve_model(spec: &RunSpec) -> Result<ResolvedModel> {
         local,
         format: m.format(),
     })
+}
+
+/// The memory check before the worker starts ([`crate::memory::check`]), for models whose
+/// architecture effbench can read (presets, local HF directories and GGUF files); `None`
+/// for others (the worker's business).
+pub fn check_memory(
+    spec: &RunSpec,
+    model: &ResolvedModel,
+) -> Result<Option<crate::memory::Estimate>> {
+    use crate::memory::{self, Plan, Work};
+    if model.local.is_none() && model.format != ModelFormat::Preset {
+        return Ok(None);
+    }
+    let m = spec.model();
+    let config = loader::model_config(&m)?;
+    let dtype = spec.str_param("dtype").unwrap_or("f32");
+    let (weights, act_bytes, load_transient) = memory::weights_of(&m, &config, dtype, "none")?;
+    let batch = spec.usize_param("batch")? as u64;
+    let (work, what) = match spec.scenario {
+        Scenario::Training => {
+            let seq = spec.usize_param("seq_len")? as u64;
+            (
+                Work::Training { batch, seq },
+                format!(
+                    "training '{}' ({dtype}) in a worker, batch {batch} x {seq} tokens",
+                    m.reference
+                ),
+            )
+        }
+        _ => {
+            let (prompt, gen) = (
+                spec.usize_param("prompt_len")? as u64,
+                spec.usize_param("gen_len")? as u64,
+            );
+            (
+                Work::Inference { batch, prompt, gen },
+                format!(
+                    "model '{}' ({dtype}) in a worker, batch {batch}, {prompt} + {gen} tokens",
+                    m.reference
+                ),
+            )
+        }
+    };
+    let plan = Plan {
+        config: &config,
+        weights,
+        act_bytes,
+        work,
+        load_transient,
+    };
+    Ok(Some(memory::check(&what, &plan, spec.device()?)?))
 }
 
 /// Vocabulary size and special token ids read by effbench itself from a local HF directory

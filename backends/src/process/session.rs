@@ -54,6 +54,7 @@ impl Connection {
     pub fn start(spec: &RunSpec, extra_load: Map<String, Value>) -> Result<Connection> {
         let opts = ProcessOptions::parse(&spec.options).map_err(anyhow::Error::msg)?;
         let model = resolve_model(spec)?;
+        let estimate = super::check_memory(spec, &model)?;
         let argv = opts.argv(spec, &model.path).map_err(anyhow::Error::msg)?;
         let mut worker = Worker::spawn(&WorkerCommand {
             argv: argv.clone(),
@@ -89,10 +90,15 @@ impl Connection {
             ));
         }
 
+        let mut model_json = json!({"reference": model.reference, "path": model.path,
+                                    "format": format_name(model.format)});
+        if let Some(p) = spec.model().preset() {
+            // The architecture to build (`from_config`): effbench's reading of the preset.
+            model_json["config"] = crate::preset::parse(p)?.hf_config()?;
+        }
         let mut body = obj(json!({
             "scenario": spec.scenario,
-            "model": {"reference": model.reference, "path": model.path,
-                      "format": format_name(model.format)},
+            "model": model_json,
             "device": spec.device()?.to_string(),
             "dtype": spec.str_param("dtype").unwrap_or("f32"),
             "seed": spec.seed,
@@ -114,7 +120,11 @@ impl Connection {
                 _ => Ok(l),
             })
             .map_err(|e| worker.abort(e))?;
-        let info = model_info(spec, &model, &load, &describe)?;
+        let mut info = model_info(spec, &model, &load, &describe)?;
+        if let Some(e) = estimate {
+            info.details
+                .insert("memory_estimate".into(), serde_json::to_value(e)?);
+        }
         Ok(Connection {
             worker: Some(worker),
             opts,
@@ -276,6 +286,7 @@ fn format_name(f: ModelFormat) -> &'static str {
         ModelFormat::Hf => "hf",
         ModelFormat::Gguf => "gguf",
         ModelFormat::Remote => "remote",
+        ModelFormat::Preset => "preset",
     }
 }
 
@@ -331,7 +342,7 @@ fn model_info(
         ),
         None => (w.file_bytes.unwrap_or(0), None),
     };
-    let name = if spec.model().is_builtin() {
+    let name = if spec.model().is_builtin() || spec.model().preset().is_some() {
         spec.model().reference
     } else {
         w.name.clone().unwrap_or_else(|| {
@@ -349,10 +360,13 @@ fn model_info(
         json!(format!("{} {}", or_unnamed(&d.worker.name), d.worker.version).trim()),
     );
     details.insert("protocol".into(), json!(d.protocol));
+    if m.format == ModelFormat::Preset {
+        details.insert("weights".into(), json!(crate::preset::WEIGHTS_LABEL));
+    }
     details.insert("vocab_size".into(), json!(load.vocab_size));
     Ok(ModelInfo {
         name,
-        format: if m.local.is_some() {
+        format: if m.local.is_some() || m.format == ModelFormat::Preset {
             format_name(m.format)
         } else {
             "remote"

@@ -1,5 +1,6 @@
 //! `effbench serve`: an OpenAI-compatible HTTP server (axum) for any model the candle backend
-//! loads, the embedded default model included. Routes in [`api`]; the model runs on one
+//! loads, the embedded default model and presets included (a preset has no tokenizer: it
+//! gets a word-level stand-in, [`stand_in_tokenizer`]). Routes in [`api`]; the model runs on one
 //! engine thread with a fair FIFO queue and continuous batching ([`engine`]); counters and
 //! histograms for `/metrics` in [`prom`]. [`serve`] runs until its shutdown future resolves,
 //! then stops taking requests, lets running ones finish for a grace period and aborts the rest.
@@ -22,7 +23,7 @@ use tokenizers::Tokenizer;
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// `default` or a path (HF directory or GGUF file).
+    /// `default`, `preset:<name>` or a path (HF directory or GGUF file).
     pub model: String,
     /// Name clients use in `"model"` [default: the reference as given].
     pub served_name: Option<String>,
@@ -100,9 +101,12 @@ pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
     };
     let device = loader::candle_device(effbench_harness::Device::Cpu)?;
     let dtype = loader::parse_dtype(&cfg.dtype)?;
-    let path = loader::resolve(&spec)?;
+    check_memory(&spec, &cfg.dtype)?;
     let loaded = loader::load(&spec, dtype, &device)?;
-    let (tokenizer, chat_template) = tokenizer(&path)?;
+    let (tokenizer, chat_template) = match spec.preset() {
+        Some(_) => (stand_in_tokenizer(loaded.model.config.vocab_size)?, None),
+        None => tokenizer(&loader::resolve(&spec)?)?,
+    };
     let c = &loaded.model.config;
     let context = c.max_position_embeddings;
     let mut eos: Vec<u32> = c.eos_token_id.into_iter().collect();
@@ -143,6 +147,45 @@ pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
             context,
         },
     })
+}
+
+/// The memory check before loading ([`crate::memory::check`]): the model and one short
+/// request (each request sizes its own KV cache when it comes).
+fn check_memory(spec: &ModelSpec, dtype: &str) -> Result<()> {
+    let config = loader::model_config(spec)?;
+    let (weights, act_bytes, load_transient) =
+        crate::memory::weights_of(spec, &config, dtype, "none")?;
+    let plan = crate::memory::Plan {
+        config: &config,
+        weights,
+        act_bytes,
+        work: crate::memory::Work::Inference {
+            batch: 1,
+            prompt: 1,
+            gen: 1,
+        },
+        load_transient,
+    };
+    let what = format!("serving '{}' ({dtype})", spec.reference);
+    crate::memory::check(&what, &plan, effbench_harness::Device::Cpu)?;
+    Ok(())
+}
+
+/// A preset has no tokenizer: a word-level stand-in over its vocabulary (`<t0>`, `<t1>` ...;
+/// each whitespace-separated word of a prompt is one token, unknown words `<t0>`), so
+/// prompts get realistic token counts and generated ids decode to `<tN>` text.
+pub fn stand_in_tokenizer(vocab: usize) -> Result<Tokenizer> {
+    use tokenizers::models::wordlevel::WordLevel;
+    let words: std::collections::HashMap<String, u32> =
+        (0..vocab as u32).map(|i| (format!("<t{i}>"), i)).collect();
+    let model = WordLevel::builder()
+        .vocab(words.into_iter().collect())
+        .unk_token("<t0>".into())
+        .build()
+        .map_err(|e| anyhow::anyhow!("stand-in tokenizer: {e}"))?;
+    let mut tok = Tokenizer::new(model);
+    tok.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
+    Ok(tok)
 }
 
 /// The tokenizer of a model and its chat template, if it has one: from the GGUF metadata,

@@ -13,6 +13,9 @@ use std::sync::OnceLock;
 /// Width of one attention head; `width / HEAD_DIM` heads.
 pub const HEAD_DIM: usize = 32;
 
+/// `[options]` of the process backend's worker that this backend leaves alone.
+const WORKER_KEYS: &[&str] = &["cmd", "env", "timeouts", "max_line_bytes", "worker"];
+
 /// `[options]` the training backend reads, with their defaults, for error messages and docs.
 pub const OPTIONS: &[(&str, &str)] = &[
     ("weight_decay", "0.1 (decoupled, on 2-D weights only)"),
@@ -29,6 +32,11 @@ pub const OPTIONS: &[(&str, &str)] = &[
     (
         "stop_at_target",
         "false (stop once the held-out loss reaches target_loss)",
+    ),
+    (
+        "save_checkpoint",
+        "true for the width x depth model, false for presets (a checkpoint of random preset \
+         weights is many GB and worth nothing)",
     ),
     (
         "data_parallel",
@@ -89,6 +97,10 @@ pub struct TrainConfig {
     pub stop_at_target: bool,
     /// Micro-batches per step, each on its own thread.
     pub data_parallel: DataParallel,
+    /// A preset (`model = "preset:..."`) instead of the `width` x `depth` model.
+    pub preset: Option<crate::preset::PresetSpec>,
+    /// Write checkpoints (periodic, final, on Ctrl-C).
+    pub save_checkpoint: bool,
 }
 
 /// The default model's context length: the longest `seq_len` a run can train.
@@ -155,6 +167,11 @@ impl TrainConfig {
     /// Reads and checks a spec; the error is one line naming the axis or option.
     pub fn from_spec(spec: &RunSpec) -> Result<TrainConfig, String> {
         for key in spec.options.keys() {
+            // The process backend's worker settings, which a suite comparing candle-train with
+            // a worker carries in the same [options] (`lr` is not among them: here it is an axis).
+            if WORKER_KEYS.contains(&key.as_str()) {
+                continue;
+            }
             if !OPTIONS.iter().any(|(k, _)| k == key) {
                 let known: Vec<&str> = OPTIONS.iter().map(|(k, _)| *k).collect();
                 return Err(format!(
@@ -169,6 +186,30 @@ impl TrainConfig {
             Some(other) => return Err(format!("dtype '{other}' cannot be trained (f32, bf16)")),
         };
         let fraction = |x: f64| (0.0..1.0).contains(&x);
+        let preset = match spec.param("model").and_then(AxisValue::as_str) {
+            None | Some(effbench_harness::axes::CUSTOM_MODEL) => None,
+            Some(m) => match m.strip_prefix(effbench_harness::backend::PRESET_PREFIX) {
+                Some(p) => {
+                    Some(crate::preset::parse(p).map_err(|e| format!("model '{m}': {e:#}"))?)
+                }
+                None => {
+                    return Err(format!(
+                        "model '{m}': candle-train trains the width x depth llama (model = \
+                         \"custom\", the default) or a preset (model = \"preset:<name>\"), from \
+                         seeded weights"
+                    ))
+                }
+            },
+        };
+        let save_checkpoint = match spec.options.get("save_checkpoint") {
+            None => preset.is_none(),
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(format!(
+                    "[options] save_checkpoint = {other}: expected true or false"
+                ))
+            }
+        };
         let c = TrainConfig {
             batch: int(spec, "batch")? as usize,
             seq_len: int(spec, "seq_len")? as usize,
@@ -223,6 +264,8 @@ impl TrainConfig {
                     ))
                 }
             },
+            preset,
+            save_checkpoint,
         };
         c.check()?;
         Ok(c)
@@ -233,13 +276,13 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("lr = {}: the learning rate must be > 0", self.lr));
         }
-        if self.width % HEAD_DIM != 0 {
+        if self.preset.is_none() && self.width % HEAD_DIM != 0 {
             return Err(format!(
                 "width = {}: must be a multiple of {HEAD_DIM} (attention heads of {HEAD_DIM})",
                 self.width
             ));
         }
-        let context = context();
+        let context = self.model().max_position_embeddings;
         if self.seq_len > context {
             return Err(format!(
                 "seq_len = {} exceeds the model context of {context} tokens",
@@ -282,9 +325,12 @@ impl TrainConfig {
         (self.batch * self.seq_len) as u64
     }
 
-    /// The model architecture.
+    /// The model architecture: the preset's, or the `width` x `depth` llama.
     pub fn model(&self) -> LlamaConfig {
-        model_config(self.width, self.depth)
+        match &self.preset {
+            Some(p) => p.config.clone(),
+            None => model_config(self.width, self.depth),
+        }
     }
 
     /// Learning rate of step `step` (0-based): linear warm-up to `lr` over `warmup_steps`,
@@ -325,6 +371,8 @@ impl TrainConfig {
             checkpoint_every: 0,
             stop_at_target: false,
             data_parallel: DataParallel::Fixed(1),
+            preset: None,
+            save_checkpoint: true,
         }
     }
 }

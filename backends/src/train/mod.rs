@@ -50,6 +50,32 @@ impl TrainBackend {
 /// Registry name.
 pub const NAME: &str = "candle-train";
 
+/// The memory check before the weights are made ([`crate::memory::check`]).
+fn check_memory(spec: &RunSpec, cfg: &TrainConfig) -> Result<crate::memory::Estimate> {
+    let model = cfg.model();
+    let act = cfg.dtype.size_in_bytes() as u64;
+    let plan = crate::memory::Plan {
+        config: &model,
+        weights: crate::memory::Weights::Dense {
+            bytes_per_param: act,
+        },
+        act_bytes: act,
+        work: crate::memory::Work::Training {
+            batch: cfg.batch as u64,
+            seq: cfg.seq_len as u64,
+        },
+        load_transient: 0,
+    };
+    let what = format!(
+        "training '{}' ({}), batch {} x {} tokens",
+        spec.model().reference,
+        loader::dtype_name(cfg.dtype),
+        cfg.batch,
+        cfg.seq_len
+    );
+    crate::memory::check(&what, &plan, spec.device()?)
+}
+
 impl Backend for TrainBackend {
     fn describe(&self) -> Capabilities {
         let mut devices = vec!["cpu"];
@@ -63,8 +89,13 @@ impl Backend for TrainBackend {
             scenarios: vec![Scenario::Training],
             dtypes: vec!["f32", "bf16"],
             devices,
-            formats: vec![ModelFormat::Hf],
+            formats: vec![ModelFormat::Hf, ModelFormat::Preset],
             axes: vec![
+                // `custom`: the width x depth llama; or `preset:<name>` (width, depth unused).
+                (
+                    "model",
+                    AxisValue::from(effbench_harness::axes::CUSTOM_MODEL),
+                ),
                 ("device", AxisValue::from("cpu")),
                 ("dtype", AxisValue::from("f32")),
                 ("batch", AxisValue::Int(16)),
@@ -114,6 +145,7 @@ impl Backend for TrainBackend {
 
     fn load(&self, spec: &RunSpec) -> Result<Box<dyn Session>> {
         let cfg = TrainConfig::from_spec(spec).map_err(anyhow::Error::msg)?;
+        let estimate = check_memory(spec, &cfg)?;
         let device_label = spec.device()?.to_string();
         let device = loader::candle_device(spec.device()?)?;
         let params = serde_json::to_value(&spec.params)?;
@@ -153,10 +185,27 @@ impl Backend for TrainBackend {
         details.insert("weights".into(), json!("training"));
         details.insert("init".into(), init);
         details.insert("device".into(), json!(device_label));
+        details.insert("memory_estimate".into(), serde_json::to_value(estimate)?);
+        let (name, format) = match &cfg.preset {
+            Some(p) => {
+                details.insert("preset".into(), json!(p.preset));
+                details.insert("preset_source".into(), json!(p.base().source));
+                details.insert(
+                    "init".into(),
+                    json!(format!(
+                        "{} (seed {})",
+                        crate::preset::WEIGHTS_LABEL,
+                        p.seed
+                    )),
+                );
+                (spec.model().reference, "preset")
+            }
+            None => (format!("llama-w{}-d{}", cfg.width, cfg.depth), "hf"),
+        };
         let info = ModelInfo {
-            name: format!("llama-w{}-d{}", cfg.width, cfg.depth),
-            format: "hf".into(),
-            arch: "llama".into(),
+            name,
+            format: format.into(),
+            arch: mc.arch().into(),
             dtype: loader::dtype_name(cfg.dtype).into(),
             params_total,
             params_non_embedding,

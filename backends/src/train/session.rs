@@ -68,6 +68,9 @@ impl TrainSession {
 
     /// Writes a checkpoint of the current state (which the caller evaluated).
     fn save(&mut self) -> Result<()> {
+        if !self.trainer.cfg.save_checkpoint {
+            return Ok(());
+        }
         self.trainer
             .save(&self.checkpoint_dir, self.provenance.clone())?;
         self.saved_step = Some(self.trainer.state.step);
@@ -335,10 +338,15 @@ impl Session for TrainSession {
             Ok(p) => self.peak = Some(p),
             Err(e) => notes.push(format!("no matmul probe, so no MFU: {e:#}")),
         }
-        notes.push(format!(
-            "checkpoint at step {step} (HF format; the candle backend loads it): {}",
-            self.checkpoint_dir.display()
-        ));
+        notes.push(if self.trainer.cfg.save_checkpoint {
+            format!(
+                "checkpoint at step {step} (HF format; the candle backend loads it): {}",
+                self.checkpoint_dir.display()
+            )
+        } else {
+            "no checkpoint written ([options] save_checkpoint = false, the default for presets)"
+                .into()
+        });
         Ok(Extras {
             metrics: self.metrics(final_loss),
             series: self.series(),
@@ -349,7 +357,11 @@ impl Session for TrainSession {
     fn stopped(&mut self) -> Result<Extras> {
         let mut notes = self.notes.clone();
         let step = self.trainer.state.step;
-        if self.diverged {
+        if !self.trainer.cfg.save_checkpoint {
+            notes.push(format!(
+                "stopped at step {step}; no checkpoint ([options] save_checkpoint = false)"
+            ));
+        } else if self.diverged {
             notes.push(format!("training diverged; {}", self.checkpoint_text()));
         } else if !self.clean {
             notes.push(format!("stopped inside a step; {}", self.checkpoint_text()));

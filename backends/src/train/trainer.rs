@@ -12,6 +12,7 @@ use super::data::{heldout, Batch, TrainData};
 use super::optim::{AdamW, AdamWParams};
 use crate::default_model::seeded_tensors;
 use crate::llama::{Llama, LlamaConfig, Logits};
+use crate::preset::SeededWeights;
 use anyhow::{anyhow, bail, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
@@ -124,10 +125,30 @@ impl Trainer {
                 .data()
                 .lock()
                 .map_err(|_| anyhow!("VarMap lock poisoned"))?;
-            for t in seeded_tensors(&model_cfg, seed) {
-                let var = Var::from_tensor(&Tensor::from_vec(t.data, t.shape, device)?)?;
-                data.insert(t.name.clone(), var.clone());
-                vars.push((t.name, var));
+            match &cfg.preset {
+                // A preset: the tensors the model code asks for, drawn on the host in f32
+                // and moved to the device one at a time (its seed, not the run's).
+                Some(p) => {
+                    let seeded = SeededWeights::recording(p.seed);
+                    let vb = VarBuilder::from_backend(
+                        Box::new(seeded.clone()),
+                        candle_core::DType::F32,
+                        device.clone(),
+                    );
+                    drop(Llama::from_varbuilder(&model_cfg, vb)?);
+                    for (name, t) in seeded.take() {
+                        let var = Var::from_tensor(&t)?;
+                        data.insert(name.clone(), var.clone());
+                        vars.push((name, var));
+                    }
+                }
+                None => {
+                    for t in seeded_tensors(&model_cfg, seed) {
+                        let var = Var::from_tensor(&Tensor::from_vec(t.data, t.shape, device)?)?;
+                        data.insert(t.name.clone(), var.clone());
+                        vars.push((t.name, var));
+                    }
+                }
             }
         }
         vars.sort_by(|a, b| a.0.cmp(&b.0));

@@ -113,6 +113,20 @@ pub fn select(nvml: &Nvml, sel: &GpuSelection, device: &str) -> Result<Vec<u32>,
     }
 }
 
+/// Free and total memory, in bytes, of the GPU a run's `device` axis names (`cuda:N`,
+/// through CUDA_VISIBLE_DEVICES): what a model about to be loaded there can use.
+pub fn device_memory(device: &str) -> Result<(u64, u64), String> {
+    let nvml = shared()?;
+    let i = *select(&nvml, &GpuSelection::Auto, device)?
+        .first()
+        .ok_or_else(|| format!("NVML: '{device}' names no GPU"))?;
+    let m = nvml
+        .device_by_index(i)
+        .and_then(|d| d.memory_info())
+        .map_err(|e| format!("NVML: memory of GPU {i}: {e}"))?;
+    Ok((m.free, m.total))
+}
+
 /// Name of GPU `i`.
 pub fn name(nvml: &Nvml, i: u32) -> String {
     nvml.device_by_index(i)
