@@ -26,12 +26,14 @@
 //!   synthetic results for tests and benchmarks.
 
 pub mod ab;
+pub mod calibration;
 pub mod analysis;
 pub mod axes;
 pub mod backend;
 pub mod cluster;
 
 pub mod comparison;
+pub mod counters;
 pub mod env;
 pub mod fixtures;
 pub mod gate;
