@@ -262,6 +262,14 @@ mod tests {
         }
     }
 
+    /// A fixed amount of CPU work (not a wall-clock duration: the machine may be loaded).
+    fn work() {
+        let mut x = 0u64;
+        for i in 0..30_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+    }
+
     #[test]
     fn process_cpu_time_advances_with_work() {
         let a = process_cpu_ns();
@@ -283,12 +291,14 @@ mod tests {
                 return;
             }
         };
-        let a = c.read().expect("readable");
-        spin(10);
-        std::thread::spawn(|| spin(10)).join().unwrap();
-        let b = c.read().expect("readable");
-        // task-clock counts ns: at least the two 10 ms spins (minus scheduling slack).
-        assert!(b - a >= 15_000_000, "{a} -> {b}");
+        let (a, cpu_a) = (c.read().expect("readable"), process_cpu_ns());
+        work();
+        std::thread::spawn(work).join().unwrap();
+        let (b, cpu_b) = (c.read().expect("readable"), process_cpu_ns());
+        // task-clock counts ns of CPU: both threads' equal work, about all of the process's
+        // CPU time meanwhile (only the first thread's would be about half of it).
+        let (counted, cpu) = ((b - a) as f64, (cpu_b - cpu_a) as f64);
+        assert!(counted >= 0.75 * cpu, "task-clock {counted} ns vs process CPU {cpu} ns");
     }
 
     /// Hardware counters either count or say why not (both happen: a VM without a PMU here,

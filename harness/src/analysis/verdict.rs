@@ -170,8 +170,9 @@ pub struct SampleComparison {
     pub verdict: Verdict,
     /// Why, in one sentence.
     pub reason: String,
-    /// The unit of replication the test used.
-    #[serde(default)]
+    /// The unit of replication the test used (JSON `replication`: a comparison row's `unit`
+    /// is the metric's unit).
+    #[serde(default, rename = "replication")]
     pub unit: Unit,
     /// How the change was tested (design, model, degrees of freedom).
     #[serde(default, skip_serializing_if = "String::is_empty")]
