@@ -237,7 +237,16 @@ fn interleaved_ab_records_both_sides_and_gates() {
     );
     let o = run_ok(
         &w,
-        &["run", "--ab", &bin, &bin, "s.toml", "--dry-run", "--ab-blocks", "1"],
+        &[
+            "run",
+            "--ab",
+            &bin,
+            &bin,
+            "s.toml",
+            "--dry-run",
+            "--ab-blocks",
+            "1",
+        ],
     );
     assert!(
         stdout(&o).contains("2 run(s) x ABBA (1 ABBA block(s)) = 8 slots"),
@@ -248,8 +257,17 @@ fn interleaved_ab_records_both_sides_and_gates() {
     run_ok(
         &w,
         &[
-            "run", "--ab", &bin, &bin, "s.toml", "--out", "same", "--filter", "batch=1",
-            "--ab-blocks", "1",
+            "run",
+            "--ab",
+            &bin,
+            &bin,
+            "s.toml",
+            "--out",
+            "same",
+            "--filter",
+            "batch=1",
+            "--ab-blocks",
+            "1",
         ],
     );
     let rec = json_file(&w, "same/ab.json");
@@ -291,20 +309,26 @@ fn interleaved_ab_records_both_sides_and_gates() {
 
     // Calibration from this A/A directory: a gate file with the spread between invocations,
     // which the gate then pools (and states a minimum detectable regression with).
-    let o = run_ok(
-        &w,
-        &["gate", "--calibrate", "same", "--write", "cal.toml"],
-    );
+    let o = run_ok(&w, &["gate", "--calibrate", "same", "--write", "cal.toml"]);
     let cal = std::fs::read_to_string(w.path().join("cal.toml")).unwrap();
     assert_eq!(stdout(&o), cal);
     assert!(
         cal.contains("[metric.output_throughput]") && cal.contains("invocation_sd_pct = "),
         "{cal}"
     );
-    assert!(cal.contains("invocation_df = 2"), "1 block: 2 df per run; {cal}");
+    assert!(
+        cal.contains("invocation_df = 2"),
+        "1 block: 2 df per run; {cal}"
+    );
     w.write("gate-cal.toml", &format!("{GATE}{cal}"));
     let o = w.run(&[
-        "gate", "--ab", "same", "--config", "gate-cal.toml", "--format", "json",
+        "gate",
+        "--ab",
+        "same",
+        "--config",
+        "gate-cal.toml",
+        "--format",
+        "json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -95,7 +95,9 @@ fn settings_line(c: &Comparison) -> String {
         c.settings.alpha,
         c.settings.noise_band_pct,
         c.settings.test.describe(),
-        c.settings.unreplicated_band_pct.max(c.settings.noise_band_pct)
+        c.settings
+            .unreplicated_band_pct
+            .max(c.settings.noise_band_pct)
     )
 }
 

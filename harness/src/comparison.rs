@@ -12,8 +12,8 @@ use crate::analysis::invocations::{self, compare_invocations, Invocation};
 use crate::analysis::verdict::{
     compare_samples, compare_unreplicated, SampleComparison, Unit, Verdict,
 };
-use crate::history;
 use crate::gate::{GateConfig, GateOutcome};
+use crate::history;
 use crate::matrix::varying_axes;
 use crate::metric::{Better, MetricId};
 use crate::result::{RunResult, RunState};
@@ -307,7 +307,11 @@ pub fn compare_with(
     let mut measure_differs = false;
     // Base ids first, then ids only the new side has (judged against the history alone).
     let mut ids: Vec<&String> = bg.iter().map(|(i, _, _)| i).collect();
-    ids.extend(ng.iter().map(|(i, _, _)| i).filter(|i| find(&bg, i).is_none()));
+    ids.extend(
+        ng.iter()
+            .map(|(i, _, _)| i)
+            .filter(|i| find(&bg, i).is_none()),
+    );
     for id in ids {
         let ((b_ok, b_bad), (n_ok, n_bad)) = (pick(&bg, id), pick(&ng, id));
         let any = b_ok.iter().chain(&b_bad).chain(&n_ok).chain(&n_bad).next();
@@ -361,17 +365,18 @@ pub fn compare_with(
             let i = side_results.iter().position(|x| std::ptr::eq(x, r))?;
             b.get(i).copied()
         };
-        let side_inv = |rs: &[&RunResult], all: &[RunResult], blocks: &Option<Vec<usize>>, metric| {
-            rs.iter()
-                .filter_map(|r| {
-                    r.metric(metric).map(|mm| Invocation {
-                        value: mm.value,
-                        block: blocks_of(all, blocks, r),
-                        samples: mm.samples.len(),
+        let side_inv =
+            |rs: &[&RunResult], all: &[RunResult], blocks: &Option<Vec<usize>>, metric| {
+                rs.iter()
+                    .filter_map(|r| {
+                        r.metric(metric).map(|mm| Invocation {
+                            value: mm.value,
+                            block: blocks_of(all, blocks, r),
+                            samples: mm.samples.len(),
+                        })
                     })
-                })
-                .collect::<Vec<_>>()
-        };
+                    .collect::<Vec<_>>()
+            };
         let explicit = !cfg.metrics.is_empty();
         let candidates: Vec<MetricId> = if explicit {
             cfg.metrics.clone()
@@ -600,10 +605,7 @@ fn mde_line(c: &Comparison) -> Option<String> {
     if per.is_empty() && unknown.is_empty() {
         return None;
     }
-    let mut parts: Vec<String> = per
-        .iter()
-        .map(|(m, v)| format!("{m} {v:.1} %"))
-        .collect();
+    let mut parts: Vec<String> = per.iter().map(|(m, v)| format!("{m} {v:.1} %")).collect();
     if !unknown.is_empty() {
         parts.push(format!(
             "{}: not known (one invocation per side)",

@@ -60,7 +60,9 @@ fn slower_ttft_and_lower_throughput_regress() {
     .unwrap();
     assert_eq!(c.summary.regressed, 0, "{:#?}", c.runs);
     assert!(
-        c.notes.iter().any(|n| n.contains("one invocation per side")),
+        c.notes
+            .iter()
+            .any(|n| n.contains("one invocation per side")),
         "{:?}",
         c.notes
     );
@@ -281,8 +283,13 @@ fn a_single_new_run_is_judged_against_its_history() {
         let mut now = run(1, ttft, 100.0);
         now.started_at = "2026-02-01T00:00:00.000Z".into();
         let new = vec![now];
-        compare_with(&input("history", &[]), &input("new", &new), &cfg, &design(entries))
-            .unwrap()
+        compare_with(
+            &input("history", &[]),
+            &input("new", &new),
+            &cfg,
+            &design(entries),
+        )
+        .unwrap()
     };
     // 10.3 ms: inside the history's spread.
     let c = judge(10.3, &entries);
@@ -291,7 +298,12 @@ fn a_single_new_run_is_judged_against_its_history() {
     let m = &r.metrics[0].result;
     assert_eq!((m.base.n, m.new.n), (6, 1));
     assert_eq!(m.unit, crate::analysis::verdict::Unit::Invocation);
-    assert!(m.method.contains("6 of the base from the history (h.jsonl)"), "{}", m.method);
+    assert!(
+        m.method
+            .contains("6 of the base from the history (h.jsonl)"),
+        "{}",
+        m.method
+    );
     assert_ne!(m.verdict, Verdict::Regressed, "{}", m.reason);
     assert!(m.mde_pct.is_some());
     assert!(evaluate(&c, &cfg).passed);
@@ -308,8 +320,13 @@ fn a_single_new_run_is_judged_against_its_history() {
     let mut now = run(1, 13.0, 100.0);
     now.started_at = "2026-02-01T00:00:00.000Z".into();
     let new = vec![now];
-    let e = compare_with(&input("history", &[]), &input("new", &new), &cfg, &design(&short))
-        .unwrap_err()
-        .to_string();
+    let e = compare_with(
+        &input("history", &[]),
+        &input("new", &new),
+        &cfg,
+        &design(&short),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("fewer than 5 earlier runs"), "{e}");
 }

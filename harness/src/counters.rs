@@ -298,7 +298,10 @@ mod tests {
         // task-clock counts ns of CPU: both threads' equal work, about all of the process's
         // CPU time meanwhile (only the first thread's would be about half of it).
         let (counted, cpu) = ((b - a) as f64, (cpu_b - cpu_a) as f64);
-        assert!(counted >= 0.75 * cpu, "task-clock {counted} ns vs process CPU {cpu} ns");
+        assert!(
+            counted >= 0.75 * cpu,
+            "task-clock {counted} ns vs process CPU {cpu} ns"
+        );
     }
 
     /// Hardware counters either count or say why not (both happen: a VM without a PMU here,
@@ -320,7 +323,11 @@ mod tests {
         let b = c.read();
         assert!(b.cpu_ns > a.cpu_ns);
         for i in 0..c.hardware.len() {
-            assert!(b.hw[i].unwrap() > a.hw[i].unwrap(), "{:?}", c.hardware[i].event());
+            assert!(
+                b.hw[i].unwrap() > a.hw[i].unwrap(),
+                "{:?}",
+                c.hardware[i].event()
+            );
         }
     }
 }

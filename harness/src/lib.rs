@@ -26,10 +26,10 @@
 //!   synthetic results for tests and benchmarks.
 
 pub mod ab;
-pub mod calibration;
 pub mod analysis;
 pub mod axes;
 pub mod backend;
+pub mod calibration;
 pub mod cluster;
 
 pub mod comparison;

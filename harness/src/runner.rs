@@ -294,9 +294,9 @@ pub fn run_spec_with(
             .push(warnings::injected_delay(spec.measure.inject_delay_ms));
     }
     if spec.measure.inject_slowdown_pct > 0.0 {
-        result
-            .warnings
-            .push(warnings::injected_slowdown(spec.measure.inject_slowdown_pct));
+        result.warnings.push(warnings::injected_slowdown(
+            spec.measure.inject_slowdown_pct,
+        ));
     }
     if spec.scenario == Scenario::Training && result.status.state == RunState::Ok && !gathered.done
     {
@@ -462,7 +462,8 @@ fn open_counters(session: &dyn Session, g: &mut Gathered) -> Option<Counters> {
     }
     let c = Counters::open();
     for why in &c.unavailable {
-        g.notes.push(format!("counter unavailable, not measured: {why}"));
+        g.notes
+            .push(format!("counter unavailable, not measured: {why}"));
     }
     g.hw = c
         .hardware

@@ -47,7 +47,12 @@ pub struct Args {
     #[arg(long, value_name = "SUITE|AB_DIR", conflicts_with_all = ["ab", "current", "baseline"])]
     pub calibrate: Option<PathBuf>,
     /// Where --calibrate writes the gate file.
-    #[arg(long, value_name = "FILE", default_value = "gate-calibrated.toml", requires = "calibrate")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "gate-calibrated.toml",
+        requires = "calibrate"
+    )]
     pub write: PathBuf,
     /// ABBA blocks of the --calibrate run.
     #[arg(long, default_value_t = 4, requires = "calibrate")]
@@ -154,10 +159,7 @@ fn run_calibration(args: &Args, target: &Path) -> Result<ExitCode> {
         }
         out
     };
-    let (a, b) = (
-        load_results(&dir.join("a"))?,
-        load_results(&dir.join("b"))?,
-    );
+    let (a, b) = (load_results(&dir.join("a"))?, load_results(&dir.join("b"))?);
     let rec = ab::read_record(&dir)?;
     if rec.a.sha256 != rec.b.sha256 || !rec.b_args.is_empty() {
         eprintln!(

@@ -181,7 +181,8 @@ pub fn compare_invocations(
     }
     let f = fit(base, new).ok_or("no block holds both sides")?;
     let prior = prior.filter(|p| f.log && p.df > 0.0 && p.sd_pct.is_finite());
-    let (prior_ss, prior_df) = prior.map_or((0.0, 0.0), |p| (p.df * (p.sd_pct / 100.0).powi(2), p.df));
+    let (prior_ss, prior_df) =
+        prior.map_or((0.0, 0.0), |p| (p.df * (p.sd_pct / 100.0).powi(2), p.df));
     let df = f.df + prior_df;
     if df <= 0.0 {
         return Err("one invocation per side: no estimate of the noise between invocations".into());

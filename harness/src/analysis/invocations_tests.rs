@@ -74,7 +74,11 @@ fn one_invocation_a_side_needs_a_calibrated_spread() {
     let c = compare_invocations(&base, &new, Better::Lower, &Rule::default(), Some(prior)).unwrap();
     // se = 1 % x sqrt(2); t = ln 1.03 / se = 2.09 < t_{0.995, 20} = 2.85: not significant.
     assert_eq!(c.df, Some(20.0));
-    assert!(!c.significant && c.verdict == Verdict::Inconclusive, "{}", c.reason);
+    assert!(
+        !c.significant && c.verdict == Verdict::Inconclusive,
+        "{}",
+        c.reason
+    );
     assert!(c.method.contains("calibrated 1.00 %"), "{}", c.method);
     // The MDE: band 2 % plus (2.845 + 0.860) x 1.414 % on the ln scale.
     let k = (student_t_quantile(0.995, 20.0) + student_t_quantile(0.8, 20.0)) * 0.01 * 2f64.sqrt();
@@ -183,7 +187,11 @@ fn abba(seed: u64, blocks: usize, slow: f64) -> (Vec<Invocation>, Vec<Invocation
             if block == 0 {
                 raw[is_b as usize].extend_from_slice(&s);
             }
-            if is_b { b.push(i) } else { a.push(i) }
+            if is_b {
+                b.push(i)
+            } else {
+                a.push(i)
+            }
         }
     }
     (a, b, raw)
@@ -219,11 +227,17 @@ fn abba_a_a_trials_on_drifting_autocorrelated_runs_stay_quiet() {
     let pooled = (0..200u64)
         .filter(|t| {
             let (_, _, [x, y]) = abba(7000 + t, 1, 0.0);
-            compare_samples(&x, &y, Better::Lower, &rule(*t)).unwrap().verdict == Verdict::Regressed
+            compare_samples(&x, &y, Better::Lower, &rule(*t))
+                .unwrap()
+                .verdict
+                == Verdict::Regressed
         })
         .count();
     eprintln!("POOLED {pooled} hits {hits}");
-    assert!(pooled >= 30, "pooled iteration-level false alarms: {pooled} of 200");
+    assert!(
+        pooled >= 30,
+        "pooled iteration-level false alarms: {pooled} of 200"
+    );
 }
 
 #[test]
@@ -234,10 +248,16 @@ fn abba_power_matches_the_reported_minimum_detectable_effect() {
     assert!(mde > 2.0 && mde < 30.0, "{mde}");
     let (at_mde, _) = abba_trials(200, 3, mde / 100.0);
     eprintln!("ATMDE {at_mde} mde {mde}");
-    assert!((130..=185).contains(&at_mde), "caught {at_mde} of 200 at the MDE {mde:.1} %");
+    assert!(
+        (130..=185).contains(&at_mde),
+        "caught {at_mde} of 200 at the MDE {mde:.1} %"
+    );
     let (bigger, _) = abba_trials(100, 3, 1.5 * mde / 100.0);
     eprintln!("BIGGER {bigger}");
-    assert!(bigger >= 97, "caught {bigger} of 100 at 1.5 x the MDE {mde:.1} %");
+    assert!(
+        bigger >= 97,
+        "caught {bigger} of 100 at 1.5 x the MDE {mde:.1} %"
+    );
 }
 
 #[test]
@@ -254,15 +274,19 @@ fn history_prediction_test_on_a_drifting_series_stays_quiet() {
             .collect();
         for k in 10..25 {
             let hist = inv(&runs[k - 10..k], None);
-            let same = compare_invocations(&hist, &inv(&[runs[k]], None), Better::Lower, &rule(0), None)
-                .unwrap();
+            let same =
+                compare_invocations(&hist, &inv(&[runs[k]], None), Better::Lower, &rule(0), None)
+                    .unwrap();
             alarms += (same.verdict == Verdict::Regressed) as usize;
             mdes.push(same.mde_pct.unwrap());
             trials += 1;
         }
         series.push(runs);
     }
-    assert!(alarms * 100 <= trials * 2, "{alarms} false alarms in {trials}");
+    assert!(
+        alarms * 100 <= trials * 2,
+        "{alarms} false alarms in {trials}"
+    );
     mdes.sort_by(f64::total_cmp);
     let mde = 1.5 * mdes[mdes.len() / 2] / 100.0;
     let caught: usize = series
@@ -277,5 +301,8 @@ fn history_prediction_test_on_a_drifting_series_stays_quiet() {
         })
         .sum();
     eprintln!("HIST alarms {alarms} caught {caught} of {trials} mde {mde}");
-    assert!(caught * 100 >= trials * 95, "1.5 x MDE caught in {caught} of {trials}");
+    assert!(
+        caught * 100 >= trials * 95,
+        "1.5 x MDE caught in {caught} of {trials}"
+    );
 }
