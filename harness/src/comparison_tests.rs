@@ -314,7 +314,7 @@ fn a_single_new_run_is_judged_against_its_history() {
     // Fewer than history_min (5) earlier runs: not used, and nothing else to compare with.
     let short: Vec<_> = entries
         .iter()
-        .filter(|e| e.started_at < "2026-01-04".to_string())
+        .filter(|e| e.started_at.as_str() < "2026-01-04")
         .cloned()
         .collect();
     let mut now = run(1, 13.0, 100.0);
