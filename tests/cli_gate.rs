@@ -231,7 +231,25 @@ fn interleaved_ab_records_both_sides_and_gates() {
 
     let o = run_ok(&w, &["run", "--ab", &bin, &bin, "s.toml", "--dry-run"]);
     assert!(
-        stdout(&o).contains("2 run(s) x ABBA = 8 slots"),
+        stdout(&o).contains("2 run(s) x ABBAABBAABBA (3 ABBA block(s)) = 24 slots"),
+        "the default is 3 blocks: invocations are the unit of replication; {}",
+        stdout(&o)
+    );
+    let o = run_ok(
+        &w,
+        &[
+            "run",
+            "--ab",
+            &bin,
+            &bin,
+            "s.toml",
+            "--dry-run",
+            "--ab-blocks",
+            "1",
+        ],
+    );
+    assert!(
+        stdout(&o).contains("2 run(s) x ABBA (1 ABBA block(s)) = 8 slots"),
         "{}",
         stdout(&o)
     );
@@ -239,7 +257,17 @@ fn interleaved_ab_records_both_sides_and_gates() {
     run_ok(
         &w,
         &[
-            "run", "--ab", &bin, &bin, "s.toml", "--out", "same", "--filter", "batch=1",
+            "run",
+            "--ab",
+            &bin,
+            &bin,
+            "s.toml",
+            "--out",
+            "same",
+            "--filter",
+            "batch=1",
+            "--ab-blocks",
+            "1",
         ],
     );
     let rec = json_file(&w, "same/ab.json");
@@ -269,7 +297,52 @@ fn interleaved_ab_records_both_sides_and_gates() {
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["base"]["name"], "A");
-    assert_eq!(j["runs"][0]["base_results"], 2, "A's two slots pooled");
+    assert_eq!(j["runs"][0]["base_results"], 2, "A's two slots");
+    let tput = j["runs"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "output_throughput")
+        .unwrap();
+    assert_eq!(tput["replication"], "invocation", "{tput}");
+    assert_eq!(tput["base"]["n"], 2, "{tput}");
+
+    // Calibration from this A/A directory: a gate file with the spread between invocations,
+    // which the gate then pools (and states a minimum detectable regression with).
+    let o = run_ok(&w, &["gate", "--calibrate", "same", "--write", "cal.toml"]);
+    let cal = std::fs::read_to_string(w.path().join("cal.toml")).unwrap();
+    assert_eq!(stdout(&o), cal);
+    assert!(
+        cal.contains("[metric.output_throughput]") && cal.contains("invocation_sd_pct = "),
+        "{cal}"
+    );
+    assert!(
+        cal.contains("invocation_df = 2"),
+        "1 block: 2 df per run; {cal}"
+    );
+    w.write("gate-cal.toml", &format!("{GATE}{cal}"));
+    let o = w.run(&[
+        "gate",
+        "--ab",
+        "same",
+        "--config",
+        "gate-cal.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tput = j["runs"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "output_throughput")
+        .unwrap();
+    assert!(tput["mde_pct"].as_f64().unwrap() > 0.0, "{tput}");
+    assert!(
+        tput["method"].as_str().unwrap().contains("calibrated"),
+        "{tput}"
+    );
 
     let o = run_ok(
         &w,
@@ -283,6 +356,10 @@ fn interleaved_ab_records_both_sides_and_gates() {
             "slow",
             "--filter",
             "batch=1",
+            // 2 blocks (5 df): with 1 block (2 df) a loaded machine can leave even a 100x
+            // slowdown inconclusive against the 90 % band.
+            "--ab-blocks",
+            "2",
         ],
     );
     assert!(
@@ -301,8 +378,8 @@ fn interleaved_ab_records_both_sides_and_gates() {
     assert!(stdout(&o).contains("A: slow/a"), "{}", stdout(&o));
     let o = run_ok(&w, &["show", "slow"]);
     assert!(
-        stdout(&o).contains("4 run(s)"),
-        "both sides: {}",
+        stdout(&o).contains("8 run(s)"),
+        "both sides, 2 blocks: {}",
         stdout(&o)
     );
 }

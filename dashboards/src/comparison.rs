@@ -5,7 +5,7 @@
 use crate::export::markdown_escape as esc;
 use crate::format;
 use crate::terminal::Table;
-use effbench_harness::analysis::verdict::Verdict;
+use effbench_harness::analysis::verdict::{Unit, Verdict};
 use effbench_harness::comparison::{Comparison, MetricComparison, RunComparison};
 
 /// `5.33 ± 0.25`: mean and the larger distance to its 95 % CI bounds.
@@ -46,6 +46,19 @@ fn cells(run: &RunComparison, m: &MetricComparison) -> Vec<String> {
         pct(r.change_pct),
         format!("[{}, {}]", pct(r.change_ci_pct[0]), pct(r.change_ci_pct[1])),
         p_text(r.p_value),
+        format!(
+            "{}+{} {}",
+            r.base.n,
+            r.new.n,
+            match r.unit {
+                Unit::Invocation => "inv",
+                Unit::Iteration => "it",
+            }
+        ),
+        match r.mde_pct {
+            Some(v) if v.is_finite() => format!("{v:.1} %"),
+            _ => "unknown".into(),
+        },
     ]
 }
 
@@ -59,6 +72,8 @@ fn headers(c: &Comparison) -> Vec<String> {
         "change".into(),
         format!("{conf:.0}% CI of change"),
         "p".into(),
+        "n".into(),
+        "MDE".into(),
         "verdict".into(),
     ]
 }
@@ -75,10 +90,15 @@ fn commits(s: &effbench_harness::comparison::SideInfo) -> String {
 
 fn settings_line(c: &Comparison) -> String {
     format!(
-        "α = {} ({}), noise band ±{} %",
+        "α = {}, noise band ±{} %; n: invocations (inv: the unit of replication, t-test on their \
+         values) or, with one invocation a side, iterations (it: {}, band ±{} %); MDE: smallest \
+         regression caught with 80 % power",
         c.settings.alpha,
+        c.settings.noise_band_pct,
         c.settings.test.describe(),
-        c.settings.noise_band_pct
+        c.settings
+            .unreplicated_band_pct
+            .max(c.settings.noise_band_pct)
     )
 }
 
@@ -133,7 +153,7 @@ pub fn table(c: &Comparison) -> String {
 fn md_table(c: &Comparison, only_changed: bool) -> String {
     let h = headers(c);
     let mut out = format!("| {} |\n", h.join(" | "));
-    out.push_str("|:--|:--|--:|--:|--:|:--|--:|:--|\n");
+    out.push_str("|:--|:--|--:|--:|--:|:--|--:|--:|--:|:--|\n");
     for (run, m) in rows(c) {
         if only_changed && m.result.verdict == Verdict::Unchanged {
             continue;
@@ -311,12 +331,14 @@ mod tests {
             "changed rows + the full table in <details>:\n{md}"
         );
         for table in &t {
-            assert!(table.iter().all(|r| r.len() == 8), "{table:?}");
+            assert!(table.iter().all(|r| r.len() == 10), "{table:?}");
         }
         assert_eq!(t[0].len(), 3, "header + the two regressed metrics");
         assert_eq!(t[1].len(), 5, "header + all four comparisons");
         assert_eq!(t[0][1][0], "batch=1");
-        assert_eq!(t[0][1][7], "regressed");
+        assert_eq!(t[0][1][9], "regressed");
+        assert_eq!(t[0][1][7], "30+30 it", "one invocation a side: iterations");
+        assert_eq!(t[0][1][8], "unknown");
         assert!(t[0][1][4].starts_with("+25.0 %"), "{:?}", t[0][1]);
         assert!(md.contains("**Gate failures**"));
         assert!(md.contains("`results/x\\|y`"), "pipes escaped");

@@ -4,6 +4,10 @@
 //! Each slot is a child process `BIN run SUITE --out DIR --filter axis=value ...` (one spec),
 //! so each binary measures with its own code and records its own environment.
 //!
+//! The invocation is the unit of replication: a comparison needs several slots per side to see
+//! the noise between processes, so the default is [`DEFAULT_BLOCKS`] blocks, and each slot's
+//! block is recorded so compare/gate remove the drift between blocks ([`side_blocks`]).
+//!
 //! Layout (what `effbench compare DIR` reads directly as A vs B):
 //! ```text
 //! <out>/ab.json            the plan and what ran: binaries (path, --version, SHA-256), order,
@@ -26,6 +30,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub const AB_FILE: &str = "ab.json";
+
+/// ABBA blocks per spec unless `--ab-blocks` says otherwise: 3 blocks are 6 invocations a side
+/// and leave 8 degrees of freedom for the noise between invocations (block effects and the
+/// A/B difference removed), so a change of about the band plus 2.5 standard deviations of
+/// that noise is caught with 80 % power at α = 0.01. One block leaves 2 degrees of freedom.
+pub const DEFAULT_BLOCKS: usize = 3;
+
+/// Degrees of freedom for the noise between invocations that `blocks` ABBA blocks leave.
+pub fn noise_df(blocks: usize) -> usize {
+    (3 * blocks).saturating_sub(1)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Side {
@@ -70,6 +85,9 @@ pub struct Slot {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<RunState>,
+    /// 0-based ABBA block of this slot within its spec (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<usize>,
     pub started_at: String,
     pub finished_at: String,
 }
@@ -88,6 +106,9 @@ pub struct AbRecord {
     pub blocks: usize,
     /// Arguments passed to both children besides the suite, out dir and filters.
     pub child_args: Vec<String>,
+    /// Arguments passed to B's children only (`--ab-inject-slowdown`: a test knob).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub b_args: Vec<String>,
     pub command: Vec<String>,
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +146,8 @@ pub struct Options {
     pub out: PathBuf,
     pub blocks: usize,
     pub child_args: Vec<String>,
+    /// Extra arguments for B's children only.
+    pub b_args: Vec<String>,
     pub command: Vec<String>,
 }
 
@@ -211,6 +234,7 @@ pub fn run(
         order: "ABBA".into(),
         blocks: opts.blocks,
         child_args: opts.child_args.clone(),
+        b_args: opts.b_args.clone(),
         command: opts.command.clone(),
         started_at: now(),
         finished_at: None,
@@ -232,13 +256,14 @@ pub fn run(
     let width = total.to_string().len().max(2);
     'outer: for spec in specs {
         let label = spec.label(&suite.varying_axes);
-        for side in &sides {
+        for (k, side) in sides.iter().enumerate() {
             if interrupt::requested() {
                 break 'outer;
             }
             let index = rec.slots.len() + 1;
             let rel = format!("{}/{index:0width$}", side.dir());
-            let slot = run_slot(spec, &label, *side, index, &rel, opts)?;
+            let mut slot = run_slot(spec, &label, *side, index, &rel, opts)?;
+            slot.block = Some(k / 4);
             let stop = slot.exit_code == Some(130) || interrupt::requested();
             let m = &mut manifests[(*side == Side::B) as usize];
             if let (Some(id), Some(state)) = (&slot.run_id, slot.state) {
@@ -291,6 +316,9 @@ fn run_slot(
         cmd.arg("--filter").arg(format!("{axis}={v}"));
     }
     cmd.args(&opts.child_args);
+    if side == Side::B {
+        cmd.args(&opts.b_args);
+    }
     let started_at = now();
     let out = cmd
         .output()
@@ -305,6 +333,7 @@ fn run_slot(
         dir: rel.to_string(),
         exit_code: code,
         state: None,
+        block: None,
         started_at,
         finished_at: now(),
     };
@@ -331,6 +360,33 @@ fn run_slot(
         }
     }
     Ok(slot)
+}
+
+/// The ABBA block of every result of `side` of the A/B directory `dir`, in the order
+/// [`crate::result::load_results`] reads that side (its manifest's runs whose file exists).
+pub fn side_blocks(dir: &Path, side: Side) -> Result<Vec<usize>> {
+    let rec = read_record(dir)?;
+    let side_dir = dir.join(side.dir());
+    let m = read_manifest(&side_dir.join(MANIFEST_FILE))?;
+    let per_spec = 4 * rec.blocks.max(1);
+    let mut out = Vec::new();
+    for e in &m.runs {
+        if !side_dir.join(&e.file).is_file() {
+            continue;
+        }
+        let index: usize = e
+            .file
+            .split('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| anyhow!("{}: run file '{}' names no slot", dir.display(), e.file))?;
+        let slot = rec.slots.iter().find(|s| s.index == index);
+        out.push(
+            slot.and_then(|s| s.block)
+                .unwrap_or((index.saturating_sub(1) % per_spec) / 4),
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -50,14 +50,30 @@ fn same_numbers_are_unchanged_and_pass_the_gate() {
 fn slower_ttft_and_lower_throughput_regress() {
     let base = vec![run(1, 10.0, 100.0)];
     let new = vec![run(1, 11.0, 90.0)];
+    // One invocation a side: the noise between invocations is unknown, so the default
+    // unreplicated band (±10 %) holds a 10 % change: not a regression, and a note says why.
     let c = compare(
         &input("base", &base),
         &input("new", &new),
         &GateConfig::default(),
     )
     .unwrap();
+    assert_eq!(c.summary.regressed, 0, "{:#?}", c.runs);
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("one invocation per side")),
+        "{:?}",
+        c.notes
+    );
+    // A narrower unreplicated band (a user who accepts the risk) lets it regress.
+    let narrow = GateConfig {
+        unreplicated_band_pct: 5.0,
+        ..GateConfig::default()
+    };
+    let c = compare(&input("base", &base), &input("new", &new), &narrow).unwrap();
     assert_eq!(c.summary.regressed, 2, "{:#?}", c.runs);
-    let g = evaluate(&c, &GateConfig::default());
+    let g = evaluate(&c, &narrow);
     assert!(!g.passed);
     assert_eq!(g.failures.len(), 2);
     assert!(
@@ -65,16 +81,11 @@ fn slower_ttft_and_lower_throughput_regress() {
         "{g:?}"
     );
     // Swapped: both improved.
-    let c = compare(
-        &input("base", &new),
-        &input("new", &base),
-        &GateConfig::default(),
-    )
-    .unwrap();
+    let c = compare(&input("base", &new), &input("new", &base), &narrow).unwrap();
     assert_eq!(c.summary.improved, 2);
     // Not gated, or tolerated by a threshold: the gate passes.
     let cfg = GateConfig::parse(
-        "[metric.ttft]\ngate = false\n[metric.output_throughput]\nmax_regression_pct = 15\n",
+        "unreplicated_band_pct = 5\n[metric.ttft]\ngate = false\n[metric.output_throughput]\nmax_regression_pct = 15\n",
         "g.toml",
     )
     .unwrap();
@@ -148,7 +159,8 @@ fn replicates_are_pooled_and_scalars_become_samples() {
         .iter()
         .find(|m| m.metric == MetricId::Ttft)
         .unwrap();
-    assert_eq!(ttft.result.base.n, 80);
+    // The invocation is the unit: 2 a side, each the mean of its 40 samples.
+    assert_eq!((ttft.result.base.n, ttft.result.base.samples), (2, 80));
     let rss = r
         .metrics
         .iter()
@@ -156,11 +168,11 @@ fn replicates_are_pooled_and_scalars_become_samples() {
         .unwrap();
     assert_eq!(rss.result.base.n, 2);
     assert!((rss.result.change_pct - 100.0).abs() < 1e-9);
-    // Two values a side cannot reach p < 0.01 with Mann-Whitney (its smallest p is 1/3), so
-    // the default `both` stays inconclusive; Welch alone sees zero variance and decides.
+    // Invocations are compared with the t-test on their values whatever `test` says: two
+    // identical values a side have no spread, so a doubling is a certain regression.
     assert_eq!(
         rss.result.verdict,
-        Verdict::Inconclusive,
+        Verdict::Regressed,
         "{}",
         rss.result.reason
     );
@@ -241,4 +253,80 @@ fn notes_name_machines_and_injected_delays() {
     let json = serde_json::to_value(&c).unwrap();
     assert_eq!(json["kind"], "effbench-comparison");
     assert_eq!(json["runs"][0]["metrics"][0]["verdict"], "unchanged");
+}
+
+#[test]
+fn a_single_new_run_is_judged_against_its_history() {
+    // Six earlier baseline runs of the same spec and machine, ttft 10.0 .. 10.5 ms (a drifting
+    // machine); the new run alone, no baseline directory: the prediction test of one new value
+    // against the history's spread (pooled two-sample t-test with one value on the new side).
+    let mut past = Vec::new();
+    for (k, v) in [10.0, 10.2, 10.1, 10.4, 10.3, 10.5].iter().enumerate() {
+        let mut r = run(1, *v, 100.0);
+        r.started_at = format!("2026-01-0{}T00:00:00.000Z", k + 1);
+        past.push(r);
+    }
+    let (entries, skipped) = crate::history::entries_from(&past, Some("main"));
+    assert!(skipped.is_empty());
+    let cfg = GateConfig {
+        metrics: vec![MetricId::Ttft],
+        ..GateConfig::default()
+    };
+    fn design(h: &[crate::history::Entry]) -> Design<'_> {
+        Design {
+            history: Some(h),
+            history_path: "h.jsonl".into(),
+            ..Design::default()
+        }
+    }
+    let judge = |ttft: f64, entries: &[crate::history::Entry]| {
+        let mut now = run(1, ttft, 100.0);
+        now.started_at = "2026-02-01T00:00:00.000Z".into();
+        let new = vec![now];
+        compare_with(
+            &input("history", &[]),
+            &input("new", &new),
+            &cfg,
+            &design(entries),
+        )
+        .unwrap()
+    };
+    // 10.3 ms: inside the history's spread.
+    let c = judge(10.3, &entries);
+    let r = &c.runs[0];
+    assert_eq!(r.history.len(), 6, "{:?}", r.history);
+    let m = &r.metrics[0].result;
+    assert_eq!((m.base.n, m.new.n), (6, 1));
+    assert_eq!(m.unit, crate::analysis::verdict::Unit::Invocation);
+    assert!(
+        m.method
+            .contains("6 of the base from the history (h.jsonl)"),
+        "{}",
+        m.method
+    );
+    assert_ne!(m.verdict, Verdict::Regressed, "{}", m.reason);
+    assert!(m.mde_pct.is_some());
+    assert!(evaluate(&c, &cfg).passed);
+    // 13 ms: far beyond it (sd of ln values ~1.8 %, +27 % from the mean).
+    let c = judge(13.0, &entries);
+    assert_eq!(c.runs[0].metrics[0].result.verdict, Verdict::Regressed);
+    assert!(!evaluate(&c, &cfg).passed);
+    // Fewer than history_min (5) earlier runs: not used, and nothing else to compare with.
+    let short: Vec<_> = entries
+        .iter()
+        .filter(|e| e.started_at.as_str() < "2026-01-04")
+        .cloned()
+        .collect();
+    let mut now = run(1, 13.0, 100.0);
+    now.started_at = "2026-02-01T00:00:00.000Z".into();
+    let new = vec![now];
+    let e = compare_with(
+        &input("history", &[]),
+        &input("new", &new),
+        &cfg,
+        &design(&short),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("fewer than 5 earlier runs"), "{e}");
 }

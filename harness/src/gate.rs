@@ -9,14 +9,20 @@
 //! fail_on_failed = true        # a run ok in the baseline but failed in the current set fails
 //! fail_on_missing = false      # a baseline run absent from the current set fails
 //! fail_on_inconclusive = false
+//! unreplicated_band_pct = 10.0 # one invocation per side: only changes beyond ±10 % count
+//! history_last = 10            # gate --history: judge against the last 10 baseline runs ...
+//! history_min = 5              # ... when at least 5 exist
 //! [metric.ttft]
 //! noise_band_pct = 3.0         # per-metric noise band
 //! max_regression_pct = 5.0     # relative threshold: tolerate up to 5 % worse
 //! max_regression_abs = 0.5     # absolute threshold in the metric's unit (ms here)
+//! invocation_sd_pct = 1.8      # calibrated spread between invocations (gate --calibrate) ...
+//! invocation_df = 22           # ... and its degrees of freedom
 //! [metric.load_time]
 //! gate = false                 # compared and shown, never fails the gate
 //! ```
 
+use crate::analysis::invocations::Spread;
 use crate::analysis::verdict::{Rule, TestChoice, Verdict};
 use crate::comparison::Comparison;
 use crate::metric::{name_hash, MetricId};
@@ -40,6 +46,13 @@ pub struct MetricRule {
     /// `false`: compared and reported but never fails the gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<bool>,
+    /// Calibrated standard deviation between invocations on this machine, in % (SD of
+    /// ln(value) x 100), as `gate --calibrate` writes it; pooled with the spread observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation_sd_pct: Option<f64>,
+    /// Degrees of freedom behind `invocation_sd_pct`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation_df: Option<f64>,
 }
 
 /// Settings of `compare` and `gate`.
@@ -56,6 +69,13 @@ pub struct GateConfig {
     pub fail_on_inconclusive: bool,
     /// Base seed of the bootstrap (per run and metric: seed xor FNV-1a(id/metric)).
     pub seed: u64,
+    /// Band (±%) for a comparison with one invocation per side and no calibrated spread: the
+    /// noise between invocations is unknown, so only a change beyond it can regress.
+    pub unreplicated_band_pct: f64,
+    /// `gate --history`: judge against at most this many most recent baseline runs ...
+    pub history_last: usize,
+    /// ... and only when at least this many exist (else the baseline side alone).
+    pub history_min: usize,
     #[serde(rename = "metric", skip_serializing_if = "BTreeMap::is_empty")]
     pub per_metric: BTreeMap<MetricId, MetricRule>,
 }
@@ -71,6 +91,9 @@ impl Default for GateConfig {
             fail_on_missing: false,
             fail_on_inconclusive: false,
             seed: 42,
+            unreplicated_band_pct: 10.0,
+            history_last: 10,
+            history_min: 5,
             per_metric: BTreeMap::new(),
         }
     }
@@ -115,16 +138,30 @@ impl GateConfig {
             }
         };
         pct("noise_band_pct".into(), self.noise_band_pct)?;
+        pct("unreplicated_band_pct".into(), self.unreplicated_band_pct)?;
+        if self.history_last < 2 || self.history_min < 2 {
+            return Err(format!(
+                "history_last = {} and history_min = {} must be at least 2 (a spread needs 2 runs)",
+                self.history_last, self.history_min
+            ));
+        }
         for (m, r) in &self.per_metric {
             let fields = [
                 ("noise_band_pct", r.noise_band_pct),
                 ("max_regression_pct", r.max_regression_pct),
                 ("max_regression_abs", r.max_regression_abs),
+                ("invocation_sd_pct", r.invocation_sd_pct),
+                ("invocation_df", r.invocation_df),
             ];
             for (f, v) in fields {
                 if let Some(v) = v {
                     pct(format!("[metric.{m}] {f}"), v)?;
                 }
+            }
+            if r.invocation_sd_pct.is_some() != r.invocation_df.is_some() {
+                return Err(format!(
+                    "[metric.{m}] invocation_sd_pct and invocation_df go together (gate --calibrate writes both)"
+                ));
             }
         }
         Ok(())
@@ -141,6 +178,16 @@ impl GateConfig {
             max_regression_abs: o.max_regression_abs,
             seed: self.seed ^ name_hash(&format!("{run_id}/{metric}")),
         }
+    }
+
+    /// The calibrated spread between invocations of `metric`, if any.
+    pub fn spread(&self, metric: MetricId) -> Option<Spread> {
+        let r = self.per_metric.get(&metric)?;
+        Some(Spread {
+            sd_pct: r.invocation_sd_pct?,
+            df: r.invocation_df?,
+        })
+        .filter(|s| s.df > 0.0)
     }
 
     /// Whether a regression of `metric` fails the gate.

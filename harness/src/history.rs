@@ -7,7 +7,8 @@
 //! points and segments found in their values; `effbench history trends --format json` prints
 //! the same as a [`Trends`] document (JSON Schemas `history-entry.v1` and `trends.v1` in
 //! `harness/schema/`). Machines are part of the key because timings from different machines
-//! are not one series. Results measured with `--inject-delay` are never appended.
+//! are not one series. Results measured with `--inject-delay`/`--inject-slowdown` are never
+//! appended. [`baselines`] picks a new result's earlier runs for `gate --history`.
 
 use crate::analysis::changepoint::{detect, segments, ChangePoint, ChangePointConfig, Segment};
 use crate::metric::{Better, MetricId};
@@ -60,14 +61,15 @@ pub fn machine(r: &RunResult) -> String {
     m
 }
 
-/// Entries for every metric of every ok result; results with an injected delay are skipped
+/// Entries for every metric of every ok result; results with an injected delay or slowdown
+/// are skipped
 /// (returned second, by id).
 pub fn entries_from(results: &[RunResult], tag: Option<&str>) -> (Vec<Entry>, Vec<String>) {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     for r in results.iter().filter(|r| r.status.state == RunState::Ok) {
-        if r.config.measure.inject_delay_ms > 0.0 {
+        if r.config.measure.is_injected() {
             skipped.push(r.id.clone());
             continue;
         }
@@ -123,6 +125,34 @@ pub fn read(path: &Path) -> Result<(Vec<Entry>, Option<String>)> {
         }
     }
     Ok((out, torn))
+}
+
+/// The history's baselines for a new result `like`: entries of the same suite, run id and
+/// machine, not from a run in `seen` (the results being compared, which may have been appended
+/// already), of the `last` most recent runs (by start time). Returns the number of runs and
+/// their entries (every metric).
+pub fn baselines<'e>(
+    entries: &'e [Entry],
+    like: &RunResult,
+    seen: &[&RunResult],
+    last: usize,
+) -> (usize, Vec<&'e Entry>) {
+    let m = machine(like);
+    let mut matching: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.suite == like.suite.name && e.run_id == like.id && e.machine == m)
+        .filter(|e| {
+            !seen
+                .iter()
+                .any(|r| r.id == e.run_id && r.started_at == e.started_at)
+        })
+        .collect();
+    let mut starts: Vec<&str> = matching.iter().map(|e| e.started_at.as_str()).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let keep: Vec<&str> = starts[starts.len().saturating_sub(last)..].to_vec();
+    matching.retain(|e| keep.contains(&e.started_at.as_str()));
+    (keep.len(), matching)
 }
 
 fn key(e: &Entry) -> (String, String, MetricId) {

@@ -176,6 +176,42 @@ pub fn student_t_two_sided(t: f64, df: f64) -> f64 {
     beta_inc(df / 2.0, 0.5, df / (df + t * t)).clamp(0.0, 1.0)
 }
 
+/// Quantile of Student's t with `df` degrees of freedom: the t with P(T <= t) = `p`, for p in
+/// (0, 1) (bisection on [`student_t_two_sided`], 1e-12 relative). Infinite df: the normal.
+pub fn student_t_quantile(p: f64, df: f64) -> f64 {
+    if !(p > 0.0 && p < 1.0) || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    if p == 0.5 {
+        return 0.0;
+    }
+    let tail = 2.0 * p.min(1.0 - p);
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    while student_t_two_sided(hi, df) > tail {
+        hi *= 2.0;
+        if hi > 1e12 {
+            break;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if student_t_two_sided(mid, df) > tail {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= 1e-12 * hi {
+            break;
+        }
+    }
+    let t = 0.5 * (lo + hi);
+    if p > 0.5 {
+        t
+    } else {
+        -t
+    }
+}
+
 fn mean_var(xs: &[f64]) -> (f64, f64) {
     (crate::stats::mean(xs), crate::stats::stdev(xs).powi(2))
 }

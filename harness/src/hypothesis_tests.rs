@@ -35,6 +35,20 @@ fn student_t_tails_match_tables() {
 }
 
 #[test]
+fn student_t_quantiles_match_tables() {
+    // Tables: t_{0.995, 8} = 3.355387, t_{0.8, 10} = 0.879058. By hand: df = 2 has
+    // t = (2p - 1) / sqrt(2p(1 - p)), df = 1 (Cauchy) t = tan(pi (p - 1/2)).
+    close(student_t_quantile(0.995, 8.0), 3.355387331, 1e-8);
+    close(student_t_quantile(0.8, 10.0), 0.879057829, 1e-8);
+    close(student_t_quantile(0.975, 2.0), 4.302652729749462, 1e-10);
+    close(student_t_quantile(0.995, 1.0), 63.6567411628717, 1e-10);
+    close(student_t_quantile(0.025, 2.0), -4.302652729749462, 1e-10);
+    close(student_t_quantile(0.975, 1e9), 1.959963984540054, 1e-8);
+    assert_eq!(student_t_quantile(0.5, 3.0), 0.0);
+    assert!(student_t_quantile(1.0, 3.0).is_nan() && student_t_quantile(0.9, 0.0).is_nan());
+}
+
+#[test]
 fn welch_matches_scipy() {
     let r = welch_t_test(&[1., 2., 3., 4., 5.], &[2., 4., 6., 8., 10., 12.]).unwrap();
     // Hand: means 3 and 7, variances 2.5 and 14; se² = 0.5 + 14/6 = 17/6;

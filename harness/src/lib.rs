@@ -30,9 +30,11 @@ pub mod ab;
 pub mod analysis;
 pub mod axes;
 pub mod backend;
+pub mod calibration;
 pub mod cluster;
 
 pub mod comparison;
+pub mod counters;
 pub mod env;
 pub mod fixtures;
 pub mod gate;

@@ -117,6 +117,13 @@ metric_table! {
         "time to load the model and build the session, before warm-up"),
     PeakRss => ("peak_rss", "bytes", Lower,
         "process peak resident set size (VmHWM) over the measured window, reset before it"),
+    // --- per-iteration process counters (low noise on a shared host; harness/src/counters.rs) ---
+    CpuTime => ("cpu_time", "ms", Lower,
+        "process CPU time (user + system, all threads) per measured iteration; waiting for a CPU is not counted"),
+    Instructions => ("instructions", "count", Lower,
+        "retired instructions per measured iteration, user space, all threads (perf_event_open; absent where the kernel exposes no hardware counters)"),
+    Cycles => ("cycles", "count", Lower,
+        "CPU cycles per measured iteration, user space, all threads (perf_event_open; absent where the kernel exposes no hardware counters)"),
     // --- external worker processes (backend `process`) ---
     PeakDeviceMemoryAllocated => ("peak_device_memory_allocated", "bytes", Lower,
         "peak bytes held by the framework's device allocator over the measured window (e.g. torch.cuda.max_memory_allocated)"),

@@ -9,6 +9,7 @@
 //! full run per step (crate::serving::search).
 
 use crate::backend::{Backend, GenerationTrace, IterationCtx, Sample, Session, Window, Work};
+use crate::counters::{self, Counters, Event, Snapshot};
 use crate::env::Environment;
 use crate::interrupt;
 use crate::matrix::RunSpec;
@@ -42,6 +43,13 @@ struct Gathered {
     measured_s: f64,
     /// The session reported that it has no more work.
     done: bool,
+    /// Per-iteration process counters (crate::counters), one entry per measured iteration
+    /// without reported overhead: CPU ms, and the hardware events that could be opened.
+    cpu_ms: Vec<f64>,
+    /// `None` once a read failed or the kernel multiplexed the counter (dropped, noted).
+    hw: Vec<(MetricId, Option<Vec<f64>>)>,
+    /// Lines for the result's log (unavailable or dropped counters).
+    notes: Vec<String>,
 }
 
 fn now_rfc3339() -> String {
@@ -194,6 +202,7 @@ pub fn run_spec_with(
         })
     } else {
         let outcome = measure(spec, session.as_mut(), &mut meters, &mut gathered, progress);
+        result.log.append(&mut gathered.notes);
         // Meters stop right after the window whatever happened in it.
         for m in meters.iter_mut() {
             let reading = m.stop(gathered.measured_s);
@@ -284,6 +293,11 @@ pub fn run_spec_with(
             .warnings
             .push(warnings::injected_delay(spec.measure.inject_delay_ms));
     }
+    if spec.measure.inject_slowdown_pct > 0.0 {
+        result.warnings.push(warnings::injected_slowdown(
+            spec.measure.inject_slowdown_pct,
+        ));
+    }
     if spec.scenario == Scenario::Training && result.status.state == RunState::Ok && !gathered.done
     {
         result
@@ -371,6 +385,7 @@ fn measure(
         }
     }
     progress.phase("measuring");
+    let mut counters = open_counters(session, g);
     for meter in meters.iter_mut() {
         meter.start();
     }
@@ -381,20 +396,33 @@ fn measure(
             g.measured_s = t0.elapsed().as_secs_f64();
             return Err(interrupt::Interrupted.into());
         }
+        let before = counters.as_mut().map(Counters::read);
         let t = Instant::now();
         if m.inject_delay_ms > 0.0 {
             // Test knob, inside the timed iteration so every backend is slowed the same way.
             std::thread::sleep(std::time::Duration::from_secs_f64(m.inject_delay_ms / 1e3));
         }
+        let t_work = Instant::now();
         let sample = guarded("a measured iteration", || {
             session.iteration(IterationCtx {
                 index: n,
                 warmup: false,
             })
         });
+        if m.inject_slowdown_pct > 0.0 {
+            // Test knob: the iteration takes this much longer, as busy work (CPU time too).
+            let until = t_work + t_work.elapsed().mul_f64(m.inject_slowdown_pct / 100.0);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
         let dt = t.elapsed().as_secs_f64();
+        let after = counters.as_mut().map(Counters::read);
         g.measured_s = t0.elapsed().as_secs_f64();
         let sample: Sample = sample?;
+        if let (Some(a), Some(b), true) = (before, after, sample.overhead_s == 0.0) {
+            record_counters(g, &a, &b);
+        }
         let dt = (dt - sample.overhead_s).max(0.0);
         n += 1;
         g.iteration_ms.push(dt * 1e3);
@@ -417,6 +445,54 @@ fn measure(
             && (m.target_rel_ci <= 0.0 || rel_half_width_normal(&g.iteration_ms) <= m.target_rel_ci)
         {
             return Ok(());
+        }
+    }
+}
+
+/// The per-iteration counters for an in-process session (`None` for a session whose work
+/// runs in another process: a worker's CPU is not this process's). Notes say what is missing.
+fn open_counters(session: &dyn Session, g: &mut Gathered) -> Option<Counters> {
+    if session.timestamp_source() != WALL_CLOCK {
+        g.notes.push(format!(
+            "cpu_time, instructions, cycles: not measured; the work runs in another process \
+             ({}), whose CPU is not this process's",
+            session.timestamp_source()
+        ));
+        return None;
+    }
+    let c = Counters::open();
+    for why in &c.unavailable {
+        g.notes
+            .push(format!("counter unavailable, not measured: {why}"));
+    }
+    g.hw = c
+        .hardware
+        .iter()
+        .map(|p| {
+            let id = match p.event() {
+                Event::Cycles => MetricId::Cycles,
+                _ => MetricId::Instructions,
+            };
+            (id, Some(Vec::new()))
+        })
+        .collect();
+    Some(c)
+}
+
+fn record_counters(g: &mut Gathered, a: &Snapshot, b: &Snapshot) {
+    g.cpu_ms
+        .push(b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e6);
+    for (i, (id, v)) in g.hw.iter_mut().enumerate() {
+        match (a.hw[i], b.hw[i], v.as_mut()) {
+            (Some(x), Some(y), Some(v)) => v.push(y.saturating_sub(x) as f64),
+            (_, _, Some(_)) => {
+                *v = None;
+                g.notes.push(format!(
+                    "{id}: dropped, the kernel multiplexed the counter or a read failed \
+                     (the counts would be estimates)"
+                ));
+            }
+            _ => {}
         }
     }
 }
@@ -450,6 +526,19 @@ fn gathered_metrics(g: &Gathered, clock: &str, seed: u64, scenario: Scenario) ->
     let mut out = trace::generation_metrics(&g.traces, clock, seed);
     for (id, v) in &g.values {
         out.push(trace::sampled_capped(*id, v.clone(), clock, seed));
+    }
+    if !g.cpu_ms.is_empty() {
+        out.push(Metric::sampled(
+            MetricId::CpuTime,
+            g.cpu_ms.clone(),
+            counters::CPU_TIME_SOURCE,
+            seed,
+        ));
+    }
+    for (id, v) in &g.hw {
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            out.push(Metric::sampled(*id, v.clone(), counters::PERF_SOURCE, seed));
+        }
     }
     let window_s: f64 = g.iteration_ms.iter().sum::<f64>() / 1e3;
     if window_s > 0.0 && scenario != Scenario::Training {

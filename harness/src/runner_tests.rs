@@ -185,6 +185,7 @@ fn quick(min_iters: u64, max_iters: u64) -> MeasureConfig {
         max_duration_s: 60.0,
         target_rel_ci: 0.0,
         inject_delay_ms: 0.0,
+        inject_slowdown_pct: 0.0,
     }
 }
 

@@ -67,6 +67,14 @@ pub struct MeasureConfig {
     /// Test knob (`run --inject-delay`): sleep this many ms inside every measured iteration,
     /// to check that compare/gate catch a slowdown. Recorded in every result, never hidden.
     pub inject_delay_ms: f64,
+    /// Test knob (`run --inject-slowdown`): busy-wait after every measured iteration for this
+    /// % of its own time, inside the timed window, so the iteration takes that much longer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub inject_slowdown_pct: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for MeasureConfig {
@@ -80,11 +88,26 @@ impl Default for MeasureConfig {
             max_duration_s: 30.0,
             target_rel_ci: 0.0,
             inject_delay_ms: 0.0,
+            inject_slowdown_pct: 0.0,
         }
     }
 }
 
 impl MeasureConfig {
+    /// Whether a test knob (injected delay or slowdown) deliberately slowed the iterations.
+    pub fn is_injected(&self) -> bool {
+        self.inject_delay_ms > 0.0 || self.inject_slowdown_pct > 0.0
+    }
+
+    /// These settings without the test knobs (what must match between compared runs).
+    pub fn without_test_knobs(&self) -> MeasureConfig {
+        MeasureConfig {
+            inject_delay_ms: 0.0,
+            inject_slowdown_pct: 0.0,
+            ..self.clone()
+        }
+    }
+
     /// Checks ranges; errors name the `[measure]` field.
     pub fn check(&self) -> std::result::Result<(), String> {
         let non_neg = [
@@ -93,6 +116,7 @@ impl MeasureConfig {
             ("max_duration_s", self.max_duration_s),
             ("target_rel_ci", self.target_rel_ci),
             ("inject_delay_ms", self.inject_delay_ms),
+            ("inject_slowdown_pct", self.inject_slowdown_pct),
         ];
         for (name, v) in non_neg {
             if !v.is_finite() || v < 0.0 {
@@ -120,6 +144,12 @@ impl MeasureConfig {
             return Err(format!(
                 "[measure] inject_delay_ms = {} is more than a minute per iteration",
                 self.inject_delay_ms
+            ));
+        }
+        if self.inject_slowdown_pct > 1000.0 {
+            return Err(format!(
+                "[measure] inject_slowdown_pct = {} is more than 1000 %",
+                self.inject_slowdown_pct
             ));
         }
         if self.target_rel_ci >= 1.0 {

@@ -71,6 +71,20 @@ pub fn injected_delay(ms: f64) -> Warning {
     }
 }
 
+/// The `--inject-slowdown` test knob was on (same kind as an injected delay: a test knob).
+pub fn injected_slowdown(pct: f64) -> Warning {
+    Warning {
+        kind: WarningKind::InjectedDelay,
+        message: format!(
+            "Every measured iteration was slowed by {pct} % of its own time (--inject-slowdown, \
+             a busy wait inside the timed iteration): iteration-time based metrics (throughputs, \
+             cpu_time) are deliberately worse; latencies timed by the backend are not."
+        ),
+        hint: "Only for testing compare/gate; run without --inject-slowdown for real numbers."
+            .into(),
+    }
+}
+
 /// Warnings about the iteration times of a measured window (ms, in order).
 pub fn check_iterations(times_ms: &[f64], min_iters: u64) -> Vec<Warning> {
     let mut out = Vec::new();

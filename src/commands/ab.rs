@@ -18,9 +18,10 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         .collect();
     if args.dry_run {
         println!(
-            "{}: {} run(s) x {order} = {} slots, nothing executed (--dry-run)",
+            "{}: {} run(s) x {order} ({} ABBA block(s)) = {} slots, nothing executed (--dry-run)",
             args.suite.display(),
             specs.len(),
+            args.ab_blocks,
             specs.len() * order.len()
         );
         for s in specs {
@@ -33,9 +34,18 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| default_out_dir(Path::new("results"), &format!("{}/ab", suite.name)));
     let mut child_args = meter_args(&args.meters);
+    // Each slot is one spec: rebuilding the whole site after every slot only costs time.
+    child_args.push("--no-site".to_string());
     if let Some(ms) = args.inject_delay {
         child_args.extend(["--inject-delay".to_string(), format!("{ms}ms")]);
     }
+    if let Some(pct) = args.inject_slowdown {
+        child_args.extend(["--inject-slowdown".to_string(), pct.to_string()]);
+    }
+    let b_args = match args.ab_inject_slowdown {
+        Some(pct) => vec!["--inject-slowdown".to_string(), pct.to_string()],
+        None => Vec::new(),
+    };
     let opts = Options {
         bin_a: args.ab[0].clone(),
         bin_b: args.ab[1].clone(),
@@ -43,17 +53,24 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         out: out.clone(),
         blocks: args.ab_blocks,
         child_args,
+        b_args,
         command: std::env::args().collect(),
     };
     // Fail on a bad binary before printing anything else.
     ab::probe(&opts.bin_a, "BIN_A")?;
     ab::probe(&opts.bin_b, "BIN_B")?;
     eprintln!(
-        "effbench: A/B of suite '{}' ({} runs x {order}); A = {}, B = {}",
+        "effbench: A/B of suite '{}' ({} runs x {} ABBA block(s) = {} slots; {} degrees of \
+         freedom for the noise between invocations per run, --ab-blocks); A = {}, B = {}{}",
         suite.name,
         specs.len(),
+        args.ab_blocks,
+        specs.len() * order.len(),
+        ab::noise_df(args.ab_blocks),
         opts.bin_a.display(),
-        opts.bin_b.display()
+        opts.bin_b.display(),
+        args.ab_inject_slowdown
+            .map_or(String::new(), |p| format!(" slowed by {p} % (test knob)"))
     );
     let rec = ab::run(&info, specs, &opts, &mut |slot, done, total| {
         let side = if slot.side == Side::A { "A" } else { "B" };
@@ -81,6 +98,8 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         match super::compare::build(
             &[(out.join("a"), "A"), (out.join("b"), "B")],
             &GateConfig::default(),
+            Some(&out),
+            None,
         ) {
             Ok(c) => print!("\n{}", effbench_dashboards::comparison::table(&c)),
             Err(e) => eprintln!(

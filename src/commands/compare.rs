@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use effbench_harness::analysis::verdict::TestChoice;
-use effbench_harness::comparison::{self, Comparison, Input};
+use effbench_harness::comparison::{self, Comparison, Design, Input};
 use effbench_harness::gate::{parse_pct, GateConfig};
 use effbench_harness::{ab, result, MetricId};
 use std::path::{Path, PathBuf};
@@ -102,15 +102,63 @@ pub fn sides(
     }
 }
 
-/// Loads both sides and compares them.
-pub fn build(sides: &[(PathBuf, &str); 2], cfg: &GateConfig) -> Result<Comparison> {
-    let base = result::load_results(&sides[0].0)?;
+/// Earlier baseline runs for `gate --history`.
+pub struct HistoryInput {
+    pub path: PathBuf,
+    pub entries: Vec<effbench_harness::history::Entry>,
+}
+
+impl HistoryInput {
+    /// Reads the history file, keeping the entries with `tag` when one is given.
+    pub fn load(path: &Path, tag: Option<&str>) -> Result<HistoryInput> {
+        let (mut entries, torn) = effbench_harness::history::read(path)?;
+        if let Some(t) = torn {
+            eprintln!("warning: {t}");
+        }
+        if let Some(tag) = tag {
+            entries.retain(|e| e.tag.as_deref() == Some(tag));
+        }
+        Ok(HistoryInput {
+            path: path.to_path_buf(),
+            entries,
+        })
+    }
+}
+
+/// Loads both sides and compares them; `ab_dir` (an A/B directory) pairs the slots by ABBA
+/// block; `history` adds earlier baseline runs. An empty base path means no base results
+/// (history only).
+pub fn build(
+    sides: &[(PathBuf, &str); 2],
+    cfg: &GateConfig,
+    ab_dir: Option<&Path>,
+    history: Option<&HistoryInput>,
+) -> Result<Comparison> {
+    let base = if sides[0].0.as_os_str().is_empty() {
+        Vec::new()
+    } else {
+        result::load_results(&sides[0].0)?
+    };
     let new = result::load_results(&sides[1].0)?;
     let (bp, np) = (
         sides[0].0.display().to_string(),
         sides[1].0.display().to_string(),
     );
-    comparison::compare(
+    let mut design = Design::default();
+    if let Some(dir) = ab_dir {
+        let blocks = |side, n: usize| -> Result<Option<Vec<usize>>> {
+            let b = ab::side_blocks(dir, side)?;
+            // A side whose files do not line up with its manifest is compared unpaired.
+            Ok((b.len() == n).then_some(b))
+        };
+        design.base_blocks = blocks(ab::Side::A, base.len())?;
+        design.new_blocks = blocks(ab::Side::B, new.len())?;
+    }
+    if let Some(h) = history {
+        design.history = Some(&h.entries);
+        design.history_path = h.path.display().to_string();
+    }
+    comparison::compare_with(
         &Input {
             name: sides[0].1,
             path: &bp,
@@ -122,6 +170,7 @@ pub fn build(sides: &[(PathBuf, &str); 2], cfg: &GateConfig) -> Result<Compariso
             results: &new,
         },
         cfg,
+        &design,
     )
 }
 
@@ -136,7 +185,8 @@ pub fn render(c: &Comparison, format: Format, title: &str) -> Result<String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     let cfg = args.settings.resolve()?;
     let sides = sides(&args.base, args.new.as_deref(), ["base", "new"])?;
-    let c = build(&sides, &cfg)?;
+    let ab_dir = args.new.is_none().then_some(args.base.as_path());
+    let c = build(&sides, &cfg, ab_dir, None)?;
     print!("{}", render(&c, args.format, "effbench compare")?);
     Ok(ExitCode::SUCCESS)
 }

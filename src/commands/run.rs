@@ -20,6 +20,7 @@ effbench run suites/quickstart.toml --out results/mine --json > summary.json\n  
 effbench run suites/quickstart.toml --grid-intensity 350 --pue 1.2 --price-per-hour 3.5\n  \
 effbench run --ab ./effbench-main ./effbench-pr suites/quickstart.toml   (interleaved A/B, ABBA)\n  \
 effbench run suites/quickstart.toml --inject-delay 5ms   (test knob: a deliberate slowdown)\n  \
+effbench run --ab ./effbench ./effbench suites/quickstart.toml --ab-inject-slowdown 10   (B 10 % slower)\n  \
 effbench run suites/train-tiny.toml --resume")]
 pub struct Args {
     /// Suite file (TOML), or the name of a shipped one (`quickstart`).
@@ -48,14 +49,24 @@ pub struct Args {
     /// invocation; results in <out>/a and <out>/b, `effbench compare <out>` compares them.
     #[arg(long, num_args = 2, value_names = ["BIN_A", "BIN_B"], conflicts_with = "shard")]
     pub ab: Vec<PathBuf>,
-    /// ABBA blocks per spec with --ab (2 slots per side each).
-    #[arg(long, default_value_t = 1, requires = "ab")]
+    /// ABBA blocks per spec with --ab (2 slots per side each). The invocation is the unit of
+    /// replication: 3 blocks leave 8 degrees of freedom for the noise between invocations.
+    #[arg(long, default_value_t = effbench_harness::ab::DEFAULT_BLOCKS, requires = "ab")]
     pub ab_blocks: usize,
+    /// Test knob for --ab: slow only BIN_B's iterations by this % (passes --inject-slowdown
+    /// to B's slots), to measure how often the gate catches a known regression.
+    #[arg(long, value_name = "PCT", value_parser = parse_slowdown, requires = "ab")]
+    pub ab_inject_slowdown: Option<f64>,
     /// Test knob: sleep this long inside every measured iteration (e.g. 5ms, 500us, 0.1s), to
     /// check that compare/gate catch a slowdown. Recorded in each result's [measure] and
     /// warned about; it slows throughputs, not backend-timed latencies.
     #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
     pub inject_delay: Option<f64>,
+    /// Test knob: busy-wait after every measured iteration for this % of its own time (e.g.
+    /// 10 or 10%), inside the timed iteration, so it takes that much longer. Recorded in each
+    /// result's [measure] and warned about; such results never enter the history.
+    #[arg(long, value_name = "PCT", value_parser = parse_slowdown)]
+    pub inject_slowdown: Option<f64>,
     /// Do not rebuild the leaderboard site (results/site) after the run.
     #[arg(long)]
     pub no_site: bool,
@@ -88,6 +99,15 @@ pub fn parse_delay(s: &str) -> Result<f64, String> {
     match num.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 && v * ms_per_unit <= 60_000.0 => Ok(v * ms_per_unit),
         _ => Err(format!("'{s}' is not a duration between 0 and 60s")),
+    }
+}
+
+/// `10`, `10%` -> 10.0 (at most 1000 %).
+pub fn parse_slowdown(s: &str) -> Result<f64, String> {
+    match effbench_harness::gate::parse_pct(s) {
+        Ok(v) if v <= 1000.0 => Ok(v),
+        Ok(_) => Err(format!("'{s}' is more than 1000 %")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -135,6 +155,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(ms) = args.inject_delay {
         for s in &mut specs {
             s.measure.inject_delay_ms = ms;
+        }
+    }
+    if let Some(pct) = args.inject_slowdown {
+        for s in &mut specs {
+            s.measure.inject_slowdown_pct = pct;
         }
     }
     if !args.ab.is_empty() {

@@ -27,6 +27,7 @@ pub fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
             max_duration_s: 10.0,
             target_rel_ci: 0.0,
             inject_delay_ms: 0.0,
+            inject_slowdown_pct: 0.0,
         },
         ..RunSpec::new("test", Scenario::Inference, "candle", map, 7)
     }

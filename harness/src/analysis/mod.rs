@@ -8,6 +8,7 @@ pub mod changepoint;
 pub mod config;
 pub mod csv;
 pub mod dynascore;
+pub mod invocations;
 pub mod pareto;
 pub mod suite;
 pub mod table;

@@ -114,11 +114,34 @@ impl Default for Rule {
 /// One side's samples, summarised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Side {
+    /// Units the test used: samples (iteration level) or invocations (see `unit`).
     pub n: usize,
     pub mean: f64,
     pub stdev: f64,
-    /// Percentile-bootstrap 95 % CI of the mean.
+    /// Percentile-bootstrap 95 % CI of the mean (iteration level), or the t interval of the
+    /// mean of the invocation values (invocation level; a single invocation: the value).
     pub ci95: [f64; 2],
+    /// Raw samples behind the invocation values (invocation level; 0 when not known).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub samples: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What a comparison treats as one independent observation.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// Raw samples (iterations, tokens) of one process each: only honest when they are
+    /// independent draws (synthetic data, or one invocation per side with a wide band).
+    #[default]
+    Iteration,
+    /// Invocations (ABBA slots, runs, history entries), each summarised by its headline value.
+    Invocation,
 }
 
 /// Everything the decision used, for reports and JSON.
@@ -147,6 +170,21 @@ pub struct SampleComparison {
     pub verdict: Verdict,
     /// Why, in one sentence.
     pub reason: String,
+    /// The unit of replication the test used (JSON `replication`: a comparison row's `unit`
+    /// is the metric's unit).
+    #[serde(default, rename = "replication")]
+    pub unit: Unit,
+    /// How the change was tested (design, model, degrees of freedom).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    /// Degrees of freedom of the noise estimate (invocation level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub df: Option<f64>,
+    /// Minimum detectable regression: the smallest worsening, in % of the base (a positive
+    /// number), that this comparison calls `regressed` with 80 % probability at its α and band.
+    /// Absent where the noise between invocations is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde_pct: Option<f64>,
 }
 
 fn summary(xs: &[f64], means: &mut [f64]) -> Side {
@@ -165,6 +203,7 @@ fn summary(xs: &[f64], means: &mut [f64]) -> Side {
         mean: crate::stats::mean(xs),
         stdev: crate::stats::stdev(xs),
         ci95,
+        samples: 0,
     }
 }
 
@@ -240,30 +279,28 @@ pub fn compare_samples(
         TestChoice::Both => p_welch.zip(p_mann_whitney).map(|(a, b)| a.max(b)),
     };
     let significant = p_value.is_some_and(|p| p < rule.alpha);
-    let noise = rule.noise_band_pct.abs();
-    let mut worse = noise;
-    if let Some(r) = rule.max_regression_pct {
-        worse = worse.max(r.abs());
-    }
-    if let (Some(a), true) = (rule.max_regression_abs, mx != 0.0) {
-        worse = worse.max(100.0 * a.abs() / mx.abs());
-    }
-    let band_pct = match better {
-        Better::Lower => [-noise, worse],
-        Better::Higher => [-worse, noise],
+    let band_pct = band(rule, better, mx);
+    let (verdict, reason) = if nx < 2 || ny < 2 {
+        (
+            Verdict::Inconclusive,
+            format!("too few samples for a test (n = {nx} vs {ny}; at least 2 a side)"),
+        )
+    } else if mx == 0.0 {
+        (
+            Verdict::Inconclusive,
+            "the base mean is 0, so a relative change is undefined".into(),
+        )
+    } else {
+        judge(
+            change_pct,
+            change_ci_pct,
+            band_pct,
+            better,
+            p_value,
+            significant,
+            confidence,
+        )
     };
-    let (verdict, reason) = decide(
-        nx,
-        ny,
-        mx,
-        change_pct,
-        change_ci_pct,
-        band_pct,
-        better,
-        p_value,
-        significant,
-        confidence,
-    );
     Ok(SampleComparison {
         base: base_side,
         new: new_side,
@@ -279,14 +316,59 @@ pub fn compare_samples(
         band_pct,
         verdict,
         reason,
+        unit: Unit::Iteration,
+        method: String::new(),
+        df: None,
+        mde_pct: None,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    nx: usize,
-    ny: usize,
-    mx: f64,
+/// One invocation per side: its iterations share one process's machine state, so their test
+/// cannot see the noise between invocations. The iteration-level comparison decides only
+/// beyond the band widened to ±`wide_band_pct` (the documented default for unreplicated
+/// comparisons, `unreplicated_band_pct`), and says so; no minimum detectable effect is claimed.
+pub fn compare_unreplicated(
+    base: &[f64],
+    new: &[f64],
+    better: Better,
+    rule: &Rule,
+    wide_band_pct: f64,
+) -> Result<SampleComparison, String> {
+    let wide = Rule {
+        noise_band_pct: rule.noise_band_pct.max(wide_band_pct),
+        ..rule.clone()
+    };
+    let mut c = compare_samples(base, new, better, &wide)?;
+    c.method = format!(
+        "one invocation per side: the noise between invocations is unknown, so the \
+         iteration-level {} decides only beyond a band of ±{} %",
+        rule.test.describe(),
+        wide.noise_band_pct
+    );
+    Ok(c)
+}
+
+/// The no-change region [low, high] in % of the base mean `base_mean`: the noise band, widened
+/// on the worse side by the relative or absolute threshold (the largest applies).
+pub fn band(rule: &Rule, better: Better, base_mean: f64) -> [f64; 2] {
+    let noise = rule.noise_band_pct.abs();
+    let mut worse = noise;
+    if let Some(r) = rule.max_regression_pct {
+        worse = worse.max(r.abs());
+    }
+    if let (Some(a), true) = (rule.max_regression_abs, base_mean != 0.0) {
+        worse = worse.max(100.0 * a.abs() / base_mean.abs());
+    }
+    match better {
+        Better::Lower => [-noise, worse],
+        Better::Higher => [-worse, noise],
+    }
+}
+
+/// The verdict from a change (%), its CI at `confidence`, the band and the test: regressed or
+/// improved when significant AND the whole CI lies beyond the band; unchanged when the CI (or,
+/// not significant, the estimate) lies inside it; else inconclusive. With the reason.
+pub fn judge(
     change: f64,
     ci: [f64; 2],
     band: [f64; 2],
@@ -296,18 +378,6 @@ fn decide(
     confidence: f64,
 ) -> (Verdict, String) {
     use Verdict::*;
-    if nx < 2 || ny < 2 {
-        return (
-            Inconclusive,
-            format!("too few samples for a test (n = {nx} vs {ny}; at least 2 a side)"),
-        );
-    }
-    if mx == 0.0 {
-        return (
-            Inconclusive,
-            "the base mean is 0, so a relative change is undefined".into(),
-        );
-    }
     let p = p.unwrap_or(1.0);
     let pct = |v: f64| format!("{v:+.2} %");
     let ci_text = format!(

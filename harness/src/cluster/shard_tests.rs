@@ -26,6 +26,7 @@ fn fixed(iters: u64) -> MeasureConfig {
         max_duration_s: 1e9,
         target_rel_ci: 0.0,
         inject_delay_ms: 0.0,
+        inject_slowdown_pct: 0.0,
     }
 }
 

@@ -1,0 +1,308 @@
+//! Hand-worked fits, and false alarms / power on synthetic runs that look like a shared
+//! machine: each invocation has its own offset (frequency, cache, neighbours), the machine
+//! drifts as a random walk from one invocation to the next, and the samples inside an
+//! invocation are AR(1)-autocorrelated — not i.i.d. draws.
+use super::*;
+use crate::analysis::verdict::compare_samples;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn inv(values: &[f64], block: Option<usize>) -> Vec<Invocation> {
+    values.iter().map(|v| Invocation::new(*v, block)).collect()
+}
+
+#[test]
+fn pooled_fit_by_hand() {
+    // Unblocked: the pooled two-sample t-test on ln values.
+    let base = inv(&[100.0, 110.0], None);
+    let new = inv(&[121.0], None);
+    let f = fit(&base, &new).unwrap();
+    let (a, b) = (100f64.ln(), 110f64.ln());
+    let m = (a + b) / 2.0;
+    assert!((f.delta - (121f64.ln() - m)).abs() < 1e-12);
+    assert!((f.ss - ((a - m).powi(2) + (b - m).powi(2))).abs() < 1e-12);
+    assert_eq!((f.df, f.paired_blocks), (1.0, 1));
+    assert!((f.weight - 2.0 / 3.0).abs() < 1e-12);
+    assert!(f.log);
+}
+
+#[test]
+fn abba_blocks_remove_drift() {
+    // Two ABBA blocks; the machine is 10 % slower in the second; B is 5 % slower than A
+    // everywhere. Block effects absorb the drift exactly: δ = ln 1.05, no residual.
+    let mut base = inv(&[100.0, 100.0], Some(0));
+    base.extend(inv(&[110.0, 110.0], Some(1)));
+    let mut new = inv(&[105.0, 105.0], Some(0));
+    new.extend(inv(&[115.5, 115.5], Some(1)));
+    let f = fit(&base, &new).unwrap();
+    assert!((f.delta - 1.05f64.ln()).abs() < 1e-12, "{f:?}");
+    assert!(f.ss < 1e-20);
+    // 4 cells of 2 (1 df each) + 2 paired blocks - 1.
+    assert_eq!(f.df, 5.0);
+    assert_eq!(f.weight, 2.0);
+    let c = compare_invocations(&base, &new, Better::Lower, &Rule::default(), None).unwrap();
+    assert_eq!(c.verdict, Verdict::Regressed, "{}", c.reason);
+    assert!((c.change_pct - 5.0).abs() < 1e-9);
+    assert_eq!((c.base.n, c.new.n), (4, 4));
+    assert!(c.method.contains("2 ABBA block(s)"), "{}", c.method);
+    // Unblocked, the drift is noise and the same data is not a significant change.
+    let strip = |v: &[Invocation]| -> Vec<Invocation> {
+        v.iter().map(|i| Invocation::new(i.value, None)).collect()
+    };
+    let c = compare_invocations(
+        &strip(&base),
+        &strip(&new),
+        Better::Lower,
+        &Rule::default(),
+        None,
+    )
+    .unwrap();
+    assert!(!c.significant, "{}", c.reason);
+}
+
+#[test]
+fn one_invocation_a_side_needs_a_calibrated_spread() {
+    let (base, new) = (inv(&[100.0], None), inv(&[103.0], None));
+    assert!(!replicated(&base, &new, None));
+    let e = compare_invocations(&base, &new, Better::Lower, &Rule::default(), None);
+    assert!(e.unwrap_err().contains("one invocation per side"));
+    let prior = Spread {
+        sd_pct: 1.0,
+        df: 20.0,
+    };
+    assert!(replicated(&base, &new, Some(prior)));
+    let c = compare_invocations(&base, &new, Better::Lower, &Rule::default(), Some(prior)).unwrap();
+    // se = 1 % x sqrt(2); t = ln 1.03 / se = 2.09 < t_{0.995, 20} = 2.85: not significant.
+    assert_eq!(c.df, Some(20.0));
+    assert!(
+        !c.significant && c.verdict == Verdict::Inconclusive,
+        "{}",
+        c.reason
+    );
+    assert!(c.method.contains("calibrated 1.00 %"), "{}", c.method);
+    // The MDE: band 2 % plus (2.845 + 0.860) x 1.414 % on the ln scale.
+    let k = (student_t_quantile(0.995, 20.0) + student_t_quantile(0.8, 20.0)) * 0.01 * 2f64.sqrt();
+    let want = 100.0 * ((1.02f64).ln() + k).exp_m1();
+    assert!((c.mde_pct.unwrap() - want).abs() < 1e-9, "{:?}", c.mde_pct);
+}
+
+#[test]
+fn zero_spread_and_the_linear_scale() {
+    // Identical values: unchanged; a constant shift with no noise: a certain change.
+    let c = compare_invocations(
+        &inv(&[5.0, 5.0], None),
+        &inv(&[5.0, 5.0], None),
+        Better::Lower,
+        &Rule::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.verdict, Verdict::Unchanged);
+    let c = compare_invocations(
+        &inv(&[5.0, 5.0], None),
+        &inv(&[10.0, 10.0], None),
+        Better::Lower,
+        &Rule::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.verdict, Verdict::Regressed, "{}", c.reason);
+    assert!((c.change_pct - 100.0).abs() < 1e-9);
+    // A zero among the values: the linear scale, change relative to the base mean.
+    let c = compare_invocations(
+        &inv(&[0.0, 2.0], None),
+        &inv(&[3.0, 5.0], None),
+        Better::Lower,
+        &Rule::default(),
+        None,
+    )
+    .unwrap();
+    assert!((c.change_pct - 300.0).abs() < 1e-9, "{}", c.change_pct);
+    assert!(c.method.contains("t-test on the values"), "{}", c.method);
+    let c = compare_invocations(
+        &inv(&[0.0, 0.0], None),
+        &inv(&[1.0, 0.0], None),
+        Better::Lower,
+        &Rule::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.verdict, Verdict::Inconclusive, "{}", c.reason);
+}
+
+/// A shared machine: the level of invocation k is drift_k + offset_k (ln units), drift a
+/// random walk over invocations; its `iters` samples are AR(1) (φ = 0.8) around that level.
+struct Machine {
+    rng: ChaCha8Rng,
+    drift: f64,
+    walk_sd: f64,
+    offset_sd: f64,
+    iter_sd: f64,
+}
+
+impl Machine {
+    fn new(seed: u64) -> Machine {
+        Machine {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            drift: 0.0,
+            walk_sd: 0.01,
+            offset_sd: 0.03,
+            iter_sd: 0.03,
+        }
+    }
+
+    fn normal(&mut self) -> f64 {
+        let u1: f64 = 1.0 - self.rng.random::<f64>();
+        let u2: f64 = self.rng.random();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// One invocation's samples of a latency-like metric around 10 ms, slowed by `slow`.
+    fn invocation(&mut self, iters: usize, slow: f64) -> Vec<f64> {
+        self.drift += self.walk_sd * self.normal();
+        let level = self.drift + self.offset_sd * self.normal();
+        let phi: f64 = 0.8;
+        let mut e = self.iter_sd * self.normal();
+        (0..iters)
+            .map(|_| {
+                e = phi * e + self.iter_sd * (1.0 - phi * phi).sqrt() * self.normal();
+                10.0 * (1.0 + slow) * (level + e).exp()
+            })
+            .collect()
+    }
+}
+
+/// One ABBA trial: the invocations of A and B, and the raw samples of the first block.
+fn abba(seed: u64, blocks: usize, slow: f64) -> (Vec<Invocation>, Vec<Invocation>, [Vec<f64>; 2]) {
+    let mut m = Machine::new(seed);
+    let (mut a, mut b, mut raw) = (vec![], vec![], [vec![], vec![]]);
+    for block in 0..blocks {
+        for is_b in [false, true, true, false] {
+            let s = m.invocation(40, if is_b { slow } else { 0.0 });
+            let i = Invocation {
+                value: crate::stats::mean(&s),
+                block: Some(block),
+                samples: s.len(),
+            };
+            if block == 0 {
+                raw[is_b as usize].extend_from_slice(&s);
+            }
+            if is_b {
+                b.push(i)
+            } else {
+                a.push(i)
+            }
+        }
+    }
+    (a, b, raw)
+}
+
+fn rule(seed: u64) -> Rule {
+    Rule {
+        seed,
+        ..Rule::default()
+    }
+}
+
+/// Trials regressed (and the median MDE the comparisons reported).
+fn abba_trials(trials: u64, blocks: usize, slow: f64) -> (usize, f64) {
+    let mut hits = 0;
+    let mut mdes = Vec::new();
+    for t in 0..trials {
+        let (a, b, _) = abba(7000 + t, blocks, slow);
+        let c = compare_invocations(&a, &b, Better::Lower, &rule(t), None).unwrap();
+        hits += (c.verdict == Verdict::Regressed) as usize;
+        mdes.push(c.mde_pct.unwrap());
+    }
+    mdes.sort_by(f64::total_cmp);
+    (hits, mdes[mdes.len() / 2])
+}
+
+#[test]
+fn abba_a_a_trials_on_drifting_autocorrelated_runs_stay_quiet() {
+    let (hits, _) = abba_trials(200, 3, 0.0);
+    assert!(hits <= 2, "invocation-level false alarms: {hits} of 200");
+    // The old way on the same machine: one block's raw samples pooled as if independent
+    // draws. It cries wolf, as the real runs did: the reason for all of this.
+    let pooled = (0..200u64)
+        .filter(|t| {
+            let (_, _, [x, y]) = abba(7000 + t, 1, 0.0);
+            compare_samples(&x, &y, Better::Lower, &rule(*t))
+                .unwrap()
+                .verdict
+                == Verdict::Regressed
+        })
+        .count();
+    eprintln!("POOLED {pooled} hits {hits}");
+    assert!(
+        pooled >= 30,
+        "pooled iteration-level false alarms: {pooled} of 200"
+    );
+}
+
+#[test]
+fn abba_power_matches_the_reported_minimum_detectable_effect() {
+    // The MDE is stated at 80 % power: a slowdown of that size is caught about that often,
+    // a larger one nearly always.
+    let (_, mde) = abba_trials(100, 3, 0.0);
+    assert!(mde > 2.0 && mde < 30.0, "{mde}");
+    let (at_mde, _) = abba_trials(200, 3, mde / 100.0);
+    eprintln!("ATMDE {at_mde} mde {mde}");
+    assert!(
+        (130..=185).contains(&at_mde),
+        "caught {at_mde} of 200 at the MDE {mde:.1} %"
+    );
+    let (bigger, _) = abba_trials(100, 3, 1.5 * mde / 100.0);
+    eprintln!("BIGGER {bigger}");
+    assert!(
+        bigger >= 97,
+        "caught {bigger} of 100 at 1.5 x the MDE {mde:.1} %"
+    );
+}
+
+#[test]
+fn history_prediction_test_on_a_drifting_series_stays_quiet() {
+    // One run per commit on a drifting machine; each new run is judged against the previous
+    // 10 runs (the history window), as `gate --history` does.
+    let (mut alarms, mut trials) = (0, 0);
+    let (mut mdes, mut series) = (Vec::new(), Vec::new());
+    for k in 0..20u64 {
+        let mut m = Machine::new(9000 + k);
+        m.walk_sd = 0.004;
+        let runs: Vec<f64> = (0..25)
+            .map(|_| crate::stats::mean(&m.invocation(40, 0.0)))
+            .collect();
+        for k in 10..25 {
+            let hist = inv(&runs[k - 10..k], None);
+            let same =
+                compare_invocations(&hist, &inv(&[runs[k]], None), Better::Lower, &rule(0), None)
+                    .unwrap();
+            alarms += (same.verdict == Verdict::Regressed) as usize;
+            mdes.push(same.mde_pct.unwrap());
+            trials += 1;
+        }
+        series.push(runs);
+    }
+    assert!(
+        alarms * 100 <= trials * 2,
+        "{alarms} false alarms in {trials}"
+    );
+    mdes.sort_by(f64::total_cmp);
+    let mde = 1.5 * mdes[mdes.len() / 2] / 100.0;
+    let caught: usize = series
+        .iter()
+        .flat_map(|runs| {
+            (10..25).map(move |k| {
+                let hist = inv(&runs[k - 10..k], None);
+                let slow = inv(&[runs[k] * (1.0 + mde)], None);
+                let c = compare_invocations(&hist, &slow, Better::Lower, &rule(0), None).unwrap();
+                (c.verdict == Verdict::Regressed) as usize
+            })
+        })
+        .sum();
+    eprintln!("HIST alarms {alarms} caught {caught} of {trials} mde {mde}");
+    assert!(
+        caught * 100 >= trials * 95,
+        "1.5 x MDE caught in {caught} of {trials}"
+    );
+}

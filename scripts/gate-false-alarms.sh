@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# An experiment, not a test: how often does `effbench gate` cry wolf on unchanged code, and how
+# often does it catch a known slowdown? On this machine, with the real CLI and model.
+#
+# For each mode it runs N A/A trials (the same effbench on both sides) and N trials in which
+# only the current side is slowed by SLOW_PCT % (`--inject-slowdown`: a busy wait inside every
+# timed iteration), interleaved so drift of the machine hits both kinds alike, and prints the
+# false-alarm rate (gate failed on A/A) and the power (gate failed on the slowdown) with 95 %
+# Wilson intervals, plus the median minimum detectable regression the gate reported.
+#
+# Modes:
+#   abba        `run --ab BIN BIN` (default blocks, or BLOCKS) then `gate --ab`
+#   history     one run, then `gate --current RUN --history H`: judged against the last
+#               baseline runs of the same spec and machine (HISTORY_RUNS >= 5 are run first;
+#               every A/A run is appended afterwards, as CI on main would)
+#   sequential  one run against the previous baseline run (`gate --baseline --current`): one
+#               invocation per side, so only a change beyond the wide default band can regress
+#
+# Workload: suites/quickstart.toml --filter dtype=f32 --filter batch=1 (2 runs: prompt_len 32
+# and 128) with short [measure] settings. About 25 minutes with N=20 on an idle 2-core VM.
+#
+#   scripts/gate-false-alarms.sh                       # N=20, SLOW_PCT=10, all modes
+#   N=5 MODES="abba" scripts/gate-false-alarms.sh      # a quick look
+#   GATE_CONFIG=gate-calibrated.toml scripts/gate-false-alarms.sh   # with a calibrated file
+#
+# Environment: N, SLOW_PCT, MODES, BLOCKS (--ab-blocks), HISTORY_RUNS, GATE_CONFIG,
+# EFFBENCH_BIN (default target/debug/effbench, built if missing), OUT (work directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N="${N:-20}"
+SLOW_PCT="${SLOW_PCT:-10}"
+MODES="${MODES:-abba history sequential}"
+HISTORY_RUNS="${HISTORY_RUNS:-8}"
+BLOCKS="${BLOCKS:-}"
+BIN="${EFFBENCH_BIN:-target/debug/effbench}"
+OUT="${OUT:-target/gate-false-alarms/$(date -u +%Y%m%dT%H%M%SZ)}"
+if [ ! -x "$BIN" ]; then
+  cargo build --bin effbench
+fi
+BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+mkdir -p "$OUT"
+LOG="$OUT/log.txt"
+GATE_ARGS=()
+[ -n "${GATE_CONFIG:-}" ] && GATE_ARGS=(--config "$GATE_CONFIG")
+FILTERS=(--filter dtype=f32 --filter batch=1)
+
+# The quickstart suite with short measurement windows (same model, matrix and settings else).
+SUITE="$OUT/quickstart-short.toml"
+sed -e 's/^warmup_iters = .*/warmup_iters = 3/' \
+    -e 's/^min_duration_s = .*/min_duration_s = 0.3/' \
+    -e 's/^max_duration_s = .*/max_duration_s = 1.0/' \
+    suites/quickstart.toml > "$SUITE"
+
+# The default model is trained on first use: do it now, outside the timed trials.
+"$BIN" run "$SUITE" "${FILTERS[@]}" --out "$OUT/warmup" --no-site >>"$LOG" 2>&1
+
+echo "# gate-false-alarms: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) CPUs)"
+echo "# effbench: $("$BIN" --version) at $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "# N=$N trials per kind, slowdown $SLOW_PCT %, blocks ${BLOCKS:-default}, gate config ${GATE_CONFIG:-default}"
+echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# gate exit code (0 passed, 1 failed) of one trial; anything else stops the experiment.
+gate() {
+  local code=0
+  "$BIN" gate "$@" "${GATE_ARGS[@]}" --format json >/dev/null 2>>"$LOG" || code=$?
+  if [ "$code" -gt 1 ]; then
+    echo "gate error (exit $code): $*; see $LOG" >&2
+    exit 2
+  fi
+  echo "$code"
+}
+
+record() { # mode kind trial exit gate-json
+  echo "$1 $2 $3 $4 $5" >>"$OUT/trials.txt"
+}
+
+run_one() { # dir [extra run args...]
+  local dir="$1"; shift
+  "$BIN" run "$SUITE" "${FILTERS[@]}" --out "$dir" --no-site "$@" >>"$LOG" 2>&1
+}
+
+: >"$OUT/trials.txt"
+for mode in $MODES; do
+  case "$mode" in
+    abba)
+      for i in $(seq 1 "$N"); do
+        for kind in aa slow; do
+          d="$OUT/abba/$kind-$i"
+          extra=()
+          [ "$kind" = slow ] && extra=(--ab-inject-slowdown "$SLOW_PCT")
+          [ -n "$BLOCKS" ] && extra+=(--ab-blocks "$BLOCKS")
+          "$BIN" run --ab "$BIN" "$BIN" "$SUITE" "${FILTERS[@]}" --out "$d" "${extra[@]}" \
+            >>"$LOG" 2>&1
+          code=$(gate --ab "$d" --json-out "$d/gate.json")
+          record abba "$kind" "$i" "$code" "$d/gate.json"
+          echo "abba $kind $i: $([ "$code" = 0 ] && echo passed || echo FAILED)" >&2
+        done
+      done
+      ;;
+    history)
+      H="$OUT/history/history.jsonl"
+      mkdir -p "$OUT/history"
+      for k in $(seq 1 "$HISTORY_RUNS"); do
+        run_one "$OUT/history/base-$k"
+        "$BIN" history append "$OUT/history/base-$k" --file "$H" >>"$LOG" 2>&1
+      done
+      for i in $(seq 1 "$N"); do
+        for kind in aa slow; do
+          d="$OUT/history/$kind-$i"
+          if [ "$kind" = slow ]; then run_one "$d" --inject-slowdown "$SLOW_PCT"; else run_one "$d"; fi
+          code=$(gate --current "$d" --history "$H" --json-out "$d/gate.json")
+          record history "$kind" "$i" "$code" "$d/gate.json"
+          echo "history $kind $i: $([ "$code" = 0 ] && echo passed || echo FAILED)" >&2
+          # CI on main appends every unchanged build; slowed runs are refused anyway.
+          [ "$kind" = aa ] && "$BIN" history append "$d" --file "$H" >>"$LOG" 2>&1
+        done
+      done
+      ;;
+    sequential)
+      prev="$OUT/sequential/base-0"
+      run_one "$prev"
+      for i in $(seq 1 "$N"); do
+        for kind in aa slow; do
+          d="$OUT/sequential/$kind-$i"
+          if [ "$kind" = slow ]; then run_one "$d" --inject-slowdown "$SLOW_PCT"; else run_one "$d"; fi
+          code=$(gate --baseline "$prev" --current "$d" --json-out "$d/gate.json")
+          record sequential "$kind" "$i" "$code" "$d/gate.json"
+          echo "sequential $kind $i: $([ "$code" = 0 ] && echo passed || echo FAILED)" >&2
+          [ "$kind" = aa ] && prev="$d"
+        done
+      done
+      ;;
+    *) echo "unknown mode '$mode' (abba, history, sequential)" >&2; exit 2 ;;
+  esac
+done
+
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$OUT/trials.txt" "$SLOW_PCT" <<'EOF'
+import json, math, statistics, sys
+from collections import defaultdict
+
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+slow = sys.argv[2]
+
+def wilson(k, n, z=1.959963984540054):
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+by = defaultdict(list)
+for mode, kind, trial, code, path in rows:
+    by[(mode, kind)].append((int(code), path))
+
+print(f"{'mode':<11} {'A/A false alarms':<28} {'caught ' + slow + ' % slowdown':<28} median MDE (gated metrics, % worse, 80 % power)")
+for mode in dict.fromkeys(m for m, _ in by):
+    aa, sl = by.get((mode, "aa"), []), by.get((mode, "slow"), [])
+    fa, ca = sum(c for c, _ in aa), sum(c for c, _ in sl)
+    lo, hi = wilson(fa, len(aa))
+    plo, phi = wilson(ca, len(sl))
+    mde = defaultdict(list)
+    for _, path in aa:
+        try:
+            c = json.load(open(path))
+        except Exception:
+            continue
+        for r in c["runs"]:
+            for m in r["metrics"]:
+                if m.get("gated") and m.get("mde_pct") is not None:
+                    mde[f"{r['label'] or '-'} {m['metric']}"].append(m["mde_pct"])
+    keys = [k for k in mde if any(x in k for x in ("output_throughput", "cpu_time", "instructions", "ttft", "tpot", "e2e_latency"))]
+    mtext = ", ".join(f"{k} {statistics.median(mde[k]):.1f}" for k in keys) or "unknown (one invocation per side)"
+    print(f"{mode:<11} {fa}/{len(aa)} = {fa/len(aa) if aa else float('nan'):.2f} [{lo:.2f}, {hi:.2f}]".ljust(40)
+          + f" {ca}/{len(sl)} = {ca/len(sl) if sl else float('nan'):.2f} [{plo:.2f}, {phi:.2f}]".ljust(30) + f" {mtext}")
+    for kind, items in (("A/A", aa), ("slow", sl)):
+        failed = defaultdict(int)
+        for code, path in items:
+            if code != 1:
+                continue
+            try:
+                for f in json.load(open(path))["gate"]["failures"]:
+                    failed[" ".join(f.split(":")[0].split()[-2:])] += 1
+            except Exception:
+                pass
+        if failed:
+            print(f"    {kind} failures by run/metric: " + ", ".join(f"{k} x{v}" for k, v in sorted(failed.items())))
+print("(rates with 95 % Wilson intervals; results and gate reports under the work directory)")
+EOF
+echo "# work directory: $OUT"
