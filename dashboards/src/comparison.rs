@@ -130,7 +130,7 @@ pub fn table(c: &Comparison) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    effbench_harness::escape::markdown(s)
 }
 
 fn md_table(c: &Comparison, only_changed: bool) -> String {

@@ -16,6 +16,9 @@
 //! - [`serving`]: load tests against servers (arrival schedules, request records, goodput,
 //!   streamed histograms, server search).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
+//! - [`interrupt`]: Ctrl-C, SIGTERM and SIGHUP (stop, save, exit 128 + signal); [`guard`]:
+//!   child processes that never outlive effbench; [`limits`]: the caps and range checks on
+//!   every number from outside.
 //! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
 //!   worker process (timeouts, bounded lines, stderr tail, always reaped).
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
@@ -33,20 +36,26 @@ pub mod cluster;
 
 pub mod comparison;
 pub mod env;
+pub mod escape;
 pub mod fixtures;
 pub mod gate;
+pub mod guard;
 pub mod history;
 pub mod hypothesis;
 pub mod interrupt;
 pub mod invocation;
+pub mod limits;
 pub mod matrix;
 pub mod meters;
 pub mod metric;
+pub mod names;
+pub mod plausible;
 pub mod progress;
 pub mod protocol;
 pub mod result;
 pub mod runner;
 pub mod schema;
+pub mod secrets;
 pub mod serving;
 pub mod stats;
 pub mod suite;
