@@ -214,3 +214,24 @@ pub fn backends_of(specs: &[RunSpec]) -> String {
     }
     names.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_full_disk_is_a_machine_failure_not_bad_input() {
+        // A real ENOSPC: /dev/full refuses every write with it.
+        let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            eprintln!("skipped: no /dev/full on this machine");
+            return;
+        };
+        let e = f.write_all(b"x").and_then(|_| f.sync_all()).unwrap_err();
+        let e = anyhow::Error::new(e).context("cannot write 'results/x.json'");
+        assert_eq!(exit_code_of(&e), EXIT_SYSTEM);
+        assert_eq!(exit_code_of(&anyhow::anyhow!("bad key")), EXIT_BAD_INPUT);
+        let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(exit_code_of(&e), EXIT_BAD_INPUT, "a missing file is the input's fault");
+    }
+}
