@@ -92,6 +92,10 @@ fn float_seconds_and_counts_from_flags_are_range_checked() {
             "--probe-s = 1e300 is out of range",
         ),
         (
+            vec!["serve", "--model", "seeded", "--grace-s", "1e20"],
+            "--grace-s = 1e20 is out of range",
+        ),
+        (
             vec!["plan", "s.toml", "--shards", "1000000000000"],
             "shard count = 1000000000000 is out of range",
         ),
