@@ -23,7 +23,7 @@ fn a_suite_named_dot_dot_is_refused() {
 #[test]
 fn numbers_past_their_range_are_refused_at_validate_naming_the_key() {
     let w = Work::new();
-    let cases: [(&str, String, &str); 5] = [
+    let cases: [(&str, String, &str); 6] = [
         (
             "idle_baseline_s",
             tiny_suite("s", "", QUICK) + "[meters]\nidle_baseline_s = 1e20\n",
@@ -42,7 +42,12 @@ fn numbers_past_their_range_are_refused_at_validate_naming_the_key() {
         (
             "batch",
             tiny_suite("s", "batch = 1000000000\nprompt_len = 8\ngen_len = 2", QUICK),
+            "axis 'batch' = 1000000000 is out of range: allowed 1 to 65536",
+        ),
+        (
             "tokens per iteration",
+            tiny_suite("s", "batch = 65536\nprompt_len = 1024\ngen_len = 1", QUICK),
+            "tokens per iteration, more than the maximum",
         ),
         (
             "max_iters",

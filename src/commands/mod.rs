@@ -33,8 +33,7 @@ use std::path::Path;
 
 pub const EXIT_RUN_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
-/// Ctrl-C; after another signal the exit status is 128 + it ([`effbench_harness::interrupt::exit_code`]).
-pub const EXIT_INTERRUPTED: u8 = 130;
+// Stopped by a signal: 128 + it, from [`effbench_harness::interrupt::exit_code`].
 /// The machine failed (disk full, I/O error): the input was fine, trying again may work.
 pub const EXIT_SYSTEM: u8 = 3;
 
