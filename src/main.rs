@@ -73,8 +73,9 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            let line = effbench_harness::escape::clip(&effbench_harness::runner::error_line(&e), 4000)
-                .into_owned();
+            let line =
+                effbench_harness::escape::clip(&effbench_harness::runner::error_line(&e), 4000)
+                    .into_owned();
             let _ = writeln!(std::io::stderr(), "error: {line}");
             ExitCode::from(commands::exit_code_of(&e))
         }

@@ -15,7 +15,10 @@ fn a_suite_named_dot_dot_is_refused() {
     for name in ["..", ".", ".hidden"] {
         w.write("s.toml", &tiny_suite(name, "", QUICK));
         let line = assert_clean_error(&w.run(&["run", "s.toml"]), 2);
-        assert!(line.contains("name") && line.contains("starts with '.'"), "{line}");
+        assert!(
+            line.contains("name") && line.contains("starts with '.'"),
+            "{line}"
+        );
     }
     assert!(!w.path().join("results").exists(), "nothing written");
 }
@@ -41,7 +44,11 @@ fn numbers_past_their_range_are_refused_at_validate_naming_the_key() {
         ),
         (
             "batch",
-            tiny_suite("s", "batch = 1000000000\nprompt_len = 8\ngen_len = 2", QUICK),
+            tiny_suite(
+                "s",
+                "batch = 1000000000\nprompt_len = 8\ngen_len = 2",
+                QUICK,
+            ),
             "axis 'batch' = 1000000000 is out of range: allowed 1 to 65536",
         ),
         (
@@ -137,7 +144,10 @@ fn credentials_in_a_base_url_are_refused_and_never_written() {
         "lg",
     ]);
     let line = assert_clean_error(&o, 2);
-    assert!(!line.contains("s3cretKEY99") && line.contains("api-key-env"), "{line}");
+    assert!(
+        !line.contains("s3cretKEY99") && line.contains("api-key-env"),
+        "{line}"
+    );
     assert!(!w.path().join("lg").exists(), "nothing written");
 }
 

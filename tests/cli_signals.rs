@@ -91,7 +91,12 @@ fn run_stopped_by(sig: i32, name: &str) {
     std::thread::sleep(Duration::from_millis(300));
     send(child.id(), sig);
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(128 + sig), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -182,7 +187,12 @@ fn sigterm_stops_loadgen_and_saves_the_run() {
     });
     send(child.id(), libc::SIGTERM);
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143), "{err}");
     let m = manifest(&w.path().join("out"));
@@ -238,7 +248,12 @@ fn sigterm_stops_the_trainer_child_too() {
     let (mut child, trainer) = start_training_child(&w);
     send(child.id(), libc::SIGTERM);
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143), "{err}");
     wait_gone(trainer, "the trainer child");

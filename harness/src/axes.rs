@@ -314,7 +314,11 @@ impl AxisDef {
         }
         if let Some(x) = v.as_f64() {
             let (lo, hi) = range(self.name, self.kind);
-            let unit = if self.name == "request_rate" { " req/s" } else { "" };
+            let unit = if self.name == "request_rate" {
+                " req/s"
+            } else {
+                ""
+            };
             crate::limits::check_f64(&format!("axis '{}'", self.name), x, lo, hi, unit)?;
         }
         Ok(())

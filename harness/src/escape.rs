@@ -59,7 +59,10 @@ pub fn yaml(s: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             c if c.is_control()
-                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}') =>
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+                ) =>
             {
                 out.push_str(&format!("\\u{:04x}", c as u32));
             }
@@ -184,7 +187,10 @@ mod tests {
             // a quoted word starts and ends with ' and holds no bare '
             if q != *s {
                 assert!(q.starts_with('\'') && q.ends_with('\''), "{q}");
-                assert!(!q[1..q.len() - 1].replace("'\\''", "").contains('\''), "{q}");
+                assert!(
+                    !q[1..q.len() - 1].replace("'\\''", "").contains('\''),
+                    "{q}"
+                );
             }
         }
     }
@@ -195,8 +201,9 @@ mod tests {
             let y = yaml(s);
             let inner = &y[1..y.len() - 1];
             assert!(
-                !inner.chars().any(|c| c.is_control()
-                    || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')),
+                !inner
+                    .chars()
+                    .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')),
                 "{y}"
             );
             assert!(!inner.replace("\\\"", "").contains('"'), "{y}");
@@ -219,7 +226,8 @@ mod tests {
             let body = c.trim_start_matches('"');
             assert!(
                 !body.starts_with(['=', '+', '@', '\t', '\r'])
-                    && (!body.starts_with('-') || body.trim_end_matches('"').parse::<f64>().is_ok()),
+                    && (!body.starts_with('-')
+                        || body.trim_end_matches('"').parse::<f64>().is_ok()),
                 "{c}"
             );
         }

@@ -216,10 +216,17 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(20), "no grandchild");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(alive(grandchild));
         drop(g);
         let _ = child.wait();
-        assert!(wait_gone(grandchild), "grandchild {grandchild} outlived the guardian");
+        assert!(
+            wait_gone(grandchild),
+            "grandchild {grandchild} outlived the guardian"
+        );
     }
 }

@@ -149,7 +149,10 @@ mod tests {
     fn float_seconds_never_panic() {
         for bad in [1e20, 1e300, f64::NAN, f64::INFINITY, -1.0, f64::MAX] {
             let e = seconds("--grace-s", bad).unwrap_err();
-            assert!(e.starts_with("--grace-s = ") && e.contains("allowed 0 to"), "{e}");
+            assert!(
+                e.starts_with("--grace-s = ") && e.contains("allowed 0 to"),
+                "{e}"
+            );
             let _ = seconds_clamped(bad);
         }
         assert_eq!(seconds("t", 1.5).unwrap(), Duration::from_millis(1500));

@@ -425,11 +425,19 @@ fn check_axis(origin: &str, backends: &[&Planned], name: &str, values: &[AxisVal
 /// Tokens one iteration holds: batch x (prompt_len + gen_len), or batch x seq_len for
 /// training (serving runs send one request at a time).
 fn tokens_per_iteration(spec: &RunSpec) -> (u64, String) {
-    let get = |a: &str| spec.param(a).and_then(AxisValue::as_i64).unwrap_or(0).max(0) as u64;
+    let get = |a: &str| {
+        spec.param(a)
+            .and_then(AxisValue::as_i64)
+            .unwrap_or(0)
+            .max(0) as u64
+    };
     let batch = get("batch").max(1);
     if spec.scenario == Scenario::Training {
         let n = batch.saturating_mul(get("seq_len").saturating_add(1));
-        return (n, format!("batch {batch} x (seq_len {} + 1)", get("seq_len")));
+        return (
+            n,
+            format!("batch {batch} x (seq_len {} + 1)", get("seq_len")),
+        );
     }
     let (p, g) = (get("prompt_len"), get("gen_len"));
     let per = if spec.scenario == Scenario::Serving {

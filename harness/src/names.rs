@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn joined_paths_stay_inside() {
         let d = Path::new("/out");
-        assert_eq!(join(d, "f", "07/ab.json").unwrap(), Path::new("/out/07/ab.json"));
+        assert_eq!(
+            join(d, "f", "07/ab.json").unwrap(),
+            Path::new("/out/07/ab.json")
+        );
         for bad in ["../../x", "a/../../b", "/etc/passwd", "a//b", "a/", "./a"] {
             assert!(join(d, "file", bad).is_err(), "{bad}");
         }

@@ -42,7 +42,12 @@ fn request_problem(
             rec.output_tokens
         ));
     }
-    let emitted: u64 = rec.trace.emissions.iter().map(|e| u64::from(e.tokens)).sum();
+    let emitted: u64 = rec
+        .trace
+        .emissions
+        .iter()
+        .map(|e| u64::from(e.tokens))
+        .sum();
     if asked > 0 && emitted > asked {
         return Err(format!(
             "chunks carry {emitted} tokens for max_tokens {asked}"
@@ -128,9 +133,15 @@ mod tests {
     fn lies_become_protocol_failures() {
         let rtt = Duration::from_millis(10);
         for (mut r, want) in [
-            (rec(8, 3_000_000_000, 10, &[]), "output tokens for max_tokens 8"),
+            (
+                rec(8, 3_000_000_000, 10, &[]),
+                "output tokens for max_tokens 8",
+            ),
             (rec(8, 8, u64::MAX, &[]), "prompt tokens for a request"),
-            (rec(8, 1, 10, &[5, 365 * 24 * 3600 * 1_000_000_000]), "after the response ended"),
+            (
+                rec(8, 1, 10, &[5, 365 * 24 * 3600 * 1_000_000_000]),
+                "after the response ended",
+            ),
         ] {
             check_request(&mut r, 100, rtt);
             let f = r.failure.expect(want);

@@ -13,14 +13,40 @@ static KNOWN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Prefixes of well-known token formats (OpenAI, Hugging Face, GitHub, GitLab, Slack, AWS,
 /// Google, JWTs).
 const TOKEN_PREFIXES: &[&str] = &[
-    "sk-", "sk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-",
-    "xoxb-", "xoxp-", "xoxa-", "AKIA", "ASIA", "AIza", "eyJ", "Bearer ", "bearer ",
+    "sk-",
+    "sk_",
+    "hf_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "AKIA",
+    "ASIA",
+    "AIza",
+    "eyJ",
+    "Bearer ",
+    "bearer ",
 ];
 
 /// Words in a variable or parameter name that say its value is a secret.
 const SECRET_WORDS: &[&str] = &[
-    "TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "ACCESS_KEY", "PRIVATE_KEY",
-    "CREDENTIAL", "AUTH", "SIGNATURE",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "API_KEY",
+    "APIKEY",
+    "ACCESS_KEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+    "AUTH",
+    "SIGNATURE",
 ];
 
 /// True when `value` looks like a key or token: a known token prefix, or a long mix of
@@ -31,6 +57,10 @@ pub fn looks_like_secret(value: &str) -> bool {
     if TOKEN_PREFIXES.iter().any(|p| v.starts_with(p)) && v.len() >= 8 {
         return true;
     }
+    // A path (a temp directory has random letters and digits too) is not a key.
+    if ["/", "./", "../", "~/"].iter().any(|p| v.starts_with(p)) {
+        return false;
+    }
     let long = v.chars().count() >= 20;
     let no_space = !v.chars().any(char::is_whitespace);
     let digits = v.chars().any(|c| c.is_ascii_digit());
@@ -39,7 +69,10 @@ pub fn looks_like_secret(value: &str) -> bool {
     let token_chars = v
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_.+/=~".contains(c));
-    long && no_space && token_chars && digits && (lower && upper || v.len() >= 32 && !v.contains('_'))
+    long && no_space
+        && token_chars
+        && digits
+        && (lower && upper || v.len() >= 32 && !v.contains('_'))
 }
 
 /// True when a variable or parameter name says its value is a secret.
@@ -200,7 +233,12 @@ mod tests {
             assert!(!e.contains(s), "the secret is not echoed: {e}");
             assert!(e.contains("api_key_env = \"MY_API_KEY\""), "{e}");
         }
-        for n in ["OPENAI_API_KEY", "HF_TOKEN", "MY_VERY_LONG_VARIABLE_NAME_2", "key"] {
+        for n in [
+            "OPENAI_API_KEY",
+            "HF_TOKEN",
+            "MY_VERY_LONG_VARIABLE_NAME_2",
+            "key",
+        ] {
             assert!(!looks_like_secret(n), "{n}");
             check_env_name("api_key_env", n).unwrap();
         }
@@ -214,7 +252,10 @@ mod tests {
             redact_url("http://user:KEY123@host:8000/v1?x=1&api_key=abc#f"),
             "http://***@host:8000/v1?x=1&api_key=***#f"
         );
-        assert_eq!(redact_url("http://127.0.0.1:8000/v1"), "http://127.0.0.1:8000/v1");
+        assert_eq!(
+            redact_url("http://127.0.0.1:8000/v1"),
+            "http://127.0.0.1:8000/v1"
+        );
         let e = check_url("[serving] base_url", "https://me:s3cr3tpass@h/v1").unwrap_err();
         assert!(!e.contains("s3cr3tpass") && e.contains("***@h/v1"), "{e}");
         assert!(e.contains("api_key_env"), "{e}");
@@ -232,9 +273,13 @@ mod tests {
     #[test]
     fn worker_env_secrets_must_come_by_name() {
         check_env_value("options.env", "OMP_NUM_THREADS", "2").unwrap();
+        check_env_value("options.env", "PID_DIR", "/tmp/.tmpAbC12dEf34/pids").unwrap();
         let e = check_env_value("options.env", "HF_TOKEN", "hf_abc").unwrap_err();
         assert!(!e.contains("hf_abc"), "{e}");
-        assert!(e.contains("options.env_from = { HF_TOKEN = \"HF_TOKEN\" }"), "{e}");
+        assert!(
+            e.contains("options.env_from = { HF_TOKEN = \"HF_TOKEN\" }"),
+            "{e}"
+        );
         assert!(check_env_value("options.env", "X", "sk-0123456789abcdefghij").is_err());
     }
 

@@ -17,10 +17,43 @@ const CASES: usize = 300;
 
 /// Pieces that tend to break parsers: huge and odd numbers, separators, non-ASCII, quotes.
 const NASTY: &[&str] = &[
-    "1e300", "-1e300", "1e-30", "nan", "inf", "-0", "18446744073709551615",
-    "9223372036854775808", "-9223372036854775809", "0", "..", "../../x", "/etc/passwd", "é",
-    "😀", "\u{0}", "\n", "\r\n", "\"", "'", "\\", "=", ",", "[", "]", "{", "}", "[[", "#",
-    "$(id)", "`id`", "=cmd()", "|", "<script>", "\u{202e}", "\u{feff}", " ",
+    "1e300",
+    "-1e300",
+    "1e-30",
+    "nan",
+    "inf",
+    "-0",
+    "18446744073709551615",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "0",
+    "..",
+    "../../x",
+    "/etc/passwd",
+    "é",
+    "😀",
+    "\u{0}",
+    "\n",
+    "\r\n",
+    "\"",
+    "'",
+    "\\",
+    "=",
+    ",",
+    "[",
+    "]",
+    "{",
+    "}",
+    "[[",
+    "#",
+    "$(id)",
+    "`id`",
+    "=cmd()",
+    "|",
+    "<script>",
+    "\u{202e}",
+    "\u{feff}",
+    " ",
 ];
 
 /// `text` with a few random edits: a byte range deleted, a nasty piece inserted, a number
@@ -44,7 +77,10 @@ fn mutate(rng: &mut ChaCha8Rng, text: &str) -> String {
             }
             2 => {
                 // replace the next run of digits by a nasty number
-                let start = s[at..].iter().position(|c| c.is_ascii_digit()).map(|p| p + at);
+                let start = s[at..]
+                    .iter()
+                    .position(|c| c.is_ascii_digit())
+                    .map(|p| p + at);
                 if let Some(st) = start {
                     let mut end = st;
                     while end < s.len() && (s[end].is_ascii_digit() || s[end] == '.') {

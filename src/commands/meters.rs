@@ -170,9 +170,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             // In slices, so Ctrl-C/SIGTERM ends the probe (its readings are still printed).
             let t = Instant::now();
             while t.elapsed() < probe_wait && !effbench_harness::interrupt::requested() {
-                std::thread::sleep((probe_wait - t.elapsed().min(probe_wait)).min(
-                    std::time::Duration::from_millis(50),
-                ));
+                std::thread::sleep(
+                    (probe_wait - t.elapsed().min(probe_wait))
+                        .min(std::time::Duration::from_millis(50)),
+                );
             }
             None
         }

@@ -231,6 +231,10 @@ mod tests {
         assert_eq!(exit_code_of(&e), EXIT_SYSTEM);
         assert_eq!(exit_code_of(&anyhow::anyhow!("bad key")), EXIT_BAD_INPUT);
         let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound));
-        assert_eq!(exit_code_of(&e), EXIT_BAD_INPUT, "a missing file is the input's fault");
+        assert_eq!(
+            exit_code_of(&e),
+            EXIT_BAD_INPUT,
+            "a missing file is the input's fault"
+        );
     }
 }

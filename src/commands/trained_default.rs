@@ -173,8 +173,8 @@ pub fn ensure(
     let Some(r) = outcome.results.first() else {
         eprintln!("effbench: default model: training was interrupted before it started");
         return Ok(Some(ExitCode::from(
-                effbench_harness::interrupt::exit_code(),
-            )));
+            effbench_harness::interrupt::exit_code(),
+        )));
     };
     match r.status.state {
         RunState::Ok => {}

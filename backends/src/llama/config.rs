@@ -226,7 +226,11 @@ impl LlamaConfig {
             ("num_key_value_heads", self.kv_heads(), 1 << 10),
             ("head_dim", self.head_size(), 1 << 12),
             ("vocab_size", self.vocab_size, 1 << 24),
-            ("max_position_embeddings", self.max_position_embeddings, 1 << 22),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                1 << 22,
+            ),
         ] {
             effbench_harness::limits::check_int(name, v as i128, 1, max)
                 .map_err(anyhow::Error::msg)?;

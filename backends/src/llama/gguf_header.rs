@@ -99,9 +99,9 @@ impl<R: Read + Seek> Walker<R> {
         let n = self.len()?;
         match Self::fixed(elem)? {
             Some(size) => {
-                let bytes = n
-                    .checked_mul(size)
-                    .ok_or_else(|| anyhow::anyhow!("metadata '{key}': array length {n} overflows"))?;
+                let bytes = n.checked_mul(size).ok_or_else(|| {
+                    anyhow::anyhow!("metadata '{key}': array length {n} overflows")
+                })?;
                 self.skip(bytes, &format!("metadata '{key}'"))?;
             }
             None => {

@@ -189,7 +189,11 @@ impl Connection {
             let fits = |v: Option<u64>| v.is_none_or(|b| b <= MAX_MEMORY_BYTES);
             if fits(m.max_allocated_bytes) && fits(m.max_reserved_bytes) {
                 self.memory = Some(m.clone());
-            } else if !self.notes.iter().any(|n| n.starts_with("worker memory report")) {
+            } else if !self
+                .notes
+                .iter()
+                .any(|n| n.starts_with("worker memory report"))
+            {
                 self.notes.push(format!(
                     "worker memory report ignored: more than {MAX_MEMORY_BYTES} bytes claimed"
                 ));
@@ -272,7 +276,11 @@ fn check_load(l: &LoadReply) -> std::result::Result<(), String> {
     use effbench_harness::plausible::{check_worker_size, MAX_MEMORY_BYTES, MAX_PARAMS};
     check_worker_size("vocab_size", Some(l.vocab_size as u64), 1 << 24)?;
     check_worker_size("model.params_total", Some(l.model.params_total), MAX_PARAMS)?;
-    check_worker_size("model.params_non_embedding", l.model.params_non_embedding, MAX_PARAMS)?;
+    check_worker_size(
+        "model.params_non_embedding",
+        l.model.params_non_embedding,
+        MAX_PARAMS,
+    )?;
     check_worker_size("model.loaded_bytes", l.model.loaded_bytes, MAX_MEMORY_BYTES)?;
     check_worker_size("model.file_bytes", l.model.file_bytes, MAX_MEMORY_BYTES)?;
     Ok(())

@@ -105,7 +105,10 @@ pub fn dynascore(metrics: &[DynaMetric], rows: &[Vec<f64>]) -> Result<DynaResult
     // AMRS from consecutive models sorted by performance (utility of metric 0).
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by(|&a, &b| u[a][0].total_cmp(&u[b][0]));
-    if order.windows(2).any(|w| !(u[w[1]][0] - u[w[0]][0]).is_finite()) {
+    if order
+        .windows(2)
+        .any(|w| !(u[w[1]][0] - u[w[0]][0]).is_finite())
+    {
         return Err(overflow(0));
     }
     let max_perf = u.iter().map(|r| r[0].abs()).fold(0.0, f64::max);

@@ -303,10 +303,7 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
                                 ("restartPolicy", s("Never")),
                                 // On eviction the kubelet sends SIGTERM, then SIGKILL after
                                 // this: time for effbench to save the run in progress.
-                                (
-                                    "terminationGracePeriodSeconds",
-                                    int(TERMINATION_GRACE_S),
-                                ),
+                                ("terminationGracePeriodSeconds", int(TERMINATION_GRACE_S)),
                                 ("containers", seq(vec![container])),
                                 (
                                     "volumes",

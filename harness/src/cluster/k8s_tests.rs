@@ -63,7 +63,10 @@ fn user_text_is_not_expanded_by_the_kubelet() {
     let job = m.shards[1].to_json();
     let c = &job["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["args"][4], "--filter=model=$$(SECRET) $$$$x");
-    assert_eq!(c["args"][2], "--shard=$(JOB_COMPLETION_INDEX)/3", "ours stays live");
+    assert_eq!(
+        c["args"][2], "--shard=$(JOB_COMPLETION_INDEX)/3",
+        "ours stays live"
+    );
     assert_eq!(c["command"][0], "/opt/$$(HOME)/effbench");
     assert_eq!(
         job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],

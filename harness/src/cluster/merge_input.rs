@@ -146,7 +146,10 @@ pub(super) fn state_rank(s: Option<RunState>) -> u8 {
 
 pub(super) fn short(sha: &Option<String>) -> String {
     sha.as_deref().map_or("no file hash".into(), |s| {
-        format!("sha256 {}", crate::escape::clip(s, 12).trim_end_matches('…'))
+        format!(
+            "sha256 {}",
+            crate::escape::clip(s, 12).trim_end_matches('…')
+        )
     })
 }
 
@@ -195,9 +198,8 @@ pub(super) fn check_out(out: &Path) -> Result<Option<Manifest>> {
             // name inside `out`, whatever the old manifest says.
             for r in &m.runs {
                 let what = format!("'{}' names a run file", old.display());
-                crate::names::join(out, &what, &r.file).map_err(|e| {
-                    anyhow!("{e}; refusing to delete anything: choose a new --out")
-                })?;
+                crate::names::join(out, &what, &r.file)
+                    .map_err(|e| anyhow!("{e}; refusing to delete anything: choose a new --out"))?;
             }
             Ok(Some(m))
         }

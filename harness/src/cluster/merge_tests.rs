@@ -108,7 +108,10 @@ fn a_manifest_naming_files_outside_its_directory_is_refused() {
     let e = merge(&[shard], &t.path().join("out"), &opts())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("../../etc/passwd") && e.contains("file of run"), "{e}");
+    assert!(
+        e.contains("../../etc/passwd") && e.contains("file of run"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -141,8 +141,9 @@ pub fn assign(specs: &[RunSpec], count: usize) -> Vec<usize> {
             o.0.total_cmp(&self.0).then_with(|| o.1.cmp(&self.1))
         }
     }
-    let mut heap: std::collections::BinaryHeap<Load> =
-        (0..count.min(specs.len().max(1))).map(|s| Load(0.0, s)).collect();
+    let mut heap: std::collections::BinaryHeap<Load> = (0..count.min(specs.len().max(1)))
+        .map(|s| Load(0.0, s))
+        .collect();
     let mut shard_of = vec![0usize; specs.len()];
     for i in order {
         let Some(Load(l, best)) = heap.pop() else {

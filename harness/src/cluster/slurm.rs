@@ -397,8 +397,16 @@ mod tests {
     #[test]
     fn the_time_limit_warns_effbench_first() {
         let s = scripts(&opts(), 10).unwrap();
-        assert!(s.shards.contains("#SBATCH --signal=B:TERM@120\n"), "{}", s.shards);
-        assert!(s.merge.contains("#SBATCH --signal=B:TERM@120\n"), "{}", s.merge);
+        assert!(
+            s.shards.contains("#SBATCH --signal=B:TERM@120\n"),
+            "{}",
+            s.shards
+        );
+        assert!(
+            s.merge.contains("#SBATCH --signal=B:TERM@120\n"),
+            "{}",
+            s.merge
+        );
     }
 
     /// Hostile paths and filters run through a real shell: the scripts hand them to effbench
@@ -408,8 +416,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let fake = d.join("fake-effbench");
-        std::fs::write(&fake, "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > \"$ARGS_OUT\"\n")
-            .unwrap();
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > \"$ARGS_OUT\"\n",
+        )
+        .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         let hostile = "it's $(touch pwned1) `touch pwned2` ${HOME} \"q\" ;|&<>*?!";
@@ -439,18 +450,28 @@ mod tests {
         assert!(!d.join("pwned1").exists() && !d.join("pwned2").exists());
         // submit.sh with a stand-in sbatch: its messages echo the paths, unexpanded.
         std::fs::write(d.join("sbatch"), "#!/bin/sh\necho 42\n").unwrap();
-        std::fs::set_permissions(d.join("sbatch"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(d.join("sbatch"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(d.join("submit.sh"), &s.submit).unwrap();
-        let path = format!("{}:{}", d.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            d.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let out = Command::new("sh")
             .arg(d.join("submit.sh"))
             .env("PATH", path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(&format!("status {}", o.out.display())), "{text}");
+        assert!(
+            text.contains(&format!("status {}", o.out.display())),
+            "{text}"
+        );
         assert!(!d.join("pwned1").exists() && !d.join("pwned2").exists());
     }
 }

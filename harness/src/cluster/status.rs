@@ -210,7 +210,10 @@ fn from_plan(root: &Path, plan: &ClusterPlan) -> Result<ClusterStatus> {
     for r in &plan.runs {
         *per_shard.entry(r.shard).or_default() += 1;
     }
-    let what = format!("'{}': shard directory", root.join(super::PLAN_FILE).display());
+    let what = format!(
+        "'{}': shard directory",
+        root.join(super::PLAN_FILE).display()
+    );
     for (i, d) in plan.shard_dirs.iter().enumerate() {
         let planned = per_shard.get(&i).copied().unwrap_or(0);
         let dir = crate::names::join(root, &what, d).map_err(anyhow::Error::msg)?;

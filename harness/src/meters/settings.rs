@@ -213,7 +213,13 @@ impl MetersConfig {
             ("period_ms", self.period_ms, 1.0, 3_600_000.0, " ms"),
             ("idle_baseline_s", self.idle_baseline_s, 0.0, 3600.0, " s"),
             ("cpu_tdp_w", self.cpu_tdp_w, 0.0, 100_000.0, " W"),
-            ("grid_intensity", self.grid_intensity, 0.0, 10_000.0, " gCO2e/kWh"),
+            (
+                "grid_intensity",
+                self.grid_intensity,
+                0.0,
+                10_000.0,
+                " gCO2e/kWh",
+            ),
             ("pue", self.pue, 1.0, 10.0, ""),
             ("price_per_hour", self.price_per_hour, 0.0, 1e9, " $/h"),
         ];
@@ -226,7 +232,12 @@ impl MetersConfig {
             crate::limits::check_int(&key("cpu_threads_per_package"), n.into(), 1, 1 << 20)?;
         }
         if let GpuSelection::List(l) = self.gpus.as_ref().unwrap_or(&GpuSelection::Auto) {
-            crate::limits::check_int(&format!("{} list length", key("gpus")), l.len() as i128, 0, 1024)?;
+            crate::limits::check_int(
+                &format!("{} list length", key("gpus")),
+                l.len() as i128,
+                0,
+                1024,
+            )?;
         }
         crate::limits::check_int(
             &format!("{} rows", key("tdp_table")),

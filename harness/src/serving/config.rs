@@ -179,7 +179,12 @@ impl ServingConfig {
             return Err("[serving] max_samples must be at least 1".into());
         }
         use crate::limits::{check_f64, check_int, MAX_REQUESTS, MAX_SECONDS};
-        check_int("[serving] num_prompts", self.num_prompts.into(), 1, MAX_REQUESTS.into())?;
+        check_int(
+            "[serving] num_prompts",
+            self.num_prompts.into(),
+            1,
+            MAX_REQUESTS.into(),
+        )?;
         check_int(
             "[serving] warmup_requests",
             self.warmup_requests.into(),
@@ -187,7 +192,13 @@ impl ServingConfig {
             MAX_REQUESTS.into(),
         )?;
         check_f64("[serving] timeout_s", self.timeout_s, 0.0, 86_400.0, " s")?;
-        check_f64("[serving] ramp_up_s", self.ramp_up_s, 0.0, MAX_SECONDS, " s")?;
+        check_f64(
+            "[serving] ramp_up_s",
+            self.ramp_up_s,
+            0.0,
+            MAX_SECONDS,
+            " s",
+        )?;
         check_f64(
             "[serving] ramp_up_start_rate",
             self.ramp_up_start_rate,
@@ -195,7 +206,12 @@ impl ServingConfig {
             MAX_REQUEST_RATE,
             " req/s",
         )?;
-        check_int("[serving] max_samples", self.max_samples as i128, 1, 100_000_000)?;
+        check_int(
+            "[serving] max_samples",
+            self.max_samples as i128,
+            1,
+            100_000_000,
+        )?;
         check_int("[serving] workers", self.workers as i128, 0, 1024)?;
         crate::secrets::check_url("[serving] base_url", &self.base_url)?;
         if let Some(env) = &self.api_key_env {
@@ -218,8 +234,20 @@ impl ServingConfig {
             if s.max_steps < 2 {
                 return Err("[serving.search] max_steps must be at least 2".into());
             }
-            check_f64("[serving.search] low", s.low, MIN_REQUEST_RATE, MAX_REQUEST_RATE, " req/s")?;
-            check_f64("[serving.search] high", s.high, MIN_REQUEST_RATE, MAX_REQUEST_RATE, " req/s")?;
+            check_f64(
+                "[serving.search] low",
+                s.low,
+                MIN_REQUEST_RATE,
+                MAX_REQUEST_RATE,
+                " req/s",
+            )?;
+            check_f64(
+                "[serving.search] high",
+                s.high,
+                MIN_REQUEST_RATE,
+                MAX_REQUEST_RATE,
+                " req/s",
+            )?;
             check_int("[serving.search] max_steps", s.max_steps.into(), 2, 100)?;
             check_f64("[serving.search] tolerance", s.tolerance, 0.0, 1.0, "")?;
             if !(s.tolerance.is_finite() && s.tolerance > 0.0) {
@@ -295,8 +323,10 @@ mod tests {
         })
         .contains("[serving.slo]"));
         assert!(bad(&|c| c.api_key_env = Some("A=B".into())).contains("api_key_env"));
-        assert!(bad(&|c| c.api_key_env = Some("sk-0123456789abcdefghijk".into()))
-            .contains("MY_API_KEY"));
+        assert!(
+            bad(&|c| c.api_key_env = Some("sk-0123456789abcdefghijk".into()))
+                .contains("MY_API_KEY")
+        );
         let e = bad(&|c| c.base_url = "http://me:hunter2hunter2@h:1".into());
         assert!(e.contains("credentials") && !e.contains("hunter2"), "{e}");
     }
