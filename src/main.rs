@@ -3,6 +3,7 @@
 mod commands;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Measure how efficient machine-learning models are, the same way every time.
@@ -46,6 +47,7 @@ enum Command {
 
 fn main() -> ExitCode {
     commands::tune_allocator();
+    commands::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     commands::install_interrupt_handler();
     let outcome = match cli.command {
@@ -75,8 +77,11 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", effbench_harness::runner::error_line(&e));
-            ExitCode::from(commands::EXIT_BAD_INPUT)
+            let line =
+                effbench_harness::escape::clip(&effbench_harness::runner::error_line(&e), 4000)
+                    .into_owned();
+            let _ = writeln!(std::io::stderr(), "error: {line}");
+            ExitCode::from(commands::exit_code_of(&e))
         }
     }
 }

@@ -280,19 +280,35 @@ pub fn publish_dir(dir: &Path, files: &[(&str, Vec<u8>)], replace: bool) -> Resu
                 std::fs::create_dir_all(sub)
                     .with_context(|| format!("cannot create '{}'", sub.display()))?;
             }
-            std::fs::write(&p, bytes).with_context(|| format!("cannot write '{}'", p.display()))?;
+            // Durable before it is published: each file and the directory reach the disk
+            // before the rename makes them the model (a crash leaves the old one or the new).
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&p)?;
+                f.write_all(bytes)?;
+                f.sync_all()
+            };
+            write().with_context(|| format!("cannot write '{}'", p.display()))?;
         }
+        sync_dir(&tmp);
         if replace && dir.exists() {
             let old = parent.join(format!(".{name}.old-{unique}"));
             std::fs::rename(dir, &old)
                 .with_context(|| format!("cannot move '{}' aside", dir.display()))?;
             std::fs::rename(&tmp, dir)
                 .with_context(|| format!("cannot move new model into '{}'", dir.display()))?;
+            sync_dir(parent);
             let _ = std::fs::remove_dir_all(&old);
             return Ok(());
         }
         match std::fs::rename(&tmp, dir) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                sync_dir(parent);
+                Ok(())
+            }
             // Someone else published first: theirs is identical (or newer), keep it.
             Err(_) if dir.join("config.json").is_file() => Ok(()),
             Err(e) => Err(e).with_context(|| format!("cannot create '{}'", dir.display())),
@@ -302,6 +318,13 @@ pub fn publish_dir(dir: &Path, files: &[(&str, Vec<u8>)], replace: bool) -> Resu
         let _ = std::fs::remove_dir_all(&tmp);
     }
     result
+}
+
+/// fsync of a directory (its entries reach the disk); best effort.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 #[cfg(test)]

@@ -245,8 +245,14 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
 pub fn read_gguf_header(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
     let mut file = std::fs::File::open(path)
         .with_context(|| format!("cannot open GGUF file '{}'", path.display()))?;
-    let ct = gguf_file::Content::read(&mut file)
-        .with_context(|| format!("'{}' is not a valid GGUF file", path.display()))?;
+    let bad = || format!("'{}' is not a valid GGUF file", path.display());
+    // Our own bounded walk first: candle panics on some crafted headers (alignment 0).
+    crate::llama::check_gguf_metadata(std::io::BufReader::new(&mut file)).with_context(bad)?;
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(0)).with_context(bad)?;
+    let ct = gguf_file::Content::read(&mut file).with_context(bad)?;
+    let size = file.metadata().with_context(bad)?.len();
+    crate::llama::check_gguf_tensors(&ct, size).with_context(bad)?;
     Ok((ct, file))
 }
 

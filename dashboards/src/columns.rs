@@ -334,11 +334,10 @@ pub fn hardware(env: &Environment) -> String {
 
 /// `2026-11-26 13:17` from an RFC 3339 UTC timestamp (the input when it does not parse).
 pub fn date(rfc3339: &str) -> String {
-    let b = rfc3339.as_bytes();
-    if b.len() >= 16 && b[10] == b'T' {
-        format!("{} {}", &rfc3339[..10], &rfc3339[11..16])
-    } else {
-        rfc3339.to_string()
+    // `get` (not `[..]`): the text comes from a result file and may hold anything.
+    match (rfc3339.get(..10), rfc3339.get(10..11), rfc3339.get(11..16)) {
+        (Some(day), Some("T"), Some(time)) => format!("{day} {time}"),
+        _ => rfc3339.to_string(),
     }
 }
 

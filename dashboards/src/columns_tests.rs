@@ -97,3 +97,18 @@ fn estimates_are_marked_and_kept_out_of_measured_columns() {
         Cell::Text("estimate-tdp".into())
     );
 }
+
+#[test]
+fn dates_with_non_ascii_text_never_panic() {
+    // A result file from elsewhere may hold anything in started_at (issue 14, class 4).
+    assert_eq!(date("2026-11-26T13:17:00Z"), "2026-11-26 13:17");
+    for odd in [
+        "2026-11-26T12😀",
+        "aééééTééééééééé",
+        "2026-11-26Té",
+        "",
+        "2026-11-2é:17",
+    ] {
+        assert_eq!(date(odd), odd);
+    }
+}

@@ -198,7 +198,7 @@ fn side_manifest(suite: &SuiteInfo, command: &[String], version: &str) -> Manife
         schema_version: SCHEMA_VERSION,
         suite: suite.clone(),
         effbench_version: version.to_string(),
-        command: command.to_vec(),
+        command: crate::secrets::redact_command(command),
         started_at: now(),
         finished_at: None,
         planned: Vec::new(),
@@ -221,6 +221,8 @@ pub fn run(
     if opts.blocks == 0 {
         bail!("--ab-blocks must be at least 1");
     }
+    crate::limits::check_int("--ab-blocks", opts.blocks as i128, 1, 1000)
+        .map_err(anyhow::Error::msg)?;
     let a = probe(&opts.bin_a, "BIN_A")?;
     let b = probe(&opts.bin_b, "BIN_B")?;
     std::fs::create_dir_all(&opts.out)
@@ -235,7 +237,7 @@ pub fn run(
         blocks: opts.blocks,
         child_args: opts.child_args.clone(),
         b_args: opts.b_args.clone(),
-        command: opts.command.clone(),
+        command: crate::secrets::redact_command(&opts.command),
         started_at: now(),
         finished_at: None,
         slots: Vec::new(),
@@ -264,7 +266,7 @@ pub fn run(
             let rel = format!("{}/{index:0width$}", side.dir());
             let mut slot = run_slot(spec, &label, *side, index, &rel, opts)?;
             slot.block = Some(k / 4);
-            let stop = slot.exit_code == Some(130) || interrupt::requested();
+            let stop = interrupt::is_interrupt_exit(slot.exit_code) || interrupt::requested();
             let m = &mut manifests[(*side == Side::B) as usize];
             if let (Some(id), Some(state)) = (&slot.run_id, slot.state) {
                 m.runs.push(ManifestEntry {
@@ -319,10 +321,17 @@ fn run_slot(
     if side == Side::B {
         cmd.args(&opts.b_args);
     }
+    // Its own process group (Ctrl-C reaches it once, forwarded) that dies with this one.
+    crate::guard::prepare(&mut cmd, libc::SIGTERM);
+    cmd.stderr(Stdio::piped());
     let started_at = now();
-    let out = cmd
-        .output()
+    let child = cmd
+        .spawn()
         .map_err(|e| anyhow!("cannot start '{}': {e}", bin.display()))?;
+    let forwarding = interrupt::forward_to(child.id());
+    let out = child.wait_with_output();
+    drop(forwarding);
+    let out = out.map_err(|e| anyhow!("waiting for '{}': {e}", bin.display()))?;
     let code = out.status.code();
     let mut slot = Slot {
         index,

@@ -292,9 +292,64 @@ pub fn known_axes() -> String {
     AXES.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
 }
 
+/// Longest text value of an axis (a model path, a device), bytes.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
+/// The allowed range `(min, max)` of a numeric axis: the kind's lower bound, and an upper
+/// bound past which a value is a typo or cannot run on any machine (docs/reliability.md).
+pub fn range(name: &str, kind: AxisKind) -> (f64, f64) {
+    let min = match kind {
+        AxisKind::PositiveInt => 1.0,
+        AxisKind::NonNegInt | AxisKind::Fraction => 0.0,
+        _ => 0.0,
+    };
+    let (min, max) = match name {
+        "batch" => (min, 65_536.0),
+        "prompt_len" | "gen_len" | "seq_len" => (min, (1u64 << 20) as f64),
+        "threads" | "depth" => (min, 4096.0),
+        "width" => (min, 65_536.0),
+        "max_concurrency" => (min, 1_000_000.0),
+        "lr" => (min, 100.0),
+        "target_loss" => (min, 10_000.0),
+        "burstiness" => (1e-3, 1e3),
+        "request_rate" => (
+            crate::serving::config::MIN_REQUEST_RATE,
+            crate::serving::config::MAX_REQUEST_RATE,
+        ),
+        _ => (min, 1e9),
+    };
+    match kind {
+        AxisKind::Fraction => (0.0, 1.0),
+        _ => (min, max),
+    }
+}
+
 impl AxisDef {
-    /// Checks one value against the axis kind; the error says what is expected.
+    /// Checks one value against the axis kind and [`range`]; the error says what is expected.
     pub fn check(&self, v: &AxisValue) -> Result<(), String> {
+        self.check_kind(v)?;
+        if let Some(s) = v.as_str() {
+            if s.len() > MAX_TEXT_BYTES {
+                return Err(format!(
+                    "axis '{}' = {}: longer than {MAX_TEXT_BYTES} bytes",
+                    self.name,
+                    crate::escape::quoted(s)
+                ));
+            }
+        }
+        if let Some(x) = v.as_f64() {
+            let (lo, hi) = range(self.name, self.kind);
+            let unit = if self.name == "request_rate" {
+                " req/s"
+            } else {
+                ""
+            };
+            crate::limits::check_f64(&format!("axis '{}'", self.name), x, lo, hi, unit)?;
+        }
+        Ok(())
+    }
+
+    fn check_kind(&self, v: &AxisValue) -> Result<(), String> {
         let bad = |want: &str| Err(format!("axis '{}' = {v}: expected {want}", self.name));
         match self.kind {
             AxisKind::PositiveInt => match v.as_i64() {
@@ -358,6 +413,27 @@ mod tests {
             .check(&"fp8".into())
             .unwrap_err()
             .contains("f32, f16, bf16"));
+    }
+
+    #[test]
+    fn numbers_have_an_upper_bound() {
+        let batch = axis("batch").unwrap();
+        assert_eq!(
+            batch.check(&AxisValue::Int(1_000_000_000)).unwrap_err(),
+            "axis 'batch' = 1000000000 is out of range: allowed 1 to 65536"
+        );
+        let rate = axis("request_rate").unwrap();
+        assert!(rate
+            .check(&AxisValue::Float(1e-30))
+            .unwrap_err()
+            .contains("allowed 0.0001 to 1000000 req/s"));
+        assert!(rate.check(&AxisValue::Float(1e300)).is_err());
+        let model = axis("model").unwrap();
+        assert!(model.check(&"m".repeat(5000).as_str().into()).is_err());
+        for a in AXES {
+            let (lo, hi) = range(a.name, a.kind);
+            assert!(lo <= hi && hi.is_finite(), "{}", a.name);
+        }
     }
 
     #[test]

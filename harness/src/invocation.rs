@@ -143,7 +143,7 @@ pub fn run_suite(
         schema_version: SCHEMA_VERSION,
         suite: info.clone(),
         effbench_version: env.effbench_version.clone(),
-        command: opts.command.clone(),
+        command: crate::secrets::redact_command(&opts.command),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         finished_at: None,
         planned: specs.iter().map(|s| s.id.clone()).collect(),

@@ -17,6 +17,9 @@
 //!   streamed histograms, server search).
 //! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint; [`loader`]
 //!   the one set of rules for finding and reading stored results.
+//! - [`interrupt`]: Ctrl-C, SIGTERM and SIGHUP (stop, save, exit 128 + signal); [`guard`]:
+//!   child processes that never outlive effbench; [`limits`]: the caps and range checks on
+//!   every number from outside.
 //! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
 //!   worker process (timeouts, bounded lines, stderr tail, always reaped).
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
@@ -36,22 +39,28 @@ pub mod cluster;
 pub mod comparison;
 pub mod counters;
 pub mod env;
+pub mod escape;
 pub mod fixtures;
 pub mod gate;
+pub mod guard;
 pub mod history;
 pub mod hypothesis;
 pub mod interrupt;
 pub mod invocation;
+pub mod limits;
 pub mod loader;
 pub mod matrix;
 pub mod meters;
 pub mod metric;
+pub mod names;
+pub mod plausible;
 pub mod progress;
 pub mod protocol;
 pub mod result;
 pub mod retrieval;
 pub mod runner;
 pub mod schema;
+pub mod secrets;
 pub mod serving;
 pub mod stats;
 pub mod suite;

@@ -137,7 +137,8 @@ fn walk(dir: &Path, scope: Scope, top: bool, c: &mut Candidates) -> Result<()> {
     if has_manifest {
         let m = read_manifest(&manifest)?;
         for r in &m.runs {
-            let f = dir.join(&r.file);
+            let what = format!("file of run {} in '{}':", r.id, manifest.display());
+            let f = crate::names::join(dir, &what, &r.file).map_err(anyhow::Error::msg)?;
             if f.is_file() {
                 c.named.push(f.clone());
                 c.files.push(f);

@@ -124,14 +124,10 @@ impl RunSpec {
 
 /// Axes whose values differ between the given runs (in the order of the axes table).
 pub fn varying_axes<'a>(specs: impl IntoIterator<Item = &'a RunSpec>) -> Vec<String> {
-    let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
     for s in specs {
         for (k, v) in &s.params {
-            let vals = seen.entry(k).or_default();
-            let v = v.to_string();
-            if !vals.contains(&v) {
-                vals.push(v);
-            }
+            seen.entry(k).or_default().insert(v.to_string());
         }
     }
     let mut out: Vec<String> = seen
@@ -269,6 +265,31 @@ pub fn expand_filtered(
             }
         }
     }
+    // Counted before anything is built: a matrix too large to run is refused at once.
+    use crate::limits::{MAX_RULES, MAX_RUNS};
+    for (what, rules) in [
+        ("exclude", &suite.matrix.exclude),
+        ("include", &suite.matrix.include),
+    ] {
+        if rules.len() > MAX_RULES {
+            bail!(
+                "{origin}: matrix.{what} has {} rules; at most {MAX_RULES} are allowed",
+                rules.len()
+            );
+        }
+    }
+    let counts: Vec<u64> = axes_given.iter().map(|(_, v)| v.len() as u64).collect();
+    crate::limits::product("[matrix] combinations", &counts, MAX_RUNS).map_err(|e| {
+        anyhow!(
+            "{origin}: {e} (axes: {}); split the study into several suites or narrow the \
+             axes (docs/reliability.md)",
+            axes_given
+                .iter()
+                .map(|(k, v)| format!("{k} {}", v.len()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
     let combos = product(&axes_given);
     let combos = apply_exclude(combos, &suite.matrix.exclude);
     let original: Vec<&str> = axes_given.iter().map(|(k, _)| k.as_str()).collect();
@@ -291,6 +312,7 @@ pub fn expand_filtered(
         }
     }
     let mut specs: Vec<RunSpec> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut unused: BTreeMap<String, String> = BTreeMap::new();
     for mut combo in combos {
         let name = match combo.get("backend") {
@@ -332,7 +354,7 @@ pub fn expand_filtered(
         if let Some(axis) = spec.params.keys().find(|a| !p.uses(a)) {
             unused.insert(spec.id.clone(), uses_message(p, axis));
         }
-        if !specs.iter().any(|s| s.id == spec.id) {
+        if seen.insert(spec.id.clone()) {
             specs.push(spec);
         }
     }
@@ -411,7 +433,44 @@ fn check_axis(origin: &str, backends: &[&Planned], name: &str, values: &[AxisVal
     Ok(())
 }
 
+/// Tokens one iteration holds: batch x (prompt_len + gen_len), or batch x seq_len for
+/// training (serving runs send one request at a time).
+fn tokens_per_iteration(spec: &RunSpec) -> (u64, String) {
+    let get = |a: &str| {
+        spec.param(a)
+            .and_then(AxisValue::as_i64)
+            .unwrap_or(0)
+            .max(0) as u64
+    };
+    let batch = get("batch").max(1);
+    if spec.scenario == Scenario::Training {
+        let n = batch.saturating_mul(get("seq_len").saturating_add(1));
+        return (
+            n,
+            format!("batch {batch} x (seq_len {} + 1)", get("seq_len")),
+        );
+    }
+    let (p, g) = (get("prompt_len"), get("gen_len"));
+    let per = if spec.scenario == Scenario::Serving {
+        1
+    } else {
+        batch
+    };
+    (
+        per.saturating_mul(p.saturating_add(g)),
+        format!("batch {per} x (prompt_len {p} + gen_len {g})"),
+    )
+}
+
 fn generic_checks(spec: &RunSpec, caps: &Capabilities) -> std::result::Result<(), String> {
+    let (tokens, how) = tokens_per_iteration(spec);
+    let max = crate::limits::MAX_TOKENS_PER_ITERATION;
+    if tokens > max {
+        return Err(format!(
+            "{how} = {tokens} tokens per iteration, more than the maximum {max} \
+             (docs/reliability.md); use a smaller batch or shorter sequences"
+        ));
+    }
     let device = spec.device().map_err(|e| e.to_string())?;
     if !caps.devices.contains(&device.kind()) {
         return Err(format!(

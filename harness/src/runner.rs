@@ -400,7 +400,7 @@ fn measure(
         let t = Instant::now();
         if m.inject_delay_ms > 0.0 {
             // Test knob, inside the timed iteration so every backend is slowed the same way.
-            std::thread::sleep(std::time::Duration::from_secs_f64(m.inject_delay_ms / 1e3));
+            std::thread::sleep(crate::limits::seconds_clamped(m.inject_delay_ms / 1e3));
         }
         let t_work = Instant::now();
         let sample = guarded("a measured iteration", || {

@@ -45,6 +45,11 @@ impl std::fmt::Display for Scenario {
     }
 }
 
+/// Most measured iterations of a run (every sample is kept: 8 bytes each per metric).
+pub const MAX_ITERS: u64 = 10_000_000;
+/// Most warm-up iterations.
+pub const MAX_WARMUP_ITERS: u64 = 1_000_000;
+
 /// How long and how often to measure (design.md §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -127,6 +132,27 @@ impl MeasureConfig {
         }
         if self.min_iters == 0 {
             return Err("[measure] min_iters must be at least 1".into());
+        }
+        // Upper bounds: every sample is kept in memory and every duration becomes a timer.
+        for (name, v) in [
+            ("warmup_s", self.warmup_s),
+            ("min_duration_s", self.min_duration_s),
+            ("max_duration_s", self.max_duration_s),
+        ] {
+            crate::limits::check_f64(
+                &format!("[measure] {name}"),
+                v,
+                0.0,
+                crate::limits::MAX_SECONDS,
+                " s",
+            )?;
+        }
+        for (name, v, max) in [
+            ("warmup_iters", self.warmup_iters, MAX_WARMUP_ITERS),
+            ("min_iters", self.min_iters, MAX_ITERS),
+            ("max_iters", self.max_iters, MAX_ITERS),
+        ] {
+            crate::limits::check_int(&format!("[measure] {name}"), v.into(), 0, max.into())?;
         }
         if self.max_iters < self.min_iters {
             return Err(format!(
@@ -273,16 +299,7 @@ impl Suite {
         if suite.name.trim().is_empty() {
             bail!("{origin}: `name` must not be empty");
         }
-        if !suite
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            bail!(
-                "{origin}: name = {:?} may contain only letters, digits, '-', '_' and '.' (it names a directory)",
-                suite.name
-            );
-        }
+        crate::names::check("name =", &suite.name).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         suite
             .measure
             .check()
@@ -347,7 +364,12 @@ impl Suite {
 
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // Never inside a character, whatever the offset.
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let col = before
         .rfind('\n')

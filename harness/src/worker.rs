@@ -1,10 +1,11 @@
 //! A worker process speaking protocol v1 ([`crate::protocol`]): spawning, one request at a
 //! time with a timeout, bounded reply lines, the stderr tail, and reaping.
 //!
-//! The worker runs in its own process group (Ctrl-C in the terminal reaches effbench only;
-//! effbench then stops the worker) with `PR_SET_PDEATHSIG` = SIGKILL (it dies if effbench is
-//! killed). Dropping a [`Worker`] kills the whole group and waits for the worker, so no
-//! zombie or orphan outlives it. Requests are written by a writer thread and replies read by a
+//! The worker is started through [`crate::guard`]: its own process group (Ctrl-C in the
+//! terminal reaches effbench only; effbench then stops the worker), `PR_SET_PDEATHSIG` =
+//! SIGKILL, and a guardian that kills the whole group — the worker's own children included —
+//! when effbench is gone, even after a SIGKILL. Dropping a [`Worker`] kills the whole group
+//! and waits for the worker, so no zombie or orphan outlives it. Requests are written by a writer thread and replies read by a
 //! reader thread, so a worker that stops reading or writing can never block effbench past the
 //! op's timeout.
 
@@ -13,7 +14,7 @@ use crate::protocol::{self, Fault, Op, WorkerError};
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -25,8 +26,10 @@ use std::time::{Duration, Instant};
 pub const STDERR_KEEP: usize = 200;
 /// Longest stderr line kept; longer ones are cut.
 const STDERR_LINE_MAX: usize = 2000;
-/// How often a waiting call checks for Ctrl-C.
+/// How often a waiting call checks for Ctrl-C and for the worker's exit.
 const POLL: Duration = Duration::from_millis(50);
+/// After the worker exited: how long its last reply line may take to arrive.
+const EXIT_DRAIN: Duration = Duration::from_millis(500);
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +68,8 @@ pub struct Worker {
     lines: Receiver<LineEvent>,
     tail: Tail,
     stderr_thread: Option<JoinHandle<()>>,
+    /// Kills the worker's process group if effbench dies (dropped after the kill).
+    guardian: Option<crate::guard::Guardian>,
     next_id: u64,
     /// Set once the worker is known dead or unusable (no further requests).
     broken: bool,
@@ -88,31 +93,17 @@ impl Worker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("PYTHONUNBUFFERED", "1")
-            .env("EFFBENCH_PROTOCOL", protocol::PROTOCOL_VERSION.to_string())
-            .process_group(0);
+            .env("EFFBENCH_PROTOCOL", protocol::PROTOCOL_VERSION.to_string());
         for (k, v) in &cmd.env {
             c.env(k, v);
         }
         if let Some(dir) = &cmd.cwd {
             c.current_dir(dir);
         }
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
-        unsafe {
-            c.pre_exec(move || {
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                );
-                if libc::getppid() != parent {
-                    libc::_exit(137); // effbench died before prctl took effect
-                }
-                Ok(())
-            });
-        }
+        crate::guard::prepare(&mut c, libc::SIGKILL);
+        // Without a guardian (fork refused, e.g. out of memory) the worker still dies with
+        // effbench through PDEATHSIG; only its own children could stay behind.
+        let mut guardian = crate::guard::Guardian::start().ok();
         let mut child = c.spawn().map_err(|e| {
             WorkerError::new(
                 Fault::Spawn,
@@ -120,6 +111,9 @@ impl Worker {
                 format!("cannot start worker `{}`: {e}", cmd.argv.join(" ")),
             )
         })?;
+        if let Some(g) = guardian.as_mut() {
+            g.arm(child.id());
+        }
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -139,6 +133,7 @@ impl Worker {
             lines,
             tail,
             stderr_thread,
+            guardian,
             next_id: 0,
             broken: false,
             reaped: false,
@@ -181,10 +176,11 @@ impl Worker {
         if !sent {
             return Err(self.fail(Fault::Crash, op, "cannot write to the worker".into()));
         }
-        let deadline = start + timeout;
+        let deadline = crate::limits::deadline(start, timeout).unwrap_or(start + POLL);
         loop {
             if interrupt::requested() {
-                return Err(self.fail(Fault::Interrupted, op, "interrupted (Ctrl-C)".into()));
+                let msg = interrupt::Interrupted.to_string();
+                return Err(self.fail(Fault::Interrupted, op, msg));
             }
             let now = Instant::now();
             if now >= deadline {
@@ -196,7 +192,32 @@ impl Worker {
                 return Err(self.fail(Fault::Timeout, op, msg));
             }
             match self.lines.recv_timeout(POLL.min(deadline - now)) {
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    // A worker that exited while a process it started still holds its stdout
+                    // never closes the pipe: notice the exit itself, not only end-of-file.
+                    if let Some(status) = peek_exit(self.child.id()) {
+                        // (its last line may still be in the pipe: give the reader a moment)
+                        let last = self.lines.recv_timeout(EXIT_DRAIN);
+                        if let Ok(LineEvent::Line(text)) = last {
+                            // it replied just before exiting
+                            return match protocol::parse_reply(&text, op, id) {
+                                Ok(body) => Ok(Reply {
+                                    body,
+                                    round_trip: start.elapsed(),
+                                }),
+                                Err(e) => Err(self.fail(e.fault, op, e.message)),
+                            };
+                        }
+                        let msg = format!(
+                            "worker `{}` {} before replying (a process it started still holds \
+                             its stdout)",
+                            self.label,
+                            describe_exit(Some(status))
+                        );
+                        return Err(self.fail(Fault::Crash, op, msg));
+                    }
+                    continue;
+                }
                 Ok(LineEvent::Line(text)) => {
                     return match protocol::parse_reply(&text, op, id) {
                         Ok(body) => Ok(Reply {
@@ -277,7 +298,8 @@ impl Worker {
 
     /// Waits (without reaping) until the worker has exited, up to `timeout`.
     fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = crate::limits::deadline(now, timeout).unwrap_or(now);
         loop {
             if let Some(s) = peek_exit(self.child.id()) {
                 return Some(s);
@@ -302,6 +324,8 @@ impl Worker {
         unsafe {
             libc::kill(-pgid, libc::SIGKILL);
         }
+        // The guardian goes before the reap, while the unreaped worker still holds the group id.
+        drop(self.guardian.take());
         let _ = self.child.wait();
         self.reaped = true;
         if let Some(h) = self.stderr_thread.take() {

@@ -201,3 +201,27 @@ fn stderr_tail_is_bounded() {
     let last = e.stderr_tail.last().unwrap();
     assert!(last.ends_with('…') && last.len() < 2100, "{}", last.len());
 }
+
+#[test]
+fn an_exit_is_noticed_while_a_child_keeps_stdout_open() {
+    // The worker exits at once; the sleep it started holds the pipe open for 10 minutes.
+    let mut w = Worker::spawn(&sh("read l; sleep 600 & exit 3")).unwrap();
+    let pid = w.pid();
+    let t = Instant::now();
+    let e = w.call(Op::Describe, &Map::new(), secs(120.0)).unwrap_err();
+    assert_eq!(e.fault, Fault::Crash, "{e}");
+    assert!(
+        e.to_string().contains("exited with status 3") && e.to_string().contains("stdout"),
+        "{e}"
+    );
+    assert!(t.elapsed() < secs(60.0), "noticed long before the timeout");
+    assert_gone(pid);
+}
+
+#[test]
+fn a_reply_written_just_before_exit_is_kept() {
+    let script = format!("read l; echo '{DESCRIBE_OK}'; sleep 600 & exit 0");
+    let mut w = Worker::spawn(&sh(&script)).unwrap();
+    let r = w.call(Op::Describe, &Map::new(), secs(60.0)).unwrap();
+    assert_eq!(r.body["protocol"], 1);
+}

@@ -1,7 +1,7 @@
 //! `effbench run --ab BIN_A BIN_B SUITE`: the interleaved A/B part of `run`.
 
 use super::run::Args;
-use super::{EXIT_INTERRUPTED, EXIT_RUN_FAILED};
+use super::EXIT_RUN_FAILED;
 use anyhow::Result;
 use effbench_harness::ab::{self, Options, Side};
 use effbench_harness::gate::GateConfig;
@@ -113,9 +113,12 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         );
     }
     if effbench_harness::interrupt::requested()
-        || rec.slots.iter().any(|s| s.exit_code == Some(130))
+        || rec
+            .slots
+            .iter()
+            .any(|s| effbench_harness::interrupt::is_interrupt_exit(s.exit_code))
     {
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(ExitCode::from(effbench_harness::interrupt::exit_code()));
     }
     if rec.slots.iter().any(|s| s.exit_code != Some(0)) {
         return Ok(ExitCode::from(EXIT_RUN_FAILED));

@@ -65,6 +65,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.shards == 0 {
         bail!("--shards must be at least 1");
     }
+    effbench_harness::cluster::shard::check_count("--shards", args.shards)?;
     let registry = effbench_backends::registry();
     let (suite, specs) = super::plan(&args.suite, &registry, &args.filter)?;
     let text = std::fs::read_to_string(&args.suite)

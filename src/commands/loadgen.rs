@@ -182,14 +182,23 @@ pub fn suite_toml(a: &Args) -> Result<String> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    // Credentials are refused before anything is written (loadgen.toml, results).
+    effbench_harness::secrets::check_url("--base-url", &args.base_url)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(k) = &args.api_key_env {
+        effbench_harness::secrets::check_env_name("--api-key-env", k)
+            .map_err(anyhow::Error::msg)?;
+    }
     let text = suite_toml(&args)?;
+    // The flags' suite is checked whole before it is written (ranges name the [serving] key).
+    effbench_harness::Suite::parse(&text, "effbench loadgen flags")?;
     let out = args.out.clone().unwrap_or_else(|| {
         effbench_harness::invocation::default_out_dir(std::path::Path::new("results"), "loadgen")
     });
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory '{}'", out.display()))?;
     let path = out.join("loadgen.toml");
-    std::fs::write(&path, text).with_context(|| format!("cannot write '{}'", path.display()))?;
+    effbench_harness::result::write_atomic(&path, text.as_bytes())?;
     run::run(run::Args {
         suite: path,
         out: Some(out),

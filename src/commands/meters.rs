@@ -125,11 +125,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.probe_cmd.is_none() && args.probe_s.is_none() {
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(sec) = args.probe_s {
-        if !sec.is_finite() || sec <= 0.0 {
-            bail!("--probe-s {sec} must be a number of seconds > 0");
+    let probe_wait = match args.probe_s {
+        Some(sec) => {
+            if !sec.is_finite() || sec <= 0.0 {
+                bail!("--probe-s {sec} must be a number of seconds > 0");
+            }
+            effbench_harness::limits::seconds("--probe-s", sec).map_err(anyhow::Error::msg)?
         }
-    }
+        None => std::time::Duration::ZERO,
+    };
     let mut ms = meters::energy_meters(&s, "", 0);
     out("");
     for m in ms.iter_mut() {
@@ -139,28 +143,38 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let status = match &args.probe_cmd {
         Some(cmd) => {
             out(&format!("probe: running `{cmd}`"));
-            Some(
-                std::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(cmd)
-                    // with --json our stdout holds only the JSON: the command's output goes to stderr
-                    .stdout(if args.json {
-                        std::process::Stdio::from(std::io::stderr())
-                    } else {
-                        std::process::Stdio::inherit()
-                    })
-                    .status()
-                    .with_context(|| format!("cannot start `sh -c {cmd}`"))?,
-            )
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c")
+                .arg(cmd)
+                // with --json our stdout holds only the JSON: the command's output goes to stderr
+                .stdout(if args.json {
+                    std::process::Stdio::from(std::io::stderr())
+                } else {
+                    std::process::Stdio::inherit()
+                });
+            // It dies with effbench and gets Ctrl-C/SIGTERM/SIGHUP passed on.
+            effbench_harness::guard::prepare(&mut c, libc::SIGTERM);
+            let mut child = c
+                .spawn()
+                .with_context(|| format!("cannot start `sh -c {cmd}`"))?;
+            let forwarding = effbench_harness::interrupt::forward_to(child.id());
+            let st = child.wait();
+            drop(forwarding);
+            Some(st.with_context(|| format!("waiting for `sh -c {cmd}`"))?)
         }
         None => {
             out(&format!(
                 "probe: idle for {} s",
                 args.probe_s.unwrap_or(0.0)
             ));
-            std::thread::sleep(std::time::Duration::from_secs_f64(
-                args.probe_s.unwrap_or(0.0),
-            ));
+            // In slices, so Ctrl-C/SIGTERM ends the probe (its readings are still printed).
+            let t = Instant::now();
+            while t.elapsed() < probe_wait && !effbench_harness::interrupt::requested() {
+                std::thread::sleep(
+                    (probe_wait - t.elapsed().min(probe_wait))
+                        .min(std::time::Duration::from_millis(50)),
+                );
+            }
             None
         }
     };

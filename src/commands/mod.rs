@@ -1,5 +1,7 @@
-//! One module per subcommand. Exit codes: 0 success, 1 some runs failed (or, for `gate`, a
-//! regression), 2 bad input or usage, 130 interrupted (Ctrl-C).
+//! One module per subcommand. Exit codes (docs/reliability.md): 0 success, 1 some runs failed
+//! (or, for `gate`, a regression), 2 bad input or usage, 3 the machine failed (disk full, an
+//! I/O error, out of memory: nothing wrong with the input), 128 + N stopped by signal N (130
+//! Ctrl-C, 143 SIGTERM, 129 SIGHUP) after saving what was done.
 
 pub mod ab;
 pub mod compare;
@@ -33,7 +35,9 @@ use std::path::Path;
 
 pub const EXIT_RUN_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
-pub const EXIT_INTERRUPTED: u8 = 130;
+// Stopped by a signal: 128 + it, from [`effbench_harness::interrupt::exit_code`].
+/// The machine failed (disk full, I/O error): the input was fine, trying again may work.
+pub const EXIT_SYSTEM: u8 = 3;
 
 /// Cargo features compiled into this binary (recorded in every result).
 pub fn features() -> Vec<&'static str> {
@@ -82,34 +86,77 @@ pub fn release_memory() {
     }
 }
 
-/// The child effbench process this one waits for (0: none); it runs in its own process
-/// group, so a terminal's Ctrl-C reaches it only through [`install_interrupt_handler`].
-static CHILD_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// Forward every Ctrl-C to child `pid` from now on (`None`: stop forwarding).
-pub fn forward_interrupts_to(pid: Option<u32>) {
-    CHILD_PID.store(pid.unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+/// First Ctrl-C, SIGTERM or SIGHUP: stop at the next safe point, save, finish the manifest and
+/// exit with 128 + the signal; a second one: leave at once. Each one is passed on to child
+/// processes registered with [`effbench_harness::interrupt::forward_to`] (a child effbench
+/// does the same).
+pub fn install_interrupt_handler() {
+    let _ = effbench_harness::interrupt::install(|sig, count| {
+        use effbench_harness::interrupt::{exit_code, signal_name};
+        use std::io::Write;
+        let name = signal_name(sig);
+        // Never eprintln! here: a closed stderr must not panic this thread.
+        let mut err = std::io::stderr();
+        if count > 1 {
+            let _ = writeln!(err, "\n{name} again: exiting now");
+            std::process::exit(exit_code() as i32);
+        }
+        let _ = writeln!(
+            err,
+            "\n{name}: stopping after the current step and saving results (a second Ctrl-C or \
+             signal quits at once)"
+        );
+    });
 }
 
-/// First Ctrl-C: stop at the next safe point and save; second: leave at once. Each one is
-/// passed on to a child effbench (which does the same).
-pub fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| {
-        let child = CHILD_PID.load(std::sync::atomic::Ordering::SeqCst);
-        #[cfg(unix)]
-        if child != 0 {
-            // SAFETY: kill only sends a signal; the pid is our own unreaped child.
-            unsafe {
-                libc::kill(child as libc::pid_t, libc::SIGINT);
-            }
-        }
-        if effbench_harness::interrupt::requested() {
-            eprintln!("\nsecond Ctrl-C: exiting now");
-            std::process::exit(EXIT_INTERRUPTED as i32);
-        }
-        eprintln!("\nCtrl-C: stopping after the current step and saving results (Ctrl-C again to quit now)");
-        effbench_harness::interrupt::request();
+/// The exit status of a failed command: [`EXIT_SYSTEM`] when the machine failed (disk full,
+/// quota, I/O error, read-only filesystem, out of memory or file descriptors) — nothing was
+/// wrong with the input and trying again elsewhere may work —, else [`EXIT_BAD_INPUT`].
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    let system = e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(
+                    libc::ENOSPC
+                        | libc::EDQUOT
+                        | libc::EIO
+                        | libc::EROFS
+                        | libc::ENOMEM
+                        | libc::EMFILE
+                        | libc::ENFILE
+                        | libc::EFBIG
+                )
+            ) || matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::OutOfMemory
+            )
+        })
     });
+    if system {
+        EXIT_SYSTEM
+    } else {
+        EXIT_BAD_INPUT
+    }
+}
+
+/// `effbench ... | head -1`: once the reader of stdout (or stderr) is gone, effbench leaves
+/// quietly with status 0, like ripgrep — no panic message, no error. Everything it had
+/// finished is already on disk (results are written before they are printed).
+pub fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Reads a suite and expands it into validated run specs; prints the backends' warnings
@@ -167,4 +214,29 @@ pub fn backends_of(specs: &[RunSpec]) -> String {
         }
     }
     names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_full_disk_is_a_machine_failure_not_bad_input() {
+        // A real ENOSPC: /dev/full refuses every write with it.
+        let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            eprintln!("skipped: no /dev/full on this machine");
+            return;
+        };
+        let e = f.write_all(b"x").and_then(|_| f.sync_all()).unwrap_err();
+        let e = anyhow::Error::new(e).context("cannot write 'results/x.json'");
+        assert_eq!(exit_code_of(&e), EXIT_SYSTEM);
+        assert_eq!(exit_code_of(&anyhow::anyhow!("bad key")), EXIT_BAD_INPUT);
+        let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(
+            exit_code_of(&e),
+            EXIT_BAD_INPUT,
+            "a missing file is the input's fault"
+        );
+    }
 }

@@ -32,6 +32,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.shards == 0 {
         bail!("--shards must be at least 1");
     }
+    shard::check_count("--shards", args.shards)?;
     let registry = effbench_backends::registry();
     let (suite, specs) = super::plan(&args.suite, &registry, &args.filter)?;
     let plan = cluster::cluster_plan(&suite, &specs, args.shards, "none");
@@ -60,13 +61,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         loads.iter().sum::<f64>(),
         shard::COST_MODEL
     );
+    let mut runs_of = vec![0usize; loads.len()];
+    for r in &plan.runs {
+        if let Some(n) = runs_of.get_mut(r.shard) {
+            *n += 1;
+        }
+    }
     let per_shard = Table {
         headers: vec!["shard".into(), "runs".into(), "estimated (s)".into()],
         rows: loads
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let n = plan.runs.iter().filter(|r| r.shard == i).count();
+                let n = runs_of[i];
                 vec![
                     (i.to_string(), true),
                     (n.to_string(), true),

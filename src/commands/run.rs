@@ -1,6 +1,6 @@
 //! `effbench run SUITE`: expand, validate, run every combination, write results.
 
-use super::{EXIT_INTERRUPTED, EXIT_RUN_FAILED};
+use super::EXIT_RUN_FAILED;
 use anyhow::Result;
 use effbench_harness::cluster::{shard, ShardInfo, ShardSel};
 use effbench_harness::invocation::{self, Options, ShardContext};
@@ -272,7 +272,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             specs.len(),
             outcome.out_dir.display()
         );
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(ExitCode::from(effbench_harness::interrupt::exit_code()));
     }
     if outcome.failed() > 0 {
         eprintln!("{} run(s) failed", outcome.failed());

@@ -54,7 +54,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         dtype: args.dtype.clone(),
         max_batch: args.max_batch,
         max_queue: args.max_queue,
-        grace: Duration::from_secs_f64(args.grace_s),
+        grace: effbench_harness::limits::seconds("--grace-s", args.grace_s)
+            .map_err(anyhow::Error::msg)?,
     };
     let loaded = serve::load(&cfg).with_context(|| format!("--model {}", args.model))?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -91,26 +91,19 @@ pub fn ensure_in_child_process() -> Result<Option<ExitCode>> {
         // The child's tables go to stderr: stdout belongs to this run (`--json`).
         .stdout(std::io::stderr());
     // Its own process group: a terminal's Ctrl-C reaches it once, forwarded by this process
-    // (not twice, which would mean "leave at once, without saving").
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // (not twice, which would mean "leave at once, without saving"); SIGTERM when this
+    // process dies, even by SIGKILL, so it saves its checkpoint and ends too.
+    effbench_harness::guard::prepare(&mut cmd, libc::SIGTERM);
     let mut child = cmd.spawn().with_context(|| {
         format!(
             "cannot start '{}' to train the default model",
             exe.display()
         )
     })?;
-    super::forward_interrupts_to(Some(child.id()));
-    #[cfg(unix)]
-    if effbench_harness::interrupt::requested() {
-        // Ctrl-C came before the child could be told about: pass it on now.
-        // SAFETY: kill only sends a signal to our own unreaped child.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-        }
-    }
+    // Every Ctrl-C/SIGTERM/SIGHUP is passed on (one that came already, at once).
+    let forwarding = effbench_harness::interrupt::forward_to(child.id());
     let status = child.wait();
-    super::forward_interrupts_to(None);
+    drop(forwarding);
     let status = status.context("waiting for the training process")?;
     Ok(match status.code() {
         Some(0) => None,
@@ -118,8 +111,12 @@ pub fn ensure_in_child_process() -> Result<Option<ExitCode>> {
             u8::try_from(code).unwrap_or(super::EXIT_RUN_FAILED),
         )),
         None => {
+            use std::os::unix::process::ExitStatusExt;
             eprintln!("effbench: default model: the training process was killed by a signal");
-            Some(ExitCode::from(super::EXIT_RUN_FAILED))
+            Some(ExitCode::from(match status.signal() {
+                Some(sig) => effbench_harness::interrupt::exit_code_of(Some(sig)),
+                None => super::EXIT_RUN_FAILED,
+            }))
         }
     })
 }
@@ -175,7 +172,9 @@ pub fn ensure(
     let outcome = invocation::run_suite(&suite, &specs, registry, &opts, on_result)?;
     let Some(r) = outcome.results.first() else {
         eprintln!("effbench: default model: training was interrupted before it started");
-        return Ok(Some(ExitCode::from(super::EXIT_INTERRUPTED)));
+        return Ok(Some(ExitCode::from(
+            effbench_harness::interrupt::exit_code(),
+        )));
     };
     match r.status.state {
         RunState::Ok => {}
@@ -185,7 +184,9 @@ pub fn ensure(
                  continues it (results in {})",
                 outcome.out_dir.display()
             );
-            return Ok(Some(ExitCode::from(super::EXIT_INTERRUPTED)));
+            return Ok(Some(ExitCode::from(
+                effbench_harness::interrupt::exit_code(),
+            )));
         }
         RunState::Failed => {
             eprintln!(

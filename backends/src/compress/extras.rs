@@ -211,7 +211,7 @@ pub fn run_extras(
             l.info
                 .sha256
                 .as_deref()
-                .map_or("?", |s| &s[..12.min(s.len())])
+                .map_or("?", |s| s.get(..12).unwrap_or(s))
         ),
     };
     ex.metrics.push(Metric::scalar(

@@ -327,6 +327,35 @@ impl LlamaConfig {
         if self.vocab_size > u32::MAX as usize {
             bail!("vocab_size {} does not fit token ids", self.vocab_size);
         }
+        // Upper bounds before any product of them is formed or allocated: a crafted config
+        // (a context of 10^12 tokens, a width of 2^40) is refused, not an abort.
+        for (name, v, max) in [
+            ("hidden_size", self.hidden_size, 1 << 16),
+            ("intermediate_size", self.intermediate_size, 1 << 18),
+            ("num_hidden_layers", self.num_hidden_layers, 1 << 10),
+            ("num_attention_heads", self.num_attention_heads, 1 << 10),
+            ("num_key_value_heads", self.kv_heads(), 1 << 10),
+            ("head_dim", self.head_size(), 1 << 12),
+            ("vocab_size", self.vocab_size, 1 << 24),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                1 << 22,
+            ),
+        ] {
+            effbench_harness::limits::check_int(name, v as i128, 1, max)
+                .map_err(anyhow::Error::msg)?;
+        }
+        let rope = self.max_position_embeddings as u64 * self.head_size() as u64;
+        if rope > 1 << 28 {
+            bail!(
+                "max_position_embeddings {} x head size {} = {rope} rotary-table values, more \
+                 than the maximum {}",
+                self.max_position_embeddings,
+                self.head_size(),
+                1u64 << 28
+            );
+        }
         let (h, kv, d) = (self.num_attention_heads, self.kv_heads(), self.head_size());
         if h % kv != 0 {
             bail!("num_attention_heads {h} is not a multiple of num_key_value_heads {kv}");

@@ -25,6 +25,7 @@
 mod batched;
 mod config;
 mod gguf;
+mod gguf_header;
 mod layers;
 mod model;
 mod q4_1;
@@ -34,6 +35,7 @@ pub use gguf::{
     gguf_tensor_name, gguf_weight_dtype, permute_qk_to_half_split, permute_qk_to_interleaved,
     write_gguf, write_gguf_with,
 };
+pub use gguf_header::{check_metadata as check_gguf_metadata, check_tensors as check_gguf_tensors};
 pub use layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
 pub use model::{argmax_rows, Attention, Block, Cache, Llama, Logits, Mlp, QkvBias, INIT_STD};
 pub use q4_1::Q41Matrix;

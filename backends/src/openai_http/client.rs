@@ -212,6 +212,16 @@ async fn read_stream(
         };
         let t_ns = sent.elapsed().as_nanos() as u64;
         parser.feed(&chunk);
+        if parser.pending_bytes() > effbench_harness::limits::MAX_LINE_BYTES as usize {
+            rec.failure = Some(failure(
+                ErrorKind::Protocol,
+                format!(
+                    "an SSE line or event longer than {} bytes (a stream without line ends?)",
+                    effbench_harness::limits::MAX_LINE_BYTES
+                ),
+            ));
+            return;
+        }
         while let Some(data) = parser.next_event() {
             if let Err(f) = on_event(&data, t_ns, &mut st) {
                 rec.failure = Some(Failure {
@@ -279,10 +289,13 @@ fn on_event(data: &[u8], t_ns: u64, st: &mut StreamState) -> Result<(), Failure>
                 let k = c.saturating_sub(st.last_cum);
                 st.last_cum = c;
                 if k > 0 {
-                    st.emissions.push(Emission {
-                        t_ns,
-                        tokens: k as u32,
-                    });
+                    let tokens = u32::try_from(k).map_err(|_| {
+                        failure(
+                            ErrorKind::Protocol,
+                            format!("implausible response: one chunk of {k} tokens"),
+                        )
+                    })?;
+                    st.emissions.push(Emission { t_ns, tokens });
                 }
             }
             None => {
@@ -340,6 +353,16 @@ async fn read_whole(
     let mut body = Vec::new();
     loop {
         match resp.chunk().await {
+            Ok(Some(c)) if body.len() + c.len() > effbench_harness::limits::MAX_BODY_BYTES => {
+                rec.failure = Some(failure(
+                    ErrorKind::Protocol,
+                    format!(
+                        "a response body over {} bytes",
+                        effbench_harness::limits::MAX_BODY_BYTES
+                    ),
+                ));
+                return;
+            }
             Ok(Some(c)) => body.extend_from_slice(&c),
             Ok(None) => break,
             Err(e) => {

@@ -77,6 +77,7 @@ async fn one(
     tokio::pin!(notified);
     notified.as_mut().enable();
     let sent = Instant::now();
+    let body_len = body.len();
     let mut rec = if shared.cancelled.load(Ordering::SeqCst) {
         cancelled_record(&shared.target)
     } else {
@@ -95,6 +96,8 @@ async fn one(
     drop(permit);
     rec.lateness_ns = sent.saturating_duration_since(ready).as_nanos() as u64;
     rec.requested_output_tokens = max_tokens;
+    // A server's numbers are checked against what was possible (tokens asked, bytes sent).
+    effbench_harness::plausible::check_request(&mut rec, body_len, sent.elapsed());
     if rec
         .failure
         .as_ref()
@@ -212,7 +215,11 @@ impl LoadTest {
                 break;
             }
             let req = self.workload.request(i as u64);
-            let when = shared.t0 + Duration::from_secs_f64(at);
+            let when = effbench_harness::limits::deadline(
+                shared.t0,
+                effbench_harness::limits::seconds_clamped(at),
+            )
+            .unwrap_or(shared.t0);
             if !wait_until(when) {
                 interrupted = true;
                 break;

@@ -16,6 +16,7 @@ pub mod workload;
 use anyhow::{bail, Context, Result};
 use effbench_harness::axes::AxisValue;
 use effbench_harness::backend::{IterationCtx, ModelFormat, Sample, Window, WindowReport};
+use effbench_harness::limits;
 use effbench_harness::serving::{Arrival, Ramp, ScheduleSpec, ServingConfig};
 use effbench_harness::{Backend, Capabilities, ModelInfo, RunSpec, Scenario, Session};
 use std::time::Duration;
@@ -100,10 +101,13 @@ impl Backend for OpenAiHttp {
         self.validate(spec).map_err(anyhow::Error::msg)?;
         let s = serving(spec).map_err(anyhow::Error::msg)?.clone();
         let api_key = match &s.api_key_env {
-            Some(env) => Some(
-                std::env::var(env)
-                    .with_context(|| format!("environment variable {env} (api_key_env)"))?,
-            ),
+            Some(env) => {
+                let k = std::env::var(env)
+                    .with_context(|| format!("environment variable {env} (api_key_env)"))?;
+                // Scrubbed from everything written, should a server echo it back.
+                effbench_harness::secrets::register(&k);
+                Some(k)
+            }
             None => None,
         };
         let workers = if s.workers > 0 {
@@ -121,7 +125,7 @@ impl Backend for OpenAiHttp {
         let mut builder = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs_f64(s.timeout_s.min(30.0)));
+            .connect_timeout(limits::seconds_clamped(s.timeout_s.min(30.0)));
         if is_loopback(&url) {
             builder = builder.no_proxy();
         }
@@ -134,7 +138,8 @@ impl Backend for OpenAiHttp {
                 url,
                 api_key,
                 stream: s.stream,
-                timeout: Duration::from_secs_f64(s.timeout_s),
+                timeout: limits::seconds("[serving] timeout_s", s.timeout_s)
+                    .map_err(anyhow::Error::msg)?,
             },
             workload: workload(spec, &s)?,
             schedule: ScheduleSpec {

@@ -33,6 +33,12 @@ impl SseParser {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Bytes held for an event not yet complete (unparsed input plus data lines so far): a
+    /// peer that never ends a line or an event makes this grow, so callers cap it.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len() - self.pos + self.data.len()
+    }
+
     /// The data of the next complete event, if one is buffered.
     pub fn next_event(&mut self) -> Option<Vec<u8>> {
         loop {

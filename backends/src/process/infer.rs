@@ -81,6 +81,13 @@ impl Session for InferSession {
         let batch = self.prompts.len();
         let r: RunReply = match decode(reply.body, Op::Run).and_then(|r: RunReply| {
             check_run(&r, batch, self.gen_len)
+                .and_then(|_| {
+                    effbench_harness::plausible::check_worker_times(
+                        r.emissions.iter().map(|e| e.t_ns),
+                        r.op_ns,
+                        rtt,
+                    )
+                })
                 .map(|_| r)
                 .map_err(|m| WorkerError::new(Fault::BadReply, Op::Run, m))
         }) {

@@ -5,7 +5,8 @@
 //! ```toml
 //! [options]
 //! cmd = ["python3", "backends/workers/torch_worker.py"]   # {axis} placeholders allowed
-//! env = { OMP_NUM_THREADS = "2" }                          # optional
+//! env = { OMP_NUM_THREADS = "2" }                          # optional; no secrets here
+//! env_from = { HF_TOKEN = "HF_TOKEN" }                     # optional: values by name
 //! timeouts = { load = 900, run = 120 }                      # optional, seconds per op
 //! max_line_bytes = 67108864                                 # optional
 //! worker = { attn_implementation = "sdpa" }                 # optional, passed to `load`

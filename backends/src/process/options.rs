@@ -12,6 +12,7 @@ use std::time::Duration;
 pub const KEYS: &[&str] = &[
     "cmd",
     "env",
+    "env_from",
     "timeouts",
     "max_line_bytes",
     "worker",
@@ -24,8 +25,12 @@ pub const KEYS: &[&str] = &[
 pub struct ProcessOptions {
     /// Worker command line, `{axis}` placeholders not yet replaced.
     pub cmd: Vec<String>,
-    /// Extra environment variables of the worker.
+    /// Extra environment variables of the worker (no secrets: see `env_from`).
     pub env: Vec<(String, String)>,
+    /// Worker variables whose values come from effbench's own environment when the worker
+    /// starts, by name (`HF_TOKEN = "MY_HF_TOKEN"`): secrets are never in the suite, the
+    /// results or the run id.
+    pub env_from: Vec<(String, String)>,
     /// Timeouts by op name (ops not named use [`Op::default_timeout`]).
     pub timeouts: BTreeMap<&'static str, Duration>,
     /// Longest reply line accepted.
@@ -66,15 +71,25 @@ impl ProcessOptions {
                 .ok_or("options.cmd must be a list of strings")?,
             Some(_) => return err("options.cmd must be a non-empty list of strings".into()),
         };
-        let env = match o.get("env") {
-            None => Vec::new(),
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect::<Option<Vec<_>>>()
-                .ok_or("options.env values must be strings")?,
-            Some(_) => return err("options.env must be a table of strings".into()),
+        let table = |key: &str| -> Result<Vec<(String, String)>, String> {
+            match o.get(key) {
+                None => Ok(Vec::new()),
+                Some(Value::Object(m)) => m
+                    .iter()
+                    .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or(format!("options.{key} values must be strings")),
+                Some(_) => err(format!("options.{key} must be a table of strings")),
+            }
         };
+        let env = table("env")?;
+        for (k, v) in &env {
+            effbench_harness::secrets::check_env_value("options.env", k, v)?;
+        }
+        let env_from = table("env_from")?;
+        for (k, v) in &env_from {
+            effbench_harness::secrets::check_env_name(&format!("options.env_from.{k}"), v)?;
+        }
         let mut timeouts = BTreeMap::new();
         match o.get("timeouts") {
             None => {}
@@ -87,8 +102,12 @@ impl ProcessOptions {
                         )
                     })?;
                     match v.as_f64() {
-                        Some(s) if s > 0.0 && s.is_finite() && s < 1e7 => {
-                            timeouts.insert(op.name(), Duration::from_secs_f64(s));
+                        Some(s) if s > 0.0 => {
+                            let d = effbench_harness::limits::seconds(
+                                &format!("options.timeouts.{k}"),
+                                s,
+                            )?;
+                            timeouts.insert(op.name(), d);
                         }
                         _ => return err(format!("options.timeouts.{k} must be seconds > 0")),
                     }
@@ -99,7 +118,15 @@ impl ProcessOptions {
         let max_line_bytes = match o.get("max_line_bytes") {
             None => DEFAULT_MAX_LINE_BYTES,
             Some(v) => match v.as_u64() {
-                Some(n) if n >= 1024 => n as usize,
+                Some(n) if n >= 1024 => {
+                    effbench_harness::limits::check_int(
+                        "options.max_line_bytes",
+                        n.into(),
+                        1024,
+                        (1u64 << 30).into(),
+                    )?;
+                    n as usize
+                }
                 _ => return err("options.max_line_bytes must be an integer >= 1024".into()),
             },
         };
@@ -118,12 +145,32 @@ impl ProcessOptions {
         Ok(ProcessOptions {
             cmd,
             env,
+            env_from,
             timeouts,
             max_line_bytes,
             worker,
-            lr: number("lr", 1e-3, |x| x > 0.0, "> 0")?,
-            weight_decay: number("weight_decay", 0.0, |x| x >= 0.0, ">= 0")?,
+            lr: number("lr", 1e-3, |x| x > 0.0 && x <= 100.0, "> 0 and <= 100")?,
+            weight_decay: number(
+                "weight_decay",
+                0.0,
+                |x| (0.0..=100.0).contains(&x),
+                "between 0 and 100",
+            )?,
         })
+    }
+
+    /// The worker's extra environment: `env`, then each `env_from` variable read from
+    /// effbench's environment now (its value registered for scrubbing, never stored).
+    pub fn worker_env(&self) -> Result<Vec<(String, String)>, String> {
+        let mut out = self.env.clone();
+        for (name, from) in &self.env_from {
+            let v = std::env::var(from).map_err(|_| {
+                format!("options.env_from.{name} = \"{from}\": the environment variable {from} is not set")
+            })?;
+            effbench_harness::secrets::register(&v);
+            out.push((name.clone(), v));
+        }
+        Ok(out)
     }
 
     /// The timeout of `op`.

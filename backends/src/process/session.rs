@@ -58,7 +58,7 @@ impl Connection {
         let argv = opts.argv(spec, &model.path).map_err(anyhow::Error::msg)?;
         let mut worker = Worker::spawn(&WorkerCommand {
             argv: argv.clone(),
-            env: opts.env.clone(),
+            env: opts.worker_env().map_err(anyhow::Error::msg)?,
             cwd: None,
             max_line_bytes: opts.max_line_bytes,
         })?;
@@ -117,7 +117,9 @@ impl Connection {
                     Op::Load,
                     "vocab_size is 0",
                 )),
-                _ => Ok(l),
+                _ => check_load(&l)
+                    .map(|_| l)
+                    .map_err(|m| WorkerError::new(Fault::BadReply, Op::Load, m)),
             })
             .map_err(|e| worker.abort(e))?;
         let mut info = model_info(spec, &model, &load, &describe)?;
@@ -192,7 +194,20 @@ impl Connection {
         }
         self.overheads.extend(Self::overhead_ms(rtt, op_ns));
         if let Some(m) = memory {
-            self.memory = Some(m.clone());
+            use effbench_harness::plausible::MAX_MEMORY_BYTES;
+            // A size no machine holds is dropped with a note, never recorded as measured.
+            let fits = |v: Option<u64>| v.is_none_or(|b| b <= MAX_MEMORY_BYTES);
+            if fits(m.max_allocated_bytes) && fits(m.max_reserved_bytes) {
+                self.memory = Some(m.clone());
+            } else if !self
+                .notes
+                .iter()
+                .any(|n| n.starts_with("worker memory report"))
+            {
+                self.notes.push(format!(
+                    "worker memory report ignored: more than {MAX_MEMORY_BYTES} bytes claimed"
+                ));
+            }
         }
     }
 
@@ -264,6 +279,21 @@ impl Connection {
         }
         ex
     }
+}
+
+/// Sizes in a `load` reply that no machine could hold are refused, not recorded.
+fn check_load(l: &LoadReply) -> std::result::Result<(), String> {
+    use effbench_harness::plausible::{check_worker_size, MAX_MEMORY_BYTES, MAX_PARAMS};
+    check_worker_size("vocab_size", Some(l.vocab_size as u64), 1 << 24)?;
+    check_worker_size("model.params_total", Some(l.model.params_total), MAX_PARAMS)?;
+    check_worker_size(
+        "model.params_non_embedding",
+        l.model.params_non_embedding,
+        MAX_PARAMS,
+    )?;
+    check_worker_size("model.loaded_bytes", l.model.loaded_bytes, MAX_MEMORY_BYTES)?;
+    check_worker_size("model.file_bytes", l.model.file_bytes, MAX_MEMORY_BYTES)?;
+    Ok(())
 }
 
 fn obj(v: Value) -> Map<String, Value> {

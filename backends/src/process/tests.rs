@@ -122,3 +122,42 @@ fn local_vocab_matches_the_candle_rule() {
     assert_eq!(vocab, loaded.model.config.vocab_size);
     assert_eq!(special, loaded.special_ids);
 }
+
+#[test]
+fn worker_secrets_travel_by_name_only() {
+    // A token in options.env would be stored in every result and hashed into the run id.
+    let e = opts(json!({"cmd": ["w"], "env": {"HF_TOKEN": "hf_abcdefghijklmnop"}})).unwrap_err();
+    assert!(
+        e.contains("options.env_from = { HF_TOKEN = \"HF_TOKEN\" }"),
+        "{e}"
+    );
+    assert!(!e.contains("hf_abcdefghijklmnop"), "{e}");
+    let e = opts(json!({"cmd": ["w"], "env": {"X": "sk-0123456789abcdefghijkl"}})).unwrap_err();
+    assert!(e.contains("env_from"), "{e}");
+    // By name: only the name is in the options (and so in the results and the id).
+    let o =
+        opts(json!({"cmd": ["w"], "env_from": {"HF_TOKEN": "EFFBENCH_TEST_TOKEN_14"}})).unwrap();
+    assert_eq!(
+        o.env_from,
+        [("HF_TOKEN".to_string(), "EFFBENCH_TEST_TOKEN_14".to_string())]
+    );
+    let e = o.worker_env().unwrap_err();
+    assert!(e.contains("EFFBENCH_TEST_TOKEN_14 is not set"), "{e}");
+    let e =
+        opts(json!({"cmd": ["w"], "env_from": {"HF_TOKEN": "hf_abcdefghijklmnop"}})).unwrap_err();
+    assert!(
+        e.contains("looks like a key") && !e.contains("hf_abcdefghijklmnop"),
+        "{e}"
+    );
+    // Bounds named by key.
+    let e = opts(json!({"cmd": ["w"], "timeouts": {"run": 1e300}})).unwrap_err();
+    assert!(
+        e.contains("options.timeouts.run") && e.contains("allowed"),
+        "{e}"
+    );
+    let e = opts(json!({"cmd": ["w"], "max_line_bytes": 1u64 << 40})).unwrap_err();
+    assert!(
+        e.contains("options.max_line_bytes") && e.contains("allowed"),
+        "{e}"
+    );
+}

@@ -82,6 +82,11 @@ impl Session for TrainSession {
             let e = bad(format!("`steps` has {} entries for 1 batch", r.steps.len()));
             return Err(self.conn.abort(e));
         };
+        if let Err(m) =
+            effbench_harness::plausible::check_worker_times([step.step_ns], r.op_ns, rtt)
+        {
+            return Err(self.conn.abort(bad(m)));
+        }
         if !step.loss.is_finite() || step.step_ns == 0 {
             let e = bad(format!(
                 "step reports loss {} and step_ns {}",

@@ -7,13 +7,9 @@ use crate::report::Report;
 
 pub struct CsvExporter;
 
-/// Quotes a field when it holds a comma, quote or line break.
+/// One CSV field (the one CSV escaping rule: [`effbench_harness::escape::csv`]).
 pub fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    effbench_harness::escape::csv(s)
 }
 
 impl Exporter for CsvExporter {

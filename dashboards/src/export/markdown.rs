@@ -7,24 +7,9 @@ use crate::report::Report;
 
 pub struct MarkdownExporter;
 
-/// Escapes text for a markdown table cell.
+/// Escapes text for a markdown table cell ([`effbench_harness::escape::markdown`]).
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '|' => out.push_str("\\|"),
-            '\\' | '`' | '*' | '[' | ']' => {
-                out.push('\\');
-                out.push(ch);
-            }
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\n' | '\r' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    effbench_harness::escape::markdown(s)
 }
 
 /// Text as a code span in a markdown table cell: backslash escapes do not work inside one, so

@@ -104,7 +104,7 @@ pub fn build(results: Vec<RunResult>, opts: &Options) -> Result<Summary> {
     for (i, r) in kept.iter().enumerate() {
         by_suite.entry(r.suite.name.clone()).or_default().push(i);
     }
-    let mut slugs: Vec<String> = Vec::new();
+    let mut slugs: HashSet<String> = HashSet::new();
     let suites: Vec<SuiteModel> = by_suite
         .values()
         .map(|idx| {
@@ -152,15 +152,8 @@ pub fn build(results: Vec<RunResult>, opts: &Options) -> Result<Summary> {
         keep.extend(s.entries.iter().map(|e| format!("runs/{}.html", e.key)));
     }
     remove_stale(&opts.out, &keep)?;
-    let data = data::site_data(&suites);
-    let mut f = std::io::BufWriter::new(
-        std::fs::File::create(opts.out.join("data.json"))
-            .with_context(|| format!("cannot write '{}'", opts.out.join("data.json").display()))?,
-    );
-    serde_json::to_writer(&mut f, &data)?;
-    std::io::Write::flush(&mut f)?;
-    written.files += 1;
-    written.bytes += std::fs::metadata(opts.out.join("data.json")).map_or(0, |m| m.len());
+    let data = serde_json::to_vec(&data::site_data(&suites))?;
+    written.write(&opts.out.join("data.json"), &data)?;
     Ok(Summary {
         index: index_path,
         suites: suites.len(),
@@ -187,8 +180,10 @@ impl Written {
     }
 }
 
+/// Every page is replaced atomically: a server reading the site while it is rebuilt never
+/// serves half a page.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write '{}'", path.display()))
+    effbench_harness::result::write_replace(path, bytes)
 }
 
 /// Checks `out` is new, empty or an earlier site (whose files are then overwritten in place:
@@ -250,14 +245,14 @@ pub fn slug(name: &str) -> String {
     }
 }
 
-fn unique(base: String, taken: &mut Vec<String>) -> String {
+fn unique(base: String, taken: &mut HashSet<String>) -> String {
     let mut s = base.clone();
     let mut n = 2;
     while taken.contains(&s) {
         s = format!("{base}-{n}");
         n += 1;
     }
-    taken.push(s.clone());
+    taken.insert(s.clone());
     s
 }
 

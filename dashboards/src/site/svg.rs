@@ -20,20 +20,9 @@ const BOTTOM: f64 = 46.0;
 /// Above this many points a scatter draws plain dots (one path, no tooltips) to stay small.
 pub const DETAILED_POINTS: usize = 1500;
 
-/// Escapes text for HTML and SVG (element content and quoted attributes).
+/// Escapes text for HTML and SVG ([`effbench_harness::escape::html`]).
 pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    effbench_harness::escape::html(s)
 }
 
 /// Appends `v` rounded to 0.1 (integer formatting only: much faster than `{:.1}`).

@@ -137,6 +137,25 @@ impl AnalysisConfig {
         if self.eval_window < 2 {
             return Err("[analysis] eval_window must be at least 2".into());
         }
+        use crate::limits::check_int;
+        check_int(
+            "[analysis] eval_tokens",
+            self.eval_tokens as i128,
+            2,
+            1 << 24,
+        )?;
+        check_int(
+            "[analysis] eval_window",
+            self.eval_window as i128,
+            2,
+            1 << 20,
+        )?;
+        check_int(
+            "[analysis] pareto fronts",
+            self.pareto.len() as i128,
+            0,
+            100,
+        )?;
         for (i, p) in self.pareto.iter().enumerate() {
             let field = format!("[analysis] pareto[{i}]");
             if p.metrics.len() < 2 {

@@ -143,6 +143,8 @@ pub enum DynaError {
     ZeroVariance(String),
     #[error("weights must be finite, >= 0 and not all 0")]
     BadWeights,
+    #[error("metric '{0}': the arithmetic overflows (values or offsets too large to combine); rescale the column")]
+    Overflow(String),
 }
 
 /// Scores `rows` (one value per metric each; `metrics[0]` is the performance metric).
@@ -165,24 +167,40 @@ pub fn dynascore(metrics: &[DynaMetric], rows: &[Vec<f64>]) -> Result<DynaResult
             });
         }
     }
-    let wsum: f64 = metrics.iter().map(|m| m.weight).sum();
-    if metrics
-        .iter()
-        .any(|m| !m.weight.is_finite() || m.weight < 0.0)
-        || wsum <= 0.0
-    {
+    if metrics.iter().any(|m| m.weight < 0.0) {
+        return Err(DynaError::BadWeights);
+    }
+    // A sum of weights that overflows is an error, never weights of 0 (a silent tie).
+    let wsum = crate::limits::finite_sum("weights", metrics.iter().map(|m| m.weight))
+        .map_err(|_| DynaError::BadWeights)?;
+    if wsum <= 0.0 {
         return Err(DynaError::BadWeights);
     }
     let weights: Vec<f64> = metrics.iter().map(|m| m.weight / wsum).collect();
+    let overflow = |k: usize| DynaError::Overflow(metrics[k].name.clone());
+    if let Some(k) = metrics.iter().position(|m| !m.offset.is_finite()) {
+        return Err(overflow(k));
+    }
     let utility = |m: &DynaMetric, v: f64| m.better.sign() * v + m.offset;
     let u: Vec<Vec<f64>> = rows
         .iter()
         .map(|r| r.iter().zip(metrics).map(|(v, m)| utility(m, *v)).collect())
         .collect();
+    for r in &u {
+        if let Some(k) = r.iter().position(|v| !v.is_finite()) {
+            return Err(overflow(k));
+        }
+    }
 
     // AMRS from consecutive models sorted by performance (utility of metric 0).
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by(|&a, &b| u[a][0].total_cmp(&u[b][0]));
+    if order
+        .windows(2)
+        .any(|w| !(u[w[1]][0] - u[w[0]][0]).is_finite())
+    {
+        return Err(overflow(0));
+    }
     let max_perf = u.iter().map(|r| r[0].abs()).fold(0.0, f64::max);
     let pairs: Vec<(usize, usize)> = order
         .windows(2)
@@ -199,6 +217,9 @@ pub fn dynascore(metrics: &[DynaMetric], rows: &[Vec<f64>]) -> Result<DynaResult
             .map(|&(a, b)| (u[b][k] - u[a][k]).abs() / (u[b][0] - u[a][0]))
             .sum();
         *slot = rates / pairs.len() as f64;
+        if !slot.is_finite() {
+            return Err(overflow(k));
+        }
         if *slot == 0.0 && weights[k] > 0.0 {
             return Err(DynaError::ZeroVariance(metrics[k].name.clone()));
         }
@@ -212,6 +233,9 @@ pub fn dynascore(metrics: &[DynaMetric], rows: &[Vec<f64>]) -> Result<DynaResult
                 .sum()
         })
         .collect();
+    if scores.iter().any(|s| !s.is_finite()) {
+        return Err(DynaError::Overflow("Dynascore".into()));
+    }
     let mut idx: Vec<usize> = (0..rows.len()).collect();
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     // Sorted best first, so a model's rank is 1 + the position of the first model with its
@@ -451,5 +475,30 @@ mod tests {
         let s = default_setup(&[c(Perplexity, &[3.0, 3.0]), c(Mfu, &[1.0, 2.0])]).unwrap();
         assert_eq!((s[0].1.name.as_str(), s[1].1.weight), ("mfu", 0.0));
         assert!(default_setup(&[c(Ttft, &[1.0, 2.0])]).is_none());
+    }
+
+    #[test]
+    fn overflowing_numbers_are_errors_not_silent_ties() {
+        let base = [
+            m("acc", Better::Higher, 1.0, 0.0),
+            m("mem", Better::Lower, 1.0, 0.0),
+        ];
+        let rows = vec![vec![1.0, 2.0], vec![2.0, 1.0]];
+        let mut w = base.clone();
+        w[0].weight = f64::MAX;
+        w[1].weight = f64::MAX;
+        assert_eq!(dynascore(&w, &rows).unwrap_err(), DynaError::BadWeights);
+        let mut o = base.clone();
+        o[1].offset = f64::MAX;
+        let big = vec![vec![1.0, -f64::MAX], vec![2.0, 1.0]];
+        assert!(matches!(
+            dynascore(&o, &big).unwrap_err(),
+            DynaError::Overflow(_)
+        ));
+        let huge = vec![vec![-f64::MAX, 1.0], vec![f64::MAX, 2.0]];
+        assert!(matches!(
+            dynascore(&base, &huge).unwrap_err(),
+            DynaError::Overflow(_)
+        ));
     }
 }

@@ -25,6 +25,8 @@ pub enum ParetoError {
     RefDimension { got: usize, want: usize },
     #[error("at least one objective is needed")]
     NoObjectives,
+    #[error("the hypervolume overflows (the values or the reference point are too large); rescale the objectives")]
+    Overflow,
 }
 
 /// Converts every objective to "higher is better" and checks the input.
@@ -161,6 +163,23 @@ pub fn hypervolume(
             got: reference.len(),
             want: senses.len(),
         });
+    }
+    // A volume too large for f64 is an error, never `inf`/`null` in the output.
+    let v = hypervolume_unchecked(points, senses, reference)?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(ParetoError::Overflow)
+    }
+}
+
+fn hypervolume_unchecked(
+    points: &[Vec<f64>],
+    senses: &[Better],
+    reference: &[f64],
+) -> Result<f64, ParetoError> {
+    if reference.iter().any(|v| !v.is_finite()) {
+        return Err(ParetoError::Overflow);
     }
     let r: Vec<f64> = reference
         .iter()

@@ -144,3 +144,18 @@ fn hypervolume_3d_mixed_senses_dominated_and_outside_points() {
     ];
     assert_eq!(front(&dup, &senses).unwrap(), vec![0, 1]);
 }
+
+#[test]
+fn an_overflowing_hypervolume_is_an_error() {
+    let senses = [Better::Higher, Better::Higher];
+    let pts = vec![vec![f64::MAX, f64::MAX]];
+    assert_eq!(
+        hypervolume(&pts, &senses, &[-f64::MAX, -f64::MAX]).unwrap_err(),
+        ParetoError::Overflow
+    );
+    let pts3 = vec![vec![1e200, 1e200, 1e200]];
+    assert_eq!(
+        hypervolume(&pts3, &[Better::Higher; 3], &[0.0; 3]).unwrap_err(),
+        ParetoError::Overflow
+    );
+}

@@ -49,6 +49,8 @@ pub const SUBMIT_FILE: &str = "submit.sh";
 pub const RESULTS_MOUNT: &str = "/results";
 pub const SUITE_MOUNT: &str = "/etc/effbench";
 pub const SCRATCH_MOUNT: &str = "/scratch";
+/// Seconds between SIGTERM and SIGKILL when a shard pod is evicted or deleted.
+pub const TERMINATION_GRACE_S: i64 = 120;
 /// Exit code of effbench for bad input: the Job fails at once instead of retrying.
 const EXIT_BAD_INPUT: i64 = 2;
 
@@ -202,9 +204,12 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
         ("metadata", metadata(o, &suite_cm, "suite")),
         ("data", map(vec![(o.suite_file.as_str(), s(&o.suite_text))])),
     ]);
+    // The kubelet expands `$(VAR)` in command and args: every user-given part goes through
+    // escape::kubelet, only effbench's own `$(JOB_COMPLETION_INDEX)` stays live.
+    let k = crate::escape::kubelet;
     let mut args = vec![
         s("run"),
-        s(&suite_path),
+        s(k(&suite_path)),
         s(format!("--shard=$(JOB_COMPLETION_INDEX)/{n}")),
         s(format!(
             "--out={}/{}$(JOB_COMPLETION_INDEX)",
@@ -212,7 +217,7 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
             super::SHARD_DIR_PREFIX
         )),
     ];
-    args.extend(o.filters.iter().map(|f| s(format!("--filter={f}"))));
+    args.extend(o.filters.iter().map(|f| s(format!("--filter={}", k(f)))));
     let env = seq(vec![
         field_env(
             "JOB_COMPLETION_INDEX",
@@ -244,7 +249,7 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
     let container = map(vec![
         ("name", s("effbench")),
         ("image", s(&o.image)),
-        ("command", seq(vec![s(&o.command)])),
+        ("command", seq(vec![s(k(&o.command))])),
         ("args", seq(args)),
         ("workingDir", s(SCRATCH_MOUNT)),
         ("env", env),
@@ -296,6 +301,9 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
                             "spec",
                             map(vec![
                                 ("restartPolicy", s("Never")),
+                                // On eviction the kubelet sends SIGTERM, then SIGKILL after
+                                // this: time for effbench to save the run in progress.
+                                ("terminationGracePeriodSeconds", int(TERMINATION_GRACE_S)),
                                 ("containers", seq(vec![container])),
                                 (
                                     "volumes",
@@ -322,7 +330,7 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
     let merge_container = map(vec![
         ("name", s("effbench-merge")),
         ("image", s(&o.image)),
-        ("command", seq(vec![s(&o.command)])),
+        ("command", seq(vec![s(k(&o.command))])),
         ("args", seq(merge_args)),
         ("workingDir", s(SCRATCH_MOUNT)),
         ("volumeMounts", mounts(false)),

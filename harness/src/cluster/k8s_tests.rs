@@ -53,3 +53,23 @@ fn bad_values_are_named() {
     assert!(err(&|o| o.shards = 6).contains("more than the suite's 5"));
     assert_eq!(default_name("Quick_Start v2"), "effbench-quick-start-v2");
 }
+
+#[test]
+fn user_text_is_not_expanded_by_the_kubelet() {
+    let mut o = opts();
+    o.filters = vec!["model=$(SECRET) $$x".into()];
+    o.command = "/opt/$(HOME)/effbench".into();
+    let m = manifests(&o, 5).unwrap();
+    let job = m.shards[1].to_json();
+    let c = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["args"][4], "--filter=model=$$(SECRET) $$$$x");
+    assert_eq!(
+        c["args"][2], "--shard=$(JOB_COMPLETION_INDEX)/3",
+        "ours stays live"
+    );
+    assert_eq!(c["command"][0], "/opt/$$(HOME)/effbench");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        TERMINATION_GRACE_S
+    );
+}

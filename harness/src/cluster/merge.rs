@@ -146,9 +146,12 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
     }
 
     // The plan: the shards' whole-suite plan, then anything else planned by a manifest.
+    // (Linear in the inputs: a crafted manifest may plan millions of ids.)
     let mut planned: Vec<(String, String, Option<usize>)> = Vec::new();
+    let mut planned_at: std::collections::HashMap<String, usize> = Default::default();
     let mut push = |id: &str, label: &str, shard: Option<usize>| {
-        if !planned.iter().any(|(p, _, _)| p == id) {
+        if !planned_at.contains_key(id) {
+            planned_at.insert(id.to_string(), planned.len());
             planned.push((id.to_string(), label.to_string(), shard));
         }
     };
@@ -179,10 +182,9 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
         }
     }
     let label_of = |id: &str, f: &Found| -> String {
-        planned
-            .iter()
-            .find(|(p, _, _)| p == id)
-            .map(|(_, l, _)| l.clone())
+        planned_at
+            .get(id)
+            .map(|&i| planned[i].1.clone())
             .filter(|l| !l.is_empty())
             .or_else(|| {
                 serde_json::from_value::<RunResult>(f.value.clone())
@@ -296,7 +298,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
     order.extend(
         parsed
             .keys()
-            .filter(|id| !planned.iter().any(|(p, _, _)| p == *id))
+            .filter(|id| !planned_at.contains_key(*id))
             .cloned(),
     );
     let failed: Vec<String> = order
@@ -330,7 +332,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
 
     if let Some(old) = previous {
         for r in &old.runs {
-            let _ = std::fs::remove_file(out.join(&r.file));
+            // Checked by check_out: a plain name inside `out`.
+            if let Ok(p) = crate::names::join(out, "run file", &r.file) {
+                let _ = std::fs::remove_file(p);
+            }
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
@@ -360,7 +365,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
         schema_version: SCHEMA_VERSION,
         suite: m0.suite.clone(),
         effbench_version: env!("CARGO_PKG_VERSION").into(),
-        command: opts.command.clone(),
+        command: crate::secrets::redact_command(&opts.command),
         started_at: earliest,
         finished_at: latest,
         planned: planned.iter().map(|(id, _, _)| id.clone()).collect(),
@@ -387,3 +392,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
     report.written = true;
     Ok(report)
 }
+
+#[cfg(test)]
+#[path = "merge_tests.rs"]
+mod tests;

@@ -72,8 +72,13 @@ pub(super) fn resolve_inputs(inputs: &[PathBuf], out: &Path) -> Result<Vec<PathB
 }
 
 pub(super) fn load_source(dir: &Path) -> Result<Source> {
-    let manifest = read_manifest(&dir.join(MANIFEST_FILE))?;
-    let mut files: Vec<PathBuf> = manifest.runs.iter().map(|r| dir.join(&r.file)).collect();
+    let mpath = dir.join(MANIFEST_FILE);
+    let manifest = read_manifest(&mpath)?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for r in &manifest.runs {
+        let what = format!("'{}': file of run", mpath.display());
+        files.push(crate::names::join(dir, &what, &r.file).map_err(anyhow::Error::msg)?);
+    }
     for e in std::fs::read_dir(dir).with_context(|| format!("cannot list '{}'", dir.display()))? {
         let p = e?.path();
         let name = p
@@ -109,6 +114,9 @@ pub(super) fn load_source(dir: &Path) -> Result<Source> {
                 )
             })?
             .to_string();
+        // The id names the merged file: it must be a plain name (never `../x`).
+        crate::names::check(&format!("'{}': run id", file.display()), &id)
+            .map_err(anyhow::Error::msg)?;
         let state = value
             .pointer("/status/state")
             .and_then(|s| serde_json::from_value::<RunState>(s.clone()).ok());
@@ -138,7 +146,10 @@ pub(super) fn state_rank(s: Option<RunState>) -> u8 {
 
 pub(super) fn short(sha: &Option<String>) -> String {
     sha.as_deref().map_or("no file hash".into(), |s| {
-        format!("sha256 {}", &s[..s.len().min(12)])
+        format!(
+            "sha256 {}",
+            crate::escape::clip(s, 12).trim_end_matches('…')
+        )
     })
 }
 
@@ -166,14 +177,7 @@ pub(super) fn first_difference(
             }
         }
     }
-    let show = |v: &Value| {
-        let t = v.to_string();
-        if t.len() > 40 {
-            format!("{}…", &t[..40])
-        } else {
-            t
-        }
-    };
+    let show = |v: &Value| crate::escape::clip(&v.to_string(), 40).into_owned();
     Some(format!("{path} {} vs {}", show(a), show(b)))
 }
 
@@ -189,7 +193,16 @@ pub(super) fn check_out(out: &Path) -> Result<Option<Manifest>> {
     }
     let old = out.join(MANIFEST_FILE);
     match old.is_file().then(|| read_manifest(&old).ok()).flatten() {
-        Some(m) if !m.merged_from.is_empty() => Ok(Some(m)),
+        Some(m) if !m.merged_from.is_empty() => {
+            // Its files are deleted before the new merge is written: each must be a plain
+            // name inside `out`, whatever the old manifest says.
+            for r in &m.runs {
+                let what = format!("'{}' names a run file", old.display());
+                crate::names::join(out, &what, &r.file)
+                    .map_err(|e| anyhow!("{e}; refusing to delete anything: choose a new --out"))?;
+            }
+            Ok(Some(m))
+        }
         _ => bail!(
             "--out '{}' is not empty and is not an earlier merge's output; choose a new directory",
             out.display()

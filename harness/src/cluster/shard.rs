@@ -56,6 +56,7 @@ impl ShardSel {
         if count == 0 {
             bail!("--shard '{t}': the shard count must be at least 1");
         }
+        check_count("--shard", count)?;
         if index >= count {
             bail!(
                 "--shard '{t}': index must be below the shard count (0..={}); shards are \
@@ -71,6 +72,17 @@ impl std::fmt::Display for ShardSel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
     }
+}
+
+/// A shard count from a flag: at most [`crate::limits::MAX_SHARDS`].
+pub fn check_count(flag: &str, count: usize) -> Result<()> {
+    crate::limits::check_int(
+        &format!("{flag} shard count"),
+        count as i128,
+        1,
+        crate::limits::MAX_SHARDS as i128,
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 fn axis_f64(spec: &RunSpec, axis: &str, missing: f64) -> f64 {
@@ -114,22 +126,31 @@ pub fn assign(specs: &[RunSpec], count: usize) -> Vec<usize> {
             .total_cmp(&costs[a])
             .then_with(|| specs[a].id.cmp(&specs[b].id))
     });
-    let mut load = vec![0.0f64; count];
+    // The least-loaded shard (ties: the lowest index) from a heap: O(runs log shards).
+    #[derive(PartialEq)]
+    struct Load(f64, usize);
+    impl Eq for Load {}
+    impl PartialOrd for Load {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Load {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            // reversed: BinaryHeap pops the greatest
+            o.0.total_cmp(&self.0).then_with(|| o.1.cmp(&self.1))
+        }
+    }
+    let mut heap: std::collections::BinaryHeap<Load> = (0..count.min(specs.len().max(1)))
+        .map(|s| Load(0.0, s))
+        .collect();
     let mut shard_of = vec![0usize; specs.len()];
     for i in order {
-        let (best, _) =
-            load.iter().enumerate().fold(
-                (0, f64::INFINITY),
-                |acc, (s, &l)| {
-                    if l < acc.1 {
-                        (s, l)
-                    } else {
-                        acc
-                    }
-                },
-            );
+        let Some(Load(l, best)) = heap.pop() else {
+            break;
+        };
         shard_of[i] = best;
-        load[best] += costs[i];
+        heap.push(Load(l + costs[i], best));
     }
     shard_of
 }

@@ -206,15 +206,26 @@ pub fn status(inputs: &[PathBuf]) -> Result<ClusterStatus> {
 
 fn from_plan(root: &Path, plan: &ClusterPlan) -> Result<ClusterStatus> {
     let mut shards = Vec::new();
-    for (i, d) in plan.shard_dirs.iter().enumerate() {
-        let planned = plan.runs.iter().filter(|r| r.shard == i).count();
-        shards.push(shard_status(&root.join(d), Some(i), planned)?);
+    let mut per_shard: std::collections::HashMap<usize, usize> = Default::default();
+    for r in &plan.runs {
+        *per_shard.entry(r.shard).or_default() += 1;
     }
-    let mdir = root.join(if plan.merged_dir.is_empty() {
+    let what = format!(
+        "'{}': shard directory",
+        root.join(super::PLAN_FILE).display()
+    );
+    for (i, d) in plan.shard_dirs.iter().enumerate() {
+        let planned = per_shard.get(&i).copied().unwrap_or(0);
+        let dir = crate::names::join(root, &what, d).map_err(anyhow::Error::msg)?;
+        shards.push(shard_status(&dir, Some(i), planned)?);
+    }
+    let merged_dir = if plan.merged_dir.is_empty() {
         MERGED_DIR
     } else {
         &plan.merged_dir
-    });
+    };
+    let mdir = crate::names::join(root, &what.replace("shard", "merged"), merged_dir)
+        .map_err(anyhow::Error::msg)?;
     let merged = if mdir.join(MANIFEST_FILE).is_file() {
         let m = read_manifest(&mdir.join(MANIFEST_FILE))?;
         Some(MergedStatus {

@@ -1,6 +1,7 @@
 //! A small YAML writer for Kubernetes manifests: block style, keys in the order given, every
-//! string double-quoted with JSON escapes (a valid YAML 1.2 double-quoted scalar, so no value
-//! is ever re-typed by a YAML 1.1 parser: "on", "0755", "1e3" stay strings).
+//! string a double-quoted scalar ([`crate::escape::yaml`]: no value is ever re-typed by a
+//! YAML 1.1 parser — "on", "0755", "1e3" stay strings — and no control character, NEL or line
+//! separator reaches the parser raw).
 
 use serde_json::Value;
 
@@ -70,7 +71,7 @@ pub fn documents(docs: &[Node]) -> String {
 
 fn scalar(n: &Node) -> String {
     match n {
-        Node::Str(s) => serde_json::to_string(s).expect("strings serialize"),
+        Node::Str(s) => crate::escape::yaml(s),
         Node::Int(i) => i.to_string(),
         Node::Bool(b) => b.to_string(),
         Node::Map(_) => "{}".into(),
@@ -89,7 +90,7 @@ fn key(k: &str) -> String {
     if plain {
         k.to_string()
     } else {
-        serde_json::to_string(k).expect("strings serialize")
+        crate::escape::yaml(k)
     }
 }
 

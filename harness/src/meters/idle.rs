@@ -25,7 +25,7 @@ pub fn measure(s: &MeterSettings, device: &str) -> (IdleBaseline, Vec<String>) {
         m.start();
     }
     let t0 = Instant::now();
-    let want = Duration::from_secs_f64(s.idle_baseline_s);
+    let want = crate::limits::seconds_clamped(s.idle_baseline_s);
     while t0.elapsed() < want && !interrupt::requested() {
         std::thread::sleep((want - t0.elapsed().min(want)).min(Duration::from_millis(50)));
     }

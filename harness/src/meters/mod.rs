@@ -83,7 +83,7 @@ pub fn default_meters() -> Vec<Box<dyn Meter>> {
 }
 
 fn period(s: &MeterSettings) -> Duration {
-    Duration::from_secs_f64(s.period_ms / 1e3)
+    crate::limits::seconds_clamped(s.period_ms / 1e3)
 }
 
 /// Every meter for a run: the energy meters (first, so their final samples are closest

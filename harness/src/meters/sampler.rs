@@ -16,6 +16,9 @@ pub struct Sampler<T> {
     handle: Option<JoinHandle<Samples<T>>>,
 }
 
+/// Most samples a sampler keeps; past it the older ones are thinned out (see `start`).
+pub const MAX_SAMPLES: usize = 1 << 20;
+
 impl<T: Send + 'static> Sampler<T> {
     /// Starts sampling `read` every `period` on a background thread.
     pub fn start(period: Duration, mut read: impl FnMut() -> T + Send + 'static) -> Sampler<T> {
@@ -32,13 +35,29 @@ impl<T: Send + 'static> Sampler<T> {
                     let b = t0.elapsed().as_secs_f64();
                     out.push(((a + b) / 2.0, v));
                 };
-                let mut k: u32 = 0;
+                let mut k: u64 = 0;
+                let mut period = period;
                 loop {
                     sample(&mut out);
+                    if out.len() >= MAX_SAMPLES {
+                        // Memory stays bounded in a window of any length: every other sample
+                        // goes, and the schedule halves (samples keep their own timestamps).
+                        let mut i = 0;
+                        out.retain(|_| {
+                            i += 1;
+                            i % 2 == 1
+                        });
+                        period = period.saturating_mul(2);
+                        k /= 2;
+                    }
                     // next slot on the fixed schedule that is still ahead
-                    let behind = (t0.elapsed().as_secs_f64() / period.as_secs_f64()) as u32;
-                    k = (k + 1).max(behind + 1);
-                    let wait = (t0 + period * k).saturating_duration_since(Instant::now());
+                    let behind = (t0.elapsed().as_secs_f64() / period.as_secs_f64()) as u64;
+                    k = (k + 1).max(behind.saturating_add(1));
+                    let at = u32::try_from(k)
+                        .ok()
+                        .and_then(|k| period.checked_mul(k))
+                        .and_then(|d| t0.checked_add(d));
+                    let wait = at.map_or(period, |at| at.saturating_duration_since(Instant::now()));
                     match rx.recv_timeout(wait) {
                         Err(RecvTimeoutError::Timeout) => continue,
                         // stop asked, or the sampler was dropped: one last sample

@@ -206,7 +206,53 @@ impl MetersConfig {
                 name("cpu_threads_per_package")
             ));
         }
+        // Upper bounds (the lower ones above keep their own messages): a value past these
+        // is a typo, and some (period_ms, idle_baseline_s) become durations.
+        let key = |f: &str| name(f).trim_end_matches(" =").to_string();
+        let bounds = [
+            ("period_ms", self.period_ms, 1.0, 3_600_000.0, " ms"),
+            ("idle_baseline_s", self.idle_baseline_s, 0.0, 3600.0, " s"),
+            ("cpu_tdp_w", self.cpu_tdp_w, 0.0, 100_000.0, " W"),
+            (
+                "grid_intensity",
+                self.grid_intensity,
+                0.0,
+                10_000.0,
+                " gCO2e/kWh",
+            ),
+            ("pue", self.pue, 1.0, 10.0, ""),
+            ("price_per_hour", self.price_per_hour, 0.0, 1e9, " $/h"),
+        ];
+        for (field, v, lo, hi, unit) in bounds {
+            if let Some(v) = v {
+                crate::limits::check_f64(&key(field), v, lo, hi, unit)?;
+            }
+        }
+        if let Some(n) = self.cpu_threads_per_package {
+            crate::limits::check_int(&key("cpu_threads_per_package"), n.into(), 1, 1 << 20)?;
+        }
+        if let GpuSelection::List(l) = self.gpus.as_ref().unwrap_or(&GpuSelection::Auto) {
+            crate::limits::check_int(
+                &format!("{} list length", key("gpus")),
+                l.len() as i128,
+                0,
+                1024,
+            )?;
+        }
+        crate::limits::check_int(
+            &format!("{} rows", key("tdp_table")),
+            self.tdp_table.len() as i128,
+            0,
+            10_000,
+        )?;
         for (i, row) in self.tdp_table.iter().enumerate() {
+            if !(row.tdp_w <= 100_000.0) {
+                return Err(format!(
+                    "{} row {i}: tdp_w = {} is out of range: allowed 0 to 100000 W",
+                    key("tdp_table"),
+                    crate::limits::show(row.tdp_w)
+                ));
+            }
             if row.cpu.trim().is_empty()
                 || !(row.tdp_w.is_finite() && row.tdp_w > 0.0)
                 || row.threads == 0

@@ -7,6 +7,12 @@ use super::arrivals::Arrival;
 use super::record::Slo;
 use serde::{Deserialize, Serialize};
 
+/// Slowest request rate accepted (one request every ~3 hours), req/s: below it the gaps
+/// between arrivals stop being durations a run can wait for.
+pub const MIN_REQUEST_RATE: f64 = 1e-4;
+/// Fastest finite request rate accepted, req/s (`inf` sends everything at once).
+pub const MAX_REQUEST_RATE: f64 = 1e6;
+
 /// Which OpenAI endpoint requests go to.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
@@ -142,8 +148,8 @@ impl ServingConfig {
         let url = self.base_url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!(
-                "[serving] base_url = {:?} must start with http:// or https://",
-                self.base_url
+                "[serving] base_url = {} must start with http:// or https://",
+                crate::escape::quoted(&crate::secrets::redact_url(&self.base_url))
             ));
         }
         if self.num_prompts == 0 {
@@ -172,12 +178,44 @@ impl ServingConfig {
         if self.max_samples == 0 {
             return Err("[serving] max_samples must be at least 1".into());
         }
+        use crate::limits::{check_f64, check_int, MAX_REQUESTS, MAX_SECONDS};
+        check_int(
+            "[serving] num_prompts",
+            self.num_prompts.into(),
+            1,
+            MAX_REQUESTS.into(),
+        )?;
+        check_int(
+            "[serving] warmup_requests",
+            self.warmup_requests.into(),
+            0,
+            MAX_REQUESTS.into(),
+        )?;
+        check_f64("[serving] timeout_s", self.timeout_s, 0.0, 86_400.0, " s")?;
+        check_f64(
+            "[serving] ramp_up_s",
+            self.ramp_up_s,
+            0.0,
+            MAX_SECONDS,
+            " s",
+        )?;
+        check_f64(
+            "[serving] ramp_up_start_rate",
+            self.ramp_up_start_rate,
+            0.0,
+            MAX_REQUEST_RATE,
+            " req/s",
+        )?;
+        check_int(
+            "[serving] max_samples",
+            self.max_samples as i128,
+            1,
+            100_000_000,
+        )?;
+        check_int("[serving] workers", self.workers as i128, 0, 1024)?;
+        crate::secrets::check_url("[serving] base_url", &self.base_url)?;
         if let Some(env) = &self.api_key_env {
-            if env.is_empty() || env.contains('=') {
-                return Err(format!(
-                    "[serving] api_key_env = {env:?} must name an environment variable"
-                ));
-            }
+            crate::secrets::check_env_name("[serving] api_key_env", env)?;
         }
         self.slo.check("[serving.slo]")?;
         if !self.stream && (self.slo.ttft_ms.is_some() || self.slo.tpot_ms.is_some()) {
@@ -196,6 +234,22 @@ impl ServingConfig {
             if s.max_steps < 2 {
                 return Err("[serving.search] max_steps must be at least 2".into());
             }
+            check_f64(
+                "[serving.search] low",
+                s.low,
+                MIN_REQUEST_RATE,
+                MAX_REQUEST_RATE,
+                " req/s",
+            )?;
+            check_f64(
+                "[serving.search] high",
+                s.high,
+                MIN_REQUEST_RATE,
+                MAX_REQUEST_RATE,
+                " req/s",
+            )?;
+            check_int("[serving.search] max_steps", s.max_steps.into(), 2, 100)?;
+            check_f64("[serving.search] tolerance", s.tolerance, 0.0, 1.0, "")?;
             if !(s.tolerance.is_finite() && s.tolerance > 0.0) {
                 return Err(format!(
                     "[serving.search] tolerance = {} must be a number > 0",
@@ -269,5 +323,11 @@ mod tests {
         })
         .contains("[serving.slo]"));
         assert!(bad(&|c| c.api_key_env = Some("A=B".into())).contains("api_key_env"));
+        assert!(
+            bad(&|c| c.api_key_env = Some("sk-0123456789abcdefghijk".into()))
+                .contains("MY_API_KEY")
+        );
+        let e = bad(&|c| c.base_url = "http://me:hunter2hunter2@h:1".into());
+        assert!(e.contains("credentials") && !e.contains("hunter2"), "{e}");
     }
 }

@@ -201,6 +201,13 @@ impl Slo {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!("{prefix} {name}_ms = {v} must be a number > 0"));
             }
+            crate::limits::check_f64(
+                &format!("{prefix} {name}_ms"),
+                v,
+                0.0,
+                crate::limits::MAX_SECONDS * 1e3,
+                " ms",
+            )?;
         }
         Ok(())
     }
