@@ -54,7 +54,7 @@ impl ChatTemplate {
         });
         env.add_function("strftime_now", move |fmt: String| strftime_now(clock, &fmt));
         env.add_filter("tojson", tojson);
-        env.add_template_owned(NAME, source.to_string())?;
+        env.add_template_owned(NAME, generation_tags_as_blocks(source))?;
         Ok(ChatTemplate {
             env,
             special: special
@@ -98,6 +98,43 @@ impl ChatTemplate {
         let ctx = Value::from_pairs(ctx);
         self.env.get_template(NAME)?.render(ctx)
     }
+}
+
+/// transformers' `{% generation %}…{% endgeneration %}` (its AssistantTracker extension,
+/// which only marks the assistant's text for training masks) renders its body unchanged; minijinja
+/// has no such tag, so each becomes `{% if true %}` / `{% endif %}` with the same
+/// whitespace-control marks (`-`, `+`): the same text, the same trimming.
+fn generation_tags_as_blocks(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find("{%") {
+        out.push_str(&rest[..at]);
+        let tag = &rest[at..];
+        let Some(end) = tag.find("%}") else {
+            break;
+        };
+        let inner = &tag[2..end];
+        let (open, body) = match inner.strip_prefix(['-', '+']) {
+            Some(b) => (&inner[..1], b),
+            None => ("", inner),
+        };
+        let (body, close) = match body.strip_suffix(['-', '+']) {
+            Some(b) => (b, &inner[inner.len() - 1..]),
+            None => (body, ""),
+        };
+        let word = match body.trim() {
+            "generation" => Some("if true"),
+            "endgeneration" => Some("endif"),
+            _ => None,
+        };
+        match word {
+            Some(w) => out.push_str(&format!("{{%{open} {w} {close}%}}")),
+            None => out.push_str(&tag[..end + 2]),
+        }
+        rest = &tag[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The error text a client sees: the template's own message for `raise_exception`, else
@@ -421,6 +458,17 @@ mod tests {
         assert_eq!(out, "07 Mar 2025|<s>");
         let bad = ChatTemplate::new("{{ strftime_now('%Q') }}", &[], Clock::Local).unwrap();
         assert!(bad.render(Value::from(()), Value::from(()), true, &[]).is_err());
+    }
+
+    #[test]
+    fn generation_tags_render_their_body() {
+        let src = "a\n  {%- generation -%}\n  b {{ x }}\n{%- endgeneration +%}\nc{% if y %}{% endif %}";
+        assert_eq!(
+            generation_tags_as_blocks(src),
+            "a\n  {%- if true -%}\n  b {{ x }}\n{%- endif +%}\nc{% if y %}{% endif %}"
+        );
+        let tpl = ChatTemplate::new("{% generation %}\nhi{% endgeneration %}!", &[], Clock::Local).unwrap();
+        assert_eq!(tpl.render(Value::from(()), Value::from(()), true, &[]).unwrap(), "hi!");
     }
 
     #[test]
