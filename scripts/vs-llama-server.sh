@@ -18,8 +18,10 @@
 #
 # Environment (defaults in brackets):
 #   EFFBENCH_SMOLLM2_GGUF  the GGUF (required; .ci/run and the tests use the same variable)
-#   EFFBENCH_LLAMA_SERVER  llama-server binary [the avx512, else avx2 build of
-#                          scripts/build-llamacpp.sh; the native build may crash on AMX]
+#   EFFBENCH_LLAMA_SERVER  llama-server binary [the first of the variants listed by
+#                          scripts/build-llamacpp.sh --print (EFFBENCH_LLAMACPP_VARIANTS picks
+#                          them) that has one, in the order avx512, avx2, native; a native
+#                          build may crash where the VM forbids AMX]
 #   EFFBENCH_BIN           effbench binary [target/release/effbench, built if missing]
 #   THREADS [2]  SLOTS [4]  N [40]  IN [64]  OUT [64]  CONC [4]  ROUNDS [2]
 #   RATES [1,2,3]  SLO [ttft=1s,tpot=100ms]  LOW [0.5]  HIGH [4]  STEPS [6]
@@ -36,11 +38,10 @@ log() { echo "vs-llama-server: $*" >&2; }
 
 LLAMA="${EFFBENCH_LLAMA_SERVER:-}"
 if [ -z "$LLAMA" ]; then
-  for v in avx512 avx2; do
-    dir="$(scripts/build-llamacpp.sh --print 2>/dev/null | awk -v v="$v" '$1 == v {print $2}')"
-    for d in "$dir" "/work/main/target/llama.cpp/$v/bin"; do
-      if [ -n "$d" ] && [ -x "$d/llama-server" ]; then LLAMA="$d/llama-server"; break 2; fi
-    done
+  built="$(scripts/build-llamacpp.sh --print 2>/dev/null || true)"
+  for v in avx512 avx2 native; do
+    d="$(echo "$built" | awk -v v="$v" '$1 == v {print $2}')"
+    if [ -n "$d" ] && [ -x "$d/llama-server" ]; then LLAMA="$d/llama-server"; break; fi
   done
 fi
 [ -x "$LLAMA" ] || { log "no llama-server: run scripts/build-llamacpp.sh or set EFFBENCH_LLAMA_SERVER"; exit 2; }

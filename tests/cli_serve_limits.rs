@@ -271,3 +271,53 @@ fn a_dead_engine_is_reported_and_nobody_hangs() {
     assert_eq!(st, 503, "{text}");
     assert!(text.contains("engine thread stopped"), "{text}");
 }
+
+#[test]
+fn a_full_queue_gets_a_json_503_and_the_server_goes_on() {
+    let w = Work::new();
+    // One batch slot and one place in the queue: of six long requests sent at once, at most
+    // two are taken (each runs for 200 tokens); the others are refused at once.
+    let srv = Server::start(&w, &["--max-batch", "1", "--max-queue", "1"]);
+    let long = r#"{"prompt": "the", "max_tokens": 200, "ignore_eos": true}"#;
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = srv.addr.clone();
+            std::thread::spawn(move || http(&addr, "POST", "/v1/completions", long))
+        })
+        .collect();
+    let replies: Vec<(u16, String)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let refused: Vec<&String> = replies
+        .iter()
+        .filter(|(st, _)| *st == 503)
+        .map(|(_, t)| t)
+        .collect();
+    assert!(
+        refused.len() >= 4,
+        "{} of 6 refused: {replies:?}",
+        refused.len()
+    );
+    for text in &refused {
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("queue is full"),
+            "{v}"
+        );
+    }
+    for (st, text) in &replies {
+        assert!(*st == 200 || *st == 503, "{st}: {text}");
+    }
+    let (_, m) = http(&srv.addr, "GET", "/metrics", "");
+    let line = format!(
+        "effbench_requests_total{{outcome=\"rejected_503\"}} {}",
+        refused.len()
+    );
+    assert!(m.lines().any(|l| l == line), "{line} not in {m}");
+    // Then it serves as before.
+    let (st, text) = http(
+        &srv.addr,
+        "POST",
+        "/v1/completions",
+        r#"{"prompt": "the", "max_tokens": 2}"#,
+    );
+    assert_eq!(st, 200, "{text}");
+}
