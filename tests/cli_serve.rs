@@ -11,6 +11,7 @@ use serde_json::Value;
 use serve_util::{events, http, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn metric<'a>(r: &'a Value, name: &str) -> &'a Value {

@@ -143,18 +143,25 @@ async fn chat(State(app): State<Arc<App>>, body: Body) -> Response {
 
 /// The whole body within the body timeout and [`MAX_BODY`], or the JSON error to send.
 async fn read_body(app: &App, body: Body) -> Result<axum::body::Bytes, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            &format!("the request body is larger than {MAX_BODY} bytes"),
+            Some("body"),
+        )
+    };
+    // A declared length over the limit is refused before any of the body is read.
+    if axum::body::HttpBody::size_hint(&body).lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
     match tokio::time::timeout(app.body_timeout, axum::body::to_bytes(body, MAX_BODY)).await {
         Ok(Ok(b)) => Ok(b),
         Ok(Err(e)) => {
             let over = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             Err(if over {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request_error",
-                    &format!("the request body is larger than {MAX_BODY} bytes"),
-                    Some("body"),
-                )
+                too_large()
             } else {
                 bad(format!("cannot read the request body: {e}"), "body")
             })
