@@ -54,6 +54,9 @@ impl ChatTemplate {
         });
         env.add_function("strftime_now", move |fmt: String| strftime_now(clock, &fmt));
         env.add_filter("tojson", tojson);
+        // Python's None is not iterable (`tools is iterable` guards templates against
+        // `tools=None`); minijinja's `iterable` test says yes to none.
+        env.add_test("iterable", |v: Value| !v.is_none() && v.try_iter().is_ok());
         env.add_template_owned(NAME, generation_tags_as_blocks(source))?;
         Ok(ChatTemplate {
             env,
@@ -398,7 +401,7 @@ mod tests {
         let mut env = Environment::new();
         env.add_filter("tojson", tojson);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.render_str(src, ctx).unwrap()
+        env.render_str(src, Value::from(minijinja::value::Serde(ctx))).unwrap()
     }
 
     #[test]

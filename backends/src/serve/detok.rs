@@ -42,16 +42,15 @@ impl Detok {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
     use tokenizers::decoders::byte_level::ByteLevel;
-    use tokenizers::models::bpe::BPE;
+    use tokenizers::models::bpe::{Vocab, BPE};
 
     /// A byte-level BPE with one token per byte (GPT-2's byte-to-character map).
     fn bytes_tokenizer() -> Tokenizer {
         let chars = ByteLevel::alphabet();
         let mut chars: Vec<char> = chars.into_iter().collect();
         chars.sort_unstable();
-        let vocab: HashMap<String, u32> = chars
+        let vocab: Vocab = chars
             .iter()
             .enumerate()
             .map(|(i, c)| (c.to_string(), i as u32))
