@@ -14,6 +14,32 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
+/// Where effbench knowingly differs from transformers: (template, case, why). Each is a
+/// Python behaviour outside Jinja itself; the test fails if the differences are not exactly
+/// these (a new one, or one of these fixed).
+const KNOWN: &[(&str, &str, &str)] = &[
+    // `{% for tool in tools %}` with tools=None: a TypeError in Python, an empty loop in
+    // minijinja (none iterates as empty); we render the prompt without tools.
+    ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", "system_user", "for over None"),
+    ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", "multi_turn", "for over None"),
+    ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", "no_generation_prompt", "for over None"),
+    ("CohereForAI-c4ai-command-r-plus-tool_use.jinja", "text_edge_cases", "for over None"),
+    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "system_user", "for over None"),
+    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "multi_turn", "for over None"),
+    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "no_generation_prompt", "for over None"),
+    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "text_edge_cases", "for over None"),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", "system_user", "for over None"),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", "multi_turn", "for over None"),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", "no_generation_prompt", "for over None"),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", "text_edge_cases", "for over None"),
+    // `tojson` of a Jinja generator (a `map` result): Python cannot serialize it, minijinja
+    // serializes the list.
+    ("llama-cpp-deepseek-r1.jinja", "tools", "tojson of a generator"),
+    // `"…"|safe + str`: markupsafe's Markup escapes the plain string it is added to
+    // (`"` → `&#34;`); minijinja concatenates as text.
+    ("meetkai-functionary-medium-v3.1.jinja", "tools", "Markup + str escapes"),
+];
+
 #[derive(Deserialize)]
 struct Fixture {
     now: String,
@@ -95,6 +121,7 @@ fn templates_render_as_transformers_does() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let (mut same, mut refused_too, mut differ) = (0, 0, Vec::new());
+    let mut known_seen = Vec::new();
     for t in &f.templates {
         let src = std::fs::read_to_string(dir.join(&t.file))
             .unwrap_or_else(|e| panic!("{}: {e}", t.file));
@@ -112,6 +139,7 @@ fn templates_render_as_transformers_does() {
             }
         };
         for r in &t.renderings {
+            let n_before = differ.len();
             let case = f.cases.iter().find(|c| c.name == r.case).unwrap();
             let tools = case.tools.clone().unwrap_or_else(|| Value::from(()));
             let ours = tpl.render(case.messages.clone(), tools, case.add_generation_prompt, &[]);
@@ -138,13 +166,26 @@ fn templates_render_as_transformers_does() {
                 )),
                 (None, None, _) => panic!("{} / {}: fixture has neither", t.file, r.case),
             }
+            if differ.len() > n_before
+                && KNOWN.iter().any(|(f, c, _)| *f == t.file && *c == r.case)
+            {
+                differ.pop();
+                known_seen.push((t.file.as_str(), r.case.as_str()));
+            }
         }
     }
     eprintln!(
-        "{} templates: {same} renderings identical to transformers', {refused_too} refused by both, {} differ",
+        "{} templates: {same} renderings identical to transformers', {refused_too} refused by both, {} known differences, {} other differences",
         f.templates.len(),
+        known_seen.len(),
         differ.len()
     );
+    for (file, case, why) in KNOWN {
+        assert!(
+            known_seen.contains(&(file, case)),
+            "{file} / {case} ({why}) now renders as transformers does: take it off KNOWN"
+        );
+    }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
