@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 /// Reads until the peer closes (or `limit` passes): the bytes and whether it closed.
 fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (String, bool) {
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let until = Instant::now() + limit;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -70,10 +71,7 @@ fn wait_exit(srv: &mut Server, limit: Duration) -> std::process::ExitStatus {
 #[test]
 fn connections_are_capped_and_idle_ones_time_out() {
     let w = Work::new();
-    let srv = Server::start(
-        &w,
-        &["--max-connections", "8", "--header-timeout-s", "1"],
-    );
+    let srv = Server::start(&w, &["--max-connections", "8", "--header-timeout-s", "1"]);
     // Eight silent connections take every slot (each is accepted before the next).
     let mut idle: Vec<TcpStream> = (0..8)
         .map(|_| {
@@ -252,10 +250,7 @@ fn a_dead_engine_is_reported_and_nobody_hangs() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert!(v["error"]["message"].is_string(), "{v}");
     let (st2, text2) = other.join().unwrap();
-    assert!(
-        st2 >= 500 || text2.contains("\"error\""),
-        "{st2}: {text2}"
-    );
+    assert!(st2 >= 500 || text2.contains("\"error\""), "{st2}: {text2}");
     // /health says so; new requests are refused at once with the reason.
     let (st, text) = http(&srv.addr, "GET", "/health", "");
     assert_eq!(st, 503, "{text}");
@@ -299,7 +294,10 @@ fn a_full_queue_gets_a_json_503_and_the_server_goes_on() {
     for text in &refused {
         let v: Value = serde_json::from_str(text).unwrap();
         assert!(
-            v["error"]["message"].as_str().unwrap().contains("queue is full"),
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("queue is full"),
             "{v}"
         );
     }

@@ -113,4 +113,3 @@ pub fn events(body: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
-

@@ -68,7 +68,11 @@ impl Llama {
             start += t;
         }
         let input = Tensor::from_vec(ids, (1, total), &self.device)?;
-        let mut x = self.embed.forward(&input)?.to_dtype(self.dtype)?.squeeze(0)?;
+        let mut x = self
+            .embed
+            .forward(&input)?
+            .to_dtype(self.dtype)?
+            .squeeze(0)?;
         for (layer, block) in self.blocks.iter().enumerate() {
             let h = block.attn_norm.forward(&x)?;
             let a = &block.attn;

@@ -228,4 +228,3 @@ async fn handle(app: Arc<App>, body: Body, chat: bool) -> Response {
         whole(meta, rx).await
     }
 }
-

@@ -401,7 +401,8 @@ mod tests {
         let mut env = Environment::new();
         env.add_filter("tojson", tojson);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.render_str(src, Value::from(minijinja::value::Serde(ctx))).unwrap()
+        env.render_str(src, Value::from(minijinja::value::Serde(ctx)))
+            .unwrap()
     }
 
     #[test]
@@ -442,7 +443,10 @@ mod tests {
             render("{{ x|tojson(separators=(',', ':')) }}", ctx.clone()),
             r#"{"a":null,"b":[1,2.0,"ü<&>'"],"c":true}"#
         );
-        assert_eq!(render("{{ [[], {}]|tojson(indent=1) }}", ctx), "[\n [],\n {}\n]");
+        assert_eq!(
+            render("{{ [[], {}]|tojson(indent=1) }}", ctx),
+            "[\n [],\n {}\n]"
+        );
     }
 
     #[test]
@@ -457,21 +461,35 @@ mod tests {
             Clock::Fixed(t),
         )
         .unwrap();
-        let out = tpl.render(Value::from(()), Value::from(()), true, &[]).unwrap();
+        let out = tpl
+            .render(Value::from(()), Value::from(()), true, &[])
+            .unwrap();
         assert_eq!(out, "07 Mar 2025|<s>");
         let bad = ChatTemplate::new("{{ strftime_now('%Q') }}", &[], Clock::Local).unwrap();
-        assert!(bad.render(Value::from(()), Value::from(()), true, &[]).is_err());
+        assert!(bad
+            .render(Value::from(()), Value::from(()), true, &[])
+            .is_err());
     }
 
     #[test]
     fn generation_tags_render_their_body() {
-        let src = "a\n  {%- generation -%}\n  b {{ x }}\n{%- endgeneration +%}\nc{% if y %}{% endif %}";
+        let src =
+            "a\n  {%- generation -%}\n  b {{ x }}\n{%- endgeneration +%}\nc{% if y %}{% endif %}";
         assert_eq!(
             generation_tags_as_blocks(src),
             "a\n  {%- if true -%}\n  b {{ x }}\n{%- endif +%}\nc{% if y %}{% endif %}"
         );
-        let tpl = ChatTemplate::new("{% generation %}\nhi{% endgeneration %}!", &[], Clock::Local).unwrap();
-        assert_eq!(tpl.render(Value::from(()), Value::from(()), true, &[]).unwrap(), "hi!");
+        let tpl = ChatTemplate::new(
+            "{% generation %}\nhi{% endgeneration %}!",
+            &[],
+            Clock::Local,
+        )
+        .unwrap();
+        assert_eq!(
+            tpl.render(Value::from(()), Value::from(()), true, &[])
+                .unwrap(),
+            "hi!"
+        );
     }
 
     #[test]

@@ -70,7 +70,10 @@ mod tests {
         let tok = bytes_tokenizer();
         let text = "héllo wörld 👋 — ok";
         let ids = tok.encode(text, false).unwrap().get_ids().to_vec();
-        assert!(ids.len() > text.chars().count(), "multi-byte characters span tokens");
+        assert!(
+            ids.len() > text.chars().count(),
+            "multi-byte characters span tokens"
+        );
         let mut d = Detok::default();
         let mut out = String::new();
         let mut empties = 0;

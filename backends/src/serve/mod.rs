@@ -141,7 +141,10 @@ pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
             .unwrap_or_default()
     };
     let (bos_text, eos_text) = (token_text(c.bos_token_id), token_text(c.eos_token_id));
-    let special = [("bos_token", bos_text.as_str()), ("eos_token", eos_text.as_str())];
+    let special = [
+        ("bos_token", bos_text.as_str()),
+        ("eos_token", eos_text.as_str()),
+    ];
     let compiled = chat_template.as_deref().map(|src| {
         chat::ChatTemplate::new(src, &special, chat::Clock::Local).map_err(|e| chat::describe(&e))
     });

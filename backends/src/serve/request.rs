@@ -261,8 +261,8 @@ fn chat_prompt(app: &App, v: &Value, body: &[u8], gen_prompt: bool) -> Result<Ve
         }
         Some(Ok(t)) => t,
     };
-    let inputs: TemplateInputs = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("messages: {e}"), "messages"))?;
+    let inputs: TemplateInputs =
+        serde_json::from_slice(body).map_err(|e| bad(format!("messages: {e}"), "messages"))?;
     let messages: Vec<JValue> = inputs
         .messages
         .iter()
@@ -287,7 +287,10 @@ fn chat_prompt(app: &App, v: &Value, body: &[u8], gen_prompt: bool) -> Result<Ve
         )
         .map_err(|e| {
             bad(
-                format!("the model's chat template refused the conversation: {}", chat::describe(&e)),
+                format!(
+                    "the model's chat template refused the conversation: {}",
+                    chat::describe(&e)
+                ),
                 "messages",
             )
         })?;
