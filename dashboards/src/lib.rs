@@ -11,6 +11,8 @@
 //! - [`site`] writes the static website (leaderboards, plots, Dynascore, run pages).
 //! - [`comparison`] renders compare/gate reports (table, PR-comment markdown);
 //!   [`github_action_benchmark`] is the export for github-action-benchmark.
+//! - [`metric_reference`] writes docs/metric-reference.md (`effbench list metrics`).
+//! - [`tracks`] ranks results in budget tracks (suite `[[tracks]]`, `report --tracks`).
 //! - [`fixtures`] makes synthetic results for tests and benchmarks (labelled as such).
 
 pub mod columns;
@@ -20,6 +22,8 @@ pub mod fixtures;
 pub mod format;
 pub mod github_action_benchmark;
 pub mod load;
+pub mod metric_reference;
 pub mod report;
 pub mod site;
 pub mod terminal;
+pub mod tracks;
