@@ -1,10 +1,13 @@
 //! `effbench serve`: an OpenAI-compatible server for a model the candle backend loads
-//! (effbench_backends::serve), on 127.0.0.1 by default. Ctrl-C or SIGTERM stops it
-//! gracefully: no new requests, running ones finish within `--grace-s`, then it exits 0.
+//! (effbench_backends::serve), on 127.0.0.1 by default. SIGTERM, SIGHUP or Ctrl-C stops it
+//! gracefully: no new requests, idle connections closed, running requests finish within
+//! `--grace-s` (then are aborted), and it exits with 128 + the signal's number.
 
 use anyhow::{Context, Result};
 use effbench_backends::serve::{self, ServeConfig};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Serve a model over HTTP (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics).
@@ -33,30 +36,67 @@ pub struct Args {
     /// Weights dtype for HF models and presets (f32, f16, bf16); GGUF weights stay quantized.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// At most this many requests decode together (continuous batching); 1 = one at a time.
+    /// At most this many requests in the batch (continuous batching); 1 = one at a time.
     #[arg(long, default_value_t = 8)]
     pub max_batch: usize,
+    /// At most this many tokens per forward pass: one per decoding request, the rest for
+    /// chunks of prompts being prefilled (vLLM's --max-num-batched-tokens). At least --max-batch.
+    #[arg(long, alias = "max-num-batched-tokens", default_value_t = 512)]
+    pub max_step_tokens: usize,
+    /// Compute threads for the model [default: CANDLE_NUM_THREADS / RAYON_NUM_THREADS, else
+    /// the physical cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// At most this many open connections; one more gets a JSON 503 and is closed.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// A request's headers must arrive within this many seconds; a connection idle this long
+    /// between requests is closed too.
+    #[arg(long, default_value_t = 30.0)]
+    pub header_timeout_s: f64,
+    /// A request's body must arrive within this many seconds (else 408).
+    #[arg(long, default_value_t = 30.0)]
+    pub body_timeout_s: f64,
     /// At most this many requests wait for a batch slot; more are refused with 503.
     #[arg(long, default_value_t = 1024)]
     pub max_queue: usize,
-    /// After Ctrl-C/SIGTERM, running requests may finish for this long, then are aborted.
+    /// After SIGTERM/SIGHUP/Ctrl-C, running requests may finish for this long, then are aborted.
     #[arg(long, default_value_t = 30.0)]
     pub grace_s: f64,
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
-    if !(args.grace_s.is_finite() && args.grace_s >= 0.0) {
-        anyhow::bail!("--grace-s must be a number of seconds >= 0");
+/// Longest timeout or grace period accepted (one day): keeps every `Duration` in range.
+const MAX_SECONDS: f64 = 86_400.0;
+
+fn seconds(flag: &str, v: f64, min: f64) -> Result<Duration> {
+    if !(v.is_finite() && (min..=MAX_SECONDS).contains(&v)) {
+        anyhow::bail!("{flag} must be a number of seconds from {min} to {MAX_SECONDS}, got {v}");
     }
+    Ok(Duration::from_secs_f64(v))
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
     let cfg = ServeConfig {
         model: args.model.clone(),
         served_name: args.served_model_name.clone(),
         dtype: args.dtype.clone(),
         max_batch: args.max_batch,
+        max_step_tokens: args.max_step_tokens,
+        max_connections: args.max_connections,
+        header_timeout: seconds("--header-timeout-s", args.header_timeout_s, 0.001)?,
+        body_timeout: seconds("--body-timeout-s", args.body_timeout_s, 0.001)?,
         max_queue: args.max_queue,
-        grace: effbench_harness::limits::seconds("--grace-s", args.grace_s)
-            .map_err(anyhow::Error::msg)?,
+        grace: seconds("--grace-s", args.grace_s, 0.0)?,
     };
+    if let Some(n) = args.threads {
+        if n == 0 || n > 4096 {
+            anyhow::bail!("--threads must be from 1 to 4096, got {n}");
+        }
+        // Read by candle's thread pools when they start (on the first forward pass); no
+        // other thread runs yet.
+        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
     let loaded = serve::load(&cfg).with_context(|| format!("--model {}", args.model))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -71,35 +111,57 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let local = listener.local_addr()?;
     let info = loaded.info();
     eprintln!(
-        "effbench serve: model '{}' ({} {}, {} params), max batch {}, greedy decoding",
+        "effbench serve: model '{}' ({} {}, {} params), max batch {}, {} tokens per step, greedy decoding",
         loaded.name(),
         info.format,
         info.dtype,
         info.params_total,
-        args.max_batch
+        cfg.max_batch,
+        cfg.max_step_tokens,
     );
-    eprintln!("effbench serve: listening on http://{local} (Ctrl-C or SIGTERM stops)");
-    rt.block_on(serve::serve(listener, loaded, cfg.grace, stop_signal()))?;
+    eprintln!("effbench serve: listening on http://{local} (SIGTERM, SIGHUP or Ctrl-C stops)");
+    let caught = Arc::new(AtomicI32::new(0));
+    let grace = cfg.grace;
+    let stop = {
+        let caught = caught.clone();
+        async move {
+            let (sig, name) = stop_signal().await;
+            caught.store(sig, Ordering::SeqCst);
+            eprintln!(
+                "effbench serve: {name}: stopping (no new requests; running ones finish within {} s or are aborted)",
+                grace.as_secs_f64()
+            );
+        }
+    };
+    rt.block_on(serve::serve(listener, loaded, &cfg, stop))?;
+    let sig = caught.load(Ordering::SeqCst);
     eprintln!("effbench serve: stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from((128 + sig).clamp(0, 255) as u8))
 }
 
-/// Resolves on SIGTERM or Ctrl-C (the process-wide interrupt flag).
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    loop {
-        let tick = tokio::time::sleep(Duration::from_millis(100));
-        match term.as_mut() {
-            Some(t) => tokio::select! {
-                _ = t.recv() => break,
-                _ = tick => {}
-            },
-            None => tick.await,
-        }
-        if effbench_harness::interrupt::requested() {
-            break;
+/// Resolves with the signal's number and name on SIGTERM, SIGHUP or Ctrl-C (the
+/// process-wide interrupt flag, set by the CLI's Ctrl-C handler).
+async fn stop_signal() -> (i32, &'static str) {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn recv(s: &mut Option<Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
         }
     }
-    eprintln!("effbench serve: stopping (no new requests; running ones finish or are aborted)");
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    loop {
+        tokio::select! {
+            _ = recv(&mut term) => return (libc::SIGTERM, "SIGTERM"),
+            _ = recv(&mut hup) => return (libc::SIGHUP, "SIGHUP"),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if effbench_harness::interrupt::requested() {
+                    return (libc::SIGINT, "Ctrl-C");
+                }
+            }
+        }
+    }
 }

@@ -8,8 +8,9 @@
 //!   quantized `QMatMul` weights).
 //! - [`Llama::forward`] returns logits for the last position ([`Logits::Last`], decode) or
 //!   for all positions ([`Logits::All`], perplexity / fidelity / training), with or without a
-//!   resettable KV [`Cache`] (any batch size); [`Llama::decode_step`] advances several
-//!   sequences at different positions by one token in one batched pass (continuous batching).
+//!   resettable KV [`Cache`] (any batch size); [`Llama::forward_segments`] feeds several
+//!   sequences at different positions, each with its own number of new tokens (prompt chunks
+//!   and decode tokens together), in one pass (continuous batching with chunked prefill).
 //! - Rope is applied in HF half-split layout for HF weights and interleaved layout for GGUF
 //!   weights; [`permute_qk_to_interleaved`] documents and implements the q/k row permutation
 //!   that makes the two equivalent, and [`write_gguf`] exports HF tensors to GGUF with it.
@@ -30,6 +31,7 @@ mod layers;
 mod model;
 mod q4_1;
 
+pub use batched::Segment;
 pub use config::{LlamaConfig, RopeLayout, RopeScaling, MODEL_TYPES};
 pub use gguf::{
     gguf_tensor_name, gguf_weight_dtype, permute_qk_to_half_split, permute_qk_to_interleaved,

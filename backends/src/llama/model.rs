@@ -386,7 +386,7 @@ impl Llama {
 }
 
 /// `(t, offset + t)` additive mask: 0 where query `i` may see key `j`, -inf after it.
-fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Tensor> {
+pub(crate) fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Tensor> {
     let kv = offset + t;
     let data: Vec<f32> = (0..t)
         .flat_map(|i| {

@@ -299,3 +299,63 @@ fn decode_step_matches_one_sequence_at_a_time() {
         }
     }
 }
+
+#[test]
+fn mixed_segments_match_one_sequence_at_a_time() {
+    // One pass: a first prompt chunk (no logits wanted), a decode token, and the last chunk
+    // of a prompt whose first 3 tokens were prefilled earlier.
+    let (dense, _) = tiny(false);
+    let (_, quant) = gguf_roundtrip(true, GgmlDType::Q8_0);
+    for m in [dense, quant] {
+        let mut fresh = m.new_cache(16);
+        let mut decoding = m.new_cache(16);
+        m.forward(&ids(&[&SEQ_B[..5]]), Some(&mut decoding), Logits::Last)
+            .unwrap();
+        let mut chunked = m.new_cache(16);
+        m.forward(&ids(&[&SEQ_A[..3]]), Some(&mut chunked), Logits::Last)
+            .unwrap();
+        let mut segs = [
+            Segment {
+                ids: &SEQ_A[..4],
+                cache: &mut fresh,
+                logits: false,
+            },
+            Segment {
+                ids: &SEQ_B[5..6],
+                cache: &mut decoding,
+                logits: true,
+            },
+            Segment {
+                ids: &SEQ_A[3..8],
+                cache: &mut chunked,
+                logits: true,
+            },
+        ];
+        let got = m.forward_segments(&mut segs).unwrap();
+        assert_eq!(got.dims(), &[2, 128]);
+        for (row, full) in [(0, &SEQ_B[..6]), (1, &SEQ_A[..8])] {
+            let want = m.forward(&ids(&[full]), None, Logits::Last).unwrap();
+            let d = max_abs_diff(&got.narrow(0, row, 1).unwrap(), &want);
+            assert!(d < 1e-3, "row {row}: diff {d}");
+        }
+        assert_eq!((fresh.len(), decoding.len(), chunked.len()), (4, 6, 8));
+        // The rest of the first prompt continues its cache as if it had come in one piece.
+        let mut segs = [Segment {
+            ids: &SEQ_A[4..8],
+            cache: &mut fresh,
+            logits: true,
+        }];
+        let got = m.forward_segments(&mut segs).unwrap();
+        let want = m.forward(&ids(&[&SEQ_A[..8]]), None, Logits::Last).unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-3);
+        // No logits wanted: an empty (0, vocab) tensor, the caches still advance.
+        let mut c = m.new_cache(4);
+        let mut segs = [Segment {
+            ids: &SEQ_B[..2],
+            cache: &mut c,
+            logits: false,
+        }];
+        assert_eq!(m.forward_segments(&mut segs).unwrap().dims(), &[0, 128]);
+        assert_eq!(c.len(), 2);
+    }
+}

@@ -1,126 +1,39 @@
-//! The serving engine: one thread owns the model and runs continuous batching. Requests wait
-//! in one FIFO queue (fair: first come, first admitted); between decode steps the engine
-//! admits queued requests up to `max_batch` (each prefilled on its own), then advances every
-//! running sequence by one token in a single batched pass ([`Llama::decode_step`]). Decoding
-//! is greedy. A request whose receiver is gone (client disconnected) is dropped at the next
-//! step; on shutdown the engine finishes what runs until the grace deadline, then aborts it.
+//! The serving engine: one thread owns the model and runs continuous batching with chunked
+//! prefill. Each step it admits queued requests (FIFO) while fewer than `max_batch` run,
+//! then schedules one forward pass under a token budget (`max_step_tokens`): one token for
+//! every sequence that is decoding, and the rest of the budget for prompt chunks of the
+//! sequences still prefilling, oldest first — so a newly admitted prompt shares passes with
+//! the running decodes instead of stalling them ([`Llama::forward_segments`], as vLLM's and
+//! llama.cpp's schedulers do). A sequence whose prompt is complete gets its first token from
+//! that pass. Decoding is greedy; text is detokenized incrementally ([`Detok`]). A request
+//! whose receiver is gone (client disconnected) is dropped at the next step; on shutdown the
+//! engine finishes what runs until the grace deadline, then aborts it. If the thread panics,
+//! [`run_guarded`] marks the queue dead so that nobody waits for it.
 
+use super::detok::Detok;
 use super::prom::Stats;
-use crate::llama::{argmax_rows, Cache, Llama, Logits};
-use candle_core::Tensor;
-use std::collections::VecDeque;
+use super::queue::{Event, Job, Queue};
+use crate::llama::{argmax_rows, Cache, Llama, Segment};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tokenizers::Tokenizer;
-use tokio::sync::mpsc::UnboundedSender;
 
-/// What a request hears from the engine.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// One generated token and the text it completes (may be empty, e.g. part of a
-    /// multi-byte character).
-    Token(String),
-    /// The end: `"stop"` (eos), `"length"` (max_tokens or context) or `"abort"` (shutdown).
-    Done {
-        /// Why it ended.
-        finish: &'static str,
-        /// Tokens of the prompt.
-        prompt_tokens: usize,
-        /// Tokens generated (an eos included).
-        completion_tokens: usize,
-    },
-    /// The model failed.
-    Error(String),
-}
-
-/// A queued request.
-pub struct Job {
-    /// Prompt token ids.
-    pub prompt: Vec<u32>,
-    /// Stop after this many generated tokens.
-    pub max_tokens: usize,
-    /// Go on past eos.
-    pub ignore_eos: bool,
-    /// Where the request's events go; closed when the client is gone.
-    pub tx: UnboundedSender<Event>,
-    /// Arrival time (TTFT and queue wait start here).
-    pub enqueued: Instant,
-}
-
-/// Why a request was not queued.
-#[derive(Debug, PartialEq)]
-pub enum Rejected {
-    /// The queue holds `max_queue` requests.
-    Full,
-    /// The server is shutting down.
-    Closing,
-}
-
-#[derive(Default)]
-struct State {
-    jobs: VecDeque<Job>,
-    closing: bool,
-    /// Abort whatever runs (the grace period is over).
-    abort: bool,
-}
-
-/// The queue between the HTTP handlers and the engine thread.
-pub struct Queue {
-    state: Mutex<State>,
-    wake: Condvar,
-    max_queue: usize,
-    stats: Arc<Stats>,
-}
-
-impl Queue {
-    /// An empty queue holding at most `max_queue` waiting requests.
-    pub fn new(max_queue: usize, stats: Arc<Stats>) -> Queue {
-        Queue {
-            state: Mutex::new(State::default()),
-            wake: Condvar::new(),
-            max_queue,
-            stats,
-        }
-    }
-    /// Queues a job (FIFO).
-    pub fn push(&self, job: Job) -> Result<(), Rejected> {
-        let mut s = self.state.lock().expect("queue lock");
-        if s.closing {
-            return Err(Rejected::Closing);
-        }
-        if s.jobs.len() >= self.max_queue {
-            return Err(Rejected::Full);
-        }
-        s.jobs.push_back(job);
-        self.stats
-            .queued
-            .store(s.jobs.len() as u64, Ordering::Relaxed);
-        self.wake.notify_one();
-        Ok(())
-    }
-    /// No new requests; the engine stops when the running ones are done.
-    pub fn close(&self) {
-        self.state.lock().expect("queue lock").closing = true;
-        self.wake.notify_all();
-    }
-    /// Abort running and queued requests now.
-    pub fn abort(&self) {
-        let mut s = self.state.lock().expect("queue lock");
-        s.closing = true;
-        s.abort = true;
-        self.wake.notify_all();
-    }
-}
-
-/// A running sequence.
+/// A sequence in the batch: prefilling while `fed < prompt.len()`, then decoding.
 struct Seq {
     job: Job,
     cache: Cache,
+    /// Prompt tokens already in the cache.
+    fed: usize,
     generated: Vec<u32>,
-    /// Bytes of the decoded text already sent.
-    sent_len: usize,
+    detok: Detok,
     first_token: Option<Instant>,
+}
+
+impl Seq {
+    fn decoding(&self) -> bool {
+        self.fed == self.job.prompt.len()
+    }
 }
 
 /// The model side of the server.
@@ -131,10 +44,30 @@ pub struct Engine {
     pub tokenizer: Tokenizer,
     /// Token ids that end a sequence.
     pub eos: Vec<u32>,
-    /// Most sequences decoded together.
+    /// Most sequences in the batch (prefilling or decoding).
     pub max_batch: usize,
+    /// Most tokens in one forward pass (decode tokens + prompt chunks); at least `max_batch`.
+    pub max_step_tokens: usize,
     /// The model's context length.
     pub context: usize,
+    /// Fault injection for the tests: panic when admitting request number `n + 1`.
+    pub panic_after: Option<u64>,
+}
+
+/// Runs the engine; if it panics, the queue is marked dead with the panic's message (the
+/// running requests' channels close as the unwinding drops them, the waiting ones get the
+/// message) and `/health` reports it.
+pub fn run_guarded(engine: Engine, queue: Arc<Queue>) {
+    let q = queue.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || engine.run(q)));
+    if let Err(payload) = outcome {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        queue.fail(&format!("the engine thread stopped: {msg}"));
+    }
 }
 
 impl Engine {
@@ -142,16 +75,16 @@ impl Engine {
     pub fn run(self, queue: Arc<Queue>) {
         let stats = queue.stats.clone();
         let mut running: Vec<Seq> = Vec::new();
+        let mut admitted_total = 0u64;
         loop {
             let mut admitted = Vec::new();
             {
-                let mut s = queue.state.lock().expect("queue lock");
+                let mut s = queue.lock();
                 while running.is_empty() && s.jobs.is_empty() && !s.closing {
-                    s = queue.wake.wait(s).expect("queue lock");
+                    s = queue.wake.wait(s).unwrap_or_else(|p| p.into_inner());
                 }
                 if s.abort {
-                    admitted.extend(s.jobs.drain(..));
-                    for job in admitted.drain(..) {
+                    for job in s.jobs.drain(..) {
                         finish_job(&stats, &job, "abort", 0, None);
                     }
                     for seq in running.drain(..) {
@@ -176,73 +109,102 @@ impl Engine {
                     stats.cancelled.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                stats.queue_wait.observe(job.enqueued.elapsed());
-                match self.prefill(job) {
-                    Ok(seq) => running.push(seq),
-                    Err((job, e)) => {
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                        let _ = job.tx.send(Event::Error(format!("prefill: {e}")));
-                    }
+                admitted_total += 1;
+                if self.panic_after.is_some_and(|n| admitted_total > n) {
+                    panic!("fault injected for tests (EFFBENCH_SERVE_ENGINE_PANIC_AFTER)");
                 }
+                stats.queue_wait.observe(job.enqueued.elapsed());
+                // Room for the prompt and some output; the cache grows if it runs out.
+                let cache = self
+                    .model
+                    .new_cache(job.prompt.len() + job.max_tokens.min(256));
+                running.push(Seq {
+                    job,
+                    cache,
+                    fed: 0,
+                    generated: Vec::new(),
+                    detok: Detok::default(),
+                    first_token: None,
+                });
             }
-            // Finished or abandoned sequences leave; the rest advance together.
+            // Abandoned sequences leave; the rest advance together.
             running.retain(|s| self.keep(&stats, s));
             stats.running.store(running.len() as u64, Ordering::Relaxed);
             if running.is_empty() {
                 continue;
             }
-            if let Err(e) = self.step(&mut running) {
-                for seq in running.drain(..) {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    let _ = seq.job.tx.send(Event::Error(format!("decode step: {e}")));
+            match self.step(&mut running) {
+                Ok(tokens) => {
+                    stats.batch_size.observe_value(running.len() as f64);
+                    stats.step_tokens.observe_value(tokens as f64);
+                }
+                Err(e) => {
+                    for seq in running.drain(..) {
+                        stats.failed.fetch_add(1, Ordering::Relaxed);
+                        let _ = seq.job.tx.send(Event::Error(format!("forward pass: {e}")));
+                    }
                 }
             }
-            stats.batch_size.observe_value(running.len() as f64);
             running.retain(|s| self.keep(&stats, s));
             stats.running.store(running.len() as u64, Ordering::Relaxed);
         }
     }
 
-    /// Hands the job back with the error, so its client hears why.
-    #[allow(clippy::result_large_err)]
-    fn prefill(&self, job: Job) -> Result<Seq, (Job, candle_core::Error)> {
-        let mut cache = self.model.new_cache(job.prompt.len() + job.max_tokens);
-        let logits = Tensor::from_vec(
-            job.prompt.clone(),
-            (1, job.prompt.len()),
-            &self.model.device,
-        )
-        .and_then(|ids| self.model.forward(&ids, Some(&mut cache), Logits::Last))
-        .and_then(|l| argmax_rows(&l));
-        match logits {
-            Ok(next) => {
-                let mut seq = Seq {
-                    job,
-                    cache,
-                    generated: Vec::new(),
-                    sent_len: 0,
-                    first_token: None,
-                };
-                self.push_token(&mut seq, next[0]);
-                Ok(seq)
-            }
-            Err(e) => Err((job, e)),
-        }
-    }
-
-    fn step(&self, running: &mut [Seq]) -> candle_core::Result<()> {
-        let ids: Vec<u32> = running
+    /// One forward pass over the scheduled tokens; returns how many there were.
+    fn step(&self, running: &mut [Seq]) -> candle_core::Result<usize> {
+        let decoding = running.iter().filter(|s| s.decoding()).count();
+        let mut budget = self.max_step_tokens.saturating_sub(decoding);
+        // Tokens per sequence this step (0: a prefill that waits for budget).
+        let plan: Vec<usize> = running
             .iter()
-            .map(|s| *s.generated.last().expect("a running sequence has a token"))
+            .map(|s| {
+                if s.decoding() {
+                    return 1;
+                }
+                let n = (s.job.prompt.len() - s.fed).min(budget);
+                budget -= n;
+                n
+            })
             .collect();
-        let next = {
-            let mut caches: Vec<&mut Cache> = running.iter_mut().map(|s| &mut s.cache).collect();
-            argmax_rows(&self.model.decode_step(&ids, &mut caches)?)?
-        };
-        for (seq, id) in running.iter_mut().zip(next) {
+        let mut segs: Vec<Segment> = Vec::with_capacity(running.len());
+        for (seq, &n) in running.iter_mut().zip(&plan) {
+            if n == 0 {
+                continue;
+            }
+            let Seq {
+                job,
+                cache,
+                fed,
+                generated,
+                ..
+            } = seq;
+            let (ids, logits) = if *fed == job.prompt.len() {
+                let last = generated.last().expect("a decoding sequence has a token");
+                (std::slice::from_ref(last), true)
+            } else {
+                (&job.prompt[*fed..*fed + n], *fed + n == job.prompt.len())
+            };
+            segs.push(Segment { ids, cache, logits });
+        }
+        let next = argmax_rows(&self.model.forward_segments(&mut segs)?)?;
+        drop(segs);
+        let mut next = next.into_iter();
+        let mut tokens = 0;
+        for (seq, &n) in running.iter_mut().zip(&plan) {
+            tokens += n;
+            if n == 0 {
+                continue;
+            }
+            if !seq.decoding() {
+                seq.fed += n;
+                if !seq.decoding() {
+                    continue; // more of the prompt to come
+                }
+            }
+            let id = next.next().expect("one logits row per completed segment");
             self.push_token(seq, id);
         }
-        Ok(())
+        Ok(tokens)
     }
 
     /// Records a generated token and sends its text.
@@ -252,22 +214,7 @@ impl Engine {
         if !seq.job.ignore_eos && self.eos.contains(&id) {
             return;
         }
-        // Special tokens are decoded as text (like `skip_special_tokens: false`): every
-        // generated token is visible to the client, which is what timing needs.
-        let text = self
-            .tokenizer
-            .decode(&seq.generated, false)
-            .unwrap_or_default();
-        let delta = if text.len() > seq.sent_len
-            && text.is_char_boundary(seq.sent_len)
-            && !text.ends_with('\u{fffd}')
-        {
-            let d = text[seq.sent_len..].to_string();
-            seq.sent_len = text.len();
-            d
-        } else {
-            String::new()
-        };
+        let delta = seq.detok.next(&self.tokenizer, &seq.generated);
         let _ = seq.job.tx.send(Event::Token(delta));
     }
 
@@ -277,11 +224,10 @@ impl Engine {
             stats.cancelled.fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        let Some(&last) = seq.generated.last() else {
+            return true; // still prefilling
+        };
         let n = seq.generated.len();
-        let last = *seq
-            .generated
-            .last()
-            .expect("a running sequence has a token");
         let finish = if !seq.job.ignore_eos && self.eos.contains(&last) {
             "stop"
         } else if n >= seq.job.max_tokens || seq.job.prompt.len() + n >= self.context {

@@ -1,19 +1,29 @@
-//! `effbench serve`: an OpenAI-compatible HTTP server (axum) for any model the candle backend
-//! loads, the embedded default model and presets included (a preset has no tokenizer: it
-//! gets a word-level stand-in, [`stand_in_tokenizer`]). Routes in [`api`]; the model runs on one
-//! engine thread with a fair FIFO queue and continuous batching ([`engine`]); counters and
-//! histograms for `/metrics` in [`prom`]. [`serve`] runs until its shutdown future resolves,
-//! then stops taking requests, lets running ones finish for a grace period and aborts the rest.
+//! `effbench serve`: an OpenAI-compatible HTTP server (axum on hyper) for any model the
+//! candle backend loads, the embedded default model and presets included (a preset has no
+//! tokenizer: it gets a word-level stand-in, [`stand_in_tokenizer`]). Routes in [`api`], request
+//! parsing in [`request`], chat templates as transformers renders them in [`chat`], responses
+//! and SSE in [`respond`]; the model runs on one engine thread fed by a fair FIFO [`queue`],
+//! with continuous batching and chunked prefill ([`engine`]); connection limits, timeouts and
+//! graceful shutdown in [`server`]; counters and histograms for `/metrics` in [`prom`].
+//! [`serve`] runs until its shutdown future resolves, then stops taking requests, lets running
+//! ones finish for a grace period and aborts the rest.
 
 pub mod api;
+pub mod chat;
+pub mod detok;
 pub mod engine;
 pub mod prom;
+pub mod queue;
+pub mod request;
+pub mod respond;
+pub mod server;
 
 use crate::loader;
 use anyhow::{Context, Result};
 use effbench_harness::{ModelInfo, ModelSpec};
-use engine::{Engine, Queue};
+use engine::Engine;
 use prom::Stats;
+use queue::Queue;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,8 +39,16 @@ pub struct ServeConfig {
     pub served_name: Option<String>,
     /// Weights dtype for HF models (f32, f16, bf16).
     pub dtype: String,
-    /// At most this many sequences decode together.
+    /// At most this many sequences are in the batch (prefilling or decoding).
     pub max_batch: usize,
+    /// At most this many tokens in one forward pass (decode tokens plus prompt chunks).
+    pub max_step_tokens: usize,
+    /// At most this many open connections; more get a JSON 503 and are closed.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; also the longest idle keep-alive.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this.
+    pub body_timeout: Duration,
     /// At most this many requests wait; more get 503.
     pub max_queue: usize,
     /// After the shutdown signal, running requests may finish for this long.
@@ -44,6 +62,10 @@ impl Default for ServeConfig {
             served_name: None,
             dtype: "f32".into(),
             max_batch: 8,
+            max_step_tokens: 512,
+            max_connections: 512,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
             max_queue: 1024,
             grace: Duration::from_secs(30),
         }
@@ -58,18 +80,16 @@ pub struct App {
     pub stats: Arc<Stats>,
     /// Tokenizes prompts.
     pub tokenizer: Tokenizer,
-    /// The model's Jinja chat template, if it has one.
-    pub chat_template: Option<String>,
-    /// Text of the bos token (for the chat template).
-    pub bos: String,
-    /// Text of the eos token (for the chat template).
-    pub eos: String,
+    /// The model's chat template, compiled once (or why it does not compile), if it has one.
+    pub chat_template: Option<Result<chat::ChatTemplate, String>>,
     /// The model name clients use.
     pub name: String,
     /// Facts about the weights (`/v1/models` reports them).
     pub info: ModelInfo,
     /// The model's context length.
     pub context: usize,
+    /// A request's body must arrive within this.
+    pub body_timeout: Duration,
     /// Server start, Unix seconds.
     pub created: u64,
 }
@@ -96,6 +116,16 @@ pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
     if cfg.max_batch == 0 {
         anyhow::bail!("--max-batch must be at least 1");
     }
+    if cfg.max_step_tokens < cfg.max_batch {
+        anyhow::bail!(
+            "--max-step-tokens ({}) must be at least --max-batch ({}): every running sequence decodes one token per step",
+            cfg.max_step_tokens,
+            cfg.max_batch
+        );
+    }
+    if cfg.max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
+    }
     let spec = ModelSpec {
         reference: cfg.model.clone(),
     };
@@ -115,6 +145,16 @@ pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
             .unwrap_or_default()
     };
     let (bos_text, eos_text) = (token_text(c.bos_token_id), token_text(c.eos_token_id));
+    let special = [
+        ("bos_token", bos_text.as_str()),
+        ("eos_token", eos_text.as_str()),
+    ];
+    let compiled = chat_template.as_deref().map(|src| {
+        chat::ChatTemplate::new(src, &special, chat::Clock::Local).map_err(|e| chat::describe(&e))
+    });
+    if let Some(Err(why)) = &compiled {
+        eprintln!("effbench serve: warning: the model's chat template does not compile ({why}); chat requests will fail");
+    }
     if let Some(id) = tokenizer.token_to_id("<|im_end|>") {
         if chat_template.is_some() && !eos.contains(&id) {
             eos.push(id);
@@ -131,12 +171,11 @@ pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
             queue,
             stats,
             tokenizer: tokenizer.clone(),
-            chat_template,
-            bos: bos_text,
-            eos: eos_text,
+            chat_template: compiled,
             name,
             info: loaded.info,
             context,
+            body_timeout: cfg.body_timeout,
             created,
         },
         engine: Engine {
@@ -144,7 +183,11 @@ pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
             tokenizer,
             eos,
             max_batch: cfg.max_batch,
+            max_step_tokens: cfg.max_step_tokens,
             context,
+            panic_after: std::env::var("EFFBENCH_SERVE_ENGINE_PANIC_AFTER")
+                .ok()
+                .and_then(|v| v.parse().ok()),
         },
     })
 }
@@ -205,49 +248,42 @@ fn tokenizer(path: &Path) -> Result<(Tokenizer, Option<String>)> {
     let file = path.join("tokenizer.json");
     let tok = Tokenizer::from_file(&file)
         .map_err(|e| anyhow::anyhow!("cannot read '{}': {e}", file.display()))?;
-    let template = std::fs::read_to_string(path.join("tokenizer_config.json"))
+    let template = std::fs::read_to_string(path.join("chat_template.jinja"))
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("chat_template")?.as_str().map(str::to_string));
+        .or_else(|| {
+            let text = std::fs::read_to_string(path.join("tokenizer_config.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            hf_template(v.get("chat_template")?)
+        });
     Ok((tok, template))
 }
 
+/// `chat_template` of `tokenizer_config.json`: a string, or a list of `{name, template}` of
+/// which transformers uses the one named `default`.
+fn hf_template(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(list) => list
+            .iter()
+            .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+            .and_then(|t| t.get("template")?.as_str().map(str::to_string)),
+        _ => None,
+    }
+}
+
 /// Serves on `listener` until `shutdown` resolves; then refuses new requests, lets running
-/// ones finish for `grace`, aborts the rest and returns when every connection is closed.
+/// ones finish for `cfg.grace`, aborts the rest and returns within [`server::FLUSH`] after.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     loaded: Loaded,
-    grace: Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    cfg: &ServeConfig,
+    shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let Loaded { engine, app } = loaded;
-    let queue = app.queue.clone();
-    let engine_thread = std::thread::Builder::new()
-        .name("effbench-serve-engine".into())
-        .spawn({
-            let queue = queue.clone();
-            move || engine.run(queue)
-        })
-        .context("cannot start the engine thread")?;
-    let router = api::router(Arc::new(app));
-    let q2 = queue.clone();
-    let signal = async move {
-        shutdown.await;
-        q2.close();
-        let q3 = q2.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            q3.abort();
-        });
+    let limits = server::Limits {
+        max_connections: cfg.max_connections,
+        header_timeout: cfg.header_timeout,
+        grace: cfg.grace,
     };
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(signal)
-        .await;
-    queue.close();
-    let joined = tokio::task::spawn_blocking(move || engine_thread.join()).await;
-    served.context("the HTTP server failed")?;
-    if !matches!(joined, Ok(Ok(()))) {
-        anyhow::bail!("the engine thread panicked");
-    }
-    Ok(())
+    server::run(listener, engine, app, limits, shutdown).await
 }

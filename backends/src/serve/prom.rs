@@ -13,6 +13,10 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 /// Upper bounds of the batch-size buckets.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+/// Upper bounds of the tokens-per-step buckets.
+const STEP_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
 
 /// A cumulative histogram with fixed upper bounds.
 pub struct Histogram {
@@ -89,8 +93,10 @@ pub struct Stats {
     pub tpot: Histogram,
     /// Arrival to the end, seconds.
     pub e2e: Histogram,
-    /// Sequences per decode step.
+    /// Sequences per step.
     pub batch_size: Histogram,
+    /// Tokens per step (decode tokens plus prompt chunks).
+    pub step_tokens: Histogram,
 }
 
 impl Default for Stats {
@@ -111,6 +117,7 @@ impl Default for Stats {
             tpot: Histogram::new(LATENCY_BUCKETS),
             e2e: Histogram::new(LATENCY_BUCKETS),
             batch_size: Histogram::new(BATCH_BUCKETS),
+            step_tokens: Histogram::new(STEP_BUCKETS),
         }
     }
 }
@@ -193,7 +200,12 @@ impl Stats {
         self.batch_size.render(
             &mut out,
             "effbench_decode_batch_size",
-            "Sequences advanced per decode step.",
+            "Sequences in the batch per step (prefilling or decoding).",
+        );
+        self.step_tokens.render(
+            &mut out,
+            "effbench_step_tokens",
+            "Tokens per forward pass (decode tokens plus prompt chunks).",
         );
         out
     }
