@@ -11,6 +11,7 @@
 //! - [`site`] writes the static website (leaderboards, plots, Dynascore, run pages).
 //! - [`comparison`] renders compare/gate reports (table, PR-comment markdown);
 //!   [`github_action_benchmark`] is the export for github-action-benchmark.
+//! - [`vllm`] writes a serving run as `vllm bench serve`'s result JSON.
 //! - [`fixtures`] makes synthetic results for tests and benchmarks (labelled as such).
 
 pub mod columns;
@@ -23,3 +24,4 @@ pub mod load;
 pub mod report;
 pub mod site;
 pub mod terminal;
+pub mod vllm;

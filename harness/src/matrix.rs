@@ -42,6 +42,11 @@ pub struct RunSpec {
     /// not part of the id, so the resumed run has the id of the one it continues.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resume: bool,
+    /// The directory the run's result goes to, set by the invocation just before the run, so
+    /// a session can stream files beside it (`<out_dir>/<id>.<suffix>`: a load test's
+    /// per-request records). Neither recorded nor part of the id.
+    #[serde(skip)]
+    pub out_dir: Option<std::path::PathBuf>,
 }
 
 impl RunSpec {
@@ -69,6 +74,7 @@ impl RunSpec {
             serving: None,
             analysis: None,
             resume: false,
+            out_dir: None,
         };
         spec.id = spec_id(&spec);
         spec
@@ -311,6 +317,7 @@ pub fn expand_filtered(
             serving: suite.serving.clone(),
             analysis: None,
             resume: false,
+            out_dir: None,
         };
         let backend_axes: Vec<&str> = p.axes.iter().map(|(a, _)| *a).collect();
         spec.analysis = suite
