@@ -280,6 +280,7 @@ mod tests {
         let back = read(&p).unwrap();
         assert_eq!(back, vec![f, l], "sorted by index");
         assert_eq!(path_for(&dir.path().join("abc.json")), p);
+        std::fs::remove_file(&p).unwrap();
         let mut w = LineWriter::create(&p, 1);
         w.add(&ok);
         w.add(&failed);
