@@ -22,7 +22,11 @@ use std::time::{Duration, Instant};
 
 /// The server binary and the GGUF, or `None` (skipped with the reason).
 fn prerequisites(test: &str) -> Option<(PathBuf, PathBuf)> {
-    let get = |var: &str| std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_file());
+    let get = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+    };
     match (get("EFFBENCH_LLAMA_SERVER"), get("EFFBENCH_SMOLLM2_GGUF")) {
         (Some(s), Some(g)) => Some((s, g)),
         (s, g) => {
@@ -64,7 +68,16 @@ impl Llama {
             let mut child = Command::new(server)
                 .args(["-m", gguf.to_str().unwrap()])
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["-t", "1", "-c", "1024", "-np", "2", "--metrics", "--no-webui"])
+                .args([
+                    "-t",
+                    "1",
+                    "-c",
+                    "1024",
+                    "-np",
+                    "2",
+                    "--metrics",
+                    "--no-webui",
+                ])
                 .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -149,7 +162,12 @@ fn value(r: &Value, name: &str) -> f64 {
 }
 
 /// `effbench loadgen` against the server; returns the results (and the output).
-fn loadgen(w: &Work, srv: &Llama, gguf: &Path, args: &[&str]) -> (Vec<Value>, std::process::Output) {
+fn loadgen(
+    w: &Work,
+    srv: &Llama,
+    gguf: &Path,
+    args: &[&str],
+) -> (Vec<Value>, std::process::Output) {
     let url = srv.url();
     let mut all = vec![
         "loadgen",
@@ -164,7 +182,11 @@ fn loadgen(w: &Work, srv: &Llama, gguf: &Path, args: &[&str]) -> (Vec<Value>, st
     all.extend_from_slice(args);
     let o = w.run(&all);
     let results = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| {
-        panic!("no JSON results ({e}): {}\nserver: {}", stderr(&o), srv.log())
+        panic!(
+            "no JSON results ({e}): {}\nserver: {}",
+            stderr(&o),
+            srv.log()
+        )
     });
     (results, o)
 }
@@ -196,8 +218,18 @@ fn streaming_plain_completions_and_chat_with_usage_counts_and_server_metrics() {
         &srv,
         &gguf,
         &[
-            "--num-prompts", "6", "--input-len", "16", "--output-len", "8",
-            "--max-concurrency", "2", "--metrics-interval-s", "0.2", "--out", "a",
+            "--num-prompts",
+            "6",
+            "--input-len",
+            "16",
+            "--output-len",
+            "8",
+            "--max-concurrency",
+            "2",
+            "--metrics-interval-s",
+            "0.2",
+            "--out",
+            "a",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
@@ -209,7 +241,10 @@ fn streaming_plain_completions_and_chat_with_usage_counts_and_server_metrics() {
     assert_eq!(lines.len(), 6);
     for l in &lines {
         assert_eq!(l["tokens_out"], 8, "{l}");
-        assert_eq!(l["tokens_in"], 16, "the server counted the planned length: {l}");
+        assert_eq!(
+            l["tokens_in"], 16,
+            "the server counted the planned length: {l}"
+        );
         assert_eq!(l["prompt_len"], 16);
         assert_eq!(l["token_ms"].as_array().unwrap().len(), 8, "{l}");
     }
@@ -234,14 +269,27 @@ fn streaming_plain_completions_and_chat_with_usage_counts_and_server_metrics() {
         &srv,
         &gguf,
         &[
-            "--endpoint", "chat", "--no-stream", "--num-prompts", "3", "--input-len", "8",
-            "--output-len", "4", "--out", "b",
+            "--endpoint",
+            "chat",
+            "--no-stream",
+            "--num-prompts",
+            "3",
+            "--input-len",
+            "8",
+            "--output-len",
+            "4",
+            "--out",
+            "b",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
     let r = &rs[0];
     assert_eq!(value(r, "requests_completed"), 3.0);
-    assert!(r["metrics"].as_array().unwrap().iter().all(|m| m["name"] != "ttft"));
+    assert!(r["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["name"] != "ttft"));
     for l in records(&w, "b", r) {
         assert_eq!(l["tokens_out"], 4, "{l}");
         // the chat template adds tokens around the 8-token message
@@ -267,13 +315,25 @@ fn error_replies_are_counted_by_kind_under_the_failure_threshold() {
         &srv,
         &gguf,
         &[
-            "--dataset", "d.jsonl", "--num-prompts", "3", "--warmup-requests", "0",
-            "--max-failed-pct", "50", "--out", "a",
+            "--dataset",
+            "d.jsonl",
+            "--num-prompts",
+            "3",
+            "--warmup-requests",
+            "0",
+            "--max-failed-pct",
+            "50",
+            "--out",
+            "a",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
     let r = &rs[0];
-    assert_eq!(r["status"]["state"], "ok", "1 of 3 failed, under 50 %: {}", r["status"]);
+    assert_eq!(
+        r["status"]["state"], "ok",
+        "1 of 3 failed, under 50 %: {}",
+        r["status"]
+    );
     assert_eq!(value(r, "failures_http_4xx"), 1.0);
     assert_eq!(value(r, "requests_completed"), 2.0);
     let failed: Vec<Value> = records(&w, "a", r)
@@ -292,14 +352,27 @@ fn error_replies_are_counted_by_kind_under_the_failure_threshold() {
         &srv,
         &gguf,
         &[
-            "--num-prompts", "2", "--warmup-requests", "0", "--input-len", "4",
-            "--output-len", "2", "--extra-body", "{\"n_probs\": \"x\"}", "--out", "b",
+            "--num-prompts",
+            "2",
+            "--warmup-requests",
+            "0",
+            "--input-len",
+            "4",
+            "--output-len",
+            "2",
+            "--extra-body",
+            "{\"n_probs\": \"x\"}",
+            "--out",
+            "b",
         ],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let r = &rs[0];
     assert_eq!(r["status"]["state"], "failed");
-    assert!(r["status"]["reason"].as_str().unwrap().contains("all 2 requests failed"));
+    assert!(r["status"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("all 2 requests failed"));
     assert_eq!(value(r, "failures_http_4xx"), 2.0);
     assert!(!stderr(&o).contains("panicked"));
 }
@@ -314,10 +387,26 @@ fn a_server_killed_mid_run_keeps_the_completed_requests() {
     let url = srv.url();
     let lg = w
         .cmd(&[
-            "loadgen", "--base-url", &url, "--model", gguf.to_str().unwrap(),
-            "--num-prompts", "40", "--warmup-requests", "0", "--request-rate", "8",
-            "--arrival", "constant", "--input-len", "4", "--output-len", "2",
-            "--out", "o", "--json",
+            "loadgen",
+            "--base-url",
+            &url,
+            "--model",
+            gguf.to_str().unwrap(),
+            "--num-prompts",
+            "40",
+            "--warmup-requests",
+            "0",
+            "--request-rate",
+            "8",
+            "--arrival",
+            "constant",
+            "--input-len",
+            "4",
+            "--output-len",
+            "2",
+            "--out",
+            "o",
+            "--json",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -344,7 +433,14 @@ fn a_server_killed_mid_run_keeps_the_completed_requests() {
     let rs: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
     let r = &rs[0];
     assert_eq!(r["status"]["state"], "failed", "{}", r["status"]);
-    assert!(r["status"]["reason"].as_str().unwrap().contains("unreachable"), "{}", r["status"]);
+    assert!(
+        r["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{}",
+        r["status"]
+    );
     let completed = value(r, "requests_completed");
     assert!((1.0..40.0).contains(&completed), "{completed}");
     assert!(value(r, "failures_connection") >= 1.0);
@@ -367,9 +463,21 @@ fn kept_alive_connections_the_server_closes_never_fail_the_run() {
         &srv,
         &gguf,
         &[
-            "--num-prompts", "105", "--max-concurrency", "1", "--input-len", "2",
-            "--output-len", "1", "--max-failed-pct", "0", "--no-request-records",
-            "--metrics-interval-s", "0", "--out", "o",
+            "--num-prompts",
+            "105",
+            "--max-concurrency",
+            "1",
+            "--input-len",
+            "2",
+            "--output-len",
+            "1",
+            "--max-failed-pct",
+            "0",
+            "--no-request-records",
+            "--metrics-interval-s",
+            "0",
+            "--out",
+            "o",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
@@ -393,8 +501,18 @@ fn an_api_key_header_reaches_the_server_and_is_never_written() {
         &srv,
         &gguf,
         &[
-            "--num-prompts", "2", "--input-len", "4", "--output-len", "2",
-            "--header", &auth, "--header", "X-Effbench-Test=1", "--out", "o",
+            "--num-prompts",
+            "2",
+            "--input-len",
+            "4",
+            "--output-len",
+            "2",
+            "--header",
+            &auth,
+            "--header",
+            "X-Effbench-Test=1",
+            "--out",
+            "o",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
@@ -414,14 +532,30 @@ fn an_api_key_header_reaches_the_server_and_is_never_written() {
     }
     assert!(!stdout(&o).contains(key) && !stderr(&o).contains(key));
     let suite = std::fs::read_to_string(w.path().join("o/loadgen.toml")).unwrap();
-    assert!(suite.contains("Authorization = \"EFFBENCH_LOADGEN_HEADER_0\""), "{suite}");
-    assert!(rs[0]["log"].to_string().contains("extra headers sent (values withheld): authorization, x-effbench-test"));
+    assert!(
+        suite.contains("Authorization = \"EFFBENCH_LOADGEN_HEADER_0\""),
+        "{suite}"
+    );
+    assert!(rs[0]["log"]
+        .to_string()
+        .contains("extra headers sent (values withheld): authorization, x-effbench-test"));
     // Without the header the server refuses: every request is a 401.
     let (rs, o) = loadgen(
         &w,
         &srv,
         &gguf,
-        &["--num-prompts", "1", "--warmup-requests", "0", "--input-len", "4", "--output-len", "2", "--out", "p"],
+        &[
+            "--num-prompts",
+            "1",
+            "--warmup-requests",
+            "0",
+            "--input-len",
+            "4",
+            "--output-len",
+            "2",
+            "--out",
+            "p",
+        ],
     );
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(value(&rs[0], "failures_http_4xx"), 1.0);
@@ -438,13 +572,41 @@ fn a_vllm_bench_serve_command_line_runs_unchanged() {
     let srv = Llama::start(&server, &gguf, &[]);
     let port = srv.port.to_string();
     let o = w.run(&[
-        "loadgen", "--backend", "vllm", "--host", "127.0.0.1", "--port", &port,
-        "--model", gguf.to_str().unwrap(), "--endpoint", "/v1/completions",
-        "--dataset-name", "random", "--random-input-len", "32", "--random-output-len", "8",
-        "--num-prompts", "8", "--request-rate", "4", "--goodput", "ttft:60000", "tpot:60000",
-        "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
-        "--ignore-eos", "--save-result", "--save-detailed", "--result-dir", "vllm-results",
-        "--result-filename", "bench.json",
+        "loadgen",
+        "--backend",
+        "vllm",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--model",
+        gguf.to_str().unwrap(),
+        "--endpoint",
+        "/v1/completions",
+        "--dataset-name",
+        "random",
+        "--random-input-len",
+        "32",
+        "--random-output-len",
+        "8",
+        "--num-prompts",
+        "8",
+        "--request-rate",
+        "4",
+        "--goodput",
+        "ttft:60000",
+        "tpot:60000",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+        "--metric-percentiles",
+        "50,99",
+        "--ignore-eos",
+        "--save-result",
+        "--save-detailed",
+        "--result-dir",
+        "vllm-results",
+        "--result-filename",
+        "bench.json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
     let text = std::fs::read_to_string(w.path().join("vllm-results/bench.json")).unwrap();
@@ -453,10 +615,20 @@ fn a_vllm_bench_serve_command_line_runs_unchanged() {
     assert_eq!(v["failed"], 0);
     assert_eq!(v["request_rate"], 4.0);
     assert_eq!(v["backend"], "openai");
-    assert_eq!(v["total_input_tokens"], 8 * 32, "token-accurate prompts: {text}");
+    assert_eq!(
+        v["total_input_tokens"],
+        8 * 32,
+        "token-accurate prompts: {text}"
+    );
     assert_eq!(v["total_output_tokens"], 8 * 8);
     assert!(v["request_goodput"].as_f64().unwrap() > 0.0);
-    for k in ["p99_ttft_ms", "p50_tpot_ms", "mean_itl_ms", "std_e2el_ms", "median_e2el_ms"] {
+    for k in [
+        "p99_ttft_ms",
+        "p50_tpot_ms",
+        "mean_itl_ms",
+        "std_e2el_ms",
+        "median_e2el_ms",
+    ] {
         assert!(v[k].as_f64().unwrap() > 0.0, "{k}: {text}");
     }
     assert_eq!(v["ttfts"].as_array().unwrap().len(), 8);

@@ -139,7 +139,11 @@ fn main() {
         .build()
         .unwrap();
     let test = LoadTest {
-        target: Target::new(format!("{base}/v1/completions"), true, Duration::from_secs(60)),
+        target: Target::new(
+            format!("{base}/v1/completions"),
+            true,
+            Duration::from_secs(60),
+        ),
         workload: Workload::synthetic(Endpoint::Completions, "m", true, true, 1, (8, 16, 0.0)),
         schedule: ScheduleSpec {
             rate: None,

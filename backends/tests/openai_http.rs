@@ -263,7 +263,9 @@ fn a_request_on_a_connection_the_server_closed_is_retried_once_on_a_fresh_one() 
     let first = rt.block_on(send(&client, &target, body.to_vec(), Instant::now()));
     assert!(first.ok(), "{:?}", first.failure);
     let second = rt.block_on(send(&client, &target, body.to_vec(), Instant::now()));
-    let f = second.failure.expect("the closed connection fails the request");
+    let f = second
+        .failure
+        .expect("the closed connection fails the request");
     assert_eq!(f.kind, ErrorKind::Connection, "{}", f.message);
     assert!(!second.retried && second.http_status.is_none());
 }

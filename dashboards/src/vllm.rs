@@ -111,7 +111,11 @@ fn metric_value(r: &RunResult, id: MetricId) -> Option<f64> {
 
 /// `started_at` (RFC 3339) as vLLM's `%Y%m%d-%H%M%S`.
 fn date(started_at: &str) -> String {
-    let digits: String = started_at.chars().filter(char::is_ascii_digit).take(14).collect();
+    let digits: String = started_at
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
     if digits.len() == 14 {
         format!("{}-{}", &digits[..8], &digits[8..])
     } else {
@@ -205,14 +209,23 @@ pub fn result(r: &RunResult, records: Option<&[RequestLine]>, o: &Options) -> Va
             }
             if o.detailed {
                 let s = |ms: f64| ms / 1e3;
-                out.insert("input_lens".into(), json!(lines.iter().map(|l| l.tokens_in).collect::<Vec<_>>()));
+                out.insert(
+                    "input_lens".into(),
+                    json!(lines.iter().map(|l| l.tokens_in).collect::<Vec<_>>()),
+                );
                 out.insert(
                     "output_lens".into(),
-                    json!(lines.iter().map(|l| if l.ok { l.tokens_out } else { 0 }).collect::<Vec<_>>()),
+                    json!(lines
+                        .iter()
+                        .map(|l| if l.ok { l.tokens_out } else { 0 })
+                        .collect::<Vec<_>>()),
                 );
                 out.insert(
                     "ttfts".into(),
-                    json!(lines.iter().map(|l| l.ttft_ms.map_or(0.0, s)).collect::<Vec<_>>()),
+                    json!(lines
+                        .iter()
+                        .map(|l| l.ttft_ms.map_or(0.0, s))
+                        .collect::<Vec<_>>()),
                 );
                 out.insert(
                     "itls".into(),
@@ -223,7 +236,10 @@ pub fn result(r: &RunResult, records: Option<&[RequestLine]>, o: &Options) -> Va
                 );
                 out.insert(
                     "latencies".into(),
-                    json!(lines.iter().map(|l| l.e2el_ms.map_or(0.0, s)).collect::<Vec<_>>()),
+                    json!(lines
+                        .iter()
+                        .map(|l| l.e2el_ms.map_or(0.0, s))
+                        .collect::<Vec<_>>()),
                 );
                 out.insert(
                     "start_times".into(),
@@ -247,17 +263,22 @@ pub fn result(r: &RunResult, records: Option<&[RequestLine]>, o: &Options) -> Va
                 "failed".into(),
                 json!(v(MetricId::RequestsFailed).unwrap_or(0.0) as u64),
             );
-            let (tin, tout) = r
-                .log
-                .iter()
-                .find_map(|l| token_totals(l))
-                .unwrap_or((0, 0));
+            let (tin, tout) = r.log.iter().find_map(|l| token_totals(l)).unwrap_or((0, 0));
             out.insert("total_input_tokens".into(), json!(tin));
             out.insert("total_output_tokens".into(), json!(tout));
-            out.insert("request_throughput".into(), json!(v(MetricId::RequestThroughput)));
+            out.insert(
+                "request_throughput".into(),
+                json!(v(MetricId::RequestThroughput)),
+            );
             out.insert("request_goodput".into(), json!(v(MetricId::Goodput)));
-            out.insert("output_throughput".into(), json!(v(MetricId::OutputThroughput)));
-            out.insert("total_token_throughput".into(), json!(v(MetricId::TotalThroughput)));
+            out.insert(
+                "output_throughput".into(),
+                json!(v(MetricId::OutputThroughput)),
+            );
+            out.insert(
+                "total_token_throughput".into(),
+                json!(v(MetricId::TotalThroughput)),
+            );
             out.insert(
                 "max_concurrent_requests".into(),
                 json!(v(MetricId::PeakConcurrency).map(|x| x as u64)),
@@ -412,7 +433,10 @@ mod tests {
             ..Default::default()
         };
         let v = result(&r, Some(&lines), &o);
-        assert_eq!((v["completed"].as_u64(), v["failed"].as_u64()), (Some(2), Some(1)));
+        assert_eq!(
+            (v["completed"].as_u64(), v["failed"].as_u64()),
+            (Some(2), Some(1))
+        );
         assert_eq!(v["total_output_tokens"], 8);
         // TTFT 100 and 200: mean 150, population std 50
         assert_eq!(v["mean_ttft_ms"], 150.0);
@@ -441,8 +465,15 @@ mod tests {
         // population std of 10, 20, 30
         assert!((v["std_ttft_ms"].as_f64().unwrap() - (200.0f64 / 3.0).sqrt()).abs() < 1e-9);
         assert!(v.get("p99_ttft_ms").is_some());
-        assert!(v["effbench_notes"][0].as_str().unwrap().contains("no per-request records")
-            || v["effbench_notes"].to_string().contains("no per-request records"));
+        assert!(
+            v["effbench_notes"][0]
+                .as_str()
+                .unwrap()
+                .contains("no per-request records")
+                || v["effbench_notes"]
+                    .to_string()
+                    .contains("no per-request records")
+        );
         assert_eq!(date("2025-01-02T03:04:05.678Z"), "20250102-030405");
         assert_eq!(p_word(99.0), "99");
         assert_eq!(p_word(99.9), "99.9");
@@ -450,6 +481,9 @@ mod tests {
         assert!(parse_metrics("ttft,foo").unwrap_err().contains("'foo'"));
         assert_eq!(parse_percentiles("50,99.9").unwrap(), vec![50.0, 99.9]);
         assert!(parse_percentiles("101").is_err());
-        assert_eq!(token_totals("tokens: 12 prompt, 34 output of 40 asked for"), Some((12, 34)));
+        assert_eq!(
+            token_totals("tokens: 12 prompt, 34 output of 40 asked for"),
+            Some((12, 34))
+        );
     }
 }

@@ -322,11 +322,20 @@ pub fn suite_toml(a: &Args, model: &str) -> Result<String> {
     let mut prefix = Table::new();
     if dataset_name == "prefix_repetition" {
         let groups = a.prefix_repetition_num_prefixes.unwrap_or(10);
-        prefix.insert("groups".into(), positive(groups, "--prefix-repetition-num-prefixes")?.into());
+        prefix.insert(
+            "groups".into(),
+            positive(groups, "--prefix-repetition-num-prefixes")?.into(),
+        );
         let plen = a.prefix_repetition_prefix_len.unwrap_or(256);
-        prefix.insert("prefix_len".into(), positive(plen, "--prefix-repetition-prefix-len")?.into());
+        prefix.insert(
+            "prefix_len".into(),
+            positive(plen, "--prefix-repetition-prefix-len")?.into(),
+        );
         input_len = a.prefix_repetition_suffix_len.unwrap_or(256);
-        output_len = a.prefix_repetition_output_len.or(a.output_len).unwrap_or(128);
+        output_len = a
+            .prefix_repetition_output_len
+            .or(a.output_len)
+            .unwrap_or(128);
     } else if let Some(p) = a.random_prefix_len.filter(|&p| p > 0) {
         if dataset_name != "random" {
             bail!("--random-prefix-len needs --dataset-name random");
@@ -401,7 +410,10 @@ pub fn suite_toml(a: &Args, model: &str) -> Result<String> {
         serving.insert("extra_body".into(), v);
     }
     if a.ready_check_timeout_sec != 0.0 {
-        serving.insert("ready_check_timeout_s".into(), a.ready_check_timeout_sec.into());
+        serving.insert(
+            "ready_check_timeout_s".into(),
+            a.ready_check_timeout_sec.into(),
+        );
     }
     if let Some(p) = a.max_failed_pct {
         serving.insert("max_failed_pct".into(), p.into());
@@ -489,11 +501,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         train_default_only: false,
     })?;
     if args.vllm.save_result {
-        save_results(&args, &out, &model, effbench_dashboards::vllm::Options {
-            label: args.vllm.label.clone(),
-            metadata,
-            ..vllm_opts
-        })?;
+        save_results(
+            &args,
+            &out,
+            &model,
+            effbench_dashboards::vllm::Options {
+                label: args.vllm.label.clone(),
+                metadata,
+                ..vllm_opts
+            },
+        )?;
     }
     Ok(code)
 }
@@ -506,7 +523,11 @@ fn save_results(
     o: effbench_dashboards::vllm::Options,
 ) -> Result<()> {
     let runs = super::export::vllm_results(out, &o)?;
-    let dir = a.vllm.result_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = a
+        .vllm
+        .result_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create --result-dir '{}'", dir.display()))?;
     let label = a
@@ -520,8 +541,12 @@ fn save_results(
         let name = match &a.vllm.result_filename {
             Some(f) if many => {
                 let p = std::path::Path::new(f);
-                let stem = p.file_stem().map_or(f.clone(), |s| s.to_string_lossy().into_owned());
-                let ext = p.extension().map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
+                let stem = p
+                    .file_stem()
+                    .map_or(f.clone(), |s| s.to_string_lossy().into_owned());
+                let ext = p
+                    .extension()
+                    .map_or(String::new(), |e| format!(".{}", e.to_string_lossy()));
                 format!("{stem}-{}{ext}", n + 1)
             }
             Some(f) => f.clone(),

@@ -61,7 +61,10 @@ const UNSUPPORTED_PREFIXES: &[(&str, &str)] = &[
 /// vLLM flags accepted with no effect on what is measured (said on stderr).
 pub const NO_EFFECT: &[(&str, &str)] = &[
     ("--disable-tqdm", "effbench's progress goes to stderr"),
-    ("--trust-remote-code", "effbench never runs a model's remote code"),
+    (
+        "--trust-remote-code",
+        "effbench never runs a model's remote code",
+    ),
     ("--disable-shuffle", "datasets are read in file order"),
     (
         "--skip-chat-template",
@@ -181,7 +184,9 @@ pub fn goodput_to_slo(pairs: &[String]) -> Result<String> {
             .parse()
             .ok()
             .filter(|x: &f64| x.is_finite() && *x > 0.0)
-            .ok_or_else(|| anyhow::anyhow!("--goodput {k}:{v}: the value must be a number of ms > 0"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("--goodput {k}:{v}: the value must be a number of ms > 0")
+            })?;
         out.push(format!("{k}={ms}ms"));
     }
     Ok(out.join(","))
@@ -259,8 +264,17 @@ mod tests {
     #[test]
     fn unsupported_vllm_flags_are_named() {
         let e = check_args(&argv(&["effbench", "loadgen", "--profile"])).unwrap_err();
-        assert!(e.to_string().starts_with("--profile (a `vllm bench serve` flag)"), "{e}");
-        let e = check_args(&argv(&["effbench", "loadgen", "--random-mm-bucket-config={}"])).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--profile (a `vllm bench serve` flag)"),
+            "{e}"
+        );
+        let e = check_args(&argv(&[
+            "effbench",
+            "loadgen",
+            "--random-mm-bucket-config={}",
+        ]))
+        .unwrap_err();
         assert!(e.to_string().contains("--random-mm-bucket-config"), "{e}");
         assert!(check_args(&argv(&["effbench", "run", "--profile"])).is_ok());
         assert!(check_args(&argv(&["effbench", "loadgen", "--goodput", "ttft:5"])).is_ok());
@@ -272,18 +286,32 @@ mod tests {
             goodput_to_slo(&["ttft:500".into(), "tpot:50 e2el:2000".into()]).unwrap(),
             "ttft=500ms,tpot=50ms,e2el=2000ms"
         );
-        assert!(goodput_to_slo(&["itl:5".into()]).unwrap_err().to_string().contains("'itl'"));
+        assert!(goodput_to_slo(&["itl:5".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("'itl'"));
         assert!(goodput_to_slo(&["ttft=5".into()]).is_err());
         let h = parse_headers(&["X-A: 1".into(), "Authorization=Bearer sk-1".into()]).unwrap();
         assert_eq!(h[0], ("X-A".into(), "1".into()));
         assert_eq!(h[1], ("Authorization".into(), "Bearer sk-1".into()));
-        let e = parse_headers(&["secretvalue".into()]).unwrap_err().to_string();
+        let e = parse_headers(&["secretvalue".into()])
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secretvalue"), "{e}");
-        assert_eq!(endpoint(Some("/v1/chat/completions"), None).unwrap(), "chat");
+        assert_eq!(
+            endpoint(Some("/v1/chat/completions"), None).unwrap(),
+            "chat"
+        );
         assert_eq!(endpoint(None, Some("openai-chat")).unwrap(), "chat");
-        assert_eq!(endpoint(Some("/v1/completions"), Some("vllm")).unwrap(), "completions");
+        assert_eq!(
+            endpoint(Some("/v1/completions"), Some("vllm")).unwrap(),
+            "completions"
+        );
         assert!(endpoint(Some("/v1/completions"), Some("openai-chat")).is_err());
-        assert!(endpoint(None, Some("tgi")).unwrap_err().to_string().contains("--backend tgi"));
+        assert!(endpoint(None, Some("tgi"))
+            .unwrap_err()
+            .to_string()
+            .contains("--backend tgi"));
         assert_eq!(
             default_filename("openai", "4.0", Some(8), "org/SmolLM2", "20250101-000000"),
             "openai-4.0qps-concurrency8-SmolLM2-20250101-000000.json"

@@ -226,7 +226,10 @@ pub async fn send(
         }
     };
     // A body from bytes clones by reference count.
-    let again = target.fresh.as_ref().and_then(|f| Some((f, req.try_clone()?)));
+    let again = target
+        .fresh
+        .as_ref()
+        .and_then(|f| Some((f, req.try_clone()?)));
     let mut resp = match client.execute(req).await {
         Ok(r) => r,
         Err(e) => match again {

@@ -223,7 +223,10 @@ impl<'de> Visitor<'de> for &mut FirstConversations<'_, '_> {
             }
             let (prompt, reply) = (&conv[0].value, &conv[1].value);
             let p = self.o.maker.count(prompt);
-            let out = self.o.fixed_output_len.unwrap_or_else(|| self.o.maker.count(reply));
+            let out = self
+                .o
+                .fixed_output_len
+                .unwrap_or_else(|| self.o.maker.count(reply));
             let fixed = self.o.fixed_output_len.is_some();
             if p < 4 || (!fixed && out < 4) || p > 1024 || p + out > 2048 {
                 self.skipped_short_or_long += 1;
@@ -310,8 +313,18 @@ mod tests {
         };
         assert!(t.starts_with("Explain how a river"), "{t}");
         assert_eq!(l.entries[0].output_len, Some(12));
-        assert!(l.notes.iter().any(|n| n.contains("1 ShareGPT conversation(s) skipped")), "{:?}", l.notes);
-        assert!(l.notes.iter().any(|n| n.contains("fewer than two turns")), "{:?}", l.notes);
+        assert!(
+            l.notes
+                .iter()
+                .any(|n| n.contains("1 ShareGPT conversation(s) skipped")),
+            "{:?}",
+            l.notes
+        );
+        assert!(
+            l.notes.iter().any(|n| n.contains("fewer than two turns")),
+            "{:?}",
+            l.notes
+        );
         let mut o = opts(&m, Endpoint::Completions, false);
         o.limit = 1;
         o.fixed_output_len = Some(5);
@@ -345,13 +358,21 @@ mod tests {
         let m = PromptMaker::words("test");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.jsonl");
-        std::fs::write(&p, "{\"prompt\": \"hi there\", \"output_len\": 3}\n\n{\"prompt\": \"x\"}\n").unwrap();
+        std::fs::write(
+            &p,
+            "{\"prompt\": \"hi there\", \"output_len\": 3}\n\n{\"prompt\": \"x\"}\n",
+        )
+        .unwrap();
         let l = read_jsonl(&p, &opts(&m, Endpoint::Completions, false)).unwrap();
         assert_eq!(l.entries.len(), 2);
         assert_eq!(l.entries[0].output_len, Some(3));
         std::fs::write(&p, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b c\"}, {\"role\": \"user\", \"content\": \"d\"}]}\n").unwrap();
         let e = read_jsonl(&p, &opts(&m, Endpoint::Completions, false)).unwrap_err();
-        assert!(e.to_string().contains("d.jsonl:1: \"messages\" needs endpoint"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("d.jsonl:1: \"messages\" needs endpoint"),
+            "{e}"
+        );
         let l = read_jsonl(&p, &opts(&m, Endpoint::Chat, true)).unwrap();
         assert_eq!(l.entries.len(), 2);
         assert_eq!(l.entries[0].output_len, Some(2));
@@ -361,6 +382,9 @@ mod tests {
         assert!(format!("{e:#}").contains("d.jsonl:1: not JSON"), "{e:#}");
         std::fs::write(&p, "[1, 2]").unwrap();
         let e = read_sharegpt(&p, &opts(&m, Endpoint::Chat, false)).unwrap_err();
-        assert!(format!("{e:#}").contains("not a ShareGPT JSON array"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("not a ShareGPT JSON array"),
+            "{e:#}"
+        );
     }
 }

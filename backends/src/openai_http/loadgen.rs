@@ -388,7 +388,11 @@ impl LoadTest {
 
     /// Sends a test request (the first warm-up request's body) until the server answers it
     /// with success, for up to `ready_check`; `Err` says why the run cannot start.
-    fn ready(&self, rt: &tokio::runtime::Runtime, client: &reqwest::Client) -> Result<String, String> {
+    fn ready(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        client: &reqwest::Client,
+    ) -> Result<String, String> {
         let start = Instant::now();
         let mut tries = 0u32;
         loop {
@@ -399,13 +403,11 @@ impl LoadTest {
             let req = self.workload.request(self.num_prompts);
             let rec = rt.block_on(client::send(client, &self.target, req.body, Instant::now()));
             let f = match rec.failure {
-                None => {
-                    return Ok(format!(
-                        "ready check: the server answered a test request after {:.1} s ({tries} tr{})",
-                        start.elapsed().as_secs_f64(),
-                        if tries == 1 { "y" } else { "ies" }
-                    ))
-                }
+                None => return Ok(format!(
+                    "ready check: the server answered a test request after {:.1} s ({tries} tr{})",
+                    start.elapsed().as_secs_f64(),
+                    if tries == 1 { "y" } else { "ies" }
+                )),
                 Some(f) => f,
             };
             if start.elapsed() >= self.ready_check {
@@ -506,14 +508,24 @@ mod tests {
         // one lost request of 40 stays under the default 5 %
         assert_eq!(verdict((40, 39, 1), 40, false, false, 5.0), None);
         let v = verdict((40, 37, 3), 40, false, false, 5.0).unwrap();
-        assert!(v.contains("3 of 40 requests failed (7.5 % > max_failed_pct 5 %)"), "{v}");
+        assert!(
+            v.contains("3 of 40 requests failed (7.5 % > max_failed_pct 5 %)"),
+            "{v}"
+        );
         assert!(verdict((10, 0, 10), 10, false, false, 100.0)
             .unwrap()
             .contains("all 10 requests failed"));
         assert!(verdict((3, 2, 1), 10, true, false, 100.0)
             .unwrap()
             .contains("unreachable"));
-        assert_eq!(verdict((3, 0, 0), 10, false, true, 0.0), None, "Ctrl-C is not a failure");
-        assert!(verdict((5, 4, 1), 5, false, false, 0.0).is_some(), "threshold 0: any failure");
+        assert_eq!(
+            verdict((3, 0, 0), 10, false, true, 0.0),
+            None,
+            "Ctrl-C is not a failure"
+        );
+        assert!(
+            verdict((5, 4, 1), 5, false, false, 0.0).is_some(),
+            "threshold 0: any failure"
+        );
     }
 }

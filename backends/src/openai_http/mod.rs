@@ -98,7 +98,8 @@ impl Backend for OpenAiHttp {
         }
         headers(s).map_err(|e| format!("{e:#}"))?;
         if let Some(t) = &s.tokenizer {
-            prompts::locate(t).ok_or_else(|| format!("[serving] tokenizer: {}", prompts::not_found(t)))?;
+            prompts::locate(t)
+                .ok_or_else(|| format!("[serving] tokenizer: {}", prompts::not_found(t)))?;
         }
         if let Some(d) = &s.dataset {
             // Read with word counts here; the run counts with its tokenizer.
@@ -156,7 +157,11 @@ impl Backend for OpenAiHttp {
         let maker = prompts::prompt_maker(s.tokenizer.as_deref(), &model)?;
         let records = match (&spec.out_dir, s.request_records) {
             (Some(dir), true) => Some((
-                dir.join(format!("{}.{}", spec.id, effbench_harness::serving::lines::SUFFIX)),
+                dir.join(format!(
+                    "{}.{}",
+                    spec.id,
+                    effbench_harness::serving::lines::SUFFIX
+                )),
                 s.max_request_records,
             )),
             _ => None,
@@ -235,7 +240,11 @@ fn headers(
 }
 
 /// The workload of a run.
-fn workload(spec: &RunSpec, s: &ServingConfig, maker: prompts::PromptMaker) -> Result<workload::Workload> {
+fn workload(
+    spec: &RunSpec,
+    s: &ServingConfig,
+    maker: prompts::PromptMaker,
+) -> Result<workload::Workload> {
     let model = spec.model().reference;
     let gen_len = spec.usize_param("gen_len")? as u64;
     let prompt_len = spec.usize_param("prompt_len")? as u64;
@@ -302,7 +311,10 @@ pub fn first_served_model(base_url: &str) -> Result<String> {
         if !status.is_success() {
             bail!("GET {url}: HTTP {}", status.as_u16());
         }
-        let v: serde_json::Value = r.json().await.with_context(|| format!("GET {url}: not JSON"))?;
+        let v: serde_json::Value = r
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: not JSON"))?;
         v.pointer("/data/0/id")
             .and_then(|i| i.as_str())
             .map(str::to_string)

@@ -11,8 +11,8 @@
 
 use anyhow::{bail, Context, Result};
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
 
@@ -234,7 +234,9 @@ pub fn locate(spec: &str) -> Option<PathBuf> {
         roots.push(PathBuf::from(h).join(".cache/huggingface/hub"));
     }
     for root in roots {
-        let snaps = root.join(format!("models--{org}--{name}")).join("snapshots");
+        let snaps = root
+            .join(format!("models--{org}--{name}"))
+            .join("snapshots");
         let Ok(rd) = std::fs::read_dir(&snaps) else {
             continue;
         };
@@ -261,11 +263,15 @@ pub fn not_found(spec: &str) -> String {
 
 /// Loads a tokenizer file: `.gguf` (its `tokenizer.ggml.*` vocabulary) or `tokenizer.json`.
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    {
         let mut f = std::fs::File::open(path)
             .with_context(|| format!("cannot open '{}'", path.display()))?;
-        let ct = candle_core::quantized::gguf_file::Content::read(&mut f)
-            .map_err(|e| anyhow::anyhow!("'{}' is not a readable GGUF file: {e}", path.display()))?;
+        let ct = candle_core::quantized::gguf_file::Content::read(&mut f).map_err(|e| {
+            anyhow::anyhow!("'{}' is not a readable GGUF file: {e}", path.display())
+        })?;
         return crate::tokenizer::tokenizer_from_gguf(&ct)
             .with_context(|| format!("the vocabulary of '{}'", path.display()));
     }
@@ -334,7 +340,11 @@ mod tests {
         };
         let m = prompt_maker(Some(gguf.to_str().unwrap()), "x").unwrap();
         assert_eq!(m.unit_name(), "tokens");
-        assert!(m.describe().contains(".gguf") && !m.describe().contains("cut"), "{}", m.describe());
+        assert!(
+            m.describe().contains(".gguf") && !m.describe().contains("cut"),
+            "{}",
+            m.describe()
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for n in [1u64, 2, 7, 64, 300] {
             let t = m.text(n, &mut rng);

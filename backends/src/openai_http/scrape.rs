@@ -210,9 +210,8 @@ impl Scraper {
     /// Stops scraping; returns the series and a note for the log.
     pub fn finish(self, rt: &tokio::runtime::Runtime) -> (Vec<Series>, String) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(6), self.task).await
-        });
+        let _ =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(6), self.task).await });
         let s = std::mem::take(&mut *self.state.lock().expect("scrape state"));
         finish(s, &self.url)
     }
@@ -263,7 +262,12 @@ fn finish(s: State, url: &str) -> (Vec<Series>, String) {
                 let rates: Vec<[f64; 2]> = points
                     .windows(2)
                     .filter(|w| w[1][0] > w[0][0])
-                    .map(|w| [w[1][0], ((w[1][1] - w[0][1]) / (w[1][0] - w[0][0])).max(0.0)])
+                    .map(|w| {
+                        [
+                            w[1][0],
+                            ((w[1][1] - w[0][1]) / (w[1][0] - w[0][0])).max(0.0),
+                        ]
+                    })
                     .collect();
                 (rates, "/s")
             }
@@ -289,7 +293,9 @@ fn finish(s: State, url: &str) -> (Vec<Series>, String) {
         s.scrapes
     );
     if s.dropped > 0 {
-        note.push_str(&format!("; series past the first {MAX_SERIES} were not kept"));
+        note.push_str(&format!(
+            "; series past the first {MAX_SERIES} were not kept"
+        ));
     }
     (out, note)
 }
@@ -317,8 +323,10 @@ nan_gauge NaN
     #[test]
     fn parses_gauges_counters_and_quoted_labels() {
         let s = parse(TEXT);
-        let keys: Vec<(&str, Kind, f64)> =
-            s.iter().map(|x| (x.key.as_str(), x.kind, x.value)).collect();
+        let keys: Vec<(&str, Kind, f64)> = s
+            .iter()
+            .map(|x| (x.key.as_str(), x.kind, x.value))
+            .collect();
         assert_eq!(
             keys,
             vec![
@@ -364,7 +372,14 @@ nan_gauge NaN
         let (series, note) = finish(s, "http://x/metrics");
         let c = series.iter().find(|x| x.name == "server:c_total").unwrap();
         assert_eq!(c.y_unit, "/s");
-        assert!(c.points.iter().all(|p| (p[1] - 50.0).abs() < 1e-6), "{:?}", c.points);
-        assert!(note.contains("1 gauge(s)") && note.contains("1 counter(s)"), "{note}");
+        assert!(
+            c.points.iter().all(|p| (p[1] - 50.0).abs() < 1e-6),
+            "{:?}",
+            c.points
+        );
+        assert!(
+            note.contains("1 gauge(s)") && note.contains("1 counter(s)"),
+            "{note}"
+        );
     }
 }

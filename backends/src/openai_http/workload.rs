@@ -251,7 +251,10 @@ impl Workload {
         n.extend(self.notes.iter().cloned());
         if let Some(b) = &self.extra_body {
             let keys: Vec<&str> = b.keys().map(String::as_str).collect();
-            n.push(format!("extra body fields sent with every request: {}", keys.join(", ")));
+            n.push(format!(
+                "extra body fields sent with every request: {}",
+                keys.join(", ")
+            ));
         }
         n
     }
@@ -405,9 +408,15 @@ mod tests {
         let w = Workload::synthetic(Endpoint::Completions, "m", true, true, 1, (4, 8, 0.0))
             .with_extra_body(Some(extra));
         let b = body(&w, 0);
-        assert_eq!((b["temperature"].as_f64(), b["top_k"].as_u64()), (Some(0.7), Some(5)));
+        assert_eq!(
+            (b["temperature"].as_f64(), b["top_k"].as_u64()),
+            (Some(0.7), Some(5))
+        );
         assert_eq!(w.request(0).max_tokens, 3, "max_tokens as sent");
-        assert!(w.notes().iter().any(|n| n.contains("max_tokens, temperature, top_k")));
+        assert!(w
+            .notes()
+            .iter()
+            .any(|n| n.contains("max_tokens, temperature, top_k")));
     }
 
     #[test]
@@ -422,7 +431,11 @@ mod tests {
         let prefix = |t: &str| t.split(' ').take(10).collect::<Vec<_>>().join(" ");
         assert_eq!(text(0).split(' ').count(), 14);
         assert_eq!(w.request(0).prompt_len, 14);
-        assert_eq!(prefix(&text(0)), prefix(&text(3)), "same group, same prefix");
+        assert_eq!(
+            prefix(&text(0)),
+            prefix(&text(3)),
+            "same group, same prefix"
+        );
         assert_ne!(prefix(&text(0)), prefix(&text(1)), "other group");
         assert_ne!(text(0), text(3), "own suffixes");
         assert!(w.describe().contains("3 group(s)"), "{}", w.describe());
@@ -451,6 +464,10 @@ mod tests {
         assert!(!w.request(0).after_previous && w.request(1).after_previous);
         assert_eq!(body(&w, 1)["messages"].as_array().unwrap().len(), 3);
         assert_eq!(w.request(0).max_tokens, 12);
-        assert!(w.describe().contains("sharegpt multi-turn"), "{}", w.describe());
+        assert!(
+            w.describe().contains("sharegpt multi-turn"),
+            "{}",
+            w.describe()
+        );
     }
 }

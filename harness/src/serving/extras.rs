@@ -195,7 +195,8 @@ mod tests {
             c.multi_turn = true
         })
         .contains("dataset"));
-        assert!(bad(&|c| c.dataset_format = DatasetFormat::Sharegpt).contains("needs [serving] dataset"));
+        assert!(bad(&|c| c.dataset_format = DatasetFormat::Sharegpt)
+            .contains("needs [serving] dataset"));
         assert!(bad(&|c| {
             c.headers.insert("X-Key".into(), "A=B".into());
         })

@@ -136,7 +136,10 @@ impl LineWriter {
         let partial = PathBuf::from(partial);
         let (out, error) = match std::fs::File::create(&partial) {
             Ok(f) => (Some(std::io::BufWriter::with_capacity(1 << 16, f)), None),
-            Err(e) => (None, Some(format!("cannot create '{}': {e}", partial.display()))),
+            Err(e) => (
+                None,
+                Some(format!("cannot create '{}': {e}", partial.display())),
+            ),
         };
         LineWriter {
             path: path.to_path_buf(),
@@ -173,10 +176,9 @@ impl LineWriter {
     /// Flushes and renames the file into place; returns a note for the run log.
     pub fn finish(mut self) -> String {
         if let Some(mut out) = self.out.take() {
-            let done = out
-                .flush()
-                .map_err(|e| e.to_string())
-                .and_then(|()| std::fs::rename(&self.partial, &self.path).map_err(|e| e.to_string()));
+            let done = out.flush().map_err(|e| e.to_string()).and_then(|()| {
+                std::fs::rename(&self.partial, &self.path).map_err(|e| e.to_string())
+            });
             if let Err(e) = done {
                 self.error = Some(format!("finishing '{}': {e}", self.path.display()));
             }
@@ -187,7 +189,10 @@ impl LineWriter {
                 self.written,
                 self.path.display()
             ),
-            Some(e) => format!("per-request records incomplete ({} line(s) written): {e}", self.written),
+            Some(e) => format!(
+                "per-request records incomplete ({} line(s) written): {e}",
+                self.written
+            ),
         };
         if self.skipped > 0 && self.error.is_none() {
             note.push_str(&format!(
@@ -268,7 +273,10 @@ mod tests {
         let f = RequestLine::of(&failed);
         let text = serde_json::to_string(&f).unwrap();
         assert!(text.contains("\"error_kind\":\"http_4xx\""), "{text}");
-        assert!(!text.contains("ttft_ms") && !text.contains("token_ms"), "{text}");
+        assert!(
+            !text.contains("ttft_ms") && !text.contains("token_ms"),
+            "{text}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(format!("abc.{SUFFIX}"));
         let body = format!(
@@ -286,7 +294,10 @@ mod tests {
         w.add(&failed);
         assert!(!p.exists(), "written under a temporary name first");
         let note = w.finish();
-        assert!(note.contains("1 line(s)") && note.contains("1 more request(s) not written"), "{note}");
+        assert!(
+            note.contains("1 line(s)") && note.contains("1 more request(s) not written"),
+            "{note}"
+        );
         assert_eq!(read(&p).unwrap(), vec![RequestLine::of(&ok)]);
         std::fs::write(&p, "{\"i\":1}\n").unwrap();
         let e = read(&p).unwrap_err();

@@ -148,10 +148,7 @@ impl Timeline {
             name: name.into(),
             x_unit: "s".into(),
             y_unit: y_unit.into(),
-            source: format!(
-                "{CLIENT_CLOCK}; bins of {} ms",
-                fmt_ms(w / 1e6)
-            ),
+            source: format!("{CLIENT_CLOCK}; bins of {} ms", fmt_ms(w / 1e6)),
             period_ms: None,
             points,
         };
@@ -259,7 +256,10 @@ mod tests {
         assert!((tok[0][1] - 200.0).abs() < 1e-9 && (tok[1][1] - 400.0).abs() < 1e-9);
         // in flight: bin 0 has 10 ms + 8 ms busy -> 1.8; bin 1 has 5 ms -> 0.5
         let c = &find(&s, "concurrency_over_time").points;
-        assert!((c[0][1] - 1.8).abs() < 1e-9 && (c[1][1] - 0.5).abs() < 1e-9, "{c:?}");
+        assert!(
+            (c[0][1] - 1.8).abs() < 1e-9 && (c[1][1] - 0.5).abs() < 1e-9,
+            "{c:?}"
+        );
     }
 
     #[test]
