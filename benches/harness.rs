@@ -1,4 +1,4 @@
-//! Benchmarks of the harness's own hot paths (`cargo bench`; numbers in README.md):
+//! Benchmarks of the harness's own hot paths (`cargo bench`; measured numbers go to docs/performance.md):
 //! statistics and bootstrap, the compare verdict and its tests, Pareto fronts (1,000,000 2-D
 //! points), Dynascore (10,000 rows), matrix expansion, result (de)serialization, comparison of
 //! result sets and change-point detection. Inputs are synthetic and seeded, so runs compare.

@@ -2,7 +2,7 @@
 # candle training on a GPU: the default training config (suites/train-tiny.toml) on cuda:0 in
 # f32 and bf16 with `data_parallel = "auto"` (no split on a GPU), plus f32 in 2 micro-batches
 # (gradient accumulation, one after the other), so the loss, tokens/s and MFU can be compared
-# with the CPU numbers in README (Training, Measured). Needs target/gpu/effbench-cuda.gz
+# with the CPU numbers in docs/training.md (Measured). Needs target/gpu/effbench-cuda.gz
 # from scripts/pack-gpu-check.sh and the CUDA 13 runtime libraries of python3's nvidia
 # packages (scripts/cuda13-libs.py finds them).
 #

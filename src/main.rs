@@ -2,7 +2,7 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Measure how efficient machine-learning models are, the same way every time.
@@ -11,7 +11,7 @@ use std::process::ExitCode;
     name = "effbench",
     version,
     about,
-    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench report results --format markdown\n  effbench site results --out public\n  effbench list backends\n  effbench meters\n  effbench gate --baseline results/base --current results/pr\n  effbench pareto --csv models.csv --metric acc:higher --metric latency:lower\n\nMetric definitions: README.md#metrics"
+    after_help = "Examples:\n  effbench run suites/quickstart.toml\n  effbench show results/quickstart\n  effbench report results --format markdown\n  effbench site results --out public\n  effbench list backends\n  effbench meters\n  effbench gate --baseline results/base --current results/pr\n  effbench pareto --csv models.csv --metric acc:higher --metric latency:lower\n\nMetric definitions: docs/metrics.md, every metric: docs/metric-reference.md"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +40,8 @@ enum Command {
     Site(commands::site::Args),
     Pareto(commands::pareto::Args),
     Dynascore(commands::dynascore::Args),
+    Completions(commands::completions::Args),
+    Man(commands::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,8 @@ fn main() -> ExitCode {
         Command::Site(a) => commands::site::run(a),
         Command::Pareto(a) => commands::pareto::run(a),
         Command::Dynascore(a) => commands::dynascore::run(a),
+        Command::Completions(a) => commands::completions::completions(a, Cli::command()),
+        Command::Man(a) => commands::completions::man(a, Cli::command()),
     };
     match outcome {
         Ok(code) => code,

@@ -85,6 +85,20 @@ fn compression_suite_reports_everything_per_variant() {
     assert!(o.status.success(), "{}", stderr(&o));
     let rs = results(&w);
     assert_eq!(rs.len(), 4);
+    // speed-ups come from the analysis stage (analysis.json), not the result files
+    let text = std::fs::read_to_string(w.path().join("out/analysis.json")).unwrap();
+    let a: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let speedup = |r: &serde_json::Value, name: &str| {
+        let run = a["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == r["id"]);
+        let sp = run.and_then(|x| x["speedups"].as_array())?;
+        sp.iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["value"].as_f64())
+    };
     let validator = jsonschema::validator_for(&effbench_harness::schema::run_result()).unwrap();
     for r in &rs {
         assert!(validator.is_valid(r), "{r}");
@@ -99,10 +113,15 @@ fn compression_suite_reports_everything_per_variant() {
             "eval_nll",
             "top1_agreement",
             "kl_divergence",
-            "speedup_tpot",
-            "speedup_output_throughput",
         ] {
             assert!(metric(r, m).is_some(), "{q} {s}: no {m}: {}", r["log"]);
+        }
+        for m in ["speedup_tpot", "speedup_output_throughput"] {
+            assert!(
+                metric(r, m).is_none(),
+                "{q} {s}: a result file was rewritten"
+            );
+            assert!(speedup(r, m).is_some(), "{q} {s}: no {m} in analysis.json");
         }
         let ratio = metric(r, "compression_ratio").unwrap();
         if q == "none" {
@@ -119,7 +138,7 @@ fn compression_suite_reports_everything_per_variant() {
         if (q.as_str(), s) == ("none", 0.0) {
             assert_eq!(metric(r, "top1_agreement"), Some(100.0));
             assert_eq!(metric(r, "kl_divergence"), Some(0.0));
-            assert_eq!(metric(r, "speedup_tpot"), Some(1.0));
+            assert_eq!(speedup(r, "speedup_tpot"), Some(1.0));
         }
         assert_eq!(
             (metric(r, "eval_nll").unwrap()).exp(),
@@ -132,8 +151,6 @@ fn compression_suite_reports_everything_per_variant() {
         .count();
     assert_eq!(variants, 3);
     // analysis.json: valid, fronts and Dynascore over the 4 runs
-    let text = std::fs::read_to_string(w.path().join("out/analysis.json")).unwrap();
-    let a: serde_json::Value = serde_json::from_str(&text).unwrap();
     let av = jsonschema::validator_for(&effbench_harness::schema::analysis()).unwrap();
     assert!(av.is_valid(&a), "{a}");
     assert_eq!(a["pareto"].as_array().unwrap().len(), 4);
@@ -185,27 +202,44 @@ fn compression_suite_reports_everything_per_variant() {
         in_file["front"].as_array().unwrap().len(),
         "{front:?} vs {in_file}"
     );
-    let o = w.run(&[
-        "dynascore",
-        "--results",
-        "out",
-        "--perf",
-        "perplexity",
-        "--metric",
-        "output_throughput",
-        "--metric",
-        "model_bytes",
-    ]);
+    // the same metrics, senses, weights and offsets as analysis.json (the default policy);
+    // `--perf` takes no offset, and a constant offset shifts every score alike, so scores are
+    // compared relative to the best run's
+    let ms = a["dynascore"]["metrics"].as_array().unwrap();
+    let spec = |m: &serde_json::Value, offset: bool| {
+        let mut s = format!(
+            "{}:{}:{}",
+            m["metric"].as_str().unwrap(),
+            m["better"].as_str().unwrap(),
+            m["weight"]
+        );
+        if offset {
+            s.push_str(&format!(":{}", m["offset"]));
+        }
+        s
+    };
+    let mut args = vec!["dynascore".to_string(), "--results".into(), "out".into()];
+    args.extend(["--perf".to_string(), spec(&ms[0], false)]);
+    for m in &ms[1..] {
+        args.extend(["--metric".to_string(), spec(m, true)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = w.run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let d: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let (cli, file) = (&d["scores"], &a["dynascore"]["scores"]);
-    assert_eq!(cli.as_array().unwrap().len(), 4);
-    for (c, f) in cli.as_array().unwrap().iter().zip(file.as_array().unwrap()) {
-        let (x, y) = (
-            c["dynascore"].as_f64().unwrap(),
-            f["dynascore"].as_f64().unwrap(),
+    let (cli, file) = (
+        d["scores"].as_array().unwrap(),
+        a["dynascore"]["scores"].as_array().unwrap(),
+    );
+    assert_eq!(cli.len(), 4);
+    let score = |v: &serde_json::Value| v["dynascore"].as_f64().unwrap();
+    for (c, f) in cli.iter().zip(file) {
+        assert_eq!(c["name"], f["label"], "same ranking");
+        let (x, y) = (score(c) - score(&cli[0]), score(f) - score(&file[0]));
+        assert!(
+            (x - y).abs() <= 1e-9 * score(&file[0]).abs().max(1.0),
+            "{c} vs {f}"
         );
-        assert!((x - y).abs() <= 1e-9 * y.abs().max(1.0), "{c} vs {f}");
     }
 }
 

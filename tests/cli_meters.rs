@@ -150,19 +150,37 @@ fn runs_carry_energy_carbon_and_cost_and_show_prints_them() {
         .iter()
         .any(|l| l.as_str().unwrap().starts_with("idle baseline over")));
 
+    // the summary fits 120 columns and names the keys of any column it left out
     let out = stdout(&w.run(&["show", "out"]));
+    let hint = out
+        .lines()
+        .find(|l| l.starts_with("more columns:"))
+        .unwrap_or("");
+    assert!(
+        out.contains("energy_per_output_token (J/token)")
+            || hint.contains("energy_per_output_token"),
+        "{out}"
+    );
+    let cols = "run,energy,source:energy,energy_per_output_token,carbon,cost_per_1m_output_tokens,peak_rss";
+    let out = stdout(&w.run(&["show", "out", "--columns", cols]));
     for col in [
         "energy (J)",
         "energy source",
         "energy_per_output_token (J/token)",
         "carbon (gCO2e)",
         "cost_per_1m_output_tokens ($/1M tokens)",
-        "peak_rss (bytes)",
+        "peak_rss",
     ] {
         assert!(out.contains(col), "missing {col}:\n{out}");
     }
+    assert!(
+        !out.contains("(bytes)"),
+        "cells show MiB, not bytes:\n{out}"
+    );
     assert!(out.contains("~ estimate (estimate-tdp"), "{out}");
     let out = stdout(&w.run(&["show", "out", "--measured-only"]));
+    assert!(!out.contains("~ estimate"), "{out}");
+    let out = stdout(&w.run(&["show", "out", "--measured-only", "--columns", "run,energy"]));
     assert!(out.contains("measured energy (J)"), "{out}");
     assert!(!out.contains("~ estimate"), "{out}");
 }

@@ -1,4 +1,4 @@
-//! Greedy decode speed of a GGUF model through our llama code, as the README reports it:
+//! Greedy decode speed of a GGUF model through our llama code, as docs/performance.md reports it:
 //! prompt "The capital of France is", `N` generated tokens (default 128, EOS ignored),
 //! several runs, decode tokens/s excluding prefill, and the process peak RSS.
 //!

@@ -6,6 +6,10 @@
 //! - [`registry`] lists the built-in backends; adding one is a new module plus one line there.
 //! - [`candle_infer`]: the `candle` backend — in-process llama inference (HF directory in
 //!   f32/f16/bf16, or GGUF) with per-token timestamps.
+//! - [`encoder`]: the `candle-encoder` backend — BERT-family sentence encoders
+//!   (candle-transformers' `BertModel`, sentence-transformers pooling) for the `embedding`
+//!   and `retrieval` scenarios; [`retrieval`]: BEIR datasets, exact/int8/binary indexes,
+//!   recall/nDCG/overlap.
 //! - [`process`]: the `process` backend — an external worker process speaking protocol v1
 //!   (`backends/workers/`: the PyTorch reference worker and a pure-Python reference worker).
 //! - [`openai_http`]: the `openai-http` backend — a load generator for OpenAI-compatible
@@ -30,10 +34,12 @@ pub mod candle_infer;
 pub mod compress;
 pub mod corpus;
 pub mod default_model;
+pub mod encoder;
 pub mod llama;
 pub mod loader;
 pub mod openai_http;
 pub mod process;
+pub mod retrieval;
 pub mod serve;
 pub mod tokenizer;
 pub mod train;
@@ -59,5 +65,6 @@ pub fn registry() -> effbench_harness::Registry {
     r.register(Box::new(process::ProcessBackend));
     r.register(Box::new(openai_http::OpenAiHttp));
     r.register(Box::new(train::TrainBackend::default()));
+    r.register(Box::new(encoder::EncoderBackend));
     r
 }

@@ -10,6 +10,10 @@ f32/f16/bf16, and serves:
   * train: one AdamW step per given batch (windows of seq_len + 1 token ids: inputs and
            shifted targets), mean next-token cross-entropy; f16/bf16 train with fp32 master
            weights under torch.autocast (f16 on CUDA with a GradScaler).
+  * embed: (scenario "embedding") an encoder (transformers.AutoModel, e.g. BERT/MiniLM)
+           over the given token ids, pooled as the directory's sentence-transformers
+           modules.json / 1_Pooling/config.json say (cls, max, mean, mean_sqrt_len;
+           Normalize), timed from inputs on the device to vectors read back.
 Peak memory: torch.cuda.max_memory_allocated / max_memory_reserved, reset when effbench
 starts the measured window (`reset_peak_memory`).
 
@@ -57,6 +61,7 @@ class Worker:
         self.opt = None
         self.scaler = None
         self.logits_to_keep = False
+        self.pooling = None
 
     def sync(self):
         if self.device is not None and self.device.type == "cuda":
@@ -72,7 +77,7 @@ class Worker:
         if cuda:
             runtime["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         return {"protocol": PROTOCOL, "worker": {"name": "torch", "version": "1"},
-                "scenarios": ["inference", "training"], "dtypes": list(DTYPES),
+                "scenarios": ["inference", "training", "embedding"], "dtypes": list(DTYPES),
                 "devices": ["cpu"] + (["cuda"] if cuda else []),
                 "clock": "time.perf_counter_ns after torch.cuda.synchronize" if cuda
                 else "time.perf_counter_ns",
@@ -94,6 +99,8 @@ class Worker:
         torch.set_float32_matmul_precision(opts.get("matmul_precision", "highest"))
         torch.manual_seed(req.get("seed", 0))
         self.dtype = DTYPES[req["dtype"]]
+        if req.get("scenario") == "embedding":
+            return self.load_encoder(path, req, opts)
         training = req.get("scenario") == "training"
         # Training keeps fp32 master weights and autocasts; inference loads in the dtype.
         load_dtype = torch.float32 if training else self.dtype
@@ -143,6 +150,54 @@ class Worker:
                                       "device_name": torch.cuda.get_device_name(self.device)
                                       if self.device.type == "cuda" else "cpu"}},
                 "vocab_size": cfg.vocab_size, "special_ids": sorted(int(s) for s in special)}
+
+    def load_encoder(self, path, req, opts):
+        self.pooling = read_pooling(path)
+        try:
+            model = transformers.AutoModel.from_pretrained(path, dtype=self.dtype, add_pooling_layer=False)
+        except TypeError:  # transformers < 4.56 calls it torch_dtype
+            model = transformers.AutoModel.from_pretrained(path, torch_dtype=self.dtype, add_pooling_layer=False)
+        model.to(self.device).eval()
+        self.model = model
+        self.sync()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        params = list(model.parameters())
+        total = sum(p.numel() for p in params)
+        emb = model.get_input_embeddings().weight.numel()
+        cfg = model.config
+        return {"model": {"name": os.path.basename(os.path.normpath(path)),
+                          "arch": getattr(cfg, "model_type", "unknown"),
+                          "dtype": req["dtype"], "params_total": total,
+                          "params_non_embedding": total - emb,
+                          "loaded_bytes": sum(p.numel() * p.element_size() for p in params),
+                          "details": {"pooling": "+".join(self.pooling[0])
+                                      + (", normalized" if self.pooling[1] else ""),
+                                      "implementation": "transformers.AutoModel",
+                                      "device_name": torch.cuda.get_device_name(self.device)
+                                      if self.device.type == "cuda" else "cpu"}},
+                "vocab_size": cfg.vocab_size, "special_ids": [getattr(cfg, "pad_token_id", 0) or 0]}
+
+    def embed(self, req, t0):
+        if self.model is None or getattr(self, "pooling", None) is None:
+            raise WorkerError("bad_request", "`embed` before an embedding `load`")
+        if req.get("reset_peak_memory") and self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        ids = req["inputs"]["input_ids"]
+        width = max(len(s) for s in ids)
+        pad = getattr(self.model.config, "pad_token_id", 0) or 0
+        mask = [[1] * len(s) + [0] * (width - len(s)) for s in ids]
+        ids = [s + [pad] * (width - len(s)) for s in ids]
+        with torch.inference_mode():
+            self.sync()
+            start = time.perf_counter_ns()
+            x = torch.tensor(ids, dtype=torch.long, device=self.device)
+            m = torch.tensor(mask, dtype=torch.long, device=self.device)
+            h = self.model(input_ids=x, attention_mask=m).last_hidden_state.float()
+            out = pool(h, m, *self.pooling)
+            vectors = out.cpu().tolist()
+            embed_ns = time.perf_counter_ns() - start
+        return {"embeddings": vectors, "embed_ns": embed_ns, "memory": self.memory(req)}
 
     def memory(self, req):
         if self.device.type != "cuda":
@@ -217,6 +272,52 @@ class Worker:
         return {"steps": steps, "memory": self.memory(req)}
 
 
+def read_pooling(path):
+    """(modes, normalize) from sentence-transformers' modules.json and the pooling config;
+    mean pooling without normalization when there is no modules.json."""
+    modules_path = os.path.join(path, "modules.json")
+    if not os.path.isfile(modules_path):
+        return (["mean"], False)
+    modules = json.load(open(modules_path))
+    pooling_dir, normalize = None, False
+    for m in modules:
+        kind = m.get("type", "").rsplit(".", 1)[-1]
+        if kind == "Pooling":
+            pooling_dir = m.get("path", "")
+        elif kind == "Normalize":
+            normalize = True
+        elif kind != "Transformer":
+            raise WorkerError("unsupported", "module type %r is not supported" % m.get("type"))
+    if pooling_dir is None:
+        raise WorkerError("unsupported", "modules.json lists no Pooling module")
+    cfg = json.load(open(os.path.join(path, pooling_dir, "config.json")))
+    order = [("cls", "pooling_mode_cls_token"), ("max", "pooling_mode_max_tokens"),
+             ("mean", "pooling_mode_mean_tokens"), ("mean_sqrt_len", "pooling_mode_mean_sqrt_len_tokens")]
+    modes = [name for name, key in order if cfg.get(key)]
+    if not modes:
+        raise WorkerError("unsupported", "the pooling config sets no supported mode")
+    return (modes, normalize)
+
+
+def pool(h, mask, modes, normalize):
+    """Pooled vectors of hidden states h (b, t, d) under mask (b, t), sentence-transformers'
+    arithmetic (padding excluded; max sets padding to -1e9)."""
+    m = mask.unsqueeze(-1).to(h.dtype)
+    counts = m.sum(1).clamp(min=1e-9)
+    parts = []
+    for mode in modes:
+        if mode == "cls":
+            parts.append(h[:, 0])
+        elif mode == "max":
+            parts.append(h.masked_fill(m == 0, -1e9).max(1).values)
+        elif mode == "mean":
+            parts.append((h * m).sum(1) / counts)
+        else:
+            parts.append((h * m).sum(1) / counts.sqrt())
+    out = torch.cat(parts, 1)
+    return torch.nn.functional.normalize(out, p=2, dim=1) if normalize else out
+
+
 def main():
     w = Worker()
     while True:
@@ -232,14 +333,15 @@ def main():
                 send({"id": req_id, "ok": True})
                 return 0
             handler = {"describe": lambda: w.describe(req), "load": lambda: w.load(req),
-                       "run": lambda: w.run(req, t0), "train": lambda: w.train(req, t0)}.get(op)
+                       "run": lambda: w.run(req, t0), "train": lambda: w.train(req, t0),
+                       "embed": lambda: w.embed(req, t0)}.get(op)
             if handler is None:
                 raise WorkerError("bad_request", "unknown op %r" % op)
             reply = handler()
             if reply.get("memory") is None:
                 reply.pop("memory", None)
             reply.update({"id": req_id, "ok": True})
-            if op in ("run", "train"):
+            if op in ("run", "train", "embed"):
                 reply["op_ns"] = time.perf_counter_ns() - t0
             send(reply)
         except WorkerError as e:

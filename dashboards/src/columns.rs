@@ -179,7 +179,21 @@ impl Column {
         }
     }
 
-    /// Header text with the unit: `ttft p99 (ms)`.
+    /// Header for renderers that format numbers for people (terminal, markdown): as
+    /// [`Column::header`], without the unit where every cell names its own (bytes as
+    /// `412 MiB`, counts as `135M`), so a header never claims a unit its cells are not in.
+    pub fn display_header(&self) -> String {
+        match self.unit() {
+            Some(u @ ("bytes" | "count")) => {
+                let h = self.header();
+                h.strip_suffix(&format!(" ({u})")).unwrap_or(&h).to_string()
+            }
+            _ => self.header(),
+        }
+    }
+
+    /// Header text with the unit of the numbers: `ttft p99 (ms)` (CSV and JSON carry raw
+    /// numbers in that unit).
     pub fn header(&self) -> String {
         match self {
             Column::Metric(m, s) => {

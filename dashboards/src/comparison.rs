@@ -2,6 +2,7 @@
 //! markdown for a PR comment (changed metrics first, every comparison in a `<details>` block).
 //! JSON is the serde form of the comparison itself.
 
+use crate::export::markdown_escape as esc;
 use crate::format;
 use crate::terminal::Table;
 use effbench_harness::analysis::verdict::Verdict;
@@ -129,10 +130,6 @@ pub fn table(c: &Comparison) -> String {
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 fn md_table(c: &Comparison, only_changed: bool) -> String {
     let h = headers(c);
     let mut out = format!("| {} |\n", h.join(" | "));
@@ -147,7 +144,7 @@ fn md_table(c: &Comparison, only_changed: bool) -> String {
             v => v.to_string(),
         };
         let mut cs: Vec<String> = cells(run, m).iter().map(|s| esc(s)).collect();
-        cs[0] = format!("`{}`", cs[0]);
+        cs[0] = crate::export::markdown_code(&run.label);
         cs.push(verdict);
         out.push_str(&format!("| {} |\n", cs.join(" | ")));
     }

@@ -216,6 +216,7 @@ pub fn synthetic_results(suite: &str, n: usize, seed: u64) -> Vec<RunResult> {
                     "batch".into(),
                     "prompt_len".into(),
                 ],
+                analysis: None,
             },
             config: RunSpec {
                 id,

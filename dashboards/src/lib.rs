@@ -12,6 +12,8 @@
 //! - [`comparison`] renders compare/gate reports (table, PR-comment markdown);
 //!   [`github_action_benchmark`] is the export for github-action-benchmark.
 //! - [`vllm`] writes a serving run as `vllm bench serve`'s result JSON.
+//! - [`metric_reference`] writes docs/metric-reference.md (`effbench list metrics`).
+//! - [`tracks`] ranks results in budget tracks (suite `[[tracks]]`, `report --tracks`).
 //! - [`fixtures`] makes synthetic results for tests and benchmarks (labelled as such).
 
 pub mod columns;
@@ -21,7 +23,9 @@ pub mod fixtures;
 pub mod format;
 pub mod github_action_benchmark;
 pub mod load;
+pub mod metric_reference;
 pub mod report;
 pub mod site;
 pub mod terminal;
 pub mod vllm;
+pub mod tracks;

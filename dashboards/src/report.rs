@@ -3,8 +3,9 @@
 //!
 //! Grouped rows aggregate each numeric column with the geometric mean over the group's runs
 //! (the usual summary across configurations, as SPEC and MLPerf use; the arithmetic mean
-//! when a value is not positive, noted). Speed-up follows design.md §3: baseline ÷ variant for
-//! lower-is-better columns, variant ÷ baseline for higher-is-better ones, so > 1 is better.
+//! when a value is not positive, noted). Speed-up is the analysis stage's
+//! [`speedup`]: baseline ÷ variant for lower-is-better columns, variant ÷ baseline for
+//! higher-is-better ones, so > 1 is better.
 
 use crate::columns::{self, Cell, Column};
 use crate::load::machine_key;
@@ -199,16 +200,8 @@ pub fn build(results: &[RunResult], opts: &Options) -> Result<Report, String> {
     })
 }
 
-/// Speed-up of `v` over baseline `b` so that > 1 is better; `None` unless both are > 0.
-pub fn speedup(b: f64, v: f64, better: Better) -> Option<f64> {
-    if !(b > 0.0 && v > 0.0 && b.is_finite() && v.is_finite()) {
-        return None;
-    }
-    Some(match better {
-        Better::Lower => b / v,
-        Better::Higher => v / b,
-    })
-}
+/// Speed-up of a variant over its baseline, > 1 = better: the harness's one formula.
+pub use effbench_harness::analysis::suite::speedup;
 
 fn unit_cell(c: &Column, u: &Unit, notes: &mut Vec<String>) -> Cell {
     if u.runs.len() == 1 && *c != Column::Run {

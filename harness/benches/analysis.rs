@@ -1,5 +1,5 @@
 //! Analysis hot paths (issue 6): the 2-D Pareto front of 1,000,000 points and the Dynascore
-//! of 10,000 rows. `cargo bench -p effbench-harness --bench analysis`; numbers are in README (Analysis).
+//! of 10,000 rows. `cargo bench -p effbench-harness --bench analysis`; numbers are in docs/compression.md (Analysis speed).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use effbench_harness::analysis::dynascore::{dynascore, DynaMetric};

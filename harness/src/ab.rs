@@ -183,6 +183,7 @@ fn side_manifest(suite: &SuiteInfo, command: &[String], version: &str) -> Manife
         shard: None,
         scheduler: None,
         merged_from: Vec::new(),
+        skipped: Vec::new(),
     }
 }
 

@@ -130,6 +130,10 @@ pub const QUANT_TYPES: &[&str] = &[
 /// Pruning methods of the `prune` axis.
 pub const PRUNE_METHODS: &[&str] = &["magnitude-layer", "magnitude-global", "2:4"];
 
+/// Index types of the `index` axis (retrieval): exact f32 dot products, int8 scalar
+/// quantization (per-dimension ranges from the corpus), binary (sign bits, Hamming distance).
+pub const INDEX_TYPES: &[&str] = &["exact", "int8", "binary"];
+
 /// Every axis a suite may use. Backends pick the ones they understand.
 pub const AXES: &[AxisDef] = &[
     AxisDef {
@@ -191,7 +195,7 @@ pub const AXES: &[AxisDef] = &[
     AxisDef {
         name: "seq_len",
         kind: AxisKind::PositiveInt,
-        help: "training: tokens per sequence (at most the model context)",
+        help: "training and embedding: tokens per sequence (at most the model context)",
     },
     AxisDef {
         name: "width",
@@ -242,6 +246,11 @@ pub const AXES: &[AxisDef] = &[
         name: "prune",
         kind: AxisKind::OneOf(PRUNE_METHODS),
         help: "pruning method: magnitude-layer (smallest |w| per matrix), magnitude-global (one threshold over all matrices), 2:4 (2 of every 4 consecutive weights; sparsity 0.5)",
+    },
+    AxisDef {
+        name: "index",
+        kind: AxisKind::OneOf(INDEX_TYPES),
+        help: "retrieval: how corpus embeddings are indexed and searched: exact (f32), int8 (scalar-quantized) or binary (sign bits, Hamming distance)",
     },
 ];
 

@@ -109,6 +109,19 @@ impl Environment {
         }
     }
 
+    /// Identity of the machine for "same hardware" questions (speed-up baselines, the
+    /// newest result of a run per machine): host, CPU, threads and GPUs.
+    pub fn machine_key(&self) -> String {
+        let gpus: Vec<&str> = self.gpus.iter().map(|g| g.name.as_str()).collect();
+        format!(
+            "{}|{}|{}|{}",
+            self.hostname,
+            self.cpu_model,
+            self.cpu_threads,
+            gpus.join(",")
+        )
+    }
+
     /// One line for terminal output.
     pub fn summary(&self) -> String {
         let gpu = match self.gpus.first() {

@@ -66,6 +66,7 @@ pub fn result(
             file: None,
             sha256: None,
             varying_axes: vec!["batch".into()],
+            analysis: None,
         },
         config,
         status: Status {

@@ -11,11 +11,12 @@ use crate::matrix::{varying_axes, RunSpec};
 use crate::meters::{self, derived::IdleBaseline, idle};
 use crate::progress::TerminalProgress;
 use crate::result::{
-    write_json, Manifest, ManifestEntry, RunResult, RunState, SuiteInfo, MANIFEST_FILE,
+    write_json, Manifest, ManifestEntry, RunResult, RunState, SkippedRun, SuiteInfo, MANIFEST_FILE,
     SCHEMA_VERSION,
 };
 use crate::runner;
 use crate::suite::Suite;
+use crate::sweep::SweepState;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -71,6 +72,7 @@ pub fn suite_info(suite: &Suite, specs: &[RunSpec]) -> SuiteInfo {
         file: suite.path.as_ref().map(|p| p.display().to_string()),
         sha256,
         varying_axes: varying_axes(specs),
+        analysis: suite.analysis.clone(),
     }
 }
 
@@ -149,6 +151,7 @@ pub fn run_suite(
         shard: opts.shard.as_ref().map(|s| s.info.clone()),
         scheduler: env.scheduler.clone(),
         merged_from: Vec::new(),
+        skipped: Vec::new(),
     };
     let manifest_path = out_dir.join(MANIFEST_FILE);
     write_json(&manifest_path, &manifest)?;
@@ -156,11 +159,35 @@ pub fn run_suite(
     let baselines = idle_baselines(specs);
     let progress = TerminalProgress::new(specs.len() as u64);
     let mut results = Vec::new();
+    // A scaling sweep runs in increasing order of its axis and may end early.
+    let ordered;
+    let specs = match &suite.sweep {
+        Some(cfg) => {
+            ordered = cfg.order(specs);
+            &ordered[..]
+        }
+        None => specs,
+    };
+    let mut sweep = SweepState::default();
     for (i, spec) in specs.iter().enumerate() {
         if interrupt::requested() {
             break;
         }
         let label = spec.label(&info.varying_axes);
+        if let Some(why) = suite
+            .sweep
+            .as_ref()
+            .and_then(|c| sweep.skip_reason(c, spec))
+        {
+            eprintln!("effbench: skipped {label}: {why}");
+            manifest.skipped.push(SkippedRun {
+                id: spec.id.clone(),
+                label,
+                reason: why,
+            });
+            write_json(&manifest_path, &manifest)?;
+            continue;
+        }
         progress.start_run(i + 1, specs.len(), &label);
         let backend = registry.get(&spec.backend).map_err(anyhow::Error::msg)?;
         let idle = baselines.get(&idle::key(&spec.meters, &meters::device_of(spec)));
@@ -180,6 +207,10 @@ pub fn run_suite(
         if let Some((_, notes)) = idle {
             result.log.extend(notes.iter().cloned());
         }
+        if let Some(w) = suite.sweep.as_ref().and_then(|c| sweep.observe(c, &result)) {
+            result.log.push(format!("sweep: {}", w.message));
+            result.warnings.push(w);
+        }
         let file = format!("{}.json", result.id);
         write_json(&out_dir.join(&file), &result)?;
         manifest.runs.push(ManifestEntry {
@@ -194,22 +225,11 @@ pub fn run_suite(
         results.push(result);
     }
     progress.finish();
+    // The analysis stage over the finished result set; a shard has only part of the suite,
+    // so `effbench merge` analyses the whole set instead.
     let analysis = match &suite.analysis {
-        Some(cfg) if !results.is_empty() => {
-            let caps = registry
-                .get(&suite.backend)
-                .map_err(anyhow::Error::msg)?
-                .describe();
-            let axes: Vec<&str> = caps.axes.iter().map(|(a, _)| *a).collect();
-            let before: Vec<RunResult> = results.clone();
-            let a = analysis::suite::analyze(&suite.name, cfg, &axes, &mut results);
-            // Results that gained speed-up metrics are rewritten (atomically) before the
-            // analysis file, so analysis.json never names metrics a result lacks.
-            for (old, new) in before.iter().zip(&results) {
-                if old != new {
-                    write_json(&out_dir.join(format!("{}.json", new.id)), new)?;
-                }
-            }
+        Some(cfg) if !results.is_empty() && opts.shard.is_none() => {
+            let a = analysis::suite::analyze(&suite.name, cfg, &results);
             write_json(&out_dir.join(analysis::suite::ANALYSIS_FILE), &a)?;
             Some(a)
         }

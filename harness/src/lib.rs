@@ -15,7 +15,8 @@
 //!   power) and what is derived from it (energy per token, carbon, cost).
 //! - [`serving`]: load tests against servers (arrival schedules, request records, goodput,
 //!   streamed histograms, server search).
-//! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
+//! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint; [`loader`]
+//!   the one set of rules for finding and reading stored results.
 //! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
 //!   worker process (timeouts, bounded lines, stderr tail, always reaped).
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
@@ -39,17 +40,20 @@ pub mod history;
 pub mod hypothesis;
 pub mod interrupt;
 pub mod invocation;
+pub mod loader;
 pub mod matrix;
 pub mod meters;
 pub mod metric;
 pub mod progress;
 pub mod protocol;
 pub mod result;
+pub mod retrieval;
 pub mod runner;
 pub mod schema;
 pub mod serving;
 pub mod stats;
 pub mod suite;
+pub mod sweep;
 pub mod trace;
 pub mod warnings;
 mod window;

@@ -38,6 +38,13 @@ pub struct RunSpec {
     /// the id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<RunAnalysis>,
+    /// The suite's `[retrieval]` table (retrieval scenario only; part of the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<crate::retrieval::RetrievalConfig>,
+    /// The suite's budget tracks (not part of the id), so reports and the site can rank the
+    /// suite's results by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<crate::analysis::tracks::TrackConfig>,
     /// Continue from this run's last checkpoint (`effbench run --resume`); like `measure`,
     /// not part of the id, so the resumed run has the id of the one it continues.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -73,6 +80,8 @@ impl RunSpec {
             options: serde_json::Map::new(),
             serving: None,
             analysis: None,
+            retrieval: None,
+            tracks: Vec::new(),
             resume: false,
             out_dir: None,
         };
@@ -316,6 +325,8 @@ pub fn expand_filtered(
             options: options.clone(),
             serving: suite.serving.clone(),
             analysis: None,
+            retrieval: suite.retrieval.clone(),
+            tracks: suite.tracks.clone(),
             resume: false,
             out_dir: None,
         };
@@ -544,6 +555,9 @@ pub fn spec_id(spec: &RunSpec) -> String {
     // Only when present, so the ids of other scenarios are unchanged.
     if let Some(serving) = &spec.serving {
         canonical["serving"] = serde_json::to_value(serving).unwrap_or_default();
+    }
+    if let Some(retrieval) = &spec.retrieval {
+        canonical["retrieval"] = serde_json::to_value(retrieval).unwrap_or_default();
     }
     let digest = Sha256::digest(canonical_json(&canonical).as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()

@@ -1,7 +1,8 @@
 //! The one table of metrics effbench knows: name, unit, direction and definition.
 //!
 //! Every metric in a result, a report column or a gate threshold is a [`MetricId`]; nothing
-//! else spells a metric name as a string. Definitions follow shared/design.md §3.
+//! else spells a metric name as a string. Definitions: docs/metrics.md; every metric of this table is listed in
+//! docs/metric-reference.md, generated from it (`effbench list metrics --format markdown`).
 
 use crate::stats::Stats;
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,7 @@ macro_rules! metric_table {
             pub fn better(self) -> Better {
                 match self { $(MetricId::$variant => Better::$better),* }
             }
-            /// One-line definition (the full text is in shared/design.md §3 and README).
+            /// One-line definition (the full text is in docs/metrics.md).
             pub fn description(self) -> &'static str {
                 match self { $(MetricId::$variant => $desc),* }
             }
@@ -195,7 +196,7 @@ metric_table! {
     StepsToTargetLoss => ("steps_to_target_loss", "steps", Lower,
         "steps until the first evaluation with held-out loss <= target_loss (absent: not reached)"),
     TrainFlops => ("train_flops", "FLOP", Lower,
-        "analytic training FLOPs of all steps: (6 N + 12 L H Q T) per token, README#training"),
+        "analytic training FLOPs of all steps: (6 N + 12 L H Q T) per token, docs/training.md#flops-and-mfu"),
     AchievedFlops => ("achieved_flops", "FLOP/s", Higher,
         "analytic FLOPs of the measured steps / their step time"),
     Mfu => ("mfu", "%", Higher,
@@ -224,6 +225,37 @@ metric_table! {
         "100 x share of evaluation positions where the variant's most likely next token is the reference's"),
     KlDivergence => ("kl_divergence", "nats", Lower,
         "mean over evaluation positions of KL(reference || variant) of the next-token distributions"),
+    // --- encoders (scenario embedding) and retrieval (scenario retrieval) ---
+    EmbeddingThroughput => ("embedding_throughput", "emb/s", Higher,
+        "embeddings (pooled sequences) per second over the measured window"),
+    BatchLatency => ("batch_latency", "ms", Lower,
+        "embedding: one batch from token ids to pooled (and normalized) f32 embeddings"),
+    FlopsPerEmbedding => ("flops_per_embedding", "FLOP", Lower,
+        "analytic forward FLOPs of one embedded sequence: 2 N T + 4 L H T^2 (docs/encoders.md)"),
+    EnergyPer1kEmbeddings => ("energy_per_1k_embeddings", "J/1k emb", Lower,
+        "energy / embeddings of the measured window x 1000"),
+    QueryThroughput => ("query_throughput", "queries/s", Higher,
+        "retrieval: queries answered (encoded and searched, one at a time) per second over the measured window"),
+    QueryLatency => ("query_latency", "ms", Lower,
+        "retrieval: one query from text to its top-k documents: tokenize, encode, search the index"),
+    SearchLatency => ("search_latency", "ms", Lower,
+        "retrieval: the index search part of a query (score every document, keep the top k)"),
+    CorpusEncodeTime => ("corpus_encode_time", "s", Lower,
+        "retrieval: wall time to tokenize and encode the whole corpus, before the measured window"),
+    IndexBuildTime => ("index_build_time", "ms", Lower,
+        "retrieval: wall time to build the index from the corpus embeddings (quantization included)"),
+    IndexBytes => ("index_bytes", "bytes", Lower,
+        "retrieval: bytes of the index as held in memory (vectors and quantization parameters)"),
+    EnergyPer1kQueries => ("energy_per_1k_queries", "J/1k queries", Lower,
+        "energy / queries of the measured window x 1000"),
+    CostPer1kQueries => ("cost_per_1k_queries", "$/1k queries", Lower,
+        "cost_run / queries of the measured window x 1000"),
+    RecallAt10 => ("recall_at_10", "%", Higher,
+        "retrieval quality vs relevance labels (qrels): mean over judged queries of relevant documents in the top 10 / relevant documents"),
+    NdcgAt10 => ("ndcg_at_10", "score", Higher,
+        "retrieval quality vs relevance labels (qrels): mean nDCG@10 over judged queries, linear gain, log2 discount (trec_eval's ndcg_cut_10)"),
+    OverlapAt10 => ("overlap_at_10", "%", Higher,
+        "retrieval fidelity: mean share of a query's top 10 that exact f32 search with the unpruned f32 model also returns"),
     // --- speed-up vs the suite's baseline variant (headline values) ---
     SpeedupTtft => ("speedup_ttft", "x", Higher,
         "baseline run's ttft / this run's ttft (means)"),

@@ -1,7 +1,7 @@
 //! Protocol v1 of external backends (design.md §5): JSON lines over a worker process's
 //! stdin/stdout. This module owns the message shapes, the version, the default per-op
 //! timeouts and the error a failing worker produces ([`WorkerError`]); [`crate::worker`]
-//! owns the process. README "Worker protocol v1" is the user-facing description.
+//! owns the process. docs/process-backend.md (Protocol v1) is the user-facing description.
 //!
 //! One request per line from effbench, exactly one reply line per request from the worker,
 //! nothing else on stdout (stderr is free-form and kept for the result's log). Every request
@@ -31,12 +31,22 @@ pub enum Op {
     Run,
     /// Training steps on given token batches: per-step time and loss out.
     Train,
+    /// Encoder forward passes (scenario `embedding`): token-id sequences in, one pooled
+    /// embedding per sequence out.
+    Embed,
     /// Release everything and exit.
     Shutdown,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Describe, Op::Load, Op::Run, Op::Train, Op::Shutdown];
+    pub const ALL: [Op; 6] = [
+        Op::Describe,
+        Op::Load,
+        Op::Run,
+        Op::Train,
+        Op::Embed,
+        Op::Shutdown,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +54,7 @@ impl Op {
             Op::Load => "load",
             Op::Run => "run",
             Op::Train => "train",
+            Op::Embed => "embed",
             Op::Shutdown => "shutdown",
         }
     }
@@ -56,6 +67,7 @@ impl Op {
             Op::Load => 600,
             Op::Run => 300,
             Op::Train => 300,
+            Op::Embed => 300,
             Op::Shutdown => 10,
         })
     }
@@ -417,6 +429,20 @@ pub struct StepMsg {
 #[derive(Debug, Clone, Deserialize)]
 pub struct TrainReply {
     pub steps: Vec<StepMsg>,
+    #[serde(default)]
+    pub op_ns: Option<u64>,
+    #[serde(default)]
+    pub memory: Option<MemoryReport>,
+}
+
+/// The `embed` reply.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbedReply {
+    /// One pooled (and, when the model says so, normalized) vector per input sequence.
+    pub embeddings: Vec<Vec<f32>>,
+    /// Worker time of the forward pass and pooling (inputs on the device → vectors read
+    /// back), ns.
+    pub embed_ns: u64,
     #[serde(default)]
     pub op_ns: Option<u64>,
     #[serde(default)]

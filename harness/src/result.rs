@@ -48,6 +48,10 @@ pub struct SuiteInfo {
     /// Axes whose values vary within the suite (what distinguishes its runs).
     #[serde(default)]
     pub varying_axes: Vec<String>,
+    /// The suite's `[analysis]` settings: the analysis stage redoes `analysis.json` from the
+    /// results alone (after a merge, in reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::config::AnalysisConfig>,
 }
 
 /// A time series recorded during a run (loss curve, RSS, power ...).
@@ -164,6 +168,18 @@ pub struct Manifest {
     /// Set by `merge`: the directories the runs came from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<crate::cluster::MergedSource>,
+    /// Planned runs that were not run because their `[sweep]` ended earlier, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedRun>,
+}
+
+/// A planned run left out on purpose (a scaling sweep ended before it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedRun {
+    pub id: String,
+    pub label: String,
+    pub reason: String,
 }
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -233,75 +249,14 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
         .with_context(|| format!("'{}' is not a valid manifest", path.display()))
 }
 
-/// Resolves what the user pointed at into result files:
-/// a result file; an A/B directory (`ab.json`: both sides' runs); a directory with a manifest
-/// (its runs); a directory of invocation
-/// directories (the newest one); any other directory (every result file in it, recursively).
+/// The result files `path` stands for ([`crate::loader`]'s rules, newest invocation).
 pub fn result_files(path: &Path) -> Result<Vec<PathBuf>> {
-    if !path.exists() {
-        bail!("'{}' does not exist", path.display());
-    }
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    if let Some((a, b)) = crate::ab::sides(path) {
-        let mut files = result_files(&a)?;
-        files.extend(result_files(&b)?);
-        return Ok(files);
-    }
-    let manifest = path.join(MANIFEST_FILE);
-    if manifest.is_file() {
-        let m = read_manifest(&manifest)?;
-        return Ok(m
-            .runs
-            .iter()
-            .map(|r| path.join(&r.file))
-            .filter(|p| p.is_file())
-            .collect());
-    }
-    let mut invocations: Vec<PathBuf> = std::fs::read_dir(path)
-        .with_context(|| format!("cannot list '{}'", path.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join(MANIFEST_FILE).is_file())
-        .collect();
-    invocations.sort();
-    if let Some(newest) = invocations.last() {
-        return result_files(newest);
-    }
-    let mut files = Vec::new();
-    collect_json(path, &mut files)?;
-    files.sort();
-    Ok(files)
+    Ok(crate::loader::candidates(path, crate::loader::Scope::Newest)?.files)
 }
 
-fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list '{}'", dir.display()))? {
-        let p = e?.path();
-        if p.is_dir() {
-            collect_json(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "json")
-            && p.file_name().is_some_and(|n| {
-                n != MANIFEST_FILE
-                    && n != crate::ab::AB_FILE
-                    && n != crate::analysis::suite::ANALYSIS_FILE
-            })
-            && !p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
-/// Loads every result under `path` (see [`result_files`]).
+/// Loads every result under `path` ([`crate::loader`]'s rules, newest invocation).
 pub fn load_results(path: &Path) -> Result<Vec<RunResult>> {
-    let files = result_files(path)?;
-    if files.is_empty() {
-        bail!("no effbench results found under '{}'", path.display());
-    }
-    files.iter().map(|f| read_result(f)).collect()
+    Ok(crate::loader::load(&[path.to_path_buf()], crate::loader::Scope::Newest)?.results)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ fn sample() -> RunResult {
             file: Some("suites/quickstart.toml".into()),
             sha256: Some("ab".repeat(32)),
             varying_axes: vec!["dtype".into(), "batch".into()],
+            analysis: None,
         },
         config: RunSpec {
             id: "00112233445566aa".into(),
@@ -155,6 +156,7 @@ fn result_files_resolve_manifests_and_newest_invocation() {
             shard: None,
             scheduler: None,
             merged_from: Vec::new(),
+            skipped: Vec::new(),
             schema_version: 1,
             suite: r.suite.clone(),
             effbench_version: "0".into(),

@@ -466,7 +466,7 @@ fn gathered_metrics(g: &Gathered, clock: &str, seed: u64, scenario: Scenario) ->
             (MetricId::TotalThroughput, |w| {
                 w.output_tokens + w.input_tokens
             }),
-            (MetricId::RequestThroughput, |w| w.requests),
+            (requests_metric(scenario), |w| w.requests),
         ];
         for (id, f) in throughput {
             let total = f(&g.work);
@@ -482,6 +482,16 @@ fn gathered_metrics(g: &Gathered, clock: &str, seed: u64, scenario: Scenario) ->
         }
     }
     out
+}
+
+/// What a completed request is per scenario: an embedded sequence (embedding), an answered
+/// query (retrieval), else a request (a batch in-process).
+fn requests_metric(scenario: Scenario) -> MetricId {
+    match scenario {
+        Scenario::Embedding => MetricId::EmbeddingThroughput,
+        Scenario::Retrieval => MetricId::QueryThroughput,
+        _ => MetricId::RequestThroughput,
+    }
 }
 
 /// Metrics in table order, so results read the same whatever produced them.

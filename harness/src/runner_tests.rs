@@ -195,6 +195,7 @@ fn suite_info() -> SuiteInfo {
         file: None,
         sha256: None,
         varying_axes: vec![],
+        analysis: None,
     }
 }
 

@@ -108,6 +108,7 @@ fn run_window(failure: Option<String>) -> (RunResult, Arc<Mutex<Times>>) {
         file: None,
         sha256: None,
         varying_axes: vec![],
+        analysis: None,
     };
     let r = run_spec_with(
         &spec,

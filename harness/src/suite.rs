@@ -21,6 +21,10 @@ pub enum Scenario {
     Training,
     /// Requests against a server at a rate or concurrency.
     Serving,
+    /// Encoder forward passes: a batch of sequences in, one pooled embedding per sequence out.
+    Embedding,
+    /// Encode a corpus, index it, then serve queries against the index (quality and speed).
+    Retrieval,
 }
 
 impl Scenario {
@@ -29,6 +33,8 @@ impl Scenario {
             Scenario::Inference => "inference",
             Scenario::Training => "training",
             Scenario::Serving => "serving",
+            Scenario::Embedding => "embedding",
+            Scenario::Retrieval => "retrieval",
         }
     }
 }
@@ -185,6 +191,17 @@ pub struct Suite {
     /// `[serving]`: the server and workload of a `serving` suite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<ServingConfig>,
+    /// `[retrieval]`: the dataset and index settings of a `retrieval` suite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<crate::retrieval::RetrievalConfig>,
+    /// `[[tracks]]`: budget tracks (budgets on metrics and an objective) whose rankings
+    /// `report` and the site show (`analysis::tracks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<crate::analysis::tracks::TrackConfig>,
+    /// `[sweep]`: run the matrix in increasing order of one axis and end a sweep early when
+    /// a run breaks a time or memory budget (`crate::sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<crate::sweep::SweepConfig>,
     /// Reference/baseline variants, quality evaluation, Pareto fronts and Dynascore
     /// (`[analysis]`, see `analysis::config`). Absent = no quality metrics, no analysis.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,6 +282,26 @@ impl Suite {
         }
         if let Some(a) = &suite.analysis {
             a.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        }
+        match (&suite.retrieval, suite.scenario) {
+            (Some(r), Scenario::Retrieval) => {
+                r.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?
+            }
+            (Some(_), other) => {
+                bail!("{origin}: [retrieval] applies to scenario = \"retrieval\", not \"{other}\"")
+            }
+            (None, Scenario::Retrieval) => bail!(
+                "{origin}: scenario = \"retrieval\" needs a [retrieval] table with at least \
+                 dataset = \"DIR\" (BEIR layout)"
+            ),
+            (None, _) => {}
+        }
+        for (i, t) in suite.tracks.iter().enumerate() {
+            t.check()
+                .map_err(|e| anyhow::anyhow!("{origin}: [[tracks]] #{}: {e}", i + 1))?;
+        }
+        if let Some(s) = &suite.sweep {
+            s.check().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         }
         Ok(suite)
     }
@@ -429,6 +466,51 @@ ttft_ms = 200
         let text = OK.replace("\"inference\"", "\"infer\"");
         let msg = Suite::parse(&text, "s.toml").unwrap_err().to_string();
         assert!(msg.contains("infer") && msg.contains("inference"), "{msg}");
+    }
+
+    #[test]
+    fn retrieval_tracks_and_sweep_tables_are_checked() {
+        let r = r#"
+name = "r"
+scenario = "retrieval"
+backend = "candle-encoder"
+[retrieval]
+dataset = "d"
+[[tracks]]
+name = "small"
+budgets = ["index_bytes <= 20kB"]
+objective = "max ndcg_at_10"
+[sweep]
+axis = "index"
+"#;
+        let s = Suite::parse(r, "r.toml").unwrap();
+        assert_eq!(s.retrieval.unwrap().top_k, 10);
+        assert_eq!(s.tracks[0].name, "small");
+        let msg = Suite::parse(&r.replace("[retrieval]\ndataset = \"d\"\n", ""), "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("needs a [retrieval] table"), "{msg}");
+        let msg = Suite::parse(&r.replace("\"retrieval\"", "\"embedding\""), "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("[retrieval] applies to scenario = \"retrieval\""),
+            "{msg}"
+        );
+        let msg = Suite::parse(&r.replace("20kB", "lots"), "r.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("r.toml: [[tracks]] #1: budget 'index_bytes <= lots'"),
+            "{msg}"
+        );
+        let msg = Suite::parse(
+            &r.replace("axis = \"index\"", "axis = \"length\""),
+            "r.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("[sweep] axis 'length'"), "{msg}");
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum WarningKind {
     ShortOutputs,
     /// Serving: the server search did not bracket the highest passing rate.
     SloNotBracketed,
+    /// A `[sweep]` ended at this run (a budget broken or the run failed); larger values of
+    /// the swept axis were not run.
+    SweepStopped,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -18,7 +18,7 @@ pub enum Format {
 /// Settings shared by `compare` and `gate` (flags override the config file).
 #[derive(clap::Args)]
 pub struct Settings {
-    /// Gate/compare settings file (TOML; see README "CI performance gates").
+    /// Gate/compare settings file (TOML; see docs/gates.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Only these metrics (repeat); default: every metric with samples on both sides.

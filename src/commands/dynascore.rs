@@ -1,4 +1,4 @@
-//! `effbench dynascore`: Dynaboard's utility-weighted score (design.md §4) of any table
+//! `effbench dynascore`: Dynaboard's utility-weighted score (docs/metrics.md#pareto-fronts-and-dynascore) of any table
 //! (CSV or effbench results), with the AMRS of every metric.
 
 use super::table_input::{self, Format, Input};

@@ -17,7 +17,8 @@ Writes shards.yaml (ConfigMap with the suite + Indexed Job), merge.yaml and subm
 Results land on the PersistentVolumeClaim under /results/<name>/shard-<i>, merged into /results/<name>/merged."
 )]
 pub struct Args {
-    /// Suite file (TOML); shipped to the pods in a ConfigMap.
+    /// Suite file (TOML), or the name of a shipped one (`quickstart`); shipped to the pods in a ConfigMap.
+    #[arg(value_parser = super::suites::find)]
     pub suite: PathBuf,
     /// Number of shards (completions of the Indexed Job).
     #[arg(long)]

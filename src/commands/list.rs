@@ -1,4 +1,5 @@
-//! `effbench list [suites|backends|runs]`: what can be run and what has been run.
+//! `effbench list [suites|backends|runs|metrics]`: what can be run, what has been run, and
+//! every metric (`list metrics --format markdown` writes docs/metric-reference.md).
 
 use anyhow::Result;
 use effbench_harness::result::{read_manifest, MANIFEST_FILE};
@@ -11,29 +12,53 @@ pub enum What {
     Suites,
     Backends,
     Runs,
+    /// Every metric with its unit, direction and definition (not part of `all`).
+    Metrics,
     All,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Markdown,
 }
 
 /// List suites, backends and past runs.
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  effbench list\n  effbench list backends\n  effbench list runs --results results"
+    after_help = "Examples:\n  effbench list\n  effbench list backends\n  effbench list runs --results results\n  \
+effbench list metrics --format markdown > docs/metric-reference.md"
 )]
 pub struct Args {
     /// What to list.
     #[arg(value_enum, default_value = "all")]
     pub what: What,
-    /// Directory of suite files.
-    #[arg(long, default_value = "suites")]
-    pub suites: PathBuf,
+    /// Directory of suite files [default: ./suites, else $EFFBENCH_SUITES, else the shipped
+    /// suites of the source tree effbench was built from].
+    #[arg(long)]
+    pub suites: Option<PathBuf>,
     /// Directory of results.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Output format of `list metrics` (markdown is docs/metric-reference.md).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ListFormat,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    use effbench_dashboards::metric_reference;
+    if args.what == What::Metrics {
+        print!(
+            "{}",
+            match args.format {
+                ListFormat::Text => metric_reference::text(),
+                ListFormat::Markdown => metric_reference::markdown(),
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if matches!(args.what, What::Suites | What::All) {
-        list_suites(&args.suites);
+        list_suites(&super::suites::list_dir(args.suites.as_deref()));
     }
     if matches!(args.what, What::Backends | What::All) {
         list_backends();

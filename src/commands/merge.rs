@@ -82,6 +82,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             format!(" ({} planned run(s) missing)", report.missing.len())
         }
     );
+    if report.analysis {
+        eprintln!(
+            "analysis: {}",
+            report
+                .out_dir
+                .join(effbench_harness::analysis::suite::ANALYSIS_FILE)
+                .display()
+        );
+    }
     if !report.failed.is_empty() {
         eprintln!(
             "{} merged run(s) failed: {}",

@@ -87,7 +87,7 @@ pub struct Args {
     #[command(flatten)]
     pub meters: MeterArgs,
     /// Use this suite's [meters] settings (flags still override them).
-    #[arg(long, value_name = "SUITE")]
+    #[arg(long, value_name = "SUITE", value_parser = super::suites::find)]
     pub suite: Option<PathBuf>,
     /// Meter the window around this shell command (`sh -c`); GPUs default to all.
     #[arg(long, value_name = "CMD", conflicts_with = "probe_s")]

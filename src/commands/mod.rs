@@ -3,6 +3,7 @@
 
 pub mod ab;
 pub mod compare;
+pub mod completions;
 pub mod dynascore;
 pub mod export;
 pub mod gate;
@@ -22,6 +23,7 @@ pub mod show;
 pub mod site;
 pub mod slurm;
 pub mod status;
+pub mod suites;
 pub mod table_input;
 pub mod trained_default;
 pub mod validate;

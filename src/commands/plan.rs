@@ -11,10 +11,11 @@ use std::process::ExitCode;
 #[command(
     after_help = "Examples:\n  effbench plan suites/quickstart.toml --shards 4\n  \
 effbench plan suites/quickstart.toml --shards 4 --json | jq '.runs[] | select(.shard == 0)'\n\n\
-Runs are balanced by an estimated cost (seconds, from the axes and [measure]; README.md#running-on-a-cluster)."
+Runs are balanced by an estimated cost (seconds, from the axes and [measure]; docs/cluster.md)."
 )]
 pub struct Args {
-    /// Suite file (TOML).
+    /// Suite file (TOML), or the name of a shipped one (`quickstart`).
+    #[arg(value_parser = super::suites::find)]
     pub suite: PathBuf,
     /// Number of shards.
     #[arg(long, default_value_t = 1)]

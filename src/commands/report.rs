@@ -4,7 +4,7 @@
 use anyhow::{anyhow, Result};
 use effbench_dashboards::columns::Column;
 use effbench_dashboards::export::{exporter, Format};
-use effbench_dashboards::{load, report};
+use effbench_dashboards::{load, report, tracks};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +15,8 @@ use std::process::ExitCode;
 effbench report results/quickstart --format markdown --sort output_throughput\n  \
 effbench report results/quickstart --group-by dtype --baseline f32\n  \
 effbench report results/quickstart --baseline dtype=f32 --columns run,ttft:p50,tpot,output_throughput\n  \
-effbench report results/a results/b/run.json --format csv > all.csv\n\n\
+effbench report results/a results/b/run.json --format csv > all.csv\n  \
+effbench report results/retrieval --tracks tracks.toml   (budget tracks: rankings, who is out and why)\n\n\
 Columns: a metric (ttft, output_throughput ...) with an optional statistic (ttft:p99; value, \
 min, p50, p90, p95, p99, max, cv), an axis (batch, dtype ...), or run, id, suite, status, \
 hardware, host, date, backend, model, params, model_size, runs.")]
@@ -44,6 +45,10 @@ pub struct Args {
     /// Only the newest result of each run on each machine.
     #[arg(long)]
     pub latest: bool,
+    /// Budget tracks ([[tracks]] in a TOML file) to rank every loaded run by, besides the
+    /// tracks the results' suites declare (shown with the table and markdown formats).
+    #[arg(long, value_name = "FILE")]
+    pub tracks: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -86,7 +91,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         results = load::latest(results).0;
     }
     let rep = report::build(&results, &opts).map_err(|e| anyhow!(e))?;
-    let bytes = exporter(format).serialize(&rep)?;
+    let mut bytes = exporter(format).serialize(&rep)?;
+    let extra = match &args.tracks {
+        Some(f) => effbench_harness::analysis::tracks::read_file(f)?,
+        None => Vec::new(),
+    };
+    let ranked = tracks::rankings(&results, &extra).map_err(|e| anyhow!(e))?;
+    match format {
+        Format::Table => bytes.extend(tracks::text(&ranked).into_bytes()),
+        Format::Markdown => bytes.extend(tracks::markdown(&ranked).into_bytes()),
+        _ if !ranked.is_empty() => {
+            eprintln!("note: budget tracks are shown with --format table or markdown")
+        }
+        _ => {}
+    }
     std::io::stdout().write_all(&bytes)?;
     if loaded.duplicates > 0 {
         eprintln!(

@@ -22,7 +22,8 @@ effbench run --ab ./effbench-main ./effbench-pr suites/quickstart.toml   (interl
 effbench run suites/quickstart.toml --inject-delay 5ms   (test knob: a deliberate slowdown)\n  \
 effbench run suites/train-tiny.toml --resume")]
 pub struct Args {
-    /// Suite file (TOML).
+    /// Suite file (TOML), or the name of a shipped one (`quickstart`).
+    #[arg(value_parser = super::suites::find)]
     pub suite: PathBuf,
     /// Output directory [default: results/<suite>/<UTC timestamp>].
     #[arg(long)]
@@ -33,7 +34,8 @@ pub struct Args {
     /// Print the expanded runs and exit without running.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the results as a JSON array on stdout (progress and tables go to stderr).
+    /// Print the results as a JSON array on stdout (progress and tables go to stderr); with
+    /// --dry-run, the planned runs (id, label, resolved config).
     #[arg(long, conflicts_with = "ab")]
     pub json: bool,
     #[command(flatten)]
@@ -103,12 +105,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         s.meters = meter_settings.clone();
         s.resume = args.resume;
     }
+    // one line per run; warnings come once per suite, after the table
     let mut report = |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
         super::release_memory();
         progress.println(&one_line(r));
-        for w in &r.warnings {
-            progress.println(&format!("    warning: {w}"));
-        }
     };
     if args.train_default_only {
         effbench_backends::loader::pin_training_threads();
@@ -118,7 +118,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.resume,
             &args.meters,
             super::features(),
-            &mut report,
+            &mut |r: &RunResult, progress: &effbench_harness::progress::TerminalProgress| {
+                report(r, progress);
+                let w = effbench_dashboards::terminal::warnings_summary(std::slice::from_ref(r));
+                if !w.is_empty() {
+                    progress.println(w.trim_end());
+                }
+            },
         )?;
         return Ok(code.unwrap_or(ExitCode::SUCCESS));
     }
@@ -157,6 +163,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     };
     if args.dry_run {
+        if args.json {
+            let runs: Vec<serde_json::Value> = specs
+                .iter()
+                .map(|s| serde_json::json!({"id": s.id, "label": s.label(&axes), "config": s}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&runs)?);
+            return Ok(ExitCode::SUCCESS);
+        }
         println!(
             "{}: {} run(s), nothing executed (--dry-run)",
             args.suite.display(),
@@ -185,12 +199,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         shard: shard_ctx,
     };
     let outcome = invocation::run_suite(&suite, &specs, &registry, &opts, &mut report)?;
-    let table = effbench_dashboards::terminal::runs_table(&outcome.results);
+    let table = effbench_dashboards::terminal::summary_table(
+        &outcome.results,
+        &outcome.out_dir.display().to_string(),
+        true,
+    );
     if args.json {
         eprint!("\n{table}");
         println!("{}", serde_json::to_string_pretty(&outcome.results)?);
     } else {
         print!("\n{table}");
+    }
+    eprint!(
+        "{}",
+        effbench_dashboards::terminal::warnings_summary(&outcome.results)
+    );
+    if suite.analysis.is_some() && args.shard.is_some() {
+        eprintln!("analysis: after `effbench merge` of all shards (a shard has part of the suite)");
+    }
+    if !suite.tracks.is_empty() {
+        match effbench_dashboards::tracks::rankings(&outcome.results, &[]) {
+            Ok(t) => eprint!("{}", effbench_dashboards::tracks::text(&t)),
+            Err(e) => eprintln!("tracks: {e}"),
+        }
     }
     if let Some(a) = &outcome.analysis {
         for n in &a.notes {
@@ -249,6 +280,20 @@ pub fn one_line(r: &RunResult) -> String {
     }
     if let Some(m) = r.metric(MetricId::TrainThroughput) {
         parts.push(format!("train {} tok/s", value(m.value, "tok/s")));
+    }
+    if let Some(m) = r.metric(MetricId::EmbeddingThroughput) {
+        parts.push(format!("{} emb/s", value(m.value, "emb/s")));
+    }
+    if let Some(s) = r
+        .metric(MetricId::QueryLatency)
+        .and_then(|m| m.stats.as_ref())
+    {
+        parts.push(format!("query p50 {} ms", value(s.p50, "ms")));
+    }
+    for id in [MetricId::NdcgAt10, MetricId::OverlapAt10] {
+        if let Some(m) = r.metric(id) {
+            parts.push(format!("{id} {}", value(m.value, id.unit())));
+        }
     }
     if let Some(m) = r.metric(MetricId::Mfu) {
         parts.push(format!("MFU {} %", value(m.value, "%")));

@@ -1,9 +1,9 @@
 //! `effbench show RUN_OR_DIR`: a terminal table of stored results.
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use effbench_dashboards::format::sig3;
 use effbench_dashboards::terminal::Table;
-use effbench_harness::analysis::suite::{SuiteAnalysis, ANALYSIS_FILE};
+use effbench_harness::analysis::suite::{lend_speedups, SuiteAnalysis, ANALYSIS_FILE};
 use effbench_harness::{result, RunResult};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +13,8 @@ use std::process::ExitCode;
 #[command(
     after_help = "Examples:\n  effbench show results/quickstart          (newest invocation)\n  \
 effbench show results/quickstart/2026-11-26T12-00-00Z\n  \
-effbench show results/quickstart/2026-11-26T12-00-00Z/0123456789abcdef.json"
+effbench show results/quickstart/2026-11-26T12-00-00Z/0123456789abcdef.json\n  \
+effbench show results/quickstart --columns run,ttft:p99,peak_rss,energy,source:energy"
 )]
 pub struct Args {
     /// A result file, an invocation directory, or a suite's results directory.
@@ -24,10 +25,16 @@ pub struct Args {
     /// Leave estimated values (estimate-tdp energy and what derives from it) out of the table.
     #[arg(long)]
     pub measured_only: bool,
+    /// Columns of the table, comma-separated keys as `report --columns` takes them (default:
+    /// the scenario's most telling columns that fit in 120 characters).
+    #[arg(long, value_name = "KEYS")]
+    pub columns: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let results = result::load_results(&args.path)?;
+    let mut results = result::load_results(&args.path)?;
+    // The analysis stage over this result set (speed-ups lent to the results in memory).
+    let computed = lend_speedups(&mut results);
     let first = &results[0];
     println!("suite {}: {} run(s)", first.suite.name, results.len());
     println!("machine: {}", first.env.summary());
@@ -44,20 +51,40 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     println!();
-    let mut columns = effbench_dashboards::columns::default_columns(&results);
-    if args.measured_only {
-        columns = effbench_dashboards::columns::measured_only(columns);
+    use effbench_dashboards::{columns, terminal};
+    match (&args.columns, args.measured_only) {
+        (None, false) => print!(
+            "{}",
+            terminal::summary_table(&results, &args.path.display().to_string(), false)
+        ),
+        (keys, _) => {
+            let mut cols = match keys {
+                Some(k) => columns::Column::parse_list(k).map_err(|e| anyhow!("--columns: {e}"))?,
+                None => columns::default_columns(&results),
+            };
+            if args.measured_only {
+                cols = columns::measured_only(cols);
+            }
+            if keys.is_none() {
+                cols = terminal::fit_columns(&results, cols, terminal::SUMMARY_WIDTH).0;
+            }
+            print!("{}", terminal::table_with_legend(&results, &cols));
+        }
     }
-    print!(
-        "{}",
-        effbench_dashboards::terminal::table_with_legend(&results, &columns)
-    );
     let compression = effbench_dashboards::terminal::compression_table(&results);
     if !compression.is_empty() {
         print!("\ncompression, quality and speed-up\n{compression}");
     }
-    if let Some(a) = analysis_of(&args.path)? {
-        print!("{}", analysis_tables(&a, &results));
+    match analysis_of(&args.path)? {
+        Some(a) => print!("{}", analysis_tables(&a, &results, ANALYSIS_FILE)),
+        None => {
+            for s in &computed {
+                print!("{}", analysis_tables(&s.analysis, &results, "computed now"));
+            }
+        }
+    }
+    if !(args.detail || results.len() == 1) {
+        print!("{}", terminal::warnings_summary(&results));
     }
     if args.detail || results.len() == 1 {
         for r in &results {
@@ -101,7 +128,7 @@ fn analysis_of(path: &std::path::Path) -> Result<Option<SuiteAnalysis>> {
 }
 
 /// Pareto membership and Dynascore per run.
-fn analysis_tables(a: &SuiteAnalysis, results: &[RunResult]) -> String {
+fn analysis_tables(a: &SuiteAnalysis, results: &[RunResult], from: &str) -> String {
     let mut headers = vec!["run".to_string()];
     for f in &a.pareto {
         let names: Vec<&str> = f.objectives.iter().map(|o| o.metric.name()).collect();
@@ -132,7 +159,7 @@ fn analysis_tables(a: &SuiteAnalysis, results: &[RunResult]) -> String {
         }
         rows.push(row);
     }
-    let mut out = format!("\nPareto fronts and Dynascore ({ANALYSIS_FILE})\n");
+    let mut out = format!("\nPareto fronts and Dynascore ({from})\n");
     out += &Table { headers, rows }.render();
     for f in &a.pareto {
         if let (Some(hv), Some(p)) = (f.hypervolume, &f.reference_point) {

@@ -16,7 +16,8 @@ The job directory (default results/<suite>/<timestamp>) must be on a filesystem 
 It gets shards.sbatch, merge.sbatch, submit.sh, plan.json, logs/, shard-<i>/ and, after the merge, merged/."
 )]
 pub struct Args {
-    /// Suite file (TOML).
+    /// Suite file (TOML), or the name of a shipped one (`quickstart`).
+    #[arg(value_parser = super::suites::find)]
     pub suite: PathBuf,
     /// Number of shards (array tasks).
     #[arg(long)]

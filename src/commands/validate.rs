@@ -8,7 +8,8 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 #[command(after_help = "Example:\n  effbench validate suites/quickstart.toml")]
 pub struct Args {
-    /// Suite file (TOML).
+    /// Suite file (TOML), or the name of a shipped one (`quickstart`).
+    #[arg(value_parser = super::suites::find)]
     pub suite: PathBuf,
 }
 

@@ -76,13 +76,27 @@ pub fn prune(
     method: PruneMethod,
     sparsity: f64,
 ) -> Result<PruneReport> {
+    if !tensors.keys().any(|n| is_prunable(n)) {
+        bail!("no prunable llama projection weights (model.layers.N.*_proj.weight) found");
+    }
+    prune_matching(tensors, method, sparsity, is_prunable)
+}
+
+/// [`prune`] over the tensors whose names `prunable` accepts (other architectures, e.g.
+/// BERT encoders, name their projections differently).
+pub fn prune_matching(
+    tensors: &mut HashMap<String, Tensor>,
+    method: PruneMethod,
+    sparsity: f64,
+    prunable: fn(&str) -> bool,
+) -> Result<PruneReport> {
     if !(0.0..1.0).contains(&sparsity) {
         bail!("sparsity {sparsity} must be in [0, 1)");
     }
-    let mut names: Vec<String> = tensors.keys().filter(|n| is_prunable(n)).cloned().collect();
+    let mut names: Vec<String> = tensors.keys().filter(|n| prunable(n)).cloned().collect();
     names.sort();
     if names.is_empty() {
-        bail!("no prunable llama projection weights (model.layers.N.*_proj.weight) found");
+        bail!("no prunable weights found");
     }
     let mut data: Vec<(Vec<f32>, (usize, usize))> = Vec::with_capacity(names.len());
     for n in &names {

@@ -19,6 +19,7 @@
 //! synthetic corpus. [`options`] parses the table, [`session`] holds the worker, [`infer`]
 //! and [`train`] are the two sessions.
 
+pub mod embed;
 pub mod infer;
 pub mod options;
 pub mod session;
@@ -40,6 +41,7 @@ pub struct ProcessBackend;
 
 const INFERENCE_AXES: &[&str] = &["model", "device", "dtype", "batch", "prompt_len", "gen_len"];
 const TRAINING_AXES: &[&str] = &["model", "device", "dtype", "batch", "seq_len", "steps"];
+const EMBEDDING_AXES: &[&str] = &["model", "device", "dtype", "batch", "seq_len"];
 
 impl Backend for ProcessBackend {
     fn describe(&self) -> Capabilities {
@@ -47,7 +49,7 @@ impl Backend for ProcessBackend {
             name: "process",
             description: "an external worker process speaking effbench protocol v1 \
                           (e.g. backends/workers/torch_worker.py); cmd in [options]",
-            scenarios: vec![Scenario::Inference, Scenario::Training],
+            scenarios: vec![Scenario::Inference, Scenario::Training, Scenario::Embedding],
             dtypes: vec!["f32", "f16", "bf16"],
             // The worker decides what it can use; `describe` tells at run time.
             devices: vec!["cpu", "cuda"],
@@ -65,6 +67,7 @@ impl Backend for ProcessBackend {
     fn scenario_axes(&self, scenario: Scenario) -> Vec<(&'static str, AxisValue)> {
         let keep = match scenario {
             Scenario::Training => TRAINING_AXES,
+            Scenario::Embedding => EMBEDDING_AXES,
             _ => INFERENCE_AXES,
         };
         self.describe()
@@ -102,6 +105,7 @@ impl Backend for ProcessBackend {
         match spec.scenario {
             Scenario::Training => Ok(Box::new(train::TrainSession::start(spec)?)),
             Scenario::Inference => Ok(Box::new(infer::InferSession::start(spec)?)),
+            Scenario::Embedding => Ok(Box::new(embed::EmbedSession::start(spec)?)),
             other => bail!("backend 'process' does not run scenario '{other}'"),
         }
     }

@@ -1,6 +1,6 @@
 //! Training FLOPs (analytic) and the device's peak FLOP/s (measured), the two halves of MFU.
 //!
-//! **Analytic FLOPs** (README#training, as PaLM's MFU, Chowdhery et al. 2022, app. B): per
+//! **Analytic FLOPs** (docs/training.md#flops-and-mfu, as PaLM's MFU, Chowdhery et al. 2022, app. B): per
 //! trained token `6 N + 12 L H Q T`, where `N` counts the weights that take part in a
 //! matmul for each token (attention q/k/v/o and MLP gate/up/down of every block, plus the
 //! output head, vocab x hidden, tied or not; the embedding lookup is a gather and norms are

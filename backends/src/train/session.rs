@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Source label of analytic FLOP counts.
-pub const ANALYTIC: &str = "analytic: (6 N + 12 L H Q T) per token, README#training";
+pub const ANALYTIC: &str = "analytic: (6 N + 12 L H Q T) per token, docs/training.md#flops-and-mfu";
 
 /// A training run loaded for the harness runner.
 pub struct TrainSession {

@@ -27,10 +27,27 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Text as a code span in a markdown table cell: backslash escapes do not work inside one, so
+/// a `|` (which GitHub splits cells on even there) is escaped the one way tables allow, a
+/// backtick becomes `'` and a newline a space.
+pub fn code(s: &str) -> String {
+    let inner: String = (s.chars())
+        .map(|c| match c {
+            '`' => "'".to_string(),
+            '|' => "\\|".to_string(),
+            '\n' | '\r' => " ".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("`{inner}`")
+}
+
 impl Exporter for MarkdownExporter {
     fn serialize(&self, report: &Report) -> anyhow::Result<Vec<u8>> {
         let mut out = String::new();
-        let headers: Vec<String> = report.columns.iter().map(|c| escape(&c.header())).collect();
+        let headers: Vec<String> = (report.columns.iter())
+            .map(|c| escape(&c.display_header()))
+            .collect();
         out.push_str(&format!("| {} |\n", headers.join(" | ")));
         let align: Vec<&str> = report
             .columns

@@ -6,6 +6,8 @@ mod json;
 mod markdown;
 mod table;
 
+pub use markdown::{code as markdown_code, escape as markdown_escape};
+
 use crate::columns::Cell;
 use crate::format;
 use crate::report::Report;

@@ -9,7 +9,7 @@ pub struct TableExporter;
 impl Exporter for TableExporter {
     fn serialize(&self, report: &Report) -> anyhow::Result<Vec<u8>> {
         let table = Table {
-            headers: report.columns.iter().map(|c| c.header()).collect(),
+            headers: report.columns.iter().map(|c| c.display_header()).collect(),
             rows: report
                 .rows
                 .iter()

@@ -166,7 +166,7 @@ fn suite_data<'a>(s: &'a SuiteModel) -> SuiteData<'a> {
         dynascore: s.dyna.as_ref().map(|d| DynaData {
             metrics: d.metrics.iter().map(|m| (m.name.as_str(), m.better, m.weight, m.offset)).collect(),
             amrs: &d.amrs,
-            definition: "shared/design.md §4 (Dynaboard): u = dir*M + offset; AMRS from performance-sorted neighbours; score = sum w*u/|AMRS|, weights normalised",
+            definition: "metrics.html#dynascore (Dynaboard): u = dir*M + offset; AMRS from performance-sorted neighbours; score = sum w*u/|AMRS|, weights normalised",
         }),
         dynascore_note: s.dyna_note.as_deref(),
         runs: s
@@ -211,4 +211,25 @@ fn suite_data<'a>(s: &'a SuiteModel) -> SuiteData<'a> {
             })
             .collect(),
     }
+}
+
+/// One row of `metrics.html`: a metric of the metric table.
+#[derive(Serialize)]
+pub struct MetricRow {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub better: Better,
+    pub description: &'static str,
+}
+
+/// Every metric, in table order, for `metrics.html`.
+pub fn metric_rows() -> Vec<MetricRow> {
+    (effbench_harness::MetricId::ALL.iter())
+        .map(|m| MetricRow {
+            name: m.name(),
+            unit: m.unit(),
+            better: m.better(),
+            description: m.description(),
+        })
+        .collect()
 }

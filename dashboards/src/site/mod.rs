@@ -1,4 +1,5 @@
-//! The static website: `index.html` (every suite), one leaderboard page per suite
+//! The static website: `index.html` (every suite), `metrics.html` (every metric's
+//! definition, the Pareto front's and Dynascore's), one leaderboard page per suite
 //! (`suites/<slug>.html`: sortable, filterable table, Dynascore sliders, scatter plots with
 //! the Pareto front), one page per run (`runs/<key>.html`) and `data.json` for machines.
 //! No server and no network: pages work from `file://` and any static host; charts are SVG
@@ -12,6 +13,7 @@
 mod axis;
 mod data;
 mod model;
+mod panels;
 mod run_page;
 pub mod svg;
 pub mod views;
@@ -65,11 +67,12 @@ pub struct Summary {
     pub total_bytes: u64,
 }
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 5] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("index.html", include_str!("../../templates/index.html")),
     ("suite.html", include_str!("../../templates/suite.html")),
     ("run.html", include_str!("../../templates/run.html")),
+    ("metrics.html", include_str!("../../templates/metrics.html")),
 ];
 const ASSETS: [(&str, &str); 2] = [
     ("site.css", include_str!("../../templates/site.css")),
@@ -131,6 +134,12 @@ pub fn build(results: Vec<RunResult>, opts: &Options) -> Result<Summary> {
     })?;
     let index_path = opts.out.join("index.html");
     written.write(&index_path, index.as_bytes())?;
+    let metrics = env.get_template("metrics.html")?.render(context! {
+        root => "",
+        title => "effbench metrics and definitions",
+        metrics => Serde(data::metric_rows()),
+    })?;
+    written.write(&opts.out.join("metrics.html"), metrics.as_bytes())?;
     for s in &suites {
         let size = suite_page(&env, s, opts, &mut written)?;
         written.largest = written.largest.max(size);
@@ -308,6 +317,7 @@ fn suite_page(env: &Environment, s: &SuiteModel, opts: &Options, w: &mut Written
         dyna_note => s.dyna_note.clone(),
         estimates_left_out => s.estimates_left_out.join(", "),
         plots => Serde(s.plots.iter().map(|p| (p.caption.clone(), p.svg.clone())).collect::<Vec<_>>()),
+        panels => Serde(panels::panels(s)),
         data_json => minijinja::Value::from_safe_string(if inline { data } else { String::new() }),
         rows_file => if inline { String::new() } else { rows_file },
         page_size => opts.page_size,

@@ -2,13 +2,10 @@
 //! numeric columns (every metric the results carry, with units from the metric table), the
 //! Dynascore set-up and default ranking, the Pareto front and the scatter plots.
 //!
-//! Dynascore choices (design.md §4): the performance metric is `output_throughput` when every
-//! successful run has it (else the first higher-is-better metric they all have); default
-//! weights are performance 4, `ttft` and `peak_rss` 1 (Dynaboard's 4:1:1 for performance,
-//! latency and memory), every other shared metric 0 with a slider to raise it. Offsets of
-//! lower-is-better metrics are the largest observed value (the "budget"), which keeps
-//! utilities positive and changes no ranking. The Pareto front marked in the table is the
-//! front over the metrics with a non-zero default weight.
+//! Dynascore: the metrics every successful run has, set up by the harness's one default policy
+//! ([`default_setup`]: performance 4, throughput, latency and memory 1, the rest 0 with a
+//! slider to raise it; budgets as offsets), the same set-up `analysis.json` uses. The Pareto
+//! front marked in the table is the front over the metrics with a non-zero default weight.
 //!
 //! Leaderboards compare measurements only: a value whose source is an estimate (e.g.
 //! `estimate-tdp` energy and what derives from it) is left out of the table, the plots and
@@ -16,7 +13,7 @@
 
 use super::svg::{self, AxisSpec, Point};
 use crate::columns::{hardware, Column, Stat};
-use effbench_harness::analysis::dynascore::{dynascore, DynaMetric};
+use effbench_harness::analysis::dynascore::{default_setup, dynascore, DynaMetric};
 use effbench_harness::analysis::pareto;
 use effbench_harness::result::RunState;
 use effbench_harness::{Better, MetricId, RunResult};
@@ -212,52 +209,30 @@ fn dynascore_setup(columns: &[Column], entries: &mut [Entry]) -> (Option<Dyna>, 
         Column::Metric(id, _) => id,
         _ => unreachable!("shared columns are metrics"),
     };
-    let perf = shared
+    let candidates: Vec<(MetricId, Vec<f64>)> = shared
         .iter()
-        .copied()
-        .find(|&c| id(c) == MetricId::OutputThroughput)
-        .or_else(|| {
-            shared
-                .iter()
-                .copied()
-                .find(|&c| id(c).better() == Better::Higher)
-        });
-    let Some(perf) = perf else {
+        .map(|&c| {
+            let vals = rows.iter().filter_map(|&i| entries[i].values[c]).collect();
+            (id(c), vals)
+        })
+        .collect();
+    let Some(setup) = default_setup(&candidates) else {
         return (
             None,
             Some("no higher-is-better metric shared by every run to serve as performance".into()),
         );
     };
-    let mut order = vec![perf];
-    order.extend(shared.iter().copied().filter(|&c| c != perf));
-    let defaults = [MetricId::Ttft, MetricId::PeakRss];
-    let any_default = order.iter().any(|&c| defaults.contains(&id(c)));
-    let metrics: Vec<DynaCol> = order
-        .iter()
-        .enumerate()
-        .map(|(k, &c)| {
-            let vals: Vec<f64> = rows.iter().filter_map(|&i| entries[i].values[c]).collect();
-            let varies = vals.iter().any(|v| *v != vals[0]);
-            let better = id(c).better();
-            let weight = if !varies {
-                0.0
-            } else if k == 0 {
-                4.0
-            } else if !any_default || defaults.contains(&id(c)) {
-                1.0
-            } else {
-                0.0
-            };
+    let metrics: Vec<DynaCol> = setup
+        .into_iter()
+        .map(|(k, m)| {
+            let vals = &candidates[k].1;
             DynaCol {
-                col: c,
-                name: id(c).name().to_string(),
-                better,
-                weight,
-                offset: match better {
-                    Better::Lower => vals.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                    Better::Higher => 0.0,
-                },
-                varies,
+                col: shared[k],
+                name: m.name,
+                better: m.better,
+                weight: m.weight,
+                offset: m.offset,
+                varies: vals.iter().any(|v| *v != vals[0]),
             }
         })
         .collect();

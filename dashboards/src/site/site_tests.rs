@@ -28,6 +28,23 @@ fn builds_every_page_and_data_json() {
     let page = read(&out.join("suites/synthetic-a.html"));
     assert!(page.contains("ttft") && page.contains("tok/s") && page.contains("<svg"));
     assert!(page.contains("id=\"eb-data\""));
+    // the site carries its definitions: every page links metrics.html, which has every metric
+    assert!(
+        page.contains("metrics.html\">metrics.html</a>") && page.contains("metrics.html#dynascore")
+    );
+    assert!(
+        !page.contains("design.md"),
+        "a published site cites no repository file"
+    );
+    let defs = read(&out.join("metrics.html"));
+    for m in effbench_harness::MetricId::ALL {
+        assert!(
+            defs.contains(&format!("<tr id=\"{}\">", m.name())),
+            "{}",
+            m.name()
+        );
+    }
+    assert!(defs.contains("id=\"dynascore\"") && defs.contains("id=\"pareto\""));
     // a rebuild replaces the old site (stale pages removed); a foreign directory is refused
     build(synthetic_results("a", 3, 1), &Options::new(&out)).unwrap();
     assert_eq!(std::fs::read_dir(out.join("runs")).unwrap().count(), 3);

@@ -7,6 +7,10 @@
 use super::axis::Scale;
 use std::fmt::Write;
 
+#[path = "svg_lines.rs"]
+mod lines;
+pub use lines::{lines, Series};
+
 const W: f64 = 520.0;
 const H: f64 = 330.0;
 const LEFT: f64 = 66.0;

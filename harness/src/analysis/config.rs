@@ -17,19 +17,23 @@ pub const DEFAULT_EVAL_TOKENS: usize = 4096;
 /// Default evaluation window (tokens per independent sequence), capped by the model context.
 pub const DEFAULT_EVAL_WINDOW: usize = 128;
 
-/// `[analysis]` of a suite file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[analysis]` of a suite file (also recorded in every result's `suite.analysis`, so the
+/// analysis can be redone from the results alone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnalysisConfig {
     /// Axis values selecting the reference variant (fidelity, compression ratio).
     /// Default: `{ quant = "none", sparsity = 0 }` (those of the axes the backend has).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<BTreeMap<String, AxisValue>>,
     /// Axis values selecting the baseline of speed-ups. Default: the reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BTreeMap<String, AxisValue>>,
     /// Measure perplexity and fidelity after each run's measured window.
     pub quality: bool,
     /// UTF-8 text file for perplexity and fidelity (relative to the current directory).
     /// Default: the synthetic language's held-out split (default model only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_text: Option<String>,
     /// Tokens of evaluation text used (the first ones).
     pub eval_tokens: usize,
@@ -37,7 +41,9 @@ pub struct AnalysisConfig {
     pub eval_window: usize,
     /// Pareto fronts to report; empty = quality vs latency, throughput and size when present.
     pub pareto: Vec<ParetoConfig>,
-    /// Dynascore settings; absent = perplexity 4, output_throughput 1, model_bytes 1 when present.
+    /// Dynascore settings; absent = the default set-up
+    /// ([`super::dynascore::default_setup`]: Dynaboard's 4:1:1 over the metrics measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dynascore: Option<DynascoreConfig>,
 }
 
@@ -57,7 +63,7 @@ impl Default for AnalysisConfig {
 }
 
 /// One `[[analysis.pareto]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParetoConfig {
     /// Metric names, each optionally `name:higher|lower` (default: the metric's own sense).
@@ -69,7 +75,7 @@ pub struct ParetoConfig {
 }
 
 /// `[analysis.dynascore]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DynascoreConfig {
     /// Performance metric `name[:sense][:weight]` (default weight 4).

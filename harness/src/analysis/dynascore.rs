@@ -1,4 +1,5 @@
-//! Dynascore (Ma et al., "Dynaboard", NeurIPS 2021), exactly as shared/design.md §4 defines it.
+//! Dynascore (Ma et al., "Dynaboard", NeurIPS 2021), exactly as docs/metrics.md#pareto-fronts-and-dynascore
+//! defines it, and [`default_setup`], the one policy for its default metrics and weights.
 //!
 //! For each metric M (performance first): utility u_M = dir_M · M + offset_M, dir = -1 for
 //! lower-is-better metrics (offset = a budget, e.g. instance memory), else +1 (offset 0 by
@@ -8,7 +9,96 @@
 //! weights normalised to sum 1. A front end that re-ranks live (the leaderboard site) must use
 //! exactly these lines.
 
-use crate::metric::Better;
+use crate::metric::{Better, MetricId};
+
+/// Dynaboard's default weight of the performance metric: perf : throughput : memory :
+/// fairness : robustness = 4 : 1 : 1 : 1 : 1 (effbench measures no fairness or robustness).
+pub const PERFORMANCE_WEIGHT: f64 = 4.0;
+/// Default weight of every other metric that has a role in the default set-up.
+pub const OTHER_WEIGHT: f64 = 1.0;
+
+/// The default weight of a configured metric without one (`name[:sense]`).
+pub fn default_weight(is_performance: bool) -> f64 {
+    if is_performance {
+        PERFORMANCE_WEIGHT
+    } else {
+        OTHER_WEIGHT
+    }
+}
+
+/// Performance metrics in order of preference: the task's quality when the runs measure it
+/// (language-model perplexity; retrieval quality, MS MARCO style), else generation speed.
+const PERFORMANCE: [MetricId; 5] = [
+    MetricId::Perplexity,
+    MetricId::NdcgAt10,
+    MetricId::RecallAt10,
+    MetricId::OverlapAt10,
+    MetricId::OutputThroughput,
+];
+
+/// The default Dynascore over `candidates`, every metric that all compared runs have with its
+/// values (one per run, in any fixed run order). The one policy behind `analysis.json` and
+/// the leaderboard site:
+/// - **performance** (weight 4): the first of perplexity, ndcg_at_10, recall_at_10,
+///   overlap_at_10, output_throughput that varies, else the first varying higher-is-better
+///   candidate (none: `None`);
+/// - weight 1 each, when they vary: **throughput** `output_throughput`, **latency** `ttft`
+///   and (retrieval) `query_latency`, **cost** `cost_per_1k_queries`, **memory** `peak_rss`
+///   (`model_bytes` when the runs have no varying `peak_rss`);
+/// - every other candidate weight 0 (a reader can raise it), as is a metric that does not vary;
+/// - offsets: 0 for higher-is-better metrics; for lower-is-better ones the largest value seen
+///   (the "budget"), which keeps utilities non-negative and changes no ranking.
+///
+/// Returns `(candidate index, metric)` pairs, performance first, then the candidates in order.
+pub fn default_setup(candidates: &[(MetricId, Vec<f64>)]) -> Option<Vec<(usize, DynaMetric)>> {
+    let varies = |k: usize| {
+        let v = &candidates[k].1;
+        v.iter().any(|x| *x != v[0])
+    };
+    let find = |id: MetricId| {
+        candidates
+            .iter()
+            .position(|(c, _)| *c == id)
+            .filter(|&k| varies(k))
+    };
+    let perf = PERFORMANCE.iter().find_map(|&id| find(id)).or_else(|| {
+        (0..candidates.len()).find(|&k| candidates[k].0.better() == Better::Higher && varies(k))
+    })?;
+    let memory = find(MetricId::PeakRss).or_else(|| find(MetricId::ModelBytes));
+    let roles = [
+        find(MetricId::OutputThroughput),
+        find(MetricId::Ttft),
+        find(MetricId::QueryLatency),
+        find(MetricId::CostPer1kQueries),
+        memory,
+    ];
+    let order = std::iter::once(perf).chain((0..candidates.len()).filter(|&k| k != perf));
+    Some(
+        order
+            .map(|k| {
+                let (id, values) = &candidates[k];
+                let weight = if k == perf {
+                    PERFORMANCE_WEIGHT
+                } else if roles.contains(&Some(k)) {
+                    OTHER_WEIGHT
+                } else {
+                    0.0
+                };
+                let offset = match id.better() {
+                    Better::Lower => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    Better::Higher => 0.0,
+                };
+                let m = DynaMetric {
+                    name: id.name().to_string(),
+                    better: id.better(),
+                    weight,
+                    offset,
+                };
+                (k, m)
+            })
+            .collect(),
+    )
+}
 
 /// One metric column of a Dynascore table.
 #[derive(Debug, Clone, PartialEq)]
@@ -314,5 +404,52 @@ mod tests {
             dynascore(&zero, &[vec![1.0, 2.0], vec![2.0, 3.0]]).unwrap_err(),
             DynaError::BadWeights
         );
+    }
+
+    #[test]
+    fn default_setup_is_dynaboards_4_1_1() {
+        use MetricId::*;
+        let c = |id, v: &[f64]| (id, v.to_vec());
+        // quality measured: perplexity is performance; throughput, ttft, peak_rss weight 1;
+        // tpot 0; model_bytes 0 (peak_rss is the memory); e2e does not vary
+        let cands = [
+            c(Ttft, &[5.0, 6.0]),
+            c(Tpot, &[1.0, 2.0]),
+            c(E2eLatency, &[3.0, 3.0]),
+            c(OutputThroughput, &[100.0, 90.0]),
+            c(PeakRss, &[10.0, 20.0]),
+            c(ModelBytes, &[4.0, 2.0]),
+            c(Perplexity, &[9.0, 8.0]),
+        ];
+        let s = default_setup(&cands).unwrap();
+        let got: Vec<(&str, f64, f64)> = s
+            .iter()
+            .map(|(_, m)| (m.name.as_str(), m.weight, m.offset))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("perplexity", 4.0, 9.0),
+                ("ttft", 1.0, 6.0),
+                ("tpot", 0.0, 2.0),
+                ("e2e_latency", 0.0, 3.0),
+                ("output_throughput", 1.0, 0.0),
+                ("peak_rss", 1.0, 20.0),
+                ("model_bytes", 0.0, 4.0),
+            ]
+        );
+        assert_eq!(s[0].0, 6);
+        // no quality: throughput is performance; model_bytes is the memory without peak_rss
+        let s = default_setup(&[
+            c(OutputThroughput, &[100.0, 90.0]),
+            c(ModelBytes, &[4.0, 2.0]),
+        ])
+        .unwrap();
+        assert_eq!(s[0].1.name, "output_throughput");
+        assert_eq!((s[0].1.weight, s[1].1.weight), (4.0, 1.0));
+        // a flat preferred metric gives way to one that varies; nothing higher-is-better: none
+        let s = default_setup(&[c(Perplexity, &[3.0, 3.0]), c(Mfu, &[1.0, 2.0])]).unwrap();
+        assert_eq!((s[0].1.name.as_str(), s[1].1.weight), ("mfu", 0.0));
+        assert!(default_setup(&[c(Ttft, &[1.0, 2.0])]).is_none());
     }
 }

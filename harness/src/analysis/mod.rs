@@ -11,4 +11,5 @@ pub mod dynascore;
 pub mod pareto;
 pub mod suite;
 pub mod table;
+pub mod tracks;
 pub mod verdict;

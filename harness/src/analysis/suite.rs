@@ -1,10 +1,14 @@
-//! The suite-level analysis of one invocation (`analysis.json` beside the manifest):
-//! speed-ups of every run against its baseline run (also stored in each result as
-//! `speedup_*` metrics), Pareto fronts with hypervolume, and Dynascore. Runs only when the
-//! suite has an `[analysis]` section; reads nothing but the results, so a report can redo it.
+//! The suite-level analysis of a result set (`analysis.json` beside the manifest): speed-ups
+//! of every run against its baseline run, Pareto fronts with hypervolume, and Dynascore.
+//!
+//! A pure stage: [`analyze`] reads nothing but the results and the suite's `[analysis]`
+//! settings (recorded in every result's `suite.analysis`) and writes nothing, so `run`,
+//! `merge`, `report`, `show` and `site` all get the same answer for the same results, and it
+//! never rewrites a result file. [`with_speedups`] lends the speed-ups to results in memory
+//! (as `speedup_*` metrics) for tables that show them.
 
 use super::config::{selects, AnalysisConfig, ParetoConfig};
-use super::dynascore::{dynascore, DynaMetric};
+use super::dynascore::{default_setup, default_weight, dynascore, DynaMetric};
 use super::pareto::{front, hypervolume};
 use super::table::{from_results, ObjectiveSpec};
 use crate::axes::AxisValue;
@@ -48,6 +52,9 @@ pub struct AnalysisRun {
     /// Id of the run its `speedup_*` metrics are relative to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speedup_baseline: Option<String>,
+    /// `speedup_*` metrics of this run against that baseline (> 1 = better).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speedups: Vec<Metric>,
 }
 
 /// A metric with the direction used.
@@ -121,46 +128,54 @@ fn baseline_of<'a>(r: &RunResult, sel: &Selector, all: &'a [RunResult]) -> Optio
     })
 }
 
-/// Replaces `r`'s speed-up metrics by ratios against `b`.
-fn add_speedups(r: &mut RunResult, b: &RunResult) {
-    r.metrics
-        .retain(|m| !MetricId::ALL.iter().any(|s| s.speedup() == Some(m.name)));
-    let source = format!("derived: vs baseline run {} ({})", b.id, b.label());
-    let mut new = Vec::new();
-    for m in &r.metrics {
-        let (Some(id), Some(base)) = (m.name.speedup(), b.metric(m.name)) else {
-            continue;
-        };
-        let ratio = match m.better {
-            Better::Lower => base.value / m.value,
-            Better::Higher => m.value / base.value,
-        };
-        if ratio.is_finite() && ratio > 0.0 {
-            new.push(Metric::scalar(id, ratio, source.clone()));
-        }
+/// Speed-up of `variant` over `baseline` so that > 1 is better (design of the metric:
+/// baseline ÷ variant for lower-is-better metrics, variant ÷ baseline for higher-is-better
+/// ones); `None` unless both are finite and > 0. The one speed-up formula of effbench.
+pub fn speedup(baseline: f64, variant: f64, better: Better) -> Option<f64> {
+    if !(baseline > 0.0 && variant > 0.0 && baseline.is_finite() && variant.is_finite()) {
+        return None;
     }
-    r.metrics.extend(new);
-    r.metrics
-        .sort_by_key(|m| MetricId::ALL.iter().position(|x| *x == m.name));
+    Some(match better {
+        Better::Lower => baseline / variant,
+        Better::Higher => variant / baseline,
+    })
 }
 
-/// Analyses an invocation's results; adds `speedup_*` metrics to them.
-pub fn analyze(
-    suite: &str,
-    cfg: &AnalysisConfig,
-    backend_axes: &[&str],
-    results: &mut [RunResult],
-) -> SuiteAnalysis {
-    let reference = cfg.reference_selector(backend_axes);
-    let baseline = cfg.baseline_selector(backend_axes);
+/// `speedup_*` metrics of `r` against its baseline run `b`.
+fn speedups(r: &RunResult, b: &RunResult) -> Vec<Metric> {
+    let source = format!("derived: vs baseline run {} ({})", b.id, b.label());
+    r.metrics
+        .iter()
+        .filter_map(|m| {
+            let id = m.name.speedup()?;
+            let ratio = speedup(b.metric(m.name)?.value, m.value, m.better)?;
+            Some(Metric::scalar(id, ratio, source.clone()))
+        })
+        .collect()
+}
+
+/// Every axis the runs have a value for (the backends' axes, defaults included).
+fn axes_of(results: &[RunResult]) -> Vec<&str> {
+    let mut axes: Vec<&str> = results
+        .iter()
+        .flat_map(|r| r.config.params.keys().map(String::as_str))
+        .collect();
+    axes.sort_unstable();
+    axes.dedup();
+    axes
+}
+
+/// Analyses a result set (the runs of one suite on one machine) with the suite's settings.
+pub fn analyze(suite: &str, cfg: &AnalysisConfig, results: &[RunResult]) -> SuiteAnalysis {
+    let axes = axes_of(results);
+    let reference = cfg.reference_selector(&axes);
+    let baseline = cfg.baseline_selector(&axes);
     let mut notes = Vec::new();
     let mut runs = Vec::new();
-    for i in 0..results.len() {
-        let r = &results[i];
+    for r in results {
         let b = (r.status.state == RunState::Ok)
             .then(|| baseline_of(r, &baseline, results))
-            .flatten()
-            .cloned();
+            .flatten();
         if b.is_none() && r.status.state == RunState::Ok {
             notes.push(format!(
                 "{}: no ok baseline run with {} and the same other axes; no speed-ups",
@@ -173,14 +188,19 @@ pub fn analyze(
             label: r.label(),
             is_reference: selects(&reference, &r.config.params),
             is_baseline: selects(&baseline, &r.config.params),
-            speedup_baseline: b.as_ref().map(|b| b.id.clone()),
+            speedup_baseline: b.map(|b| b.id.clone()),
+            speedups: b.map(|b| speedups(r, b)).unwrap_or_default(),
         });
-        if let Some(b) = b {
-            add_speedups(&mut results[i], &b);
-        }
     }
-    let pareto = fronts(cfg, results, &mut notes);
-    let dynascore = dyna(cfg, results, &mut notes);
+    // Fronts and scores may name speed-up metrics: they see the results with them.
+    let mut with = results.to_vec();
+    let lent = SuiteAnalysis {
+        runs: runs.clone(),
+        ..SuiteAnalysis::empty(suite)
+    };
+    with_speedups(&mut with, &lent);
+    let pareto = fronts(cfg, &with, &mut notes);
+    let dynascore = dyna(cfg, &with, &mut notes);
     let mut seen = std::collections::HashSet::new();
     notes.retain(|n| seen.insert(n.clone()));
     SuiteAnalysis {
@@ -194,6 +214,94 @@ pub fn analyze(
         dynascore,
         notes,
     }
+}
+
+impl SuiteAnalysis {
+    fn empty(suite: &str) -> SuiteAnalysis {
+        SuiteAnalysis {
+            schema_version: SCHEMA_VERSION,
+            suite: suite.to_string(),
+            generated_at: String::new(),
+            reference: BTreeMap::new(),
+            baseline: BTreeMap::new(),
+            runs: Vec::new(),
+            pareto: Vec::new(),
+            dynascore: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Gives each result (matched by run id) the speed-ups `a` computed for it, replacing any it
+/// had, in memory only; results the analysis does not know are left alone.
+pub fn with_speedups(results: &mut [RunResult], a: &SuiteAnalysis) {
+    for r in results.iter_mut() {
+        let Some(run) = a.runs.iter().find(|x| x.id == r.id) else {
+            continue;
+        };
+        r.metrics
+            .retain(|m| !MetricId::ALL.iter().any(|s| s.speedup() == Some(m.name)));
+        r.metrics.extend(run.speedups.iter().cloned());
+        r.metrics
+            .sort_by_key(|m| MetricId::ALL.iter().position(|x| *x == m.name));
+    }
+}
+
+/// The analysis of one result set found among many results, and which of them it covers.
+#[derive(Debug, Clone)]
+pub struct SetAnalysis {
+    pub analysis: SuiteAnalysis,
+    /// Indices of the results analysed (the newest result of each run).
+    pub members: Vec<usize>,
+}
+
+/// The analysis of every result set in `results` that comes from a suite with `[analysis]`:
+/// one per suite and machine, over the newest result of each run, computed now. What
+/// `report`, `show` and `site` use, so the analysis is there even when no `analysis.json` was
+/// written (shards copied together by hand, an interrupted run, results of older versions).
+pub fn analyze_sets(results: &[RunResult]) -> Vec<SetAnalysis> {
+    let mut sets: Vec<((&str, String), Vec<usize>)> = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        if r.suite.analysis.is_none() {
+            continue;
+        }
+        let key = (r.suite.name.as_str(), r.env.machine_key());
+        let k = match sets.iter().position(|(k, _)| *k == key) {
+            Some(k) => k,
+            None => {
+                sets.push((key, Vec::new()));
+                sets.len() - 1
+            }
+        };
+        let members = &mut sets[k].1;
+        match members.iter_mut().find(|j| results[**j].id == r.id) {
+            Some(j) if results[*j].started_at < r.started_at => *j = i,
+            Some(_) => {}
+            None => members.push(i),
+        }
+    }
+    sets.into_iter()
+        .filter_map(|((suite, _), members)| {
+            let set: Vec<RunResult> = members.iter().map(|&i| results[i].clone()).collect();
+            let cfg = set.iter().find_map(|r| r.suite.analysis.clone())?;
+            Some(SetAnalysis {
+                analysis: analyze(suite, &cfg, &set),
+                members,
+            })
+        })
+        .collect()
+}
+
+/// [`analyze_sets`], then each analysed result gets its speed-ups ([`with_speedups`]), in
+/// memory only.
+pub fn lend_speedups(results: &mut [RunResult]) -> Vec<SetAnalysis> {
+    let sets = analyze_sets(results);
+    for s in &sets {
+        for &i in &s.members {
+            with_speedups(std::slice::from_mut(&mut results[i]), &s.analysis);
+        }
+    }
+    sets
 }
 
 fn selector_text(sel: &Selector) -> String {
@@ -331,7 +439,9 @@ pub fn default_reference_point(rows: &[Vec<f64>], senses: &[Better]) -> Vec<f64>
         .collect()
 }
 
-/// `(metric, sense, weight, offset)` of the Dynascore, performance first.
+/// `(metric, sense, weight, offset)` of the Dynascore, performance first: the suite's, or
+/// the default set-up ([`default_setup`]) over the metrics every ok run measures, keeping
+/// those with a weight.
 fn dyna_specs(
     cfg: &AnalysisConfig,
     results: &[RunResult],
@@ -341,29 +451,37 @@ fn dyna_specs(
             (
                 id,
                 o.better.unwrap_or(id.better()),
-                o.weight.unwrap_or(if perf { 4.0 } else { 1.0 }),
+                o.weight.unwrap_or(default_weight(perf)),
                 o.offset.unwrap_or(0.0),
             )
         })
     };
-    match &cfg.dynascore {
-        Some(d) => std::iter::once(spec(&d.perf, true))
+    if let Some(d) = &cfg.dynascore {
+        return std::iter::once(spec(&d.perf, true))
             .chain(d.metrics.iter().map(|m| spec(m, false)))
-            .collect(),
-        None => {
-            use MetricId::*;
-            if !present(results, Perplexity) {
-                return None;
-            }
-            let mut v = vec![(Perplexity, Better::Lower, 4.0, 0.0)];
-            for m in [OutputThroughput, ModelBytes] {
-                if present(results, m) {
-                    v.push((m, m.better(), 1.0, 0.0));
-                }
-            }
-            (v.len() > 1).then_some(v)
-        }
+            .collect();
     }
+    let ok: Vec<&RunResult> = results
+        .iter()
+        .filter(|r| r.status.state == RunState::Ok)
+        .collect();
+    let candidates: Vec<(MetricId, Vec<f64>)> = MetricId::ALL
+        .iter()
+        .filter_map(|&id| {
+            let v: Option<Vec<f64>> = ok
+                .iter()
+                .map(|r| r.metric(id).filter(|m| !m.is_estimate()).map(|m| m.value))
+                .collect();
+            v.filter(|v| !v.is_empty()).map(|v| (id, v))
+        })
+        .collect();
+    let setup = default_setup(&candidates)?;
+    let v: Vec<_> = setup
+        .into_iter()
+        .filter(|(_, m)| m.weight > 0.0)
+        .map(|(k, m)| (candidates[k].0, m.better, m.weight, m.offset))
+        .collect();
+    (v.len() > 1).then_some(v)
 }
 
 fn dyna(

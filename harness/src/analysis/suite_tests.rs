@@ -4,8 +4,6 @@ use crate::matrix::RunSpec;
 use crate::result::{StatsMethod, Status, SuiteInfo};
 use crate::suite::Scenario;
 
-const AXES: &[&str] = &["model", "quant", "sparsity", "batch"];
-
 fn run(id: &str, quant: &str, sparsity: f64, batch: i64, metrics: &[(MetricId, f64)]) -> RunResult {
     let params: BTreeMap<String, AxisValue> = [
         ("model", AxisValue::from("default")),
@@ -25,6 +23,7 @@ fn run(id: &str, quant: &str, sparsity: f64, batch: i64, metrics: &[(MetricId, f
             file: None,
             sha256: None,
             varying_axes: vec!["quant".into(), "sparsity".into(), "batch".into()],
+            analysis: None,
         },
         config: RunSpec {
             id: id.into(),
@@ -78,12 +77,21 @@ fn speedups_use_the_baseline_with_the_same_other_axes() {
         run("d", "q8_0", 0.0, 4, &[(Tpot, 40.0)]),
         run("e", "q4k", 0.5, 2, &[(Tpot, 1.0)]), // no baseline with batch 2
     ];
-    let a = analyze("c", &AnalysisConfig::default(), AXES, &mut rs);
-    assert_eq!(value(&rs[0], SpeedupTpot), Some(1.0));
-    assert_eq!(value(&rs[1], SpeedupTpot), Some(2.0)); // 10 / 5
-    assert_eq!(value(&rs[1], SpeedupOutputThroughput), Some(1.5)); // 150 / 100
-    assert_eq!(value(&rs[3], SpeedupTpot), Some(0.5)); // 20 / 40: batch 4 vs batch 4
-    assert_eq!(value(&rs[4], SpeedupTpot), None);
+    let before = rs.clone();
+    let a = analyze("c", &AnalysisConfig::default(), &rs);
+    assert_eq!(rs, before, "the analysis never changes a result");
+    let sp = |i: usize, m: MetricId| {
+        a.runs[i]
+            .speedups
+            .iter()
+            .find(|x| x.name == m)
+            .map(|x| x.value)
+    };
+    assert_eq!(sp(0, SpeedupTpot), Some(1.0));
+    assert_eq!(sp(1, SpeedupTpot), Some(2.0)); // 10 / 5
+    assert_eq!(sp(1, SpeedupOutputThroughput), Some(1.5)); // 150 / 100
+    assert_eq!(sp(3, SpeedupTpot), Some(0.5)); // 20 / 40: batch 4 vs batch 4
+    assert_eq!(sp(4, SpeedupTpot), None);
     assert_eq!(a.runs[3].speedup_baseline.as_deref(), Some("c"));
     assert!(a.runs[0].is_reference && a.runs[0].is_baseline && !a.runs[1].is_reference);
     assert!(
@@ -93,8 +101,10 @@ fn speedups_use_the_baseline_with_the_same_other_axes() {
         "{:?}",
         a.notes
     );
-    // analysing again replaces, never duplicates
-    analyze("c", &AnalysisConfig::default(), AXES, &mut rs);
+    // lending the speed-ups to results (in memory) replaces, never duplicates
+    with_speedups(&mut rs, &a);
+    with_speedups(&mut rs, &a);
+    assert_eq!(value(&rs[1], SpeedupTpot), Some(2.0));
     assert_eq!(
         rs[1]
             .metrics
@@ -106,9 +116,40 @@ fn speedups_use_the_baseline_with_the_same_other_axes() {
 }
 
 #[test]
+fn the_speedup_formula() {
+    assert_eq!(speedup(10.0, 5.0, Better::Lower), Some(2.0));
+    assert_eq!(speedup(10.0, 5.0, Better::Higher), Some(0.5));
+    assert_eq!(speedup(0.0, 5.0, Better::Higher), None);
+    assert_eq!(speedup(-2.0, -1.0, Better::Lower), None);
+    assert_eq!(speedup(f64::INFINITY, 1.0, Better::Lower), None);
+}
+
+#[test]
+fn sets_are_one_suite_on_one_machine_newest_result_per_run() {
+    let cfg = Some(AnalysisConfig::default());
+    let mut rs = vec![
+        run("a", "none", 0.0, 1, &[(Tpot, 10.0)]),
+        run("b", "q8_0", 0.0, 1, &[(Tpot, 5.0)]),
+        run("a", "none", 0.0, 1, &[(Tpot, 20.0)]), // a newer result of run a
+        run("b", "q8_0", 0.0, 1, &[(Tpot, 1.0)]),  // run b on another machine
+    ];
+    for (i, r) in rs.iter_mut().enumerate() {
+        r.suite.analysis = cfg.clone();
+        r.started_at = format!("2026-01-0{}T00:00:00Z", i + 1);
+    }
+    rs[3].env.hostname = "elsewhere".into();
+    let sets = lend_speedups(&mut rs);
+    assert_eq!(sets.len(), 2);
+    assert_eq!(sets[0].members, [2, 1]);
+    assert_eq!(value(&rs[1], SpeedupTpot), Some(4.0)); // 20 / 5: against the newer a
+    assert_eq!(value(&rs[0], SpeedupTpot), None); // the older a is not in the set
+    assert_eq!(value(&rs[3], SpeedupTpot), None); // no baseline on its machine
+}
+
+#[test]
 fn default_fronts_hypervolume_and_dynascore() {
     // perplexity (lower), output_throughput (higher), model_bytes (lower)
-    let mut rs = vec![
+    let rs = vec![
         run(
             "a",
             "none",
@@ -158,7 +199,7 @@ fn default_fronts_hypervolume_and_dynascore() {
             ],
         ),
     ];
-    let a = analyze("c", &AnalysisConfig::default(), AXES, &mut rs);
+    let a = analyze("c", &AnalysisConfig::default(), &rs);
     assert_eq!(a.pareto.len(), 4, "{:?}", a.notes);
     // perplexity vs tpot: a (best ppl) and b (fastest) are on it; c, d are dominated by b
     let f = &a.pareto[0];
@@ -179,7 +220,8 @@ fn default_fronts_hypervolume_and_dynascore() {
     // perplexity vs size: a, b, c (d has the same size as c but worse perplexity)
     assert_eq!(a.pareto[2].front, vec!["a", "b", "c"]);
     assert_eq!(a.pareto[3].objectives.len(), 3);
-    // Dynascore defaults: perplexity 4, output_throughput 1, model_bytes 1.
+    // Dynascore defaults (default_setup): perplexity 4, output_throughput 1, model_bytes 1
+    // (no peak_rss), budgets as offsets; tpot has weight 0.
     let d = a.dynascore.as_ref().unwrap();
     assert_eq!(d.metrics[0].metric, Perplexity);
     assert_eq!(d.metrics[0].better, Better::Lower);
@@ -193,7 +235,7 @@ fn default_fronts_hypervolume_and_dynascore() {
                 name: "p".into(),
                 better: Better::Lower,
                 weight: 4.0,
-                offset: 0.0,
+                offset: 30.0,
             },
             DynaMetric {
                 name: "t".into(),
@@ -205,7 +247,7 @@ fn default_fronts_hypervolume_and_dynascore() {
                 name: "m".into(),
                 better: Better::Lower,
                 weight: 1.0,
-                offset: 0.0,
+                offset: 400.0,
             },
         ],
         &[
@@ -249,7 +291,7 @@ fn configured_fronts_and_failed_runs() {
         }],
         ..Default::default()
     };
-    let a = analyze("c", &cfg, AXES, &mut rs);
+    let a = analyze("c", &cfg, &rs);
     let f = &a.pareto[0];
     assert_eq!(f.considered, vec!["a"]);
     assert_eq!(f.hypervolume, Some(10.0 * 100.0));

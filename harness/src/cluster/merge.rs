@@ -10,10 +10,13 @@
 //!   before `failed` before `interrupted`, then the lower shard) and the duplicate reported;
 //! - **missing** runs: planned (by the shards' plan or a manifest) without a completed result.
 //!   Nothing is written unless `allow_partial`.
+//!
+//! A suite with `[analysis]` gets its `analysis.json` computed here, over the merged set.
 
 use super::merge_input::{
     check_out, first_difference, load_source, resolve_inputs, short, state_rank, Found, Source,
 };
+use crate::analysis::{self, suite::ANALYSIS_FILE};
 use crate::matrix::canonical_json;
 use crate::result::{
     write_atomic, write_json, Manifest, ManifestEntry, RunResult, RunState, MANIFEST_FILE,
@@ -69,6 +72,8 @@ pub struct MergeReport {
     /// Warnings that did not stop the merge (e.g. suites differed under `force`).
     pub notes: Vec<String>,
     pub written: bool,
+    /// `analysis.json` was written (the suite has `[analysis]`).
+    pub analysis: bool,
 }
 
 /// Merges shard directories into `out`. Bad input (different suites, conflicts, unreadable
@@ -317,6 +322,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
         missing,
         notes,
         written: false,
+        analysis: false,
     };
     if !report.missing.is_empty() && !opts.allow_partial {
         return Ok(report);
@@ -362,8 +368,22 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
         shard: None,
         scheduler: None,
         merged_from: merged_sources,
+        skipped: Vec::new(),
     };
     write_json(&out.join(MANIFEST_FILE), &manifest)?;
+    // The analysis stage over the whole merged set (shards do not analyse their part).
+    let analysis_file = out.join(ANALYSIS_FILE);
+    let merged: Vec<RunResult> = order.iter().map(|id| parsed[id].clone()).collect();
+    match merged.iter().find_map(|r| r.suite.analysis.as_ref()) {
+        Some(cfg) => {
+            let a = analysis::suite::analyze(&manifest.suite.name, cfg, &merged);
+            write_json(&analysis_file, &a)?;
+            report.analysis = true;
+        }
+        None => {
+            let _ = std::fs::remove_file(&analysis_file);
+        }
+    }
     report.written = true;
     Ok(report)
 }

@@ -112,9 +112,12 @@ pub fn derive(i: &Inputs) -> Reading {
             net_energy(&mut r, idle, chosen, j, &src, i.window_s);
         }
         let w = &i.work;
+        // Embedding and retrieval sessions count embedded sequences / answered queries as
+        // requests; their figures are per 1,000 of them.
+        let per_item = matches!(i.scenario, Scenario::Embedding | Scenario::Retrieval);
         let per = [
             (MetricId::EnergyPerOutputToken, w.output_tokens, true),
-            (MetricId::EnergyPerRequest, w.requests, true),
+            (MetricId::EnergyPerRequest, w.requests, !per_item),
             (
                 MetricId::EnergyPerTrainingToken,
                 w.input_tokens,
@@ -125,6 +128,15 @@ pub fn derive(i: &Inputs) -> Reading {
             if applies && count > 0 {
                 r.metrics.push(Metric::scalar(id, j / count as f64, &src));
             }
+        }
+        let per_1k = match i.scenario {
+            Scenario::Embedding => Some(MetricId::EnergyPer1kEmbeddings),
+            Scenario::Retrieval => Some(MetricId::EnergyPer1kQueries),
+            _ => None,
+        };
+        if let (Some(id), true) = (per_1k, w.requests > 0) {
+            r.metrics
+                .push(Metric::scalar(id, j / w.requests as f64 * 1e3, &src));
         }
         r.metrics.push(Metric::scalar(
             MetricId::Carbon,
@@ -145,6 +157,13 @@ pub fn derive(i: &Inputs) -> Reading {
             r.metrics.push(Metric::scalar(
                 MetricId::CostPer1mOutputTokens,
                 c / i.work.output_tokens as f64 * 1e6,
+                &src,
+            ));
+        }
+        if i.scenario == Scenario::Retrieval && i.work.requests > 0 {
+            r.metrics.push(Metric::scalar(
+                MetricId::CostPer1kQueries,
+                c / i.work.requests as f64 * 1e3,
                 &src,
             ));
         }

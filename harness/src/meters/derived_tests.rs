@@ -186,3 +186,29 @@ fn carbon_and_cost_helpers() {
     assert!(close(carbon_g(3.6e6, 1.2, 250.0), 300.0));
     assert!(close(cost(1800.0, 2.5), 1.25));
 }
+
+#[test]
+fn embedding_and_retrieval_figures_are_per_thousand_items() {
+    let s = settings(Some(3.6));
+    let m = measured();
+    let inputs = |scenario| Inputs {
+        metrics: &m,
+        window_s: 10.0,
+        // 400 embedded sequences (or answered queries) of 32 tokens
+        work: work(12_800, 0, 400),
+        scenario,
+        params: None,
+        settings: &s,
+        idle: None,
+    };
+    let e = derive(&inputs(Scenario::Embedding));
+    // 1000 J / 400 embeddings x 1000 = 2500 J per 1k
+    assert!(close(v(&e, MetricId::EnergyPer1kEmbeddings), 2500.0));
+    assert!(get(&e, MetricId::EnergyPerRequest).is_none());
+    assert!(get(&e, MetricId::CostPer1kQueries).is_none());
+    let r = derive(&inputs(Scenario::Retrieval));
+    assert!(close(v(&r, MetricId::EnergyPer1kQueries), 2500.0));
+    // $3.6/h x 10 s = $0.01; / 400 queries x 1000 = $0.025 per 1k
+    assert!(close(v(&r, MetricId::CostPer1kQueries), 0.025));
+    assert!(get(&r, MetricId::EnergyPer1kEmbeddings).is_none());
+}

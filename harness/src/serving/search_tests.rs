@@ -38,6 +38,7 @@ fn fake_run(spec: &RunSpec, ttft_per_rate: f64, state: RunState) -> RunResult {
             file: None,
             sha256: None,
             varying_axes: vec![],
+            analysis: None,
         },
         config: spec.clone(),
         status: Status {
