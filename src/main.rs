@@ -36,7 +36,7 @@ enum Command {
     Export(commands::export::Args),
     History(commands::history::Args),
     Serve(commands::serve::Args),
-    Loadgen(commands::loadgen::Args),
+    Loadgen(Box<commands::loadgen::Args>),
     Report(commands::report::Args),
     Site(commands::site::Args),
     Pareto(commands::pareto::Args),
@@ -48,6 +48,12 @@ enum Command {
 fn main() -> ExitCode {
     commands::tune_allocator();
     commands::exit_quietly_on_broken_pipe();
+    // `vllm bench serve` flags effbench does not support are refused by name, before parsing.
+    let argv: Vec<String> = std::env::args().collect();
+    if let Err(e) = commands::loadgen_vllm::check_args(&argv) {
+        eprintln!("error: {e}");
+        return ExitCode::from(commands::EXIT_BAD_INPUT);
+    }
     let cli = Cli::parse();
     commands::install_interrupt_handler();
     let outcome = match cli.command {
@@ -66,7 +72,7 @@ fn main() -> ExitCode {
         Command::Export(a) => commands::export::run(a),
         Command::History(a) => commands::history::run(a),
         Command::Serve(a) => commands::serve::run(a),
-        Command::Loadgen(a) => commands::loadgen::run(a),
+        Command::Loadgen(a) => commands::loadgen::run(*a),
         Command::Report(a) => commands::report::run(a),
         Command::Site(a) => commands::site::run(a),
         Command::Pareto(a) => commands::pareto::run(a),

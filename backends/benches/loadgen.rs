@@ -170,12 +170,7 @@ impl Window for Clock {
 
 fn test(url: String, n: u64, rate: Option<f64>, max_concurrency: usize) -> LoadTest {
     LoadTest {
-        target: Target {
-            url,
-            api_key: None,
-            stream: true,
-            timeout: Duration::from_secs(60),
-        },
+        target: Target::new(url, true, Duration::from_secs(60)),
         workload: Workload::synthetic(
             Endpoint::Completions,
             "m",
@@ -197,6 +192,10 @@ fn test(url: String, n: u64, rate: Option<f64>, max_concurrency: usize) -> LoadT
         slo: Slo::default(),
         max_samples: 10_000,
         seed: 1,
+        max_failed_pct: 0.0,
+        records: None,
+        scrape: None,
+        ready_check: Duration::ZERO,
     }
 }
 

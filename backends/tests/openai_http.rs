@@ -1,6 +1,9 @@
 //! The load generator's client against real HTTP on 127.0.0.1: a small axum server whose
 //! routes send several tokens per SSE chunk, a malformed stream, error statuses, a stream cut
-//! mid-way and a response slower than the timeout. Each test sends a handful of requests.
+//! mid-way and a response slower than the timeout; and a scripted HTTP/1.1 peer on a raw
+//! socket that closes a kept-alive connection under the next request (the race llama.cpp's
+//! server loses to clients at its 5 s keep-alive timeout), which no real server does on cue.
+//! Each test sends a handful of requests.
 
 use axum::body::Body;
 use axum::http::StatusCode;
@@ -104,12 +107,7 @@ fn server(rt: &tokio::runtime::Runtime) -> String {
 
 fn request(rt: &tokio::runtime::Runtime, url: String, timeout: Duration) -> RequestRecord {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let target = Target {
-        url,
-        api_key: None,
-        stream: true,
-        timeout,
-    };
+    let target = Target::new(url, true, timeout);
     let body = br#"{"model":"m","prompt":"x","max_tokens":6,"stream":true}"#.to_vec();
     rt.block_on(send(&client, &target, body, Instant::now()))
 }
@@ -181,4 +179,93 @@ fn faults_are_classified_by_kind() {
     );
     assert_eq!(rec.failure.unwrap().kind, ErrorKind::Connection);
     assert_eq!(rec.http_status, None);
+}
+
+/// One HTTP/1.1 request read off a socket: returns false when the peer closed first.
+fn read_request(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return true;
+            }
+        }
+        match s.read(&mut b) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+}
+
+fn answer(s: &mut std::net::TcpStream) {
+    use std::io::Write;
+    let body = "data: {\"choices\":[{\"text\":\" a\",\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+    write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+}
+
+/// A peer that answers the first request of every connection, and on its first connection
+/// reads a second request and closes without answering it. Returns its URL.
+fn closing_peer(connections: usize) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, conn) in l.incoming().take(connections).enumerate() {
+            let mut s = conn.unwrap();
+            if read_request(&mut s) {
+                answer(&mut s);
+            }
+            if n == 0 && read_request(&mut s) {
+                // the kept-alive connection dies under the request
+                drop(s);
+            }
+        }
+    });
+    format!("http://{addr}/v1/completions")
+}
+
+#[test]
+fn a_request_on_a_connection_the_server_closed_is_retried_once_on_a_fresh_one() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body = br#"{"model":"m","prompt":"x","max_tokens":1,"stream":true}"#;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let fresh = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut target = Target::new(closing_peer(2), true, Duration::from_secs(10));
+    target.fresh = Some(fresh);
+    let first = rt.block_on(send(&client, &target, body.to_vec(), Instant::now()));
+    assert!(first.ok() && !first.retried, "{:?}", first.failure);
+    // Same pooled connection: the peer closes it under this request; the retry opens the
+    // peer's second connection.
+    let second = rt.block_on(send(&client, &target, body.to_vec(), Instant::now()));
+    assert!(second.ok(), "{:?}", second.failure);
+    assert!(second.retried);
+    assert_eq!(second.output_tokens, 1);
+
+    // Without a retry client the same race is a connection failure.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let target = Target::new(closing_peer(1), true, Duration::from_secs(10));
+    let first = rt.block_on(send(&client, &target, body.to_vec(), Instant::now()));
+    assert!(first.ok(), "{:?}", first.failure);
+    let second = rt.block_on(send(&client, &target, body.to_vec(), Instant::now()));
+    let f = second
+        .failure
+        .expect("the closed connection fails the request");
+    assert_eq!(f.kind, ErrorKind::Connection, "{}", f.message);
+    assert!(!second.retried && second.http_status.is_none());
 }

@@ -11,6 +11,7 @@
 //! - [`site`] writes the static website (leaderboards, plots, Dynascore, run pages).
 //! - [`comparison`] renders compare/gate reports (table, PR-comment markdown);
 //!   [`github_action_benchmark`] is the export for github-action-benchmark.
+//! - [`vllm`] writes a serving run as `vllm bench serve`'s result JSON.
 //! - [`metric_reference`] writes docs/metric-reference.md (`effbench list metrics`).
 //! - [`tracks`] ranks results in budget tracks (suite `[[tracks]]`, `report --tracks`).
 //! - [`fixtures`] makes synthetic results for tests and benchmarks (labelled as such).
@@ -26,4 +27,5 @@ pub mod metric_reference;
 pub mod report;
 pub mod site;
 pub mod terminal;
+pub mod vllm;
 pub mod tracks;

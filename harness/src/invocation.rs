@@ -191,6 +191,10 @@ pub fn run_suite(
         progress.start_run(i + 1, specs.len(), &label);
         let backend = registry.get(&spec.backend).map_err(anyhow::Error::msg)?;
         let idle = baselines.get(&idle::key(&spec.meters, &meters::device_of(spec)));
+        // Sessions may stream files beside the result (a load test's per-request records).
+        let mut spec = spec.clone();
+        spec.out_dir = Some(out_dir.clone());
+        let spec = &spec;
         let mut result = runner::run_spec_with(
             spec,
             backend,

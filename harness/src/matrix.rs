@@ -49,6 +49,11 @@ pub struct RunSpec {
     /// not part of the id, so the resumed run has the id of the one it continues.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resume: bool,
+    /// The directory the run's result goes to, set by the invocation just before the run, so
+    /// a session can stream files beside it (`<out_dir>/<id>.<suffix>`: a load test's
+    /// per-request records). Neither recorded nor part of the id.
+    #[serde(skip)]
+    pub out_dir: Option<std::path::PathBuf>,
 }
 
 impl RunSpec {
@@ -78,6 +83,7 @@ impl RunSpec {
             retrieval: None,
             tracks: Vec::new(),
             resume: false,
+            out_dir: None,
         };
         spec.id = spec_id(&spec);
         spec
@@ -344,6 +350,7 @@ pub fn expand_filtered(
             retrieval: suite.retrieval.clone(),
             tracks: suite.tracks.clone(),
             resume: false,
+            out_dir: None,
         };
         let backend_axes: Vec<&str> = p.axes.iter().map(|(a, _)| *a).collect();
         spec.analysis = suite

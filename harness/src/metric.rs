@@ -112,6 +112,8 @@ metric_table! {
         "failed requests: an error object inside a 200 response (e.g. mid-stream)"),
     FailuresCancelled => ("failures_cancelled", "requests", Lower,
         "requests cancelled by effbench (Ctrl-C, or the server became unreachable)"),
+    RequestsRetried => ("requests_retried", "requests", Lower,
+        "measured requests sent a second time, on a fresh connection, because the server closed a kept-alive connection before answering (counted whether the retry succeeded or not)"),
     // --- model and process ---
     LoadTime => ("load_time", "ms", Lower,
         "time to load the model and build the session, before warm-up"),

@@ -13,6 +13,7 @@ pub mod history;
 pub mod k8s;
 pub mod list;
 pub mod loadgen;
+pub mod loadgen_vllm;
 pub mod merge;
 pub mod meters;
 pub mod pareto;

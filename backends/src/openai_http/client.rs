@@ -22,15 +22,53 @@ pub struct Target {
     pub stream: bool,
     /// Per-request timeout (connect to the end of the response).
     pub timeout: Duration,
+    /// Extra headers sent with every request (their values are scrubbed like the key).
+    pub headers: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    /// A client that never reuses a connection: a request whose kept-alive connection the
+    /// server closed before answering is sent once more through it. `None`: no retry.
+    pub fresh: Option<reqwest::Client>,
 }
 
 impl Target {
-    /// `text` with the API key replaced by `***`.
+    /// A target with no extra headers and no retry client.
+    pub fn new(url: impl Into<String>, stream: bool, timeout: Duration) -> Target {
+        Target {
+            url: url.into(),
+            api_key: None,
+            stream,
+            timeout,
+            headers: Vec::new(),
+            fresh: None,
+        }
+    }
+
+    /// The extra headers and the API key's `Authorization` header, for side requests (the
+    /// server's `/metrics`).
+    pub fn auth_headers(&self) -> Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+        let mut out = self.headers.clone();
+        if let Some(k) = &self.api_key {
+            if let Ok(mut v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {k}")) {
+                v.set_sensitive(true);
+                out.push((reqwest::header::AUTHORIZATION, v));
+            }
+        }
+        out
+    }
+
+    /// `text` with the API key and every extra header value replaced by `***`.
     pub fn scrub(&self, text: &str) -> String {
-        match &self.api_key {
+        let mut out = match &self.api_key {
             Some(k) if !k.is_empty() => text.replace(k.as_str(), "***"),
             _ => text.to_string(),
+        };
+        for (_, v) in &self.headers {
+            if let Ok(v) = v.to_str() {
+                if v.len() >= 4 {
+                    out = out.replace(v, "***");
+                }
+            }
         }
+        out
     }
 }
 
@@ -127,7 +165,38 @@ fn excerpt(data: &[u8]) -> String {
     format!("'{s}'")
 }
 
-/// Sends one request with a pre-serialized JSON `body`; `sent` is the send time.
+/// Whether a request error is the server closing a kept-alive connection before answering
+/// (reset, broken pipe, or hyper's "connection closed before message completed"), as opposed
+/// to a refused connection or a timeout.
+pub fn closed_before_answer(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            if matches!(
+                io.kind(),
+                K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted | K::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        if s.to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// Sends one request with a pre-serialized JSON `body`; `sent` is the send time. When the
+/// server closes the (kept-alive) connection before any answer, the request is sent once
+/// more on a fresh connection (`target.fresh`) within what is left of the timeout, and the
+/// record says so.
 pub async fn send(
     client: &reqwest::Client,
     target: &Target,
@@ -146,12 +215,41 @@ pub async fn send(
     if let Some(k) = &target.api_key {
         req = req.bearer_auth(k);
     }
-    let mut resp = match req.send().await {
+    for (k, v) in &target.headers {
+        req = req.header(k, v);
+    }
+    let req = match req.build() {
         Ok(r) => r,
         Err(e) => {
             rec.failure = Some(client_failure(target, &e));
             return rec;
         }
+    };
+    // A body from bytes clones by reference count.
+    let again = target
+        .fresh
+        .as_ref()
+        .and_then(|f| Some((f, req.try_clone()?)));
+    let mut resp = match client.execute(req).await {
+        Ok(r) => r,
+        Err(e) => match again {
+            Some((fresh, mut req)) if closed_before_answer(&e) => {
+                rec.retried = true;
+                let left = target.timeout.saturating_sub(sent.elapsed());
+                *req.timeout_mut() = Some(left.max(Duration::from_millis(1)));
+                match fresh.execute(req).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        rec.failure = Some(client_failure(target, &e));
+                        return rec;
+                    }
+                }
+            }
+            _ => {
+                rec.failure = Some(client_failure(target, &e));
+                return rec;
+            }
+        },
     };
     let status = resp.status().as_u16();
     rec.http_status = Some(status);
@@ -489,13 +587,16 @@ mod tests {
 
     #[test]
     fn scrubbing_and_error_bodies() {
-        let t = Target {
-            url: String::new(),
-            api_key: Some("sk-secret".into()),
-            stream: true,
-            timeout: Duration::from_secs(1),
-        };
-        assert_eq!(t.scrub("bad key sk-secret"), "bad key ***");
+        let mut t = Target::new("", true, Duration::from_secs(1));
+        t.api_key = Some("sk-secret".into());
+        t.headers.push((
+            reqwest::header::HeaderName::from_static("x-token"),
+            reqwest::header::HeaderValue::from_static("tok-123"),
+        ));
+        assert_eq!(
+            t.scrub("bad key sk-secret, token tok-123"),
+            "bad key ***, token ***"
+        );
         assert_eq!(
             error_message(br#"{"error":{"message":"model not found","type":"x"}}"#),
             "model not found"

@@ -3,13 +3,19 @@
 //! test (see [`loadgen`]): the `[serving]` table says where and what, the axes
 //! `request_rate`, `max_concurrency`, `burstiness`, `prompt_len` and `gen_len` say how much.
 //!
-//! - [`client`]: one request, SSE parsing, token counts, error kinds.
+//! - [`client`]: one request, SSE parsing, token counts, error kinds, the stale-connection
+//!   retry.
 //! - [`sse`]: the incremental event-stream parser.
-//! - [`workload`]: synthetic or JSONL prompts, request bodies.
-//! - [`loadgen`]: schedule keeping, concurrency, warm-up, aggregation.
+//! - [`workload`]: request bodies from synthetic, shared-prefix or dataset prompts;
+//!   [`datasets`] reads JSON lines and ShareGPT, [`prompts`] makes token-accurate text.
+//! - [`loadgen`]: schedule keeping, concurrency, ready check, warm-up, aggregation, records.
+//! - [`scrape`]: the server's Prometheus metrics during the window.
 
 pub mod client;
+pub mod datasets;
 pub mod loadgen;
+pub mod prompts;
+pub mod scrape;
 pub mod sse;
 pub mod workload;
 
@@ -91,8 +97,15 @@ impl Backend for OpenAiHttp {
                 ));
             }
         }
+        headers(s).map_err(|e| format!("{e:#}"))?;
+        if let Some(t) = &s.tokenizer {
+            prompts::locate(t)
+                .ok_or_else(|| format!("[serving] tokenizer: {}", prompts::not_found(t)))?;
+        }
         if let Some(d) = &s.dataset {
-            workload(spec, s).map_err(|e| format!("[serving] dataset = \"{d}\": {e:#}"))?;
+            // Read with word counts here; the run counts with its tokenizer.
+            workload(spec, s, prompts::PromptMaker::words("validation"))
+                .map_err(|e| format!("[serving] dataset = \"{d}\": {e:#}"))?;
         }
         Ok(())
     }
@@ -122,17 +135,41 @@ impl Backend for OpenAiHttp {
             .build()
             .context("cannot start the load generator's runtime")?;
         let url = s.url();
-        let mut builder = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(limits::seconds_clamped(s.timeout_s.min(30.0)));
-        if is_loopback(&url) {
-            builder = builder.no_proxy();
-        }
-        let client = builder.build().context("cannot build the HTTP client")?;
+        // Idle pooled connections are dropped after 3 s, before common servers' keep-alive
+        // timeouts (llama.cpp's and uvicorn's 5 s) close them under a request in flight.
+        let builder = || {
+            let b = reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(3))
+                .connect_timeout(limits::seconds_clamped(s.timeout_s.min(30.0)));
+            if is_loopback(&url) {
+                b.no_proxy()
+            } else {
+                b
+            }
+        };
+        let client = builder().build().context("cannot build the HTTP client")?;
+        // The one retry after a stale kept-alive connection goes through a client that keeps
+        // no idle connection, so it always opens a fresh one.
+        let fresh = builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .context("cannot build the HTTP client")?;
         let model = spec.model().reference;
         let info = rt.block_on(model_info(&client, &s, &model, api_key.as_deref()));
         let rate = rate(spec).map_err(anyhow::Error::msg)?;
+        let maker = prompts::prompt_maker(s.tokenizer.as_deref(), &model)?;
+        let records = match (&spec.out_dir, s.request_records) {
+            (Some(dir), true) => Some((
+                dir.join(format!(
+                    "{}.{}",
+                    spec.id,
+                    effbench_harness::serving::lines::SUFFIX
+                )),
+                s.max_request_records,
+            )),
+            _ => None,
+        };
         let test = loadgen::LoadTest {
             target: client::Target {
                 url,
@@ -140,8 +177,10 @@ impl Backend for OpenAiHttp {
                 stream: s.stream,
                 timeout: limits::seconds("[serving] timeout_s", s.timeout_s)
                     .map_err(anyhow::Error::msg)?,
+                headers: headers(&s)?,
+                fresh: Some(fresh),
             },
-            workload: workload(spec, &s)?,
+            workload: workload(spec, &s, maker)?,
             schedule: ScheduleSpec {
                 rate,
                 arrival: s.arrival,
@@ -161,6 +200,15 @@ impl Backend for OpenAiHttp {
             slo: s.slo.clone(),
             max_samples: s.max_samples,
             seed: spec.seed,
+            max_failed_pct: s.max_failed_pct,
+            records,
+            scrape: (s.metrics_interval_s > 0.0).then(|| {
+                (
+                    format!("{}/metrics", s.root_url()),
+                    Duration::from_secs_f64(s.metrics_interval_s),
+                )
+            }),
+            ready_check: Duration::from_secs_f64(s.ready_check_timeout_s),
         };
         Ok(Box::new(HttpSession {
             info,
@@ -172,32 +220,110 @@ impl Backend for OpenAiHttp {
     }
 }
 
+/// The extra headers of `[serving.headers]`, their values read from the environment.
+fn headers(
+    s: &ServingConfig,
+) -> Result<Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>> {
+    let mut out = Vec::new();
+    for (name, env) in &s.headers {
+        let value = std::env::var(env).map_err(|_| {
+            anyhow::anyhow!(
+                "[serving.headers] {name} = \"{env}\": the environment variable {env} is not set"
+            )
+        })?;
+        let n = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| anyhow::anyhow!("[serving.headers] {name:?} is not a header name"))?;
+        let mut v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+            anyhow::anyhow!(
+                "[serving.headers] {name}: the value in {env} is not a valid header value"
+            )
+        })?;
+        v.set_sensitive(true);
+        out.push((n, v));
+    }
+    Ok(out)
+}
+
 /// The workload of a run.
-fn workload(spec: &RunSpec, s: &ServingConfig) -> Result<workload::Workload> {
+fn workload(
+    spec: &RunSpec,
+    s: &ServingConfig,
+    maker: prompts::PromptMaker,
+) -> Result<workload::Workload> {
     let model = spec.model().reference;
     let gen_len = spec.usize_param("gen_len")? as u64;
-    Ok(match &s.dataset {
-        Some(d) => workload::Workload::dataset(
+    let prompt_len = spec.usize_param("prompt_len")? as u64;
+    let w = match (&s.dataset, &s.prefix) {
+        (Some(d), _) => workload::Workload::dataset(
             s.endpoint,
             &model,
-            s.stream,
-            s.ignore_eos,
+            (s.stream, s.ignore_eos),
             spec.seed,
-            std::path::Path::new(d),
+            &workload::DatasetSpec {
+                path: std::path::Path::new(d),
+                format: s.dataset_format,
+                multi_turn: s.multi_turn,
+                fixed_output_len: s.dataset_output_len,
+                limit: (s.num_prompts + s.warmup_requests + 1) as usize,
+            },
             gen_len,
+            maker,
         )?,
-        None => workload::Workload::synthetic(
+        (None, Some(p)) => workload::Workload::prefix(
             s.endpoint,
             &model,
             s.stream,
             s.ignore_eos,
             spec.seed,
-            (
-                spec.usize_param("prompt_len")? as u64,
-                gen_len,
-                s.range_ratio,
-            ),
-        ),
+            p.clone(),
+            (prompt_len, gen_len, s.range_ratio),
+        )
+        .with_maker(maker),
+        (None, None) => workload::Workload::synthetic(
+            s.endpoint,
+            &model,
+            s.stream,
+            s.ignore_eos,
+            spec.seed,
+            (prompt_len, gen_len, s.range_ratio),
+        )
+        .with_maker(maker),
+    };
+    Ok(w.with_extra_body(s.extra_body.clone()))
+}
+
+/// The first model the server at `base_url` lists in `/v1/models` (vLLM's default when no
+/// model is named).
+pub fn first_served_model(base_url: &str) -> Result<String> {
+    let cfg = ServingConfig::new(base_url);
+    let url = cfg.models_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?;
+    rt.block_on(async {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if is_loopback(&url) {
+            b = b.no_proxy();
+        }
+        let r = b
+            .build()?
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = r.status();
+        if !status.is_success() {
+            bail!("GET {url}: HTTP {}", status.as_u16());
+        }
+        let v: serde_json::Value = r
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: not JSON"))?;
+        v.pointer("/data/0/id")
+            .and_then(|i| i.as_str())
+            .map(str::to_string)
+            .with_context(|| format!("GET {url}: no model listed"))
     })
 }
 
@@ -326,10 +452,23 @@ impl Session for HttpSession {
                 t.workload.describe(),
             ),
         );
+        let mut at = 1;
         if t.workload.ignore_eos {
             report
                 .notes
-                .insert(1, "ignore_eos = true was sent with every request".into());
+                .insert(at, "ignore_eos = true was sent with every request".into());
+            at += 1;
+        }
+        for n in t.workload.notes() {
+            report.notes.insert(at, n);
+            at += 1;
+        }
+        if !t.target.headers.is_empty() {
+            let names: Vec<&str> = t.target.headers.iter().map(|(k, _)| k.as_str()).collect();
+            report.notes.insert(
+                at,
+                format!("extra headers sent (values withheld): {}", names.join(", ")),
+            );
         }
         for n in report.notes.iter_mut() {
             *n = t.target.scrub(n);

@@ -1,45 +1,24 @@
 //! What the load generator sends: request bodies for `/v1/completions` or
-//! `/v1/chat/completions`, from seeded synthetic prompts (`prompt_len` words drawn from a
-//! list of common English words, each one token in typical BPE vocabularies; lengths vary by
-//! `range_ratio`) or from a JSONL file (`{"prompt": ...}` or `{"messages": [...]}` with an
-//! optional `"output_len"`). Bodies are built one at a time, so a long run holds none of them.
-//! Prompt token counts in results come from the server's `usage`.
+//! `/v1/chat/completions`, built one at a time (a long run holds none of them) and
+//! deterministically from the seed and the request's index, from one of:
+//! - synthetic prompts of `prompt_len` (varied by `range_ratio`) random common words, exact in
+//!   tokens when the served model's tokenizer is available ([`super::prompts`]);
+//! - the shared-prefix workload: request `i` is group `i % groups`'s prefix followed by its
+//!   own suffix;
+//! - a dataset ([`super::datasets`]: JSON lines or ShareGPT, single or multi-turn).
+//!
+//! `extra_body` fields are merged into every body. Prompt token counts in results come from
+//! the server's `usage`; the length each prompt aimed for is kept in the request records.
 
-use anyhow::{bail, Context, Result};
-use effbench_harness::serving::Endpoint;
+use super::datasets::{self, Entry, Prompt};
+use super::prompts::PromptMaker;
+use anyhow::Result;
+use effbench_harness::metric::name_hash;
+use effbench_harness::serving::{DatasetFormat, Endpoint, PrefixConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::path::Path;
-
-/// Words of synthetic prompts.
-const WORDS: &[&str] = &[
-    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by",
-    "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an",
-    "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there",
-    "been", "if", "more", "when", "will", "would", "who", "so", "no", "she", "other", "its", "may",
-    "these", "what", "them", "than", "some", "him", "time", "into", "only", "do", "could", "new",
-    "about", "two", "over", "then", "first", "any", "like", "now", "my", "such", "made", "out",
-    "also", "most", "well", "after", "man", "our", "years", "through", "where", "many", "before",
-    "must", "very", "up", "me", "world", "life", "work", "water", "light", "house", "city", "day",
-    "way", "part", "place", "case", "point", "number", "group", "system", "order", "story",
-    "music", "river", "field", "market", "game", "paper", "money", "power",
-];
-
-/// One prompt of a dataset.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Prompt {
-    /// A plain prompt (completions, or one user message for chat).
-    Text(String),
-    /// A chat `messages` array.
-    Messages(Value),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Entry {
-    prompt: Prompt,
-    output_len: Option<u64>,
-}
 
 /// Where prompts come from.
 #[derive(Debug, Clone)]
@@ -49,9 +28,18 @@ enum Source {
         gen_len: u64,
         range_ratio: f64,
     },
+    Prefix {
+        prefix: PrefixConfig,
+        suffix_len: u64,
+        gen_len: u64,
+        range_ratio: f64,
+    },
     Dataset {
         entries: Vec<Entry>,
+        /// Planned length of each text entry (0 for chat messages).
+        lens: Vec<u64>,
         gen_len: u64,
+        what: String,
     },
 }
 
@@ -68,6 +56,9 @@ pub struct Workload {
     pub ignore_eos: bool,
     seed: u64,
     source: Source,
+    maker: PromptMaker,
+    extra_body: Option<Map<String, Value>>,
+    notes: Vec<String>,
 }
 
 /// A built request.
@@ -76,10 +67,60 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The `max_tokens` it asks for.
     pub max_tokens: u64,
+    /// Prompt length it aimed for (the maker's unit; 0 = a dataset prompt as given).
+    pub prompt_len: u64,
+    /// Send it only after the previous request finished (a later conversation turn).
+    pub after_previous: bool,
+}
+
+/// A dataset file to read.
+pub struct DatasetSpec<'a> {
+    /// The file.
+    pub path: &'a Path,
+    /// JSON lines or ShareGPT.
+    pub format: DatasetFormat,
+    /// One request per conversation turn.
+    pub multi_turn: bool,
+    /// Every request's `max_tokens`, overriding the dataset's lengths.
+    pub fixed_output_len: Option<u64>,
+    /// The run needs at most this many conversations.
+    pub limit: usize,
+}
+
+/// `len` varied uniformly in [len (1 - r), len (1 + r)].
+fn vary(len: u64, r: f64, rng: &mut ChaCha8Rng) -> u64 {
+    if r <= 0.0 {
+        return len;
+    }
+    let lo = ((len as f64) * (1.0 - r)).round().max(1.0) as u64;
+    let hi = ((len as f64) * (1.0 + r)).round().max(lo as f64) as u64;
+    rng.random_range(lo..=hi)
 }
 
 impl Workload {
-    /// Synthetic prompts of about `prompt_len` tokens asking for `gen_len` tokens.
+    fn with_source(
+        endpoint: Endpoint,
+        model: &str,
+        stream: bool,
+        ignore_eos: bool,
+        seed: u64,
+        source: Source,
+    ) -> Workload {
+        Workload {
+            endpoint,
+            model: model.to_string(),
+            stream,
+            ignore_eos,
+            seed,
+            source,
+            maker: PromptMaker::words("no tokenizer given"),
+            extra_body: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Synthetic prompts of `prompt_len` (words until [`Workload::with_maker`]) asking for
+    /// `gen_len` tokens.
     pub fn synthetic(
         endpoint: Endpoint,
         model: &str,
@@ -88,92 +129,212 @@ impl Workload {
         seed: u64,
         (prompt_len, gen_len, range_ratio): (u64, u64, f64),
     ) -> Workload {
-        Workload {
+        Workload::with_source(
             endpoint,
-            model: model.to_string(),
+            model,
             stream,
             ignore_eos,
             seed,
-            source: Source::Synthetic {
+            Source::Synthetic {
                 prompt_len,
                 gen_len,
                 range_ratio,
             },
-        }
+        )
     }
 
-    /// Prompts from a JSONL file; `gen_len` where a line has no `output_len`.
-    pub fn dataset(
+    /// The shared-prefix workload; `suffix_len` is used where the config gives 0.
+    pub fn prefix(
         endpoint: Endpoint,
         model: &str,
         stream: bool,
         ignore_eos: bool,
         seed: u64,
-        path: &Path,
-        gen_len: u64,
-    ) -> Result<Workload> {
-        let entries = read_jsonl(path, endpoint)?;
-        Ok(Workload {
+        prefix: PrefixConfig,
+        (suffix_len, gen_len, range_ratio): (u64, u64, f64),
+    ) -> Workload {
+        let suffix_len = if prefix.suffix_len > 0 {
+            prefix.suffix_len
+        } else {
+            suffix_len
+        };
+        Workload::with_source(
             endpoint,
-            model: model.to_string(),
+            model,
             stream,
             ignore_eos,
             seed,
-            source: Source::Dataset { entries, gen_len },
-        })
+            Source::Prefix {
+                prefix,
+                suffix_len,
+                gen_len,
+                range_ratio,
+            },
+        )
+    }
+
+    /// Prompts from a dataset file, counted with `maker`; `gen_len` where an entry has no
+    /// output length.
+    pub fn dataset(
+        endpoint: Endpoint,
+        model: &str,
+        (stream, ignore_eos): (bool, bool),
+        seed: u64,
+        spec: &DatasetSpec,
+        gen_len: u64,
+        maker: PromptMaker,
+    ) -> Result<Workload> {
+        let o = datasets::Options {
+            endpoint,
+            multi_turn: spec.multi_turn,
+            fixed_output_len: spec.fixed_output_len,
+            limit: spec.limit.max(1),
+            maker: &maker,
+        };
+        let loaded = match spec.format {
+            DatasetFormat::Jsonl => datasets::read_jsonl(spec.path, &o)?,
+            DatasetFormat::Sharegpt => datasets::read_sharegpt(spec.path, &o)?,
+        };
+        let lens = loaded
+            .entries
+            .iter()
+            .map(|e| match &e.prompt {
+                Prompt::Text(t) => maker.count(t),
+                Prompt::Messages(_) => 0,
+            })
+            .collect();
+        let what = format!(
+            "{} {}{} prompts from '{}'",
+            loaded.entries.len(),
+            spec.format.name(),
+            if spec.multi_turn { " multi-turn" } else { "" },
+            spec.path.display()
+        );
+        let mut w = Workload::with_source(
+            endpoint,
+            model,
+            stream,
+            ignore_eos,
+            seed,
+            Source::Dataset {
+                entries: loaded.entries,
+                lens,
+                gen_len,
+                what,
+            },
+        );
+        w.maker = maker;
+        w.notes = loaded.notes;
+        Ok(w)
+    }
+
+    /// Counts and makes prompt lengths with `maker` (tokens of a tokenizer, or words).
+    pub fn with_maker(mut self, maker: PromptMaker) -> Workload {
+        self.maker = maker;
+        self
+    }
+
+    /// Merges these fields into every request body.
+    pub fn with_extra_body(mut self, extra: Option<Map<String, Value>>) -> Workload {
+        self.extra_body = extra.filter(|m| !m.is_empty());
+        self
+    }
+
+    /// Whether some request must wait for the one before it (multi-turn conversations).
+    pub fn ordered_turns(&self) -> bool {
+        matches!(&self.source, Source::Dataset { entries, .. } if entries.iter().any(|e| e.after_previous))
+    }
+
+    /// Notes for the run log (how lengths are counted, dataset filtering ...).
+    pub fn notes(&self) -> Vec<String> {
+        let mut n = vec![self.maker.describe()];
+        n.extend(self.notes.iter().cloned());
+        if let Some(b) = &self.extra_body {
+            let keys: Vec<&str> = b.keys().map(String::as_str).collect();
+            n.push(format!(
+                "extra body fields sent with every request: {}",
+                keys.join(", ")
+            ));
+        }
+        n
     }
 
     /// A short description for the log.
     pub fn describe(&self) -> String {
+        let unit = self.maker.unit_name();
         match &self.source {
             Source::Synthetic {
                 prompt_len,
                 gen_len,
                 range_ratio,
             } => format!(
-                "synthetic prompts of {prompt_len} words (one token each in typical BPE vocabularies), max_tokens {gen_len}, lengths varied by +-{:.0} %",
+                "synthetic prompts of {prompt_len} {unit}, max_tokens {gen_len}, lengths varied by +-{:.0} %",
                 range_ratio * 100.0
             ),
-            Source::Dataset { entries, gen_len } => format!(
-                "{} dataset prompts, max_tokens from output_len or {gen_len}",
-                entries.len()
+            Source::Prefix {
+                prefix,
+                suffix_len,
+                gen_len,
+                ..
+            } => format!(
+                "shared-prefix prompts: {} group(s), each a common prefix of {} {unit} + {suffix_len} own {unit}, max_tokens {gen_len}",
+                prefix.groups, prefix.prefix_len
             ),
+            Source::Dataset { what, gen_len, .. } => {
+                format!("{what}, max_tokens from the dataset or {gen_len}")
+            }
         }
     }
 
     /// Request number `i` (warm-up requests use indices after the measured ones).
     pub fn request(&self, i: u64) -> Request {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let (prompt, max_tokens) = match &self.source {
+        let mut after_previous = false;
+        let (prompt, max_tokens, prompt_len) = match &self.source {
             Source::Synthetic {
                 prompt_len,
                 gen_len,
                 range_ratio,
             } => {
-                let vary = |len: u64, rng: &mut ChaCha8Rng| -> u64 {
-                    if *range_ratio <= 0.0 {
-                        return len;
-                    }
-                    let lo = ((len as f64) * (1.0 - range_ratio)).round().max(1.0) as u64;
-                    let hi = ((len as f64) * (1.0 + range_ratio)).round().max(lo as f64) as u64;
-                    rng.random_range(lo..=hi)
-                };
-                let n = vary(*prompt_len, &mut rng);
-                let out = vary(*gen_len, &mut rng);
-                let words: Vec<&str> = (0..n)
-                    .map(|_| WORDS[rng.random_range(0..WORDS.len())])
-                    .collect();
-                (Prompt::Text(words.join(" ")), out)
+                let n = vary(*prompt_len, *range_ratio, &mut rng);
+                let out = vary(*gen_len, *range_ratio, &mut rng);
+                (Prompt::Text(self.maker.text(n, &mut rng)), out, n)
             }
-            Source::Dataset { entries, gen_len } => {
-                let e = &entries[(i % entries.len() as u64) as usize];
-                (e.prompt.clone(), e.output_len.unwrap_or(*gen_len))
+            Source::Prefix {
+                prefix,
+                suffix_len,
+                gen_len,
+                range_ratio,
+            } => {
+                let g = i % prefix.groups;
+                let mut prng = ChaCha8Rng::seed_from_u64(
+                    self.seed ^ name_hash("prefix") ^ g.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                );
+                let mut text = self.maker.text(prefix.prefix_len, &mut prng);
+                let n = vary(*suffix_len, *range_ratio, &mut rng);
+                if n > 0 {
+                    text.push(' ');
+                    text.push_str(&self.maker.text_after(n, &mut rng));
+                }
+                let out = vary(*gen_len, *range_ratio, &mut rng);
+                (Prompt::Text(text), out, prefix.prefix_len + n)
+            }
+            Source::Dataset {
+                entries,
+                lens,
+                gen_len,
+                ..
+            } => {
+                let k = (i % entries.len() as u64) as usize;
+                let e = &entries[k];
+                after_previous = e.after_previous;
+                (e.prompt.clone(), e.output_len.unwrap_or(*gen_len), lens[k])
             }
         };
         let mut body = match (self.endpoint, prompt) {
             (Endpoint::Completions, Prompt::Text(t)) => json!({"prompt": t}),
             (Endpoint::Completions, Prompt::Messages(_)) => {
-                unreachable!("read_jsonl rejects messages for the completions endpoint")
+                unreachable!("datasets reject messages for the completions endpoint")
             }
             (Endpoint::Chat, Prompt::Text(t)) => {
                 json!({"messages": [{"role": "user", "content": t}]})
@@ -190,54 +351,19 @@ impl Workload {
         if self.ignore_eos {
             body["ignore_eos"] = json!(true);
         }
+        if let Some(extra) = &self.extra_body {
+            for (k, v) in extra {
+                body[k.as_str()] = v.clone();
+            }
+        }
+        let max_tokens = body["max_tokens"].as_u64().unwrap_or(max_tokens);
         Request {
             body: serde_json::to_vec(&body).expect("JSON values serialize"),
             max_tokens,
+            prompt_len,
+            after_previous,
         }
     }
-}
-
-/// Reads a JSONL prompt file; errors name the file and line.
-fn read_jsonl(path: &Path, endpoint: Endpoint) -> Result<Vec<Entry>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read dataset '{}'", path.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let at = || format!("{}:{}", path.display(), n + 1);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(line).with_context(|| format!("{}: not JSON", at()))?;
-        let output_len = match v.get("output_len") {
-            None => None,
-            Some(o) => Some(
-                o.as_u64()
-                    .filter(|&x| x > 0)
-                    .with_context(|| format!("{}: output_len must be an integer > 0", at()))?,
-            ),
-        };
-        let prompt = match (v.get("prompt"), v.get("messages")) {
-            (Some(Value::String(p)), None) => Prompt::Text(p.clone()),
-            (None, Some(m @ Value::Array(_))) => {
-                if endpoint == Endpoint::Completions {
-                    bail!(
-                        "{}: \"messages\" needs endpoint = \"chat\" ([serving] endpoint)",
-                        at()
-                    );
-                }
-                Prompt::Messages(m.clone())
-            }
-            _ => bail!(
-                "{}: each line needs \"prompt\" (a string) or \"messages\" (an array), not both",
-                at()
-            ),
-        };
-        out.push(Entry { prompt, output_len });
-    }
-    if out.is_empty() {
-        bail!("dataset '{}' has no prompts", path.display());
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -253,6 +379,7 @@ mod tests {
         let w = Workload::synthetic(Endpoint::Completions, "m", true, true, 7, (20, 8, 0.0));
         let b = body(&w, 3);
         assert_eq!(b["prompt"].as_str().unwrap().split(' ').count(), 20);
+        assert_eq!(w.request(3).prompt_len, 20);
         assert_eq!(b["max_tokens"], 8);
         assert_eq!(b["stream_options"]["include_usage"], true);
         assert_eq!(b["ignore_eos"], true);
@@ -273,37 +400,74 @@ mod tests {
     }
 
     #[test]
-    fn datasets_and_their_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("d.jsonl");
-        std::fs::write(
-            &p,
-            "{\"prompt\": \"hi there\", \"output_len\": 3}\n\n{\"prompt\": \"x\"}\n",
-        )
-        .unwrap();
-        let w = Workload::dataset(Endpoint::Completions, "m", true, true, 1, &p, 9).unwrap();
-        assert_eq!(body(&w, 0)["prompt"], "hi there");
-        assert_eq!(body(&w, 0)["max_tokens"], 3);
-        assert_eq!(body(&w, 1)["max_tokens"], 9);
-        assert_eq!(body(&w, 2)["prompt"], "hi there", "cycles");
-        std::fs::write(
-            &p,
-            "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}\n",
-        )
-        .unwrap();
-        let e = Workload::dataset(Endpoint::Completions, "m", true, true, 1, &p, 9).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("d.jsonl:1: \"messages\" needs endpoint"),
-            "{e}"
+    fn extra_body_fields_override_defaults() {
+        let mut extra = Map::new();
+        extra.insert("temperature".into(), json!(0.7));
+        extra.insert("top_k".into(), json!(5));
+        extra.insert("max_tokens".into(), json!(3));
+        let w = Workload::synthetic(Endpoint::Completions, "m", true, true, 1, (4, 8, 0.0))
+            .with_extra_body(Some(extra));
+        let b = body(&w, 0);
+        assert_eq!(
+            (b["temperature"].as_f64(), b["top_k"].as_u64()),
+            (Some(0.7), Some(5))
         );
-        let w = Workload::dataset(Endpoint::Chat, "m", true, true, 1, &p, 9).unwrap();
-        assert_eq!(body(&w, 0)["messages"][0]["content"], "x");
-        std::fs::write(&p, "{\"prompt\": 3}\n").unwrap();
-        let e = Workload::dataset(Endpoint::Chat, "m", true, true, 1, &p, 9).unwrap_err();
-        assert!(e.to_string().contains("d.jsonl:1:"), "{e}");
-        std::fs::write(&p, "oops\n").unwrap();
-        let e = Workload::dataset(Endpoint::Chat, "m", true, true, 1, &p, 9).unwrap_err();
-        assert!(format!("{e:#}").contains("d.jsonl:1: not JSON"), "{e:#}");
+        assert_eq!(w.request(0).max_tokens, 3, "max_tokens as sent");
+        assert!(w
+            .notes()
+            .iter()
+            .any(|n| n.contains("max_tokens, temperature, top_k")));
+    }
+
+    #[test]
+    fn shared_prefix_groups() {
+        let p = PrefixConfig {
+            groups: 3,
+            prefix_len: 10,
+            suffix_len: 4,
+        };
+        let w = Workload::prefix(Endpoint::Completions, "m", true, true, 5, p, (99, 8, 0.0));
+        let text = |i| body(&w, i)["prompt"].as_str().unwrap().to_string();
+        let prefix = |t: &str| t.split(' ').take(10).collect::<Vec<_>>().join(" ");
+        assert_eq!(text(0).split(' ').count(), 14);
+        assert_eq!(w.request(0).prompt_len, 14);
+        assert_eq!(
+            prefix(&text(0)),
+            prefix(&text(3)),
+            "same group, same prefix"
+        );
+        assert_ne!(prefix(&text(0)), prefix(&text(1)), "other group");
+        assert_ne!(text(0), text(3), "own suffixes");
+        assert!(w.describe().contains("3 group(s)"), "{}", w.describe());
+    }
+
+    #[test]
+    fn datasets_cycle_and_keep_turn_order() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sharegpt_small.json");
+        let spec = DatasetSpec {
+            path: &path,
+            format: DatasetFormat::Sharegpt,
+            multi_turn: true,
+            fixed_output_len: None,
+            limit: 10,
+        };
+        let w = Workload::dataset(
+            Endpoint::Chat,
+            "m",
+            (true, false),
+            1,
+            &spec,
+            9,
+            PromptMaker::words("test"),
+        )
+        .unwrap();
+        assert!(!w.request(0).after_previous && w.request(1).after_previous);
+        assert_eq!(body(&w, 1)["messages"].as_array().unwrap().len(), 3);
+        assert_eq!(w.request(0).max_tokens, 12);
+        assert!(
+            w.describe().contains("sharegpt multi-turn"),
+            "{}",
+            w.describe()
+        );
     }
 }

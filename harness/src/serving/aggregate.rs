@@ -7,6 +7,7 @@
 //! metric says so (`samples_total`, `source`).
 
 use super::record::{ErrorKind, RequestRecord, Slo, TokenCounts};
+use super::timeline::Timeline;
 use crate::backend::Work;
 use crate::metric::{name_hash, Metric, MetricId};
 use crate::stats::Stats;
@@ -139,6 +140,8 @@ pub struct Aggregate {
     min_output: u64,
     spread: u64,
     chunk_counted: u64,
+    retried: u64,
+    timeline: Timeline,
 }
 
 /// What [`Aggregate::finish`] produces.
@@ -149,6 +152,8 @@ pub struct Summary {
     pub warnings: Vec<Warning>,
     /// Work of the successful requests (for energy per token, cost ...).
     pub work: Work,
+    /// Latency, throughput and concurrency over time ([`Timeline`]).
+    pub series: Vec<crate::result::Series>,
 }
 
 impl Aggregate {
@@ -176,6 +181,8 @@ impl Aggregate {
             min_output: u64::MAX,
             spread: 0,
             chunk_counted: 0,
+            retried: 0,
+            timeline: Timeline::new(),
         }
     }
 
@@ -191,7 +198,11 @@ impl Aggregate {
     /// Folds in one measured request.
     pub fn add(&mut self, r: &RequestRecord) {
         self.sent += 1;
+        self.timeline.add(r);
         self.lateness.add(r.lateness_ns as f64 / 1e6);
+        if r.retried {
+            self.retried += 1;
+        }
         if let Some(s) = r.http_status.filter(|s| !(200..300).contains(s)) {
             *self.statuses.entry(s).or_default() += 1;
         }
@@ -233,7 +244,10 @@ impl Aggregate {
     /// Metrics over a measured window of `window_s` seconds. `send_span_s` is the time from
     /// the first to the last send; `peak_concurrency` the most requests in flight at once.
     pub fn finish(self, window_s: f64, send_span_s: f64, peak_concurrency: u64) -> Summary {
-        let mut out = Summary::default();
+        let mut out = Summary {
+            series: self.timeline.series((window_s * 1e9) as u64),
+            ..Default::default()
+        };
         let seed = self.seed;
         let src = CLIENT_CLOCK;
         let m = &mut out.metrics;
@@ -306,6 +320,13 @@ impl Aggregate {
         ));
         let failed: u64 = self.failures.values().sum();
         m.push(Metric::scalar(MetricId::RequestsFailed, failed as f64, src));
+        if self.retried > 0 {
+            m.push(Metric::scalar(
+                MetricId::RequestsRetried,
+                self.retried as f64,
+                src,
+            ));
+        }
         for (kind, n) in &self.failures {
             m.push(Metric::scalar(kind.metric(), *n as f64, src));
         }
@@ -345,6 +366,12 @@ impl Aggregate {
                 "{} failures, e.g.: {}",
                 kind.name(),
                 ex.join(" | ")
+            ));
+        }
+        if self.retried > 0 {
+            n.push(format!(
+                "{} request(s) found their kept-alive connection closed by the server before any answer and were sent once more on a fresh connection (their latencies count from the first send)",
+                self.retried
             ));
         }
         if self.spread > 0 {

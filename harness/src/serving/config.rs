@@ -4,8 +4,10 @@
 //! run id. Errors name the field.
 
 use super::arrivals::Arrival;
+use super::extras::{self, DatasetFormat, PrefixConfig};
 use super::record::Slo;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Slowest request rate accepted (one request every ~3 hours), req/s: below it the gaps
 /// between arrivals stop being durations a run can wait for.
@@ -119,6 +121,59 @@ pub struct ServingConfig {
     /// Load-generator threads (0 = one per core).
     #[serde(default)]
     pub workers: usize,
+    // --- workloads and record keeping (serving/extras.rs); defaults are not serialized, so
+    // suites that do not use them keep their run ids ---
+    /// How `dataset` is read.
+    #[serde(default, skip_serializing_if = "extras::is_jsonl")]
+    pub dataset_format: DatasetFormat,
+    /// Every turn of a conversation is a request carrying the turns before it (chat endpoint,
+    /// a dataset of conversations); a turn is sent once the previous one has finished.
+    #[serde(default, skip_serializing_if = "extras::is_false")]
+    pub multi_turn: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<PrefixConfig>,
+    /// Every dataset request asks for this many output tokens, whatever the line's
+    /// `output_len` or the ShareGPT reply's length (vLLM's `--sharegpt-output-len`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_output_len: Option<u64>,
+    /// Tokenizer for token-accurate prompt lengths: a `tokenizer.json`, a `.gguf` file, a
+    /// directory holding `tokenizer.json`, or a Hugging Face id found in the local cache.
+    /// Unset: the model name is tried the same way; without a tokenizer lengths are words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<String>,
+    /// Extra HTTP headers: header name -> the *name* of the environment variable holding its
+    /// value (values may be credentials: they are never written).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Fields merged into every request body (sampling parameters and the like); they
+    /// override effbench's own defaults (`temperature`, `ignore_eos`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Before warm-up, retry a test request for up to this many seconds until the server
+    /// answers it (0 = no check).
+    #[serde(default, skip_serializing_if = "extras::is_zero")]
+    pub ready_check_timeout_s: f64,
+    /// The run fails when more than this share of its measured requests failed (%).
+    #[serde(
+        default = "extras::default_max_failed_pct",
+        skip_serializing_if = "extras::is_default_max_failed_pct"
+    )]
+    pub max_failed_pct: f64,
+    /// One JSON line per measured request in `<run id>.requests.jsonl` beside the result.
+    #[serde(default = "yes", skip_serializing_if = "extras::is_true")]
+    pub request_records: bool,
+    /// At most this many record lines (the rest are counted, not written).
+    #[serde(
+        default = "extras::default_max_request_records",
+        skip_serializing_if = "extras::is_default_max_request_records"
+    )]
+    pub max_request_records: u64,
+    /// Scrape the server's Prometheus `/metrics` this often during the window (s; 0 = never).
+    #[serde(
+        default = "extras::default_metrics_interval_s",
+        skip_serializing_if = "extras::is_default_metrics_interval_s"
+    )]
+    pub metrics_interval_s: f64,
 }
 
 fn yes() -> bool {
@@ -263,21 +318,24 @@ impl ServingConfig {
                 );
             }
         }
-        Ok(())
+        extras::check(self)
     }
 
     /// The full endpoint URL: `base_url` (with or without a trailing `/v1`) + `/v1` + path.
     pub fn url(&self) -> String {
-        let base = self.base_url.trim().trim_end_matches('/');
-        let base = base.strip_suffix("/v1").unwrap_or(base);
-        format!("{base}/v1{}", self.endpoint.path())
+        format!("{}/v1{}", self.root_url(), self.endpoint.path())
     }
 
     /// `.../v1/models`.
     pub fn models_url(&self) -> String {
+        format!("{}/v1/models", self.root_url())
+    }
+
+    /// The server root: `base_url` without a trailing `/` or `/v1` (`/metrics`, `/health`
+    /// live here).
+    pub fn root_url(&self) -> String {
         let base = self.base_url.trim().trim_end_matches('/');
-        let base = base.strip_suffix("/v1").unwrap_or(base);
-        format!("{base}/v1/models")
+        base.strip_suffix("/v1").unwrap_or(base).to_string()
     }
 }
 

@@ -2,19 +2,27 @@
 //! the requests.
 //!
 //! - [`config`]: the `[serving]` suite table (server URL, endpoint, workload, SLOs, search).
+//! - [`extras`]: its dataset formats, shared-prefix and multi-turn workloads, headers, extra
+//!   body fields, failure threshold, per-request records and Prometheus scraping settings.
 //! - [`arrivals`]: seeded arrival schedules (constant, Poisson, Gamma burstiness, ramp-up).
 //! - [`record`]: one request's outcome ([`record::RequestRecord`]), error kinds, SLOs.
 //! - [`aggregate`]: folds records into metrics in bounded memory (HDR histograms, capped
 //!   raw samples): latencies, throughput, goodput, failures by kind, arrival lateness.
 //! - [`search`]: the MLPerf-style bisection for the highest rate meeting the SLOs.
+//! - [`lines`]: the per-request records file (`<run id>.requests.jsonl`).
+//! - [`timeline`]: latency, throughput and concurrency over time, as series.
 
 pub mod aggregate;
 pub mod arrivals;
 pub mod config;
+pub mod extras;
+pub mod lines;
 pub mod record;
 pub mod search;
+pub mod timeline;
 
 pub use aggregate::{Aggregate, Summary};
 pub use arrivals::{Arrival, Ramp, Schedule, ScheduleSpec};
 pub use config::{Endpoint, SearchConfig, ServingConfig};
+pub use extras::{DatasetFormat, PrefixConfig};
 pub use record::{ErrorKind, Failure, RequestRecord, Slo, TokenCounts};

@@ -118,6 +118,19 @@ pub struct RequestRecord {
     /// Send to the last token (streaming) or to the end of the response (ns).
     pub e2e_ns: u64,
     pub token_counts: TokenCounts,
+    /// Index of the request in the run (its place in the arrival schedule).
+    pub index: u64,
+    /// Send time, ns since the start of the measured window.
+    pub sent_ns: u64,
+    /// When the request finished, successfully or not (ns since its send).
+    pub done_ns: u64,
+    /// The first attempt died on a kept-alive connection the server had closed before
+    /// answering; the request was sent once more on a fresh connection (this record is the
+    /// second attempt's outcome; its times still count from the first send).
+    pub retried: bool,
+    /// Prompt length the workload aimed for (tokens with a tokenizer, else words; 0 when the
+    /// prompt came from a dataset as it is).
+    pub planned_prompt_len: u64,
 }
 
 impl RequestRecord {
