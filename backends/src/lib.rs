@@ -17,6 +17,8 @@
 //!   last-position logits, resettable KV cache, GGUF export with the q/k permutation.
 //! - [`compress`]: quantized and pruned variants made on demand from the `quant`, `sparsity`
 //!   and `prune` axes (cached by content hash), and quality/fidelity evaluation.
+//! - [`roofline`]: the measured roofs of a device (memory-bandwidth probe) and a llama
+//!   model's bytes and FLOPs per token, for MBU and prefill MFU.
 //! - [`loader`]: resolving and loading models from disk with their [`effbench_harness::ModelInfo`].
 //! - [`tokenizer`]: tokenizers rebuilt from GGUF metadata (SmolLM2's `smollm` pre-tokenizer
 //!   included).
@@ -34,6 +36,7 @@ pub mod llama;
 pub mod loader;
 pub mod openai_http;
 pub mod process;
+pub mod roofline;
 pub mod serve;
 pub mod tokenizer;
 pub mod train;

@@ -15,7 +15,8 @@
 //!   power) and what is derived from it (energy per token, carbon, cost).
 //! - [`serving`]: load tests against servers (arrival schedules, request records, goodput,
 //!   streamed histograms, server search).
-//! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint.
+//! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint;
+//!   [`roofline`] places inference runs under the measured bandwidth and FLOP/s roofs (MBU).
 //! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
 //!   worker process (timeouts, bounded lines, stderr tail, always reaped).
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
@@ -45,6 +46,7 @@ pub mod metric;
 pub mod progress;
 pub mod protocol;
 pub mod result;
+pub mod roofline;
 pub mod runner;
 pub mod schema;
 pub mod serving;

@@ -5,7 +5,8 @@
 //! - [`Llama`]: the model. Build it from a `candle_nn::VarBuilder`
 //!   ([`Llama::from_varbuilder`]: safetensors for inference, `VarBuilder::from_varmap` for
 //!   training — the dense path is differentiable) or from a GGUF file ([`Llama::from_gguf`]:
-//!   quantized `QMatMul` weights).
+//!   quantized weights on effbench's repacked CPU kernels, [`qmm`], or candle's `QMatMul`,
+//!   chosen by [`QuantKernels`]).
 //! - [`Llama::forward`] returns logits for the last position ([`Logits::Last`], decode) or
 //!   for all positions ([`Logits::All`], perplexity / fidelity / training), with or without a
 //!   resettable KV [`Cache`] (any batch size); [`Llama::decode_step`] advances several
@@ -22,9 +23,10 @@
 mod batched;
 mod config;
 mod gguf;
+mod kernels;
 mod layers;
 mod model;
-mod q4_1;
+pub mod qmm;
 
 pub use config::{LlamaConfig, RopeLayout};
 pub use gguf::{
@@ -33,7 +35,8 @@ pub use gguf::{
 };
 pub use layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
 pub use model::{argmax_rows, Attention, Block, Cache, Llama, Logits, Mlp, INIT_STD};
-pub use q4_1::Q41Matrix;
+pub use kernels::{kernel_report, QuantKernels, QMATMUL_ENV};
+pub use qmm::QMatrix;
 
 #[cfg(test)]
 mod tests;

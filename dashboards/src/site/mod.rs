@@ -12,6 +12,7 @@
 mod axis;
 mod data;
 mod model;
+mod roofline;
 mod run_page;
 pub mod svg;
 pub mod views;
