@@ -8,13 +8,13 @@
 use crate::compress::{self, ModelChoice, Variant};
 use crate::llama::{argmax_rows, Cache, Llama, Logits};
 use crate::loader;
+use crate::train::flops::peak_flops;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use effbench_harness::analysis::config::RunAnalysis;
 use effbench_harness::axes::AxisValue;
 use effbench_harness::backend::{Emission, GenerationTrace, IterationCtx, Sample, Work};
 use effbench_harness::backend::{Extras, ModelFormat};
-use crate::train::flops::peak_flops;
 use effbench_harness::env::{PeakBandwidth, PeakFlops};
 use effbench_harness::{interrupt, Backend, Capabilities, ModelInfo, RunSpec};
 use effbench_harness::{Scenario, Session};

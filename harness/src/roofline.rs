@@ -78,7 +78,11 @@ pub fn derive(
     let mut out = Vec::new();
     if let Some(tpot) = tpot_ms.filter(|t| *t > 0.0 && shape.gen_len > 1) {
         let bw = work.decode_bytes_per_step(shape) / (tpot / 1e3);
-        out.push(Metric::scalar(MetricId::DecodeBandwidth, bw / 1e9, SOURCE_BW));
+        out.push(Metric::scalar(
+            MetricId::DecodeBandwidth,
+            bw / 1e9,
+            SOURCE_BW,
+        ));
         if let Some(p) = bandwidth.filter(|p| p.bytes_per_s > 0.0) {
             out.push(Metric::scalar(
                 MetricId::Mbu,

@@ -97,11 +97,8 @@ pub fn requantize_gguf(src: &Path, dst: &Path, mix: Mix) -> Result<BTreeMap<Stri
         .and_then(|v| v.to_u32().ok())
         .context("GGUF has no llama.block_count")? as usize;
     let tied = !ct.tensor_infos.contains_key("output.weight");
-    let mut names: Vec<(&String, u64)> = ct
-        .tensor_infos
-        .iter()
-        .map(|(n, i)| (n, i.offset))
-        .collect();
+    let mut names: Vec<(&String, u64)> =
+        ct.tensor_infos.iter().map(|(n, i)| (n, i.offset)).collect();
     names.sort_by_key(|(_, off)| *off);
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -160,16 +157,43 @@ mod tests {
         let more: Vec<usize> = (0..30).filter(|&i| use_more_bits(i, 30)).collect();
         assert_eq!(more, [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]);
         let m = Mix::Q4KM;
-        assert_eq!(m.type_for("blk.5.ffn_down.weight", 1536, 30, true), GgmlDType::Q6K);
-        assert_eq!(m.type_for("blk.6.ffn_down.weight", 1536, 30, true), GgmlDType::Q4K);
-        assert_eq!(m.type_for("blk.5.attn_v.weight", 576, 30, true), GgmlDType::Q8_0);
-        assert_eq!(m.type_for("blk.6.attn_v.weight", 576, 30, true), GgmlDType::Q5_0);
-        assert_eq!(m.type_for("blk.6.ffn_up.weight", 576, 30, true), GgmlDType::Q5_0);
-        assert_eq!(m.type_for("blk.6.ffn_up.weight", 512, 30, true), GgmlDType::Q4K);
-        assert_eq!(m.type_for("token_embd.weight", 576, 30, true), GgmlDType::Q8_0);
-        assert_eq!(m.type_for("token_embd.weight", 512, 30, false), GgmlDType::Q4K);
+        assert_eq!(
+            m.type_for("blk.5.ffn_down.weight", 1536, 30, true),
+            GgmlDType::Q6K
+        );
+        assert_eq!(
+            m.type_for("blk.6.ffn_down.weight", 1536, 30, true),
+            GgmlDType::Q4K
+        );
+        assert_eq!(
+            m.type_for("blk.5.attn_v.weight", 576, 30, true),
+            GgmlDType::Q8_0
+        );
+        assert_eq!(
+            m.type_for("blk.6.attn_v.weight", 576, 30, true),
+            GgmlDType::Q5_0
+        );
+        assert_eq!(
+            m.type_for("blk.6.ffn_up.weight", 576, 30, true),
+            GgmlDType::Q5_0
+        );
+        assert_eq!(
+            m.type_for("blk.6.ffn_up.weight", 512, 30, true),
+            GgmlDType::Q4K
+        );
+        assert_eq!(
+            m.type_for("token_embd.weight", 576, 30, true),
+            GgmlDType::Q8_0
+        );
+        assert_eq!(
+            m.type_for("token_embd.weight", 512, 30, false),
+            GgmlDType::Q4K
+        );
         assert_eq!(m.type_for("output.weight", 512, 30, false), GgmlDType::Q6K);
-        assert_eq!(Mix::Q8_0.type_for("blk.0.attn_q.weight", 576, 30, true), GgmlDType::Q8_0);
+        assert_eq!(
+            Mix::Q8_0.type_for("blk.0.attn_q.weight", 576, 30, true),
+            GgmlDType::Q8_0
+        );
         assert!(Mix::parse("q4_k_s").is_err());
     }
 }

@@ -12,9 +12,9 @@
 //! rope gives the same logits as the HF weights with half-split rope.
 
 use super::config::{LlamaConfig, RopeLayout};
+use super::kernels::QuantKernels;
 use super::layers::{RmsNorm, Rope};
 use super::model::{Attention, Block, Llama, Mlp};
-use super::kernels::QuantKernels;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};

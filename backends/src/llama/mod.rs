@@ -33,9 +33,9 @@ pub use gguf::{
     gguf_tensor_name, gguf_weight_dtype, permute_qk_to_half_split, permute_qk_to_interleaved,
     write_gguf, write_gguf_with,
 };
+pub use kernels::{kernel_report, QuantKernels, QMATMUL_ENV};
 pub use layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
 pub use model::{argmax_rows, Attention, Block, Cache, Llama, Logits, Mlp, INIT_STD};
-pub use kernels::{kernel_report, QuantKernels, QMATMUL_ENV};
 pub use qmm::QMatrix;
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ pub fn placed(r: &RunResult) -> Vec<Placed> {
         return Vec::new();
     };
     let p = |k: &str| r.config.params.get(k).and_then(|v| v.as_f64());
-    let (Some(batch), Some(prompt_len), Some(gen_len)) = (p("batch"), p("prompt_len"), p("gen_len"))
+    let (Some(batch), Some(prompt_len), Some(gen_len)) =
+        (p("batch"), p("prompt_len"), p("gen_len"))
     else {
         return Vec::new();
     };
@@ -75,7 +76,9 @@ pub fn chart(r: &RunResult) -> Option<String> {
     if let (Some(bw), Some(peak)) = (bw, peak) {
         xv.push(peak / bw); // the ridge point
     }
-    let (lo, hi) = xv.iter().fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = xv
+        .iter()
+        .fold((f64::INFINITY, 0f64), |(a, b), &v| (a.min(v), b.max(v)));
     let (x0, x1) = (lo / 4.0, hi * 4.0);
     yv.extend(peak);
     yv.extend(bw.map(|b| b * x0));

@@ -165,13 +165,24 @@ fn env_rows(r: &RunResult) -> Vec<(String, String)> {
     if let Some(p) = &e.peak_flops {
         v.push((
             "matmul probe".into(),
-            format!("{} FLOP/s on {} ({}): {}", format::sig3(p.flops_per_s), p.device, p.dtype, p.method),
+            format!(
+                "{} FLOP/s on {} ({}): {}",
+                format::sig3(p.flops_per_s),
+                p.device,
+                p.dtype,
+                p.method
+            ),
         ));
     }
     if let Some(p) = &e.peak_bandwidth {
         v.push((
             "bandwidth probe".into(),
-            format!("{} GB/s on {}: {}", format::sig3(p.bytes_per_s / 1e9), p.device, p.method),
+            format!(
+                "{} GB/s on {}: {}",
+                format::sig3(p.bytes_per_s / 1e9),
+                p.device,
+                p.method
+            ),
         ));
     }
     for g in &e.gpus {
@@ -249,7 +260,10 @@ fn charts(r: &RunResult) -> Vec<Chart> {
 fn roofline_chart(r: &RunResult) -> Option<Chart> {
     let svg = super::roofline::chart(r)?;
     let mut note = Vec::new();
-    for (id, label) in [(MetricId::Mbu, "MBU"), (MetricId::PrefillMfu, "prefill MFU")] {
+    for (id, label) in [
+        (MetricId::Mbu, "MBU"),
+        (MetricId::PrefillMfu, "prefill MFU"),
+    ] {
         if let Some(m) = r.metric(id) {
             note.push(format!("{label} {} %", format::sig3(m.value)));
         }

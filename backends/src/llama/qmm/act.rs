@@ -10,6 +10,7 @@ pub const QK: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C, align(16))]
 pub struct XBlock {
+    /// Codes.
     pub qs: [i8; QK],
     /// Scale.
     pub d: f32,

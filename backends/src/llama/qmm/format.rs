@@ -14,11 +14,17 @@ use half::f16;
 /// A weight format with a fast kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
+    /// 4-bit codes, one f16 scale per 32 values, offset 8.
     Q4_0,
+    /// 4-bit codes, f16 scale and minimum per 32 values.
     Q4_1,
+    /// 5-bit codes, one f16 scale per 32 values, offset 16 (Q4_K_M's fallback).
     Q5_0,
+    /// Signed 8-bit codes, one f16 scale per 32 values.
     Q8_0,
+    /// k-quant: 4-bit codes in 256-value super-blocks, 6-bit sub-block scales and minimums.
     Q4K,
+    /// k-quant: 6-bit codes in 256-value super-blocks, 8-bit scales per 16 values.
     Q6K,
 }
 
@@ -31,8 +37,9 @@ pub struct UBlock {
     pub d: [f32; 2],
     /// Added to every value (Q4_1 minimum, minus the Q4_K sub-block minimum).
     pub m: f32,
-    /// Raw f16 bits of `d` and `m` for formats that store f16 scales (kept bit-exact).
+    /// Raw f16 bits of `d` for formats that store f16 scales (kept bit-exact).
     pub d16: u16,
+    /// Raw f16 bits of `m` (Q4_1).
     pub m16: u16,
 }
 

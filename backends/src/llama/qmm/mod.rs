@@ -163,7 +163,8 @@ impl QMatrix {
                 }
             }
             for b in 0..nb {
-                let blocks: [Option<&format::UBlock>; ROWS] = std::array::from_fn(|j| rows[j].get(b));
+                let blocks: [Option<&format::UBlock>; ROWS] =
+                    std::array::from_fn(|j| rows[j].get(b));
                 let at = (g * nb + b) * tile;
                 pack::write_tile(fmt, &blocks, &mut bytes[at..at + tile]);
             }

@@ -153,7 +153,14 @@ pub fn read_tile(fmt: Format, t: &[u8], r: usize) -> UBlock {
         }
     } else {
         let d = f32_at(l.d + 4 * r);
-        u.d = [d, if fmt.halves() { f32_at(l.d2 + 4 * r) } else { d }];
+        u.d = [
+            d,
+            if fmt.halves() {
+                f32_at(l.d2 + 4 * r)
+            } else {
+                d
+            },
+        ];
         if fmt.has_min() {
             u.m = f32_at(l.m + 4 * r);
         }

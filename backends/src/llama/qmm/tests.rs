@@ -9,7 +9,9 @@ use candle_core::Device;
 
 /// Deterministic values in about [-1, 1) with some larger outliers.
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|i| {
             s = s
@@ -47,6 +49,11 @@ fn widths(fmt: Format) -> [usize; 3] {
 
 fn isas() -> Vec<Isa> {
     let (run, skip): (Vec<Isa>, Vec<Isa>) = Isa::ALL.into_iter().partition(|i| i.supported());
+    let names: Vec<&str> = run.iter().map(|i| i.name()).collect();
+    eprintln!(
+        "qmm: kernel families tested on this CPU: {}",
+        names.join(", ")
+    );
     if !skip.is_empty() {
         let names: Vec<&str> = skip.iter().map(|i| i.name()).collect();
         eprintln!(
