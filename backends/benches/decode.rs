@@ -1,10 +1,12 @@
-//! Decode-loop overhead of the `candle` backend's session against a bare candle loop on the
-//! same model (the seeded default weights, f32, batch 1, 32 prompt + 32 generated tokens): the
-//! session adds per-token timestamps, interrupt polling and trace bookkeeping, which should
-//! cost well under 1 % of tokens/s.
+//! Decode-loop overhead of the `candle` backend's session against a bare loop on the same
+//! model, batch 1, 32 prompt + 32 generated tokens: the session adds per-token timestamps,
+//! interrupt polling and trace bookkeeping, which should cost well under 1 % of tokens/s.
+//! Two models: the seeded default weights (f32) and, when `EFFBENCH_SMOLLM2_GGUF` names the
+//! file, the real SmolLM2-135M-Instruct Q4_1 GGUF (effbench's quantized kernels).
 //!
 //! ```sh
-//! cargo bench -p effbench-backends --bench decode
+//! EFFBENCH_SMOLLM2_GGUF=path/to/SmolLM2-135M-Instruct.Q4_1.gguf \
+//!     cargo bench -p effbench-backends --bench decode
 //! ```
 
 use candle_core::{DType, Device, Tensor};
@@ -40,22 +42,11 @@ fn spec(model: &str) -> RunSpec {
     }
 }
 
-fn decode(c: &mut Criterion) {
-    let tmp = tempfile::tempdir().expect("temporary directory");
-    let dir = effbench_backends::default_model::ensure_seeded_model_in(tmp.path())
-        .expect("seeded default model");
-    let sp = spec(&dir.display().to_string());
-
-    let mut group = c.benchmark_group("decode_default_f32_b1_p32_g32");
+/// Bare loop and session iteration on the model `sp` names, in one criterion group.
+fn compare(c: &mut Criterion, group: &str, sp: &RunSpec, loaded: loader::LoadedModel) {
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(GEN as u64));
-
     // The bare loop: the same model, prompts and greedy decode, nothing else.
-    let loaded = loader::load_hf(
-        &dir,
-        DType::F32,
-        &loader::candle_device(sp.device().unwrap()).unwrap(),
-    )
-    .expect("load");
     let ids = synthetic_prompts(
         SEED,
         PROMPT,
@@ -79,8 +70,9 @@ fn decode(c: &mut Criterion) {
             }
         })
     });
+    drop(model);
 
-    let mut session = CandleBackend.load(&sp).expect("session");
+    let mut session = CandleBackend.load(sp).expect("session");
     let ctx = IterationCtx {
         index: 0,
         warmup: false,
@@ -89,6 +81,30 @@ fn decode(c: &mut Criterion) {
         b.iter(|| session.iteration(ctx).unwrap())
     });
     group.finish();
+}
+
+fn decode(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = effbench_backends::default_model::ensure_seeded_model_in(tmp.path())
+        .expect("seeded default model");
+    let sp = spec(&dir.display().to_string());
+    let device = loader::candle_device(sp.device().unwrap()).unwrap();
+    let loaded = loader::load_hf(&dir, DType::F32, &device).expect("load");
+    compare(c, "decode_default_f32_b1_p32_g32", &sp, loaded);
+
+    match std::env::var_os("EFFBENCH_SMOLLM2_GGUF").filter(|p| !p.is_empty()) {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            let loaded = loader::load_gguf(&path, &device).expect("load SmolLM2");
+            compare(
+                c,
+                "decode_smollm2_q4_1_b1_p32_g32",
+                &spec(&path.display().to_string()),
+                loaded,
+            );
+        }
+        None => eprintln!("SmolLM2 group skipped: EFFBENCH_SMOLLM2_GGUF is not set"),
+    }
 }
 
 criterion_group!(benches, decode);

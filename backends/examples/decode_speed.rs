@@ -7,12 +7,12 @@
 //!     path/to/SmolLM2-135M-Instruct.Q4_1.gguf [tokens] [runs] [--candle-qmatmul]
 //! ```
 //!
-//! `--candle-qmatmul` swaps our Q4_1 kernel for candle's own `QMatMul` (the baseline).
+//! `--candle-qmatmul` swaps effbench's quantized kernels for candle's own `QMatMul` (the
+//! baseline; `EFFBENCH_QMATMUL=candle` does the same for `effbench run`).
 
 use anyhow::{Context, Result};
-use candle_core::quantized::QMatMul;
 use candle_core::{Device, Tensor};
-use effbench_backends::llama::{argmax_rows, Linear, Logits};
+use effbench_backends::llama::{argmax_rows, Logits, QuantKernels};
 use effbench_backends::{loader, tokenizer};
 use std::time::Instant;
 
@@ -39,35 +39,20 @@ fn main() -> Result<()> {
     let runs: usize = args.get(3).map_or(Ok(5), |s| s.parse())?;
     loader::pin_cpu_threads();
     let t = Instant::now();
-    let mut loaded = loader::load_gguf(path.as_ref(), &Device::Cpu)?;
-    let (ct, mut file) = loader::read_gguf_header(path.as_ref())?;
-    if baseline {
-        // Re-read every matrix as candle's QMatMul instead of our repacked Q4_1 kernel.
-        for (i, b) in loaded.model.blocks.iter_mut().enumerate() {
-            let mut q = |name: &str| -> Result<Linear> {
-                let t = ct.tensor(&mut file, &format!("blk.{i}.{name}.weight"), &Device::Cpu)?;
-                Ok(Linear::Quantized(QMatMul::from_qtensor(t)?))
-            };
-            b.attn.q = q("attn_q")?;
-            b.attn.k = q("attn_k")?;
-            b.attn.v = q("attn_v")?;
-            b.attn.o = q("attn_output")?;
-            b.mlp.gate = q("ffn_gate")?;
-            b.mlp.up = q("ffn_up")?;
-            b.mlp.down = q("ffn_down")?;
-        }
-    }
+    let kernels = if baseline {
+        QuantKernels::Candle
+    } else {
+        QuantKernels::Effbench
+    };
+    let loaded = loader::load_gguf_with(path.as_ref(), &Device::Cpu, kernels)?;
+    let (ct, _) = loader::read_gguf_header(path.as_ref())?;
     println!(
         "loaded {} ({}) in {:.2} s; threads {}; matmul: {}",
         loaded.info.name,
         loaded.info.dtype,
         t.elapsed().as_secs_f64(),
         candle_core::utils::get_num_threads(),
-        if baseline {
-            "candle QMatMul"
-        } else {
-            "effbench"
-        }
+        loaded.info.details["matmul_kernels"]["kernels"]
     );
     let tok = tokenizer::tokenizer_from_gguf(&ct)?;
     let prompt = tok

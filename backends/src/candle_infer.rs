@@ -7,6 +7,7 @@
 
 use crate::compress::{self, ModelChoice, Variant};
 use crate::llama::{argmax_rows, Cache, Llama, Logits};
+use crate::train::flops::peak_flops;
 use crate::{loader, memory};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
@@ -14,6 +15,7 @@ use effbench_harness::analysis::config::RunAnalysis;
 use effbench_harness::axes::AxisValue;
 use effbench_harness::backend::{Emission, GenerationTrace, IterationCtx, Sample, Work};
 use effbench_harness::backend::{Extras, ModelFormat};
+use effbench_harness::env::{PeakBandwidth, PeakFlops};
 use effbench_harness::{interrupt, Backend, Capabilities, ModelInfo, RunSpec};
 use effbench_harness::{Scenario, Session};
 use rand::{Rng, SeedableRng};
@@ -118,12 +120,18 @@ impl Backend for CandleBackend {
         );
         info.details
             .insert("memory_estimate".into(), serde_json::to_value(estimate)?);
+        info.roofline = Some(crate::roofline::model_work(
+            &loaded.model,
+            loaded.model.dtype,
+        ));
         Ok(Box::new(CandleSession {
             cache: loaded.model.new_cache(prompt_len + gen_len),
             model: loaded.model,
             info,
             prompts,
             gen_len,
+            device_label: spec.device()?.to_string(),
+            roofs: Roofs::default(),
             quality: spec.analysis.clone().map(|a| QualityJob {
                 analysis: a,
                 choice,
@@ -195,8 +203,19 @@ pub struct CandleSession {
     /// `(batch, prompt_len)` u32 ids, the same every iteration.
     prompts: Tensor,
     gen_len: usize,
+    /// `cpu` or `cuda:N`, as results name the device.
+    device_label: String,
+    /// The device's measured roofs (after the window).
+    roofs: Roofs,
     /// Compression/quality/fidelity work for after the window (suites with `[analysis]`).
     quality: Option<QualityJob>,
+}
+
+/// Bandwidth and matmul probes of the run's device, the denominators of MBU and prefill MFU.
+#[derive(Default)]
+struct Roofs {
+    bandwidth: Option<PeakBandwidth>,
+    flops: Option<PeakFlops>,
 }
 
 /// What `finish` needs to measure compression, quality and fidelity.
@@ -268,16 +287,37 @@ impl Session for CandleSession {
     }
 
     fn finish(&mut self) -> Result<Extras> {
-        let Some(q) = &self.quality else {
-            return Ok(Extras::default());
+        // The probes run after the window (memoised per process), so they never disturb it.
+        let device = self.model.device.clone();
+        let mut notes = Vec::new();
+        match crate::roofline::peak_bandwidth(&device, &self.device_label) {
+            Ok(p) => self.roofs.bandwidth = Some(p),
+            Err(e) => notes.push(format!("no bandwidth probe, so no MBU: {e:#}")),
+        }
+        match peak_flops(&device, self.model.dtype, &self.device_label) {
+            Ok(p) => self.roofs.flops = Some(p),
+            Err(e) => notes.push(format!("no matmul probe, so no prefill MFU: {e:#}")),
+        }
+        let mut extras = match &self.quality {
+            None => Extras::default(),
+            Some(q) => compress::extras::run_extras(
+                &q.choice,
+                q.variant.as_ref(),
+                &self.model,
+                &self.info,
+                &q.analysis,
+                &q.device,
+            )?,
         };
-        compress::extras::run_extras(
-            &q.choice,
-            q.variant.as_ref(),
-            &self.model,
-            &self.info,
-            &q.analysis,
-            &q.device,
-        )
+        extras.notes.extend(notes);
+        Ok(extras)
+    }
+
+    fn peak_flops(&self) -> Option<PeakFlops> {
+        self.roofs.flops.clone()
+    }
+
+    fn peak_bandwidth(&self) -> Option<PeakBandwidth> {
+        self.roofs.bandwidth.clone()
     }
 }

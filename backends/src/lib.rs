@@ -21,6 +21,8 @@
 //!   last-position logits, resettable KV cache, GGUF export with the q/k permutation.
 //! - [`compress`]: quantized and pruned variants made on demand from the `quant`, `sparsity`
 //!   and `prune` axes (cached by content hash), and quality/fidelity evaluation.
+//! - [`roofline`]: the measured roofs of a device (memory-bandwidth probe) and a llama
+//!   model's bytes and FLOPs per token, for MBU and prefill MFU.
 //! - [`loader`]: resolving and loading models from disk with their [`effbench_harness::ModelInfo`].
 //! - [`preset`]: `model = "preset:<name>"`, published architectures (Llama 3.x, Qwen2.5,
 //!   Mistral, SmolLM2) with seeded random weights made at load time in the run's dtype.
@@ -46,6 +48,7 @@ pub mod openai_http;
 pub mod preset;
 pub mod process;
 pub mod retrieval;
+pub mod roofline;
 pub mod serve;
 pub mod tokenizer;
 pub mod train;

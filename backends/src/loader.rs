@@ -5,7 +5,7 @@
 //! memory estimate). Every error names the file it concerns.
 
 use crate::default_model;
-use crate::llama::{gguf_weight_dtype, Llama, LlamaConfig};
+use crate::llama::{gguf_weight_dtype, kernel_report, Llama, LlamaConfig, QuantKernels};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device};
@@ -199,6 +199,7 @@ pub fn load_hf(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedModel>
         path: Some(dir.display().to_string()),
         sha256: Some(sha256_files(&files)?),
         details,
+        roofline: None,
     };
     Ok(LoadedModel {
         model,
@@ -207,12 +208,20 @@ pub fn load_hf(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedModel>
     })
 }
 
-/// Loads a GGUF file (weights stay quantized; activations f32).
+/// Loads a GGUF file (weights stay quantized; activations f32) with the matmul kernels
+/// `EFFBENCH_QMATMUL` selects (effbench's by default).
 pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
+    load_gguf_with(path, device, QuantKernels::from_env()?)
+}
+
+/// [`load_gguf`] with the quantized matrices on the given kernels; the result's details
+/// record which kernel ran each kind of matrix and which tensors fell back to candle.
+pub fn load_gguf_with(path: &Path, device: &Device, kernels: QuantKernels) -> Result<LoadedModel> {
     let (ct, mut file) = read_gguf_header(path)?;
-    let model = Llama::from_gguf(&ct, &mut file, device)
+    let model = Llama::from_gguf_with(&ct, &mut file, device, kernels)
         .with_context(|| format!("GGUF file '{}'", path.display()))?;
     let mut details = arch_details(&model.config);
+    details.insert("matmul_kernels".into(), kernel_report(&model, kernels));
     details.insert("rope_layout".into(), json!("interleaved"));
     details.insert("compute_dtype".into(), json!("f32"));
     for key in ["general.name", "tokenizer.ggml.model", "tokenizer.ggml.pre"] {
@@ -233,6 +242,7 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
         path: Some(path.display().to_string()),
         sha256: Some(sha256_files(&[path.to_path_buf()])?),
         details,
+        roofline: None,
     };
     Ok(LoadedModel {
         model,

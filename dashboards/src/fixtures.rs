@@ -123,6 +123,7 @@ fn machine(b: bool) -> Environment {
         .into(),
         scheduler: None,
         peak_flops: None,
+        peak_bandwidth: None,
     }
 }
 
@@ -248,6 +249,7 @@ pub fn synthetic_results(suite: &str, n: usize, seed: u64) -> Vec<RunResult> {
                 path: None,
                 sha256: None,
                 details: BTreeMap::new(),
+                roofline: None,
             }),
             metrics,
             series,

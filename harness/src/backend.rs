@@ -3,7 +3,7 @@
 //! in its registry.
 
 use crate::axes::AxisValue;
-use crate::env::PeakFlops;
+use crate::env::{PeakBandwidth, PeakFlops};
 use crate::matrix::RunSpec;
 use crate::metric::{Metric, MetricId};
 use crate::result::Series;
@@ -163,6 +163,10 @@ pub struct ModelInfo {
     /// Architecture details (layers, hidden size, vocabulary, context ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, serde_json::Value>,
+    /// The model's work per token as the backend runs it (bytes read, FLOPs), from which
+    /// the runner derives the roofline metrics (MBU, prefill MFU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<crate::roofline::ModelWork>,
 }
 
 /// One output emission of a generation: `tokens` new tokens per sequence at `t_ns`.
@@ -296,6 +300,11 @@ pub trait Session {
     /// Peak FLOP/s of the device and dtype this session computes in, measured by a probe
     /// (the denominator of MFU); the runner records it in the result's environment.
     fn peak_flops(&self) -> Option<PeakFlops> {
+        None
+    }
+    /// Memory bandwidth of the device this session runs on, measured by a probe (the
+    /// denominator of MBU); the runner records it in the result's environment.
+    fn peak_bandwidth(&self) -> Option<PeakBandwidth> {
         None
     }
 }

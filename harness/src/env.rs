@@ -46,6 +46,10 @@ pub struct Environment {
     /// computes MFU (training runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_flops: Option<PeakFlops>,
+    /// Measured memory bandwidth of the run's device (streaming-read probe), when the run
+    /// computes MBU (inference runs whose backend reports the model's work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_bandwidth: Option<PeakBandwidth>,
 }
 
 /// The highest matmul throughput measured on a device in one dtype: the denominator of MFU.
@@ -63,6 +67,21 @@ pub struct PeakFlops {
     /// Threads the CPU kernels used (0 on a GPU).
     pub threads: usize,
     /// How it was measured: sizes, repetitions, library.
+    pub method: String,
+}
+
+/// The highest memory read bandwidth measured on a device: the denominator of MBU. Measured
+/// (a streaming read of a buffer larger than the caches), never taken from a spec sheet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeakBandwidth {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Best bytes per second seen.
+    pub bytes_per_s: f64,
+    /// Threads that read (0 on a GPU).
+    pub threads: usize,
+    /// How it was measured: buffer size, passes, threads.
     pub method: String,
 }
 
@@ -106,6 +125,7 @@ impl Environment {
             nvml,
             scheduler: crate::cluster::SchedulerInfo::detect(),
             peak_flops: None,
+            peak_bandwidth: None,
         }
     }
 

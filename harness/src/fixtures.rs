@@ -32,6 +32,7 @@ pub fn environment(cpu: &str, commit: &str) -> Environment {
         nvml: "synthetic".into(),
         scheduler: None,
         peak_flops: None,
+        peak_bandwidth: None,
     }
 }
 

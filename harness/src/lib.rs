@@ -20,6 +20,7 @@
 //! - [`interrupt`]: Ctrl-C, SIGTERM and SIGHUP (stop, save, exit 128 + signal); [`guard`]:
 //!   child processes that never outlive effbench; [`limits`]: the caps and range checks on
 //!   every number from outside.
+//! - [`roofline`] places inference runs under the measured bandwidth and FLOP/s roofs (MBU).
 //! - [`protocol`] is protocol v1 of external backends (JSON lines); [`worker`] runs one
 //!   worker process (timeouts, bounded lines, stderr tail, always reaped).
 //! - [`cluster`] fans a suite out over a cluster: shards, merge, Slurm and Kubernetes jobs.
@@ -58,6 +59,7 @@ pub mod progress;
 pub mod protocol;
 pub mod result;
 pub mod retrieval;
+pub mod roofline;
 pub mod runner;
 pub mod schema;
 pub mod secrets;

@@ -208,6 +208,15 @@ metric_table! {
         "analytic FLOPs of the measured steps / their step time"),
     Mfu => ("mfu", "%", Higher,
         "model FLOPs utilisation: achieved_flops / the device peak measured by the matmul probe (env.peak_flops)"),
+    // --- roofline of inference runs (harness/src/roofline.rs) ---
+    DecodeBandwidth => ("decode_bandwidth", "GB/s", Higher,
+        "bytes one decode step must read (weights once + every sequence's KV cache, averaged over the generated positions) / TPOT"),
+    Mbu => ("mbu", "%", Higher,
+        "model bandwidth utilisation: decode_bandwidth / the memory bandwidth measured by the streaming-read probe (env.peak_bandwidth)"),
+    PrefillAchievedFlops => ("prefill_achieved_flops", "FLOP/s", Higher,
+        "analytic forward FLOPs of the prompts (blocks and attention per position, output head once per sequence) / TTFT"),
+    PrefillMfu => ("prefill_mfu", "%", Higher,
+        "prefill_achieved_flops / the device peak measured by the matmul probe (env.peak_flops)"),
     // --- model size and compression (design.md §3) ---
     ModelBytes => ("model_bytes", "bytes", Lower,
         "bytes of the weight file(s) as stored on disk"),

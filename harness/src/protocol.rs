@@ -376,6 +376,10 @@ pub struct LoadedModel {
     pub file_bytes: Option<u64>,
     #[serde(default)]
     pub details: Map<String, Value>,
+    /// The model's work per token (bytes read per decode step, KV bytes per position,
+    /// FLOPs), from which effbench derives MBU and prefill MFU; optional.
+    #[serde(default)]
+    pub roofline: Option<crate::roofline::ModelWork>,
 }
 
 /// Allocator statistics a worker may add to `run`/`train` replies (bytes, peaks since the

@@ -257,6 +257,7 @@ pub fn run_spec_with(
             .push(format!("after the run stopped: {}", error_line(&e))),
     }
     result.env.peak_flops = session.peak_flops();
+    result.env.peak_bandwidth = session.peak_bandwidth();
     if !is_window {
         result.iterations = gathered.iteration_ms.len() as u64;
     }
@@ -267,6 +268,7 @@ pub fn run_spec_with(
         spec.seed,
         spec.scenario,
     ));
+    result.metrics.extend(roofline_metrics(spec, &result));
     let derived = meters::derived::derive(&Inputs {
         metrics: &result.metrics,
         window_s: gathered.measured_s,
@@ -581,6 +583,36 @@ fn requests_metric(scenario: Scenario) -> MetricId {
         Scenario::Retrieval => MetricId::QueryThroughput,
         _ => MetricId::RequestThroughput,
     }
+}
+
+/// MBU and prefill MFU of an inference run whose backend reported its model's work.
+fn roofline_metrics(spec: &RunSpec, r: &RunResult) -> Vec<Metric> {
+    let Some(work) = r.model.as_ref().and_then(|m| m.roofline.as_ref()) else {
+        return Vec::new();
+    };
+    let (Ok(batch), Ok(prompt_len), Ok(gen_len)) = (
+        spec.usize_param("batch"),
+        spec.usize_param("prompt_len"),
+        spec.usize_param("gen_len"),
+    ) else {
+        return Vec::new();
+    };
+    if spec.scenario != Scenario::Inference {
+        return Vec::new();
+    }
+    let mean = |id: MetricId| r.metric(id).map(|m| m.value);
+    crate::roofline::derive(
+        work,
+        crate::roofline::Shape {
+            batch,
+            prompt_len,
+            gen_len,
+        },
+        mean(MetricId::Ttft),
+        mean(MetricId::Tpot),
+        r.env.peak_bandwidth.as_ref(),
+        r.env.peak_flops.as_ref(),
+    )
 }
 
 /// Metrics in table order, so results read the same whatever produced them.

@@ -10,6 +10,8 @@
 //!
 //! - [`prune`]: magnitude (per layer, global) and 2:4 pruning;
 //! - [`quantize`]: GGUF quantization with llama.cpp's block-size fallbacks;
+//! - [`requant`]: a GGUF re-quantized to another type mix (Q8_0, llama.cpp's Q4_K_M rules),
+//!   the speed fixtures of scripts/vs-llamacpp.sh;
 //! - [`quality`]: perplexity and fidelity (top-1 agreement, KL) on held-out text;
 //! - [`extras`]: the metrics a session adds after its window.
 
@@ -17,6 +19,7 @@ pub mod extras;
 pub mod prune;
 pub mod quality;
 pub mod quantize;
+pub mod requant;
 
 use crate::default_model::{models_dir, publish_dir};
 use crate::llama::{gguf_tensor_name, LlamaConfig};

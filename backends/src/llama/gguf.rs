@@ -12,15 +12,14 @@
 //! rope gives the same logits as the HF weights with half-split rope.
 
 use super::config::{LlamaConfig, RopeLayout};
-use super::layers::{Embedding, Linear, RmsNorm, Rope};
+use super::kernels::QuantKernels;
+use super::layers::{RmsNorm, Rope};
 use super::model::{Attention, Block, Llama, Mlp};
-use super::q4_1::Q41Matrix;
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
-use std::sync::Arc;
 
 /// HF rows → llama.cpp rows for a q (`heads` = attention heads) or k (`heads` = kv heads)
 /// projection weight `(heads * d, in)`.
@@ -158,12 +157,23 @@ pub fn write_gguf_with<W: Write + Seek>(
 
 impl Llama {
     /// Loads a llama GGUF (metadata already read into `ct`) onto `device`. Matrices stay
-    /// quantized (`QMatMul`); the embedding is dequantized row by row on lookup; activations
-    /// are f32 and rope is interleaved.
+    /// quantized (effbench's repacked kernels where the format has one, else candle's
+    /// `QMatMul`); the embedding is dequantized row by row on lookup; activations are f32 and
+    /// rope is interleaved.
     pub fn from_gguf<R: Read + Seek>(
         ct: &gguf_file::Content,
         reader: &mut R,
         device: &Device,
+    ) -> Result<Llama> {
+        Llama::from_gguf_with(ct, reader, device, QuantKernels::default())
+    }
+
+    /// [`Llama::from_gguf`] with the quantized matrices on the chosen kernels.
+    pub fn from_gguf_with<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+        kernels: QuantKernels,
     ) -> Result<Llama> {
         let config = LlamaConfig::from_gguf(ct)?;
         let c = &config;
@@ -182,20 +192,17 @@ impl Llama {
             ct.tensor(reader, name, device)
                 .with_context(|| format!("reading GGUF tensor '{name}'"))
         };
-        // Q4_1 matrices go to our faster CPU kernel, everything else to candle's QMatMul.
-        let lin = |q: QTensor| -> Result<Linear> {
-            Ok(match Q41Matrix::from_qtensor(&q)? {
-                Some(m) => Linear::Q41(Arc::new(m)),
-                None => Linear::Quantized(QMatMul::from_qtensor(q)?),
-            })
-        };
+        let lin = |q: QTensor| kernels.linear(q);
         let norm = |q: QTensor| -> Result<RmsNorm> {
             Ok(RmsNorm {
                 weight: q.dequantize(device)?.to_dtype(DType::F32)?,
                 eps: c.rms_norm_eps,
             })
         };
-        let embed = Arc::new(get("token_embd.weight", &[c.vocab_size, h])?);
+        let (embed, tied_head) = kernels.embedding(
+            get("token_embd.weight", &[c.vocab_size, h])?,
+            c.tie_word_embeddings,
+        )?;
         let (nh, nkv, ff) = (c.num_attention_heads, c.kv_heads(), c.intermediate_size);
         let mut blocks = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
@@ -217,10 +224,9 @@ impl Llama {
                 },
             });
         }
-        let lm_head = if c.tie_word_embeddings {
-            Linear::Quantized(QMatMul::from_arc(embed.clone())?)
-        } else {
-            lin(get("output.weight", &[c.vocab_size, h])?)?
+        let lm_head = match tied_head {
+            Some(head) => head,
+            None => lin(get("output.weight", &[c.vocab_size, h])?)?,
         };
         let final_norm = norm(get("output_norm.weight", &[h])?)?;
         let rope = Rope::new(
@@ -233,7 +239,7 @@ impl Llama {
         )?;
         Ok(Llama {
             config: config.clone(),
-            embed: Embedding::Quantized(embed),
+            embed,
             blocks,
             norm: final_norm,
             lm_head,

@@ -3,7 +3,7 @@
 //! rotary embeddings ([`Rope`]) and the resettable per-layer [`KvCache`].
 
 use super::config::RopeLayout;
-use super::q4_1::Q41Matrix;
+use super::qmm::QMatrix;
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use std::sync::Arc;
@@ -15,8 +15,8 @@ pub enum Linear {
     Dense(Tensor),
     /// Quantized GGUF weight (inference only; activations f32).
     Quantized(QMatMul),
-    /// Q4_1 GGUF weight repacked for our faster CPU kernel.
-    Q41(Arc<Q41Matrix>),
+    /// GGUF weight repacked for effbench's CPU kernels ([`super::qmm`]).
+    Packed(Arc<QMatrix>),
 }
 
 impl Linear {
@@ -37,22 +37,22 @@ impl Linear {
                 y.reshape(out)
             }
             Linear::Quantized(q) => q.forward(x),
-            Linear::Q41(q) => q.forward(x),
+            Linear::Packed(q) => q.forward(x),
         }
     }
 
-    /// The same input through several layers (q/k/v, gate/up). Q4_1 weights share one
+    /// The same input through several layers (q/k/v, gate/up). Repacked weights share one
     /// input quantization and one parallel region; other kinds run one by one.
     pub fn forward_shared(layers: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
-        let q41: Vec<&Q41Matrix> = layers
+        let packed: Vec<&QMatrix> = layers
             .iter()
             .filter_map(|l| match l {
-                Linear::Q41(q) => Some(q.as_ref()),
+                Linear::Packed(q) => Some(q.as_ref()),
                 _ => None,
             })
             .collect();
-        if q41.len() == layers.len() && !x.track_op() {
-            Q41Matrix::forward_many(&q41, x)
+        if packed.len() == layers.len() && !x.track_op() {
+            QMatrix::forward_many(&packed, x)
         } else {
             layers.iter().map(|l| l.forward(x)).collect()
         }
@@ -66,7 +66,7 @@ impl Linear {
             Linear::Quantized(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => {
                 w.dims2().unwrap_or((0, 0))
             }
-            Linear::Q41(q) => q.dims(),
+            Linear::Packed(q) => q.dims(),
         }
     }
 
@@ -78,7 +78,7 @@ impl Linear {
             Linear::Quantized(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => {
                 w.elem_count() * w.dtype().size_in_bytes()
             }
-            Linear::Q41(q) => q.bytes(),
+            Linear::Packed(q) => q.bytes(),
         }
     }
 }
@@ -90,6 +90,8 @@ pub enum Embedding {
     Dense(Tensor),
     /// Rows are dequantized on lookup, so the table stays quantized in memory.
     Quantized(Arc<QTensor>),
+    /// The same, from a repacked matrix (shared with a tied output head).
+    Packed(Arc<QMatrix>),
 }
 
 impl Embedding {
@@ -103,6 +105,20 @@ impl Embedding {
                     .reshape((b, t, hidden))
             }
             Embedding::Quantized(q) => q.embedding(ids),
+            Embedding::Packed(q) => {
+                let (b, t) = ids.dims2()?;
+                let (vocab, hidden) = q.dims();
+                let device = ids.device().clone();
+                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+                let mut out = vec![0f32; ids.len() * hidden];
+                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(hidden)) {
+                    if id as usize >= vocab {
+                        candle_core::bail!("token id {id} is outside the vocabulary of {vocab}");
+                    }
+                    q.row(id as usize, row);
+                }
+                Tensor::from_vec(out, (b, t, hidden), &device)
+            }
         }
     }
 
@@ -111,6 +127,7 @@ impl Embedding {
         match self {
             Embedding::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
             Embedding::Quantized(q) => q.storage_size_in_bytes(),
+            Embedding::Packed(q) => q.bytes(),
         }
     }
 }

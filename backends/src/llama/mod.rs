@@ -5,7 +5,8 @@
 //! - [`Llama`]: the model. Build it from a `candle_nn::VarBuilder`
 //!   ([`Llama::from_varbuilder`]: safetensors for inference, `VarBuilder::from_varmap` for
 //!   training — the dense path is differentiable) or from a GGUF file ([`Llama::from_gguf`]:
-//!   quantized `QMatMul` weights).
+//!   quantized weights on effbench's repacked CPU kernels, [`qmm`], or candle's `QMatMul`,
+//!   chosen by [`QuantKernels`]).
 //! - [`Llama::forward`] returns logits for the last position ([`Logits::Last`], decode) or
 //!   for all positions ([`Logits::All`], perplexity / fidelity / training), with or without a
 //!   resettable KV [`Cache`] (any batch size); [`Llama::forward_segments`] feeds several
@@ -27,9 +28,10 @@ mod batched;
 mod config;
 mod gguf;
 mod gguf_header;
+mod kernels;
 mod layers;
 mod model;
-mod q4_1;
+pub mod qmm;
 
 pub use batched::Segment;
 pub use config::{LlamaConfig, RopeLayout, RopeScaling, MODEL_TYPES};
@@ -38,9 +40,10 @@ pub use gguf::{
     write_gguf, write_gguf_with,
 };
 pub use gguf_header::{check_metadata as check_gguf_metadata, check_tensors as check_gguf_tensors};
+pub use kernels::{kernel_report, QuantKernels, QMATMUL_ENV};
 pub use layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
 pub use model::{argmax_rows, Attention, Block, Cache, Llama, Logits, Mlp, QkvBias, INIT_STD};
-pub use q4_1::Q41Matrix;
+pub use qmm::QMatrix;
 
 #[cfg(test)]
 mod tests;

@@ -411,5 +411,6 @@ fn model_info(
         path: m.local.as_ref().map(|p| p.display().to_string()),
         sha256,
         details,
+        roofline: w.roofline.clone(),
     })
 }

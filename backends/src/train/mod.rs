@@ -214,6 +214,7 @@ impl Backend for TrainBackend {
             path: Some(checkpoint_dir.display().to_string()),
             sha256: None,
             details,
+            roofline: None,
         };
         let provenance = json!({
             "run_id": spec.id,

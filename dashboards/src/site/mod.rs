@@ -14,6 +14,7 @@ mod axis;
 mod data;
 mod model;
 mod panels;
+mod roofline;
 mod run_page;
 pub mod svg;
 pub mod views;

@@ -6,7 +6,7 @@
 use super::model::{Entry, SuiteModel};
 use super::svg::{self, AxisSpec};
 use crate::format;
-use effbench_harness::RunResult;
+use effbench_harness::{MetricId, RunResult};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -63,6 +63,8 @@ pub struct RunView {
     pub params: Vec<(String, String)>,
     pub metrics: Vec<MetricRow>,
     pub charts: Vec<Chart>,
+    /// Where the run sits under the device's measured roofs (inference runs with probes).
+    pub roofline: Option<Chart>,
     pub series: Vec<Chart>,
     pub warnings: Vec<(String, String, String)>,
     pub model: Vec<(String, String)>,
@@ -160,6 +162,29 @@ fn env_rows(r: &RunResult) -> Vec<(String, String)> {
         ("rustc", e.rustc_version.clone()),
         ("features", e.features.join(", ")),
     ]);
+    if let Some(p) = &e.peak_flops {
+        v.push((
+            "matmul probe".into(),
+            format!(
+                "{} FLOP/s on {} ({}): {}",
+                format::sig3(p.flops_per_s),
+                p.device,
+                p.dtype,
+                p.method
+            ),
+        ));
+    }
+    if let Some(p) = &e.peak_bandwidth {
+        v.push((
+            "bandwidth probe".into(),
+            format!(
+                "{} GB/s on {}: {}",
+                format::sig3(p.bytes_per_s / 1e9),
+                p.device,
+                p.method
+            ),
+        ));
+    }
     for g in &e.gpus {
         v.push((
             format!("gpu {}", g.index),
@@ -230,6 +255,25 @@ fn charts(r: &RunResult) -> Vec<Chart> {
             }
         })
         .collect()
+}
+
+fn roofline_chart(r: &RunResult) -> Option<Chart> {
+    let svg = super::roofline::chart(r)?;
+    let mut note = Vec::new();
+    for (id, label) in [
+        (MetricId::Mbu, "MBU"),
+        (MetricId::PrefillMfu, "prefill MFU"),
+    ] {
+        if let Some(m) = r.metric(id) {
+            note.push(format!("{label} {} %", format::sig3(m.value)));
+        }
+    }
+    note.push("roofs measured by the probes in the environment below".into());
+    Some(Chart {
+        title: "roofline".into(),
+        note: note.join(", "),
+        svgs: vec![svg],
+    })
 }
 
 fn series(r: &RunResult) -> Vec<Chart> {
@@ -318,6 +362,7 @@ pub fn view(e: &Entry, m: &SuiteModel) -> RunView {
             .collect(),
         metrics: metric_rows(r),
         charts: charts(r),
+        roofline: roofline_chart(r),
         series: series(r),
         warnings: r
             .warnings

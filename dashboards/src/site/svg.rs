@@ -11,12 +11,12 @@ use std::fmt::Write;
 mod lines;
 pub use lines::{lines, Series};
 
-const W: f64 = 520.0;
-const H: f64 = 330.0;
-const LEFT: f64 = 66.0;
-const RIGHT: f64 = 40.0;
-const TOP: f64 = 26.0;
-const BOTTOM: f64 = 46.0;
+pub(super) const W: f64 = 520.0;
+pub(super) const H: f64 = 330.0;
+pub(super) const LEFT: f64 = 66.0;
+pub(super) const RIGHT: f64 = 40.0;
+pub(super) const TOP: f64 = 26.0;
+pub(super) const BOTTOM: f64 = 46.0;
 /// Above this many points a scatter draws plain dots (one path, no tooltips) to stay small.
 pub const DETAILED_POINTS: usize = 1500;
 
@@ -26,7 +26,7 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Appends `v` rounded to 0.1 (integer formatting only: much faster than `{:.1}`).
-fn num(out: &mut String, v: f64) {
+pub(super) fn num(out: &mut String, v: f64) {
     let t = (v * 10.0).round();
     if !t.is_finite() || t.abs() > 1e15 {
         out.push('0');
@@ -44,7 +44,7 @@ fn num(out: &mut String, v: f64) {
 }
 
 /// `x y` of a point.
-fn xy(out: &mut String, x: f64, y: f64) {
+pub(super) fn xy(out: &mut String, x: f64, y: f64) {
     num(out, x);
     out.push(' ');
     num(out, y);
@@ -57,7 +57,7 @@ pub struct AxisSpec<'a> {
     pub allow_log: bool,
 }
 
-fn open(out: &mut String, label: &str) {
+pub(super) fn open(out: &mut String, label: &str) {
     let _ = write!(
         out,
         "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"{}\">",
@@ -66,7 +66,7 @@ fn open(out: &mut String, label: &str) {
 }
 
 /// Frame, grid, ticks and axis titles.
-fn axes(out: &mut String, xs: &Scale, ys: &Scale, x: &AxisSpec, y: &AxisSpec) {
+pub(super) fn axes(out: &mut String, xs: &Scale, ys: &Scale, x: &AxisSpec, y: &AxisSpec) {
     let (r, b) = (W - RIGHT, H - BOTTOM);
     let _ = write!(
         out,
