@@ -32,6 +32,7 @@ fn invocation(dir: &Path, rs: &[RunResult]) {
         shard: None,
         scheduler: None,
         merged_from: Vec::new(),
+        skipped: Vec::new(),
     };
     write_json(&dir.join(MANIFEST_FILE), &m).unwrap();
 }

@@ -185,8 +185,43 @@ pub struct SkippedRun {
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
-/// A reader sees the old file or the new one, never a torn one.
+/// A reader sees the old file or the new one, never a torn one. I/O errors keep their
+/// `std::io::Error` as the cause, so a full disk is told apart from bad input.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file(path, bytes, true)
+}
+
+/// Like [`write_atomic`] without the fsync: atomic for readers (a web server serving a site
+/// while it is rebuilt sees whole pages), for files that are rebuilt from others.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file(path, bytes, false)
+}
+
+/// A temp file next to `path`, created exclusively (`O_CREAT | O_EXCL`: a planted file or
+/// symlink of the same name is never followed nor reused; another name is tried).
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut last = None;
+    for _ in 0..16 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}-{n}-{nanos}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temp file name left")))
+}
+
+fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -197,26 +232,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+    let mut tmp = None;
+    let mut write = || -> std::io::Result<()> {
+        let (t, mut f) = create_temp(dir, &name)?;
+        tmp = Some(t.clone());
         f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+        if durable {
+            f.sync_all()?;
+        }
+        drop(f);
+        std::fs::rename(&t, path)?;
+        if durable {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
         }
         Ok(())
     };
     write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("cannot write '{}': {e}", path.display())
+        if let Some(t) = &tmp {
+            let _ = std::fs::remove_file(t);
+        }
+        anyhow::Error::new(e).context(format!("cannot write '{}'", path.display()))
     })
 }
 
-/// Serializes as pretty JSON and writes atomically.
+/// Serializes as pretty JSON and writes atomically, with every secret effbench read from the
+/// environment scrubbed ([`crate::secrets::redact`]; a worker may echo its token on stderr).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_vec_pretty(value)?;
+    let text = serde_json::to_string_pretty(value)?;
+    let mut text = crate::secrets::redact(&text).into_bytes();
     text.push(b'\n');
     write_atomic(path, &text)
 }

@@ -460,7 +460,7 @@ fn model_name(a: &Args) -> Result<String> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     // Credentials are refused before anything is written (loadgen.toml, results).
-    effbench_harness::secrets::check_url("--base-url", &args.base_url)
+    effbench_harness::secrets::check_url("--base-url", &args.base_url())
         .map_err(anyhow::Error::msg)?;
     if let Some(k) = &args.api_key_env {
         effbench_harness::secrets::check_env_name("--api-key-env", k)

@@ -256,6 +256,7 @@ impl Encoder {
         special_ids.dedup();
         let dim = config.hidden_size * pooling.modes.len();
         let info = ModelInfo {
+            roofline: None,
             name: loader::display_name(dir),
             format: "hf".into(),
             arch: "bert".into(),

@@ -170,6 +170,7 @@ fn info(reference: &str, spec: &PresetSpec, model: &Llama, dtype: &str, rope: &s
         path: None,
         sha256: None,
         details,
+        roofline: None,
     }
 }
 

@@ -15,6 +15,7 @@ fn manifest(runs: Vec<ManifestEntry>, merged_from: Vec<MergedSource>) -> Manifes
             file: None,
             sha256: Some(format!("a{}", "é".repeat(20))),
             varying_axes: vec!["batch".into()],
+            analysis: None,
         },
         effbench_version: "x".into(),
         command: vec![],
@@ -25,6 +26,7 @@ fn manifest(runs: Vec<ManifestEntry>, merged_from: Vec<MergedSource>) -> Manifes
         shard: None,
         scheduler: None,
         merged_from,
+        skipped: Vec::new(),
     }
 }
 
