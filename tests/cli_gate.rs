@@ -107,7 +107,7 @@ fn same_build_passes_and_an_injected_delay_fails_the_gate() {
     assert_eq!(md, stdout(&o), "the file holds what was printed");
     assert!(md.starts_with("### ❌ effbench gate: failed"), "{md}");
     assert!(
-        md.contains("| `batch=1` | output_throughput (tok/s) |"),
+        md.contains("| `batch=1` | output\\_throughput (tok/s) |"),
         "{md}"
     );
     assert!(

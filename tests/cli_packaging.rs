@@ -26,7 +26,7 @@ fn shipped_suites_are_found_outside_the_checkout() {
             .unwrap();
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         assert!(
-            stdout(&o).contains("quickstart.toml: ok, 12 run(s)"),
+            stdout(&o).contains("quickstart.toml: ok, 13 run(s)"),
             "{}",
             stdout(&o)
         );

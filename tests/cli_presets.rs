@@ -129,13 +129,14 @@ fn unknown_presets_and_options_are_one_line_errors_listing_the_known_ones() {
 #[test]
 fn a_run_that_cannot_fit_is_refused_with_the_numbers() {
     let w = Work::new();
-    // 4096 sequences of 8000 tokens: a KV cache of 2 x 30 x 4096 x 3 x 64 x 8000 x 4 bytes
-    // (about 1.4 TiB) on a machine with far less.
+    // 1024 sequences of 8000 tokens (under the validate-time cap of 2^24 tokens per
+    // iteration): a KV cache of 2 x 30 x 1024 x 3 x 64 x 8000 x 4 bytes (about 350 GiB) on a
+    // machine with far less.
     w.write(
         "s.toml",
         "name = \"big\"\nscenario = \"inference\"\nbackend = \"candle\"\n\
          model = \"preset:smollm2-135m\"\n\
-         [matrix]\nbatch = 4096\nprompt_len = 4000\ngen_len = 4000\n\
+         [matrix]\nbatch = 1024\nprompt_len = 4000\ngen_len = 4000\n\
          [measure]\nwarmup_iters = 0\nmin_iters = 1\nmin_duration_s = 0.0\n",
     );
     let o = w.run(&["run", "s.toml", "--out", "out"]);

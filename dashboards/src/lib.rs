@@ -27,5 +27,5 @@ pub mod metric_reference;
 pub mod report;
 pub mod site;
 pub mod terminal;
-pub mod vllm;
 pub mod tracks;
+pub mod vllm;

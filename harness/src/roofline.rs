@@ -9,7 +9,7 @@
 //!   every sequence, averaged over the generated positions: `W + b · kv · (P + G / 2)`;
 //! - `mbu` = decode_bandwidth / peak bandwidth;
 //! - `prefill_achieved_flops` = forward FLOPs of the prompts / TTFT, with the FLOPs counted
-//!   as for training MFU (README#training): `b · (P · (F + A · P) + H)`, `F` the block
+//!   as for training MFU (docs/training.md): `b · (P · (F + A · P) + H)`, `F` the block
 //!   matmuls per token, `A` attention per token and attended position (the causal mask does
 //!   not skip work), `H` the output head once per sequence (only the last position's logits
 //!   are computed);

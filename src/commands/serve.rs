@@ -86,7 +86,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         header_timeout: seconds("--header-timeout-s", args.header_timeout_s, 0.001)?,
         body_timeout: seconds("--body-timeout-s", args.body_timeout_s, 0.001)?,
         max_queue: args.max_queue,
-        grace: seconds("--grace-s", args.grace_s, 0.0)?,
+        grace: effbench_harness::limits::seconds("--grace-s", args.grace_s)
+            .map_err(anyhow::Error::msg)?,
     };
     if let Some(n) = args.threads {
         if n == 0 || n > 4096 {

@@ -410,11 +410,13 @@ impl LoadTest {
             let req = self.workload.request(self.num_prompts);
             let rec = rt.block_on(client::send(client, &self.target, req.body, Instant::now()));
             let f = match rec.failure {
-                None => return Ok(format!(
+                None => {
+                    return Ok(format!(
                     "ready check: the server answered a test request after {:.1} s ({tries} tr{})",
                     start.elapsed().as_secs_f64(),
                     if tries == 1 { "y" } else { "ies" }
-                )),
+                ))
+                }
                 Some(f) => f,
             };
             if start.elapsed() >= self.ready_check {
