@@ -87,7 +87,13 @@ fn training_run_reports_metrics_and_show_prints_them() {
     ] {
         assert!(ckpt.join(f).is_file(), "{f}");
     }
-    let o = w.run(&["show", "out"]);
+    // the default summary fits 120 columns; the training columns are asked for by name
+    let o = w.run(&[
+        "show",
+        "out",
+        "--columns",
+        "run,train_throughput,time_to_target_loss,heldout_perplexity,perplexity_floor,train_flops,mfu",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     for header in [

@@ -380,6 +380,7 @@ mod tests {
     /// A synthetic result shaped like a load test's (labelled synthetic by the fixtures).
     fn serving_result() -> RunResult {
         let mut r = crate::fixtures::synthetic_results("vllm", 1, 1).remove(0);
+        r.metrics.retain(|m| m.name != MetricId::Ttft);
         r.config.serving = Some(ServingConfig::new("http://127.0.0.1:1"));
         r.measured_s = 2.0;
         let samples = vec![10.0, 20.0, 30.0];

@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(w.kind, WarningKind::SweepStopped);
         assert!(
             w.message
-                .contains("prompt_len = 256: peak_rss 1500000000 bytes, budget <= 1000000000"),
+                .contains("(prompt_len = 256): peak_rss 1500000000 bytes, budget <= 1000000000"),
             "{}",
             w.message
         );

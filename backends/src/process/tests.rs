@@ -61,9 +61,19 @@ fn placeholders_take_run_values() {
 #[test]
 fn scenario_axes_split_inference_and_training() {
     let b = ProcessBackend;
-    let names = |s| -> Vec<&str> { b.scenario_axes(s).into_iter().map(|(a, _)| a).collect() };
-    assert_eq!(names(Scenario::Inference), INFERENCE_AXES);
-    assert_eq!(names(Scenario::Training), TRAINING_AXES);
+    let names = |s| -> Vec<&str> {
+        let mut v: Vec<&str> = b.scenario_axes(s).into_iter().map(|(a, _)| a).collect();
+        v.sort_unstable();
+        v
+    };
+    let sorted = |a: &[&'static str]| {
+        let mut v = a.to_vec();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(names(Scenario::Inference), sorted(INFERENCE_AXES));
+    assert_eq!(names(Scenario::Training), sorted(TRAINING_AXES));
+    assert_eq!(names(Scenario::Embedding), sorted(EMBEDDING_AXES));
 }
 
 #[test]

@@ -247,10 +247,11 @@ mod tests {
 
     #[test]
     fn int8_codes_by_hand() {
-        // dim 0 spans [-1, 1]: step 2/255; 1.0 -> 255 - 128 = 127, -1.0 -> -128, 0 -> round(127.5 - 128) = -0 -> 0
+        // dim 0 spans [-1, 1]: step 2/255; 1.0 -> 255 - 128 = 127, -1.0 -> -128,
+        // 0.5 -> round(1.5 * 127.5 - 128) = round(63.25) = 63
         assert_eq!(int8_code(1.0, -1.0, 2.0 / 255.0), 127);
         assert_eq!(int8_code(-1.0, -1.0, 2.0 / 255.0), -128);
-        assert_eq!(int8_code(0.0, -1.0, 2.0 / 255.0), 0);
+        assert_eq!(int8_code(0.5, -1.0, 2.0 / 255.0), 63);
         let ix = Index::build(IndexKind::Int8, &docs()).unwrap();
         assert_eq!(ix.bytes(), 4 * 3 + 2 * 3 * 4);
         // scores approximate the dot products 0.8, 0.96, 0.36, -0.8 within half a step

@@ -44,14 +44,14 @@ pub fn lines(series: &[Series], x: &AxisSpec, y: &AxisSpec, caption: &str) -> St
     axes(&mut out, &xs, &ys, x, y);
     for (k, (name, pts)) in clean.iter().enumerate() {
         let colour = COLOURS[k % COLOURS.len()];
-        let _ = write!(out, "<path class=\"line\" style=\"stroke:{colour}\" d=\"");
+        let _ = write!(out, "<path class=\"line\" stroke=\"{colour}\" d=\"");
         for (i, p) in pts.iter().enumerate() {
             out.push(if i == 0 { 'M' } else { 'L' });
             xy(&mut out, xs.px(p[0]), ys.px(p[1]));
         }
         out.push_str("\"/>");
         for p in pts {
-            out.push_str("<circle r=\"3\" style=\"fill:");
+            out.push_str("<circle r=\"3\" fill=\"");
             out.push_str(colour);
             out.push_str("\" cx=\"");
             num(&mut out, xs.px(p[0]));
@@ -76,7 +76,7 @@ pub fn lines(series: &[Series], x: &AxisSpec, y: &AxisSpec, caption: &str) -> St
         );
         let _ = write!(
             out,
-            "<circle cx=\"{lx}\" cy=\"{}\" r=\"3\" style=\"fill:{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            "<circle cx=\"{lx}\" cy=\"{}\" r=\"3\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
             ly - 3.5,
             COLOURS[k % COLOURS.len()],
             lx + 7.0,
