@@ -483,7 +483,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // The flags' suite is checked whole before it is written (ranges name the [serving] key).
     effbench_harness::Suite::parse(&text, "effbench loadgen flags")?;
     // The header values reach the run through this process's environment only.
+    // Their values (an API key, say) are registered as secrets: no file written (the manifest's
+    // command line included) nor any message holds them.
     for (i, (_, v)) in vllm::parse_headers(&args.headers)?.iter().enumerate() {
+        effbench_harness::secrets::register(v);
         std::env::set_var(Args::header_env(i), v);
     }
     let out = args.out.clone().unwrap_or_else(|| {
