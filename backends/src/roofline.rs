@@ -102,7 +102,7 @@ pub fn cpu_bandwidth(threads: usize, bytes: usize) -> PeakBandwidth {
         method: format!(
             "best of {passes} streaming reads (u64 sums) of a {} MiB buffer split over {threads} \
              thread(s) started together; 1 warm-up pass",
-            words * 8 >> 20
+            (words * 8) >> 20
         ),
     }
 }

@@ -210,7 +210,9 @@ fn arbitrary_merge_inputs_merge_or_fail_cleanly() {
         let text = mutate(&mut rng, &manifest);
         std::fs::write(shard.join("manifest.json"), &text).unwrap();
         let out = base.join(format!("out{i}"));
-        let _ = no_panic("merge", &text, || merge(&[shard.clone()], &out, &opts));
+        let _ = no_panic("merge", &text, || {
+            merge(std::slice::from_ref(&shard), &out, &opts)
+        });
         // Nothing lands outside the base directory whatever the manifest says.
         let outside: Vec<_> = std::fs::read_dir(root.path()).unwrap().flatten().collect();
         assert_eq!(outside.len(), 1, "{outside:?} after merging:\n{text}");

@@ -41,7 +41,7 @@ pub fn type_name(t: GgmlDType) -> String {
 
 /// The type a matrix with rows of `cols` values gets when `requested` is asked for.
 pub fn type_for(requested: GgmlDType, cols: usize) -> GgmlDType {
-    if cols % requested.block_size() == 0 {
+    if cols.is_multiple_of(requested.block_size()) {
         return requested;
     }
     let fallback = match requested {
@@ -51,7 +51,7 @@ pub fn type_for(requested: GgmlDType, cols: usize) -> GgmlDType {
         GgmlDType::Q6K => GgmlDType::Q8_0,
         _ => GgmlDType::F16,
     };
-    if cols % fallback.block_size() == 0 {
+    if cols.is_multiple_of(fallback.block_size()) {
         fallback
     } else {
         GgmlDType::F16

@@ -61,18 +61,17 @@ impl Mix {
                     .and_then(|r| r.split('.').next())
                     .and_then(|i| i.parse::<usize>().ok());
                 let more_bits = layer.is_some_and(|i| use_more_bits(i, layers));
-                if name == "output.weight" || (tied && name == "token_embd.weight") {
-                    GgmlDType::Q6K
-                } else if (name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight"))
-                    && more_bits
-                {
+                let head = name == "output.weight" || (tied && name == "token_embd.weight");
+                let sensitive =
+                    name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight");
+                if head || (sensitive && more_bits) {
                     GgmlDType::Q6K
                 } else {
                     GgmlDType::Q4K
                 }
             }
         };
-        if cols % want.block_size() == 0 {
+        if cols.is_multiple_of(want.block_size()) {
             return want;
         }
         match want {
@@ -85,7 +84,7 @@ impl Mix {
 /// llama.cpp's choice of layers that get more bits: the first and last eighth, and every
 /// third layer in between.
 pub fn use_more_bits(i: usize, n: usize) -> bool {
-    i < n / 8 || i >= 7 * n / 8 || (i >= n / 8 && (i - n / 8) % 3 == 2)
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
 }
 
 /// Writes `src` re-quantized to `mix` at `dst`; returns the count of matrices per type.

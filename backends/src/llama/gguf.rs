@@ -77,7 +77,7 @@ pub fn write_gguf<W: Write + Seek>(
     let choose = |hf: &str, t: &Tensor| -> Result<GgmlDType> {
         let dtype = if t.rank() == 1 { GgmlDType::F32 } else { qtype };
         let cols = *t.dims().last().unwrap_or(&0);
-        if cols % dtype.block_size() != 0 {
+        if !cols.is_multiple_of(dtype.block_size()) {
             bail!(
                 "tensor '{hf}' has rows of {cols} values, not a multiple of the {dtype:?} block \
                  size {}",

@@ -167,7 +167,7 @@ pub fn check_tensors(ct: &gguf_file::Content, file_size: u64) -> Result<()> {
             })?;
         }
         let block = t.ggml_dtype.block_size() as u64;
-        if block == 0 || elems % block != 0 {
+        if block == 0 || !elems.is_multiple_of(block) {
             bail!(
                 "tensor '{name}': {elems} elements are not whole blocks of {block} ({:?})",
                 t.ggml_dtype

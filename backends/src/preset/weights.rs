@@ -25,13 +25,16 @@ pub const PRESET_WEIGHTS_SEED: u64 = 42;
 /// Values per independently seeded stream.
 pub const CHUNK: usize = 1 << 16;
 
+/// The tensors a recording [`SeededWeights`] made, by name, shared by its clones.
+type Made = Arc<Mutex<Vec<(String, Tensor)>>>;
+
 /// A var-builder backend of seeded random weights (see the module docs). A recording one
 /// also keeps every tensor it made, by name, shared by its clones (give a clone to the
 /// var-builder, [`SeededWeights::take`] from the original).
 #[derive(Debug, Default, Clone)]
 pub struct SeededWeights {
     seed: u64,
-    made: Option<Arc<Mutex<Vec<(String, Tensor)>>>>,
+    made: Option<Made>,
 }
 
 impl SeededWeights {

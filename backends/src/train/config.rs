@@ -128,7 +128,11 @@ pub fn model_config(width: usize, depth: usize) -> LlamaConfig {
     c.hidden_size = width;
     c.num_hidden_layers = depth;
     c.num_attention_heads = heads;
-    c.num_key_value_heads = Some(if heads % 2 == 0 { heads / 2 } else { heads });
+    c.num_key_value_heads = Some(if heads.is_multiple_of(2) {
+        heads / 2
+    } else {
+        heads
+    });
     c.intermediate_size = (8 * width).div_ceil(3).div_ceil(32) * 32;
     c
 }
@@ -276,7 +280,7 @@ impl TrainConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("lr = {}: the learning rate must be > 0", self.lr));
         }
-        if self.preset.is_none() && self.width % HEAD_DIM != 0 {
+        if self.preset.is_none() && !self.width.is_multiple_of(HEAD_DIM) {
             return Err(format!(
                 "width = {}: must be a multiple of {HEAD_DIM} (attention heads of {HEAD_DIM})",
                 self.width

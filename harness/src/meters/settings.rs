@@ -246,7 +246,7 @@ impl MetersConfig {
             10_000,
         )?;
         for (i, row) in self.tdp_table.iter().enumerate() {
-            if !(row.tdp_w <= 100_000.0) {
+            if row.tdp_w.is_nan() || row.tdp_w > 100_000.0 {
                 return Err(format!(
                     "{} row {i}: tdp_w = {} is out of range: allowed 0 to 100000 W",
                     key("tdp_table"),

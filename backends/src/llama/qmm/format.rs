@@ -183,17 +183,17 @@ impl Format {
                 } else {
                     &b[2..18]
                 };
-                for j in 0..16 {
-                    u.q[j] = qs[j] & 15;
-                    u.q[j + 16] = qs[j] >> 4;
+                for (j, &q) in qs.iter().enumerate().take(16) {
+                    u.q[j] = q & 15;
+                    u.q[j + 16] = q >> 4;
                 }
             }
             Format::Q5_0 => {
                 let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
                 let qs = &b[6..22];
-                for j in 0..16 {
-                    u.q[j] = (qs[j] & 15) | ((((qh >> j) & 1) as u8) << 4);
-                    u.q[j + 16] = (qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
+                for (j, &q) in qs.iter().enumerate() {
+                    u.q[j] = (q & 15) | ((((qh >> j) & 1) as u8) << 4);
+                    u.q[j + 16] = (q >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
                 }
             }
             _ => u.q.copy_from_slice(&b[2..34]),

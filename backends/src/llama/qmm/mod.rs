@@ -140,7 +140,7 @@ impl QMatrix {
     /// Repacks `n` rows of `k` values stored in GGUF blocks of `fmt`.
     pub fn from_bytes(fmt: Format, n: usize, k: usize, data: &[u8]) -> Result<QMatrix> {
         let row_bytes = k / fmt.block_values() * fmt.block_bytes();
-        if k % fmt.block_values() != 0 || data.len() != n * row_bytes {
+        if !k.is_multiple_of(fmt.block_values()) || data.len() != n * row_bytes {
             candle_core::bail!(
                 "{} matrix {n}x{k}: {} bytes of data, expected {}",
                 fmt.name(),
@@ -153,7 +153,8 @@ impl QMatrix {
         let groups = n.div_ceil(ROWS);
         let mut data_out = vec![Line([0; 64]); (groups * nb * tile).div_ceil(64)];
         let bytes = as_bytes_mut(&mut data_out);
-        let mut rows: Vec<Vec<format::UBlock>> = vec![Vec::with_capacity(nb); ROWS];
+        let mut rows: Vec<Vec<format::UBlock>> =
+            (0..ROWS).map(|_| Vec::with_capacity(nb)).collect();
         for g in 0..groups {
             for (j, row) in rows.iter_mut().enumerate() {
                 row.clear();
