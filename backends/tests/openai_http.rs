@@ -250,6 +250,10 @@ fn a_request_on_a_connection_the_server_closed_is_retried_once_on_a_fresh_one() 
     target.fresh = Some(fresh);
     let first = rt.block_on(send(&client, &target, body.to_vec(), Instant::now()));
     assert!(first.ok() && !first.retried, "{:?}", first.failure);
+    // hyper hands the connection back to the pool on a background task once the body is
+    // done; give it that moment so the next request reuses it (else it opens a new one that
+    // this one-connection-at-a-time peer never accepts).
+    std::thread::sleep(Duration::from_millis(200));
     // Same pooled connection: the peer closes it under this request; the retry opens the
     // peer's second connection.
     let second = rt.block_on(send(&client, &target, body.to_vec(), Instant::now()));

@@ -27,8 +27,9 @@ impl Scale {
             (lo, hi) = (0.0, 1.0);
         }
         let log = allow_log && lo > 0.0 && hi / lo >= LOG_RATIO;
-        if log {
-            let pad = (hi / lo).powf(0.05);
+        let pad = (hi / lo).powf(0.05);
+        // A range too wide for f64 once padded (a denormal beside 1e300) stays linear.
+        if log && lo / pad > 0.0 && (hi * pad).is_finite() {
             return Scale {
                 lo: lo / pad,
                 hi: hi * pad,
@@ -37,6 +38,7 @@ impl Scale {
                 px1,
             };
         }
+        let log = false;
         if lo == hi {
             let d = if lo == 0.0 { 1.0 } else { lo.abs() * 0.1 };
             lo -= d;
@@ -174,6 +176,10 @@ fn linear_ticks(lo: f64, hi: f64, base: f64, integer: bool) -> Vec<f64> {
 
 /// Decades (with 2 and 5 when fewer than three decades show); powers of two for bytes.
 fn log_ticks(lo: f64, hi: f64, bytes: bool) -> Vec<f64> {
+    // A log axis needs a positive, finite range (a zero would make the exponent i32::MIN).
+    if !(lo > 0.0 && hi.is_finite() && lo <= hi) {
+        return Vec::new();
+    }
     if bytes {
         let (a, b) = (lo.log2().ceil() as i32, hi.log2().floor() as i32);
         let step = ((b - a) / 6).max(1);
@@ -233,6 +239,23 @@ fn trim_zeros(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn extreme_ranges_never_panic() {
+        for values in [
+            vec![5e-324, 1.0],
+            vec![1e-300, 1e300],
+            vec![f64::MIN_POSITIVE, f64::MAX],
+        ] {
+            let s = Scale::fit(&values, true, 0.0, 100.0);
+            for unit in ["bytes", "ms", "count"] {
+                let _ = s.ticks(unit);
+            }
+            assert!(s.px(values[1]).is_finite() || !s.log, "{values:?}");
+        }
+        assert!(log_ticks(0.0, 10.0, false).is_empty());
+        assert!(log_ticks(0.0, f64::INFINITY, true).is_empty());
+    }
+
     use super::*;
 
     #[test]
