@@ -130,43 +130,13 @@ pub fn run_spec_with(
             )
         });
     }
-    let started_at = now_rfc3339();
-    let mut result = RunResult {
-        schema_version: SCHEMA_VERSION,
-        id: spec.id.clone(),
-        suite: suite.clone(),
-        config: spec.clone(),
-        status: Status {
-            state: RunState::Ok,
-            reason: None,
-        },
-        started_at,
-        finished_at: String::new(),
-        iterations: 0,
-        measured_s: 0.0,
-        model: None,
-        metrics: Vec::new(),
-        series: Vec::new(),
-        warnings: Vec::new(),
-        stats_method: StatsMethod::current(spec.seed),
-        env: env.clone(),
-        log: Vec::new(),
-    };
+    let mut result = new_result(spec, suite, env);
     progress.phase("loading");
     let t_load = Instant::now();
     let mut session = match guarded("load", || backend.load(spec)) {
         Ok(s) => s,
         Err(e) => {
-            let interrupted = e.is::<interrupt::Interrupted>() || interrupt::requested();
-            result.status = Status {
-                state: if interrupted {
-                    RunState::Interrupted
-                } else {
-                    RunState::Failed
-                },
-                reason: Some(error_line(&e)),
-            };
-            result.log.extend(worker_log(&e));
+            set_failure(&mut result, &e);
             result.finished_at = now_rfc3339();
             return result;
         }
@@ -183,12 +153,91 @@ pub fn run_spec_with(
 
     let mut gathered = Gathered::default();
     let clock = session.timestamp_source();
-    let mut window = MeterWindow::new(&mut meters, progress);
+    let (outcome, is_window) = measure_session(
+        spec,
+        session.as_mut(),
+        &mut meters,
+        &mut gathered,
+        progress,
+        &mut result,
+    );
+    if let Err(e) = outcome {
+        set_failure(&mut result, &e);
+    }
+    progress.phase(if result.status.state == RunState::Ok {
+        "finishing"
+    } else {
+        "saving"
+    });
+    finish_session(session.as_mut(), &mut result);
+    if !is_window {
+        result.iterations = gathered.iteration_ms.len() as u64;
+    }
+    result.measured_s = gathered.measured_s;
+    add_derived(spec, &gathered, &clock, idle, is_window, &mut result);
+    drop_non_finite(&mut result);
+    order_metrics(&mut result.metrics);
+    result.finished_at = now_rfc3339();
+    result
+}
+
+/// A result for `spec` before anything ran: state ok, nothing measured.
+fn new_result(spec: &RunSpec, suite: &SuiteInfo, env: &Environment) -> RunResult {
+    RunResult {
+        schema_version: SCHEMA_VERSION,
+        id: spec.id.clone(),
+        suite: suite.clone(),
+        config: spec.clone(),
+        status: Status {
+            state: RunState::Ok,
+            reason: None,
+        },
+        started_at: now_rfc3339(),
+        finished_at: String::new(),
+        iterations: 0,
+        measured_s: 0.0,
+        model: None,
+        metrics: Vec::new(),
+        series: Vec::new(),
+        warnings: Vec::new(),
+        stats_method: StatsMethod::current(spec.seed),
+        env: env.clone(),
+        log: Vec::new(),
+    }
+}
+
+/// Marks the run interrupted (a signal) or failed, with the error's line and the worker's log.
+fn set_failure(result: &mut RunResult, e: &anyhow::Error) {
+    let interrupted = e.is::<interrupt::Interrupted>() || interrupt::requested();
+    result.status = Status {
+        state: if interrupted {
+            RunState::Interrupted
+        } else {
+            RunState::Failed
+        },
+        reason: Some(error_line(e)),
+    };
+    if !interrupted {
+        result.log.extend(worker_log(e));
+    }
+}
+
+/// The measured window: the session's own (serving) or the iteration loop, with the meters'
+/// readings added to `result`. Returns the outcome and whether the session measured the
+/// window itself.
+fn measure_session(
+    spec: &RunSpec,
+    session: &mut dyn Session,
+    meters: &mut [Box<dyn Meter>],
+    gathered: &mut Gathered,
+    progress: &dyn Progress,
+    result: &mut RunResult,
+) -> (Result<()>, bool) {
+    let mut window = MeterWindow::new(meters, progress);
     let windowed = guarded("the measured window", || {
         session.run_window(&mut window).transpose()
     });
-    let is_window = !matches!(windowed, Ok(None));
-    let outcome = if is_window {
+    if !matches!(windowed, Ok(None)) {
         // The session measured a whole window itself (serving).
         window.end();
         gathered.measured_s = window.measured_s;
@@ -197,43 +246,28 @@ pub fn run_spec_with(
         result.series.extend(reading.series);
         result.warnings.extend(reading.warnings);
         result.log.extend(reading.notes);
-        windowed.and_then(|report| {
-            apply_window_report(report.unwrap_or_default(), &mut result, &mut gathered.work)
-        })
-    } else {
-        let outcome = measure(spec, session.as_mut(), &mut meters, &mut gathered, progress);
-        result.log.append(&mut gathered.notes);
-        // Meters stop right after the window whatever happened in it.
-        for m in meters.iter_mut() {
-            let reading = m.stop(gathered.measured_s);
-            result.metrics.extend(reading.metrics);
-            result.series.extend(reading.series);
-            result.warnings.extend(reading.warnings);
-            result.log.extend(reading.notes);
-        }
-        outcome
-    };
-    match outcome {
-        Ok(()) => {}
-        Err(e) if e.is::<interrupt::Interrupted>() || interrupt::requested() => {
-            result.status = Status {
-                state: RunState::Interrupted,
-                reason: Some(error_line(&e)),
-            };
-        }
-        Err(e) => {
-            result.status = Status {
-                state: RunState::Failed,
-                reason: Some(error_line(&e)),
-            };
-            result.log.extend(worker_log(&e));
-        }
+        let outcome = windowed.and_then(|report| {
+            apply_window_report(report.unwrap_or_default(), result, &mut gathered.work)
+        });
+        return (outcome, true);
     }
-    progress.phase(if result.status.state == RunState::Ok {
-        "finishing"
-    } else {
-        "saving"
-    });
+    drop(window);
+    let outcome = measure(spec, session, meters, gathered, progress);
+    result.log.append(&mut gathered.notes);
+    // Meters stop right after the window whatever happened in it.
+    for m in meters.iter_mut() {
+        let reading = m.stop(gathered.measured_s);
+        result.metrics.extend(reading.metrics);
+        result.series.extend(reading.series);
+        result.warnings.extend(reading.warnings);
+        result.log.extend(reading.notes);
+    }
+    (outcome, false)
+}
+
+/// The session's closing call (`finish` after a good run, `stop` otherwise): its metrics, and
+/// the peaks the roofline needs.
+fn finish_session(session: &mut dyn Session, result: &mut RunResult) {
     let extras = if result.status.state == RunState::Ok {
         guarded("finish", || session.finish())
     } else {
@@ -258,17 +292,23 @@ pub fn run_spec_with(
     }
     result.env.peak_flops = session.peak_flops();
     result.env.peak_bandwidth = session.peak_bandwidth();
-    if !is_window {
-        result.iterations = gathered.iteration_ms.len() as u64;
-    }
-    result.measured_s = gathered.measured_s;
-    result.metrics.extend(gathered_metrics(
-        &gathered,
-        &clock,
-        spec.seed,
-        spec.scenario,
-    ));
-    result.metrics.extend(roofline_metrics(spec, &result));
+}
+
+/// Metrics computed from what was gathered (latency, throughput, roofline, energy and the
+/// like) and the run's warnings.
+fn add_derived(
+    spec: &RunSpec,
+    gathered: &Gathered,
+    clock: &str,
+    idle: Option<&IdleBaseline>,
+    is_window: bool,
+    result: &mut RunResult,
+) {
+    result
+        .metrics
+        .extend(gathered_metrics(gathered, clock, spec.seed, spec.scenario));
+    let roofline = roofline_metrics(spec, result);
+    result.metrics.extend(roofline);
     let derived = meters::derived::derive(&Inputs {
         metrics: &result.metrics,
         window_s: gathered.measured_s,
@@ -306,7 +346,10 @@ pub fn run_spec_with(
             .warnings
             .push(warnings::training_cut_short(&spec.measure));
     }
-    // JSON has no NaN/inf: a metric without a finite value is dropped and the log says so.
+}
+
+/// JSON has no NaN/inf: a metric without a finite value is dropped and the log says so.
+fn drop_non_finite(result: &mut RunResult) {
     let (finite, dropped): (Vec<Metric>, Vec<Metric>) = std::mem::take(&mut result.metrics)
         .into_iter()
         .partition(|m| m.value.is_finite());
@@ -317,9 +360,6 @@ pub fn run_spec_with(
             m.name
         ));
     }
-    order_metrics(&mut result.metrics);
-    result.finished_at = now_rfc3339();
-    result
 }
 
 /// Size metrics of a model with local weights (params and bytes as stored; design.md §3).
@@ -413,7 +453,8 @@ fn measure(
         });
         if m.inject_slowdown_pct > 0.0 {
             // Test knob: the iteration takes this much longer, as busy work (CPU time too).
-            let until = t_work + t_work.elapsed().mul_f64(m.inject_slowdown_pct / 100.0);
+            let worked = t_work.elapsed();
+            let until = t_work + worked + worked.mul_f64(m.inject_slowdown_pct / 100.0);
             while Instant::now() < until {
                 std::hint::spin_loop();
             }

@@ -559,3 +559,33 @@ fn injected_delay_slows_every_measured_iteration_and_is_recorded() {
         .iter()
         .any(|w| w.kind == crate::warnings::WarningKind::InjectedDelay));
 }
+
+#[test]
+fn injected_slowdown_lengthens_every_measured_iteration_by_its_share() {
+    // Each iteration sleeps 2 ms; slowed by 150 % it lasts at least 2.5 times its work (the
+    // busy wait starts after the work, so this lower bound holds however loaded the machine).
+    let mut m = quick(4, 4);
+    m.inject_slowdown_pct = 150.0;
+    let (r, calls) = run(Mode::Normal, m, false);
+    assert_eq!(r.status.state, RunState::Ok);
+    assert_eq!(calls.len(), 6, "warm-up unaffected, 4 measured");
+    let times = &r
+        .series
+        .iter()
+        .find(|s| s.name == "iteration_time")
+        .unwrap()
+        .points;
+    assert!(times.iter().all(|p| p[1] >= 2.5 * 2.0), "{times:?}");
+    // The spin is CPU time too, where the clock is available.
+    if let Some(cpu) = r.metric(MetricId::CpuTime) {
+        assert!(
+            cpu.samples.iter().all(|v| *v >= 1.5 * 2.0 * 0.99),
+            "{:?}",
+            cpu.samples
+        );
+    }
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.kind == crate::warnings::WarningKind::InjectedDelay));
+}
