@@ -16,14 +16,23 @@
 #   sequential  one run against the previous baseline run (`gate --baseline --current`): one
 #               invocation per side, so only a change beyond the wide default band can regress
 #
-# Workload: suites/quickstart.toml --filter dtype=f32 --filter batch=1 (2 runs: prompt_len 32
-# and 128) with short [measure] settings. About 25 minutes with N=20 on an idle 2-core VM.
+# Workload: suites/quickstart.toml --filter dtype=f32 --filter batch=1 --filter model=default
+# --filter prompt_len=32 (one run of the default model) with a fixed measured window of
+# WINDOW_S seconds (default 2). The window matters: on a 2-vCPU VM the iteration time drifts
+# between regimes (7.5, 9.5, 12.6 ms) on a scale of 0.1-1 s, so a 0.3 s window leaves a
+# between-invocation spread of 5-12 % and a 3 s one about 2.5 % (6 invocations each, idle AMD
+# EPYC, 2026-12-06); no gate can find a 10 % change under a 12 % spread with a few
+# invocations. About 30 minutes with N=20 on an idle 2-core VM.
 #
 #   scripts/gate-false-alarms.sh                       # N=20, SLOW_PCT=10, all modes
 #   N=5 MODES="abba" scripts/gate-false-alarms.sh      # a quick look
 #   GATE_CONFIG=gate-calibrated.toml scripts/gate-false-alarms.sh   # with a calibrated file
+#   REGATE_FROM=target/gate-false-alarms/<time> scripts/gate-false-alarms.sh
+#       # judge the stored trials of an earlier experiment again (another build or gate
+#       # config) without running anything: the history is rebuilt in the same order
 #
-# Environment: N, SLOW_PCT, MODES, BLOCKS (--ab-blocks), HISTORY_RUNS, GATE_CONFIG,
+# Environment: N, SLOW_PCT, MODES, BLOCKS (--ab-blocks), HISTORY_RUNS, WINDOW_S, GATE_CONFIG,
+# REGATE_FROM,
 # EFFBENCH_BIN (default target/debug/effbench, built if missing), OUT (work directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +41,7 @@ N="${N:-20}"
 SLOW_PCT="${SLOW_PCT:-10}"
 MODES="${MODES:-abba history sequential}"
 HISTORY_RUNS="${HISTORY_RUNS:-8}"
+WINDOW_S="${WINDOW_S:-2}"
 BLOCKS="${BLOCKS:-}"
 BIN="${EFFBENCH_BIN:-target/debug/effbench}"
 OUT="${OUT:-target/gate-false-alarms/$(date -u +%Y%m%dT%H%M%SZ)}"
@@ -43,22 +53,29 @@ mkdir -p "$OUT"
 LOG="$OUT/log.txt"
 GATE_ARGS=()
 [ -n "${GATE_CONFIG:-}" ] && GATE_ARGS=(--config "$GATE_CONFIG")
-FILTERS=(--filter dtype=f32 --filter batch=1)
+FILTERS=(--filter dtype=f32 --filter batch=1 --filter model=default --filter prompt_len=32)
 
-# The quickstart suite with short measurement windows (same model, matrix and settings else).
-SUITE="$OUT/quickstart-short.toml"
+# The quickstart suite with a fixed measurement window (same model, matrix and settings else).
+SUITE="$OUT/quickstart-window.toml"
 sed -e 's/^warmup_iters = .*/warmup_iters = 3/' \
-    -e 's/^min_duration_s = .*/min_duration_s = 0.3/' \
-    -e 's/^max_duration_s = .*/max_duration_s = 1.0/' \
+    -e "s/^min_duration_s = .*/min_duration_s = $WINDOW_S/" \
+    -e "s/^max_duration_s = .*/max_duration_s = $WINDOW_S/" \
     suites/quickstart.toml > "$SUITE"
 
-# The default model is trained on first use: do it now, outside the timed trials.
-"$BIN" run "$SUITE" "${FILTERS[@]}" --out "$OUT/warmup" --no-site >>"$LOG" 2>&1
+# With REGATE_FROM the runs are those stored there (nothing runs); else in OUT.
+RUNS="${REGATE_FROM:-$OUT}"
+if [ -n "${REGATE_FROM:-}" ]; then
+  [ -d "$REGATE_FROM/abba" ] || [ -d "$REGATE_FROM/history" ] || [ -d "$REGATE_FROM/sequential" ] \
+    || { echo "REGATE_FROM=$REGATE_FROM holds no trials" >&2; exit 2; }
+else
+  # The default model is trained on first use: do it now, outside the timed trials.
+  "$BIN" run "$SUITE" "${FILTERS[@]}" --out "$OUT/warmup" --no-site >>"$LOG" 2>&1
+fi
 
 echo "# gate-false-alarms: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) CPUs)"
 echo "# effbench: $("$BIN" --version) at $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-echo "# N=$N trials per kind, slowdown $SLOW_PCT %, blocks ${BLOCKS:-default}, gate config ${GATE_CONFIG:-default}"
+echo "# N=$N trials per kind, slowdown $SLOW_PCT %, window ${WINDOW_S} s, blocks ${BLOCKS:-default}, gate config ${GATE_CONFIG:-default}"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # gate exit code (0 passed, 1 failed) of one trial; anything else stops the experiment.
@@ -78,6 +95,7 @@ record() { # mode kind trial exit gate-json
 
 run_one() { # dir [extra run args...]
   local dir="$1"; shift
+  [ -n "${REGATE_FROM:-}" ] && return 0
   "$BIN" run "$SUITE" "${FILTERS[@]}" --out "$dir" --no-site "$@" >>"$LOG" 2>&1
 }
 
@@ -87,14 +105,18 @@ for mode in $MODES; do
     abba)
       for i in $(seq 1 "$N"); do
         for kind in aa slow; do
-          d="$OUT/abba/$kind-$i"
+          d="$RUNS/abba/$kind-$i"
+          g="$OUT/abba/$kind-$i.gate.json"
+          mkdir -p "$OUT/abba"
           extra=()
           [ "$kind" = slow ] && extra=(--ab-inject-slowdown "$SLOW_PCT")
           [ -n "$BLOCKS" ] && extra+=(--ab-blocks "$BLOCKS")
-          "$BIN" run --ab "$BIN" "$BIN" "$SUITE" "${FILTERS[@]}" --out "$d" "${extra[@]}" \
-            >>"$LOG" 2>&1
-          code=$(gate --ab "$d" --json-out "$d/gate.json")
-          record abba "$kind" "$i" "$code" "$d/gate.json"
+          if [ -z "${REGATE_FROM:-}" ]; then
+            "$BIN" run --ab "$BIN" "$BIN" "$SUITE" "${FILTERS[@]}" --out "$d" "${extra[@]}" \
+              >>"$LOG" 2>&1
+          fi
+          code=$(gate --ab "$d" --json-out "$g")
+          record abba "$kind" "$i" "$code" "$g"
           echo "abba $kind $i: $([ "$code" = 0 ] && echo passed || echo FAILED)" >&2
         done
       done
@@ -103,15 +125,16 @@ for mode in $MODES; do
       H="$OUT/history/history.jsonl"
       mkdir -p "$OUT/history"
       for k in $(seq 1 "$HISTORY_RUNS"); do
-        run_one "$OUT/history/base-$k"
-        "$BIN" history append "$OUT/history/base-$k" --file "$H" >>"$LOG" 2>&1
+        run_one "$RUNS/history/base-$k"
+        "$BIN" history append "$RUNS/history/base-$k" --file "$H" >>"$LOG" 2>&1
       done
       for i in $(seq 1 "$N"); do
         for kind in aa slow; do
-          d="$OUT/history/$kind-$i"
+          d="$RUNS/history/$kind-$i"
+          g="$OUT/history/$kind-$i.gate.json"
           if [ "$kind" = slow ]; then run_one "$d" --inject-slowdown "$SLOW_PCT"; else run_one "$d"; fi
-          code=$(gate --current "$d" --history "$H" --json-out "$d/gate.json")
-          record history "$kind" "$i" "$code" "$d/gate.json"
+          code=$(gate --current "$d" --history "$H" --json-out "$g")
+          record history "$kind" "$i" "$code" "$g"
           echo "history $kind $i: $([ "$code" = 0 ] && echo passed || echo FAILED)" >&2
           # CI on main appends every unchanged build; slowed runs are refused anyway.
           [ "$kind" = aa ] && "$BIN" history append "$d" --file "$H" >>"$LOG" 2>&1
@@ -119,14 +142,16 @@ for mode in $MODES; do
       done
       ;;
     sequential)
-      prev="$OUT/sequential/base-0"
+      prev="$RUNS/sequential/base-0"
       run_one "$prev"
+      mkdir -p "$OUT/sequential"
       for i in $(seq 1 "$N"); do
         for kind in aa slow; do
-          d="$OUT/sequential/$kind-$i"
+          d="$RUNS/sequential/$kind-$i"
+          g="$OUT/sequential/$kind-$i.gate.json"
           if [ "$kind" = slow ]; then run_one "$d" --inject-slowdown "$SLOW_PCT"; else run_one "$d"; fi
-          code=$(gate --baseline "$prev" --current "$d" --json-out "$d/gate.json")
-          record sequential "$kind" "$i" "$code" "$d/gate.json"
+          code=$(gate --baseline "$prev" --current "$d" --json-out "$g")
+          record sequential "$kind" "$i" "$code" "$g"
           echo "sequential $kind $i: $([ "$code" = 0 ] && echo passed || echo FAILED)" >&2
           [ "$kind" = aa ] && prev="$d"
         done

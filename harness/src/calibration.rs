@@ -8,7 +8,7 @@
 //! effects); the residual sums of squares and degrees of freedom of all runs are pooled per
 //! metric: sd = 100 · sqrt(Σ SS / Σ df).
 
-use crate::analysis::invocations::{fit, Invocation, Spread};
+use crate::analysis::invocations::{fast_decile, fit, Invocation, Spread, Summary};
 use crate::metric::MetricId;
 use crate::result::{RunResult, RunState};
 
@@ -37,19 +37,47 @@ impl<'a> Side<'a> {
     }
 }
 
-fn invocations(side: &Side, id: &str, metric: MetricId) -> Vec<Invocation> {
+/// The invocations of one run and metric, each with its fast decile when it has one.
+fn invocations(side: &Side, id: &str, metric: MetricId) -> Vec<(Invocation, Option<f64>)> {
     side.results
         .iter()
         .enumerate()
         .filter(|(_, r)| r.id == id && r.status.state == RunState::Ok)
         .filter_map(|(i, r)| {
-            r.metric(metric).map(|m| Invocation {
-                value: m.value,
-                block: side.blocks.and_then(|b| b.get(i).copied()),
-                samples: m.samples.len(),
+            r.metric(metric).map(|m| {
+                (
+                    Invocation {
+                        value: m.value,
+                        block: side.blocks.and_then(|b| b.get(i).copied()),
+                        samples: m.samples.len(),
+                    },
+                    fast_decile(&m.samples, m.better),
+                )
             })
         })
         .collect()
+}
+
+/// Both sides as the gate's default summary would see them (the fast decile when every
+/// invocation has one, else the headline values), so the calibrated spread is the spread of
+/// the very values the gate compares.
+fn summarized(
+    x: Vec<(Invocation, Option<f64>)>,
+    y: Vec<(Invocation, Option<f64>)>,
+) -> (Vec<Invocation>, Vec<Invocation>) {
+    let fast =
+        Summary::default() == Summary::FastDecile && x.iter().chain(&y).all(|(_, f)| f.is_some());
+    let pick = |v: Vec<(Invocation, Option<f64>)>| -> Vec<Invocation> {
+        v.into_iter()
+            .map(|(mut i, f)| {
+                if fast {
+                    i.value = f.unwrap_or(i.value);
+                }
+                i
+            })
+            .collect()
+    };
+    (pick(x), pick(y))
 }
 
 /// The pooled spread of every metric measured on both sides with positive values and some
@@ -67,7 +95,7 @@ pub fn calibrate(a: &Side, b: &Side) -> Vec<MetricSpread> {
         let (mut ss, mut df) = (0.0, 0.0);
         let mut per_run = Vec::new();
         for (id, label) in &ids {
-            let (x, y) = (invocations(a, id, metric), invocations(b, id, metric));
+            let (x, y) = summarized(invocations(a, id, metric), invocations(b, id, metric));
             if x.is_empty() || y.is_empty() {
                 continue;
             }
@@ -124,8 +152,13 @@ pub fn to_toml(spreads: &[MetricSpread], header: &[String]) -> String {
     t.push_str(
         "# invocation_sd_pct: standard deviation of ln(value) x 100 between invocations, ABBA\n\
          # block effects and the A/B difference removed; invocation_df: its degrees of freedom.\n\
-         # The gate pools them with the spread it observes. Add your own thresholds beside them.\n",
+         # The gate pools them with the spread it observes. Add your own thresholds beside them.\n\n",
     );
+    t.push_str(&format!(
+        "# The spreads are of this summary of each invocation's samples; keep the two together.\n\
+         invocation_summary = \"{}\"\n",
+        Summary::default().name()
+    ));
     for s in spreads {
         let runs: Vec<String> = s
             .per_run

@@ -365,14 +365,20 @@ pub fn compare_with(
             let i = side_results.iter().position(|x| std::ptr::eq(x, r))?;
             b.get(i).copied()
         };
+        // Each invocation with its headline value and its fast decile (if it has one).
         let side_inv =
             |rs: &[&RunResult], all: &[RunResult], blocks: &Option<Vec<usize>>, metric| {
                 rs.iter()
                     .filter_map(|r| {
-                        r.metric(metric).map(|mm| Invocation {
-                            value: mm.value,
-                            block: blocks_of(all, blocks, r),
-                            samples: mm.samples.len(),
+                        r.metric(metric).map(|mm| {
+                            (
+                                Invocation {
+                                    value: mm.value,
+                                    block: blocks_of(all, blocks, r),
+                                    samples: mm.samples.len(),
+                                },
+                                invocations::fast_decile(&mm.samples, mm.better),
+                            )
                         })
                     })
                     .collect::<Vec<_>>()
@@ -393,11 +399,19 @@ pub fn compare_with(
             let mut bi = side_inv(&b_ok, base.results, &design.base_blocks, metric);
             let ni = side_inv(&n_ok, new.results, &design.new_blocks, metric);
             let hm: Vec<&&history::Entry> = hist.iter().filter(|e| e.metric == metric).collect();
-            bi.extend(hm.iter().map(|e| Invocation {
-                value: e.value,
-                block: None,
-                samples: e.n,
+            bi.extend(hm.iter().map(|e| {
+                (
+                    Invocation {
+                        value: e.value,
+                        block: None,
+                        samples: e.n,
+                    },
+                    e.fast,
+                )
             }));
+            let (bi, ni, summary) = summarize_invocations(bi, ni, cfg.invocation_summary);
+            let sampled =
+                !bi.is_empty() && !ni.is_empty() && bi.iter().chain(&ni).all(|i| i.samples >= 2);
             if bi.is_empty() || ni.is_empty() {
                 acc.add_one_sided(metric);
                 continue;
@@ -407,6 +421,17 @@ pub fn compare_with(
             let prior = cfg.spread(metric);
             let result = if invocations::replicated(&bi, &ni, prior) {
                 compare_invocations(&bi, &ni, metric.better(), &rule, prior).map(|mut r| {
+                    if summary == invocations::Summary::FastDecile {
+                        let q = if metric.better() == Better::Higher {
+                            "90th"
+                        } else {
+                            "10th"
+                        };
+                        r.method = format!(
+                            "each invocation as the {q} percentile of its samples (fast-decile); {}",
+                            r.method
+                        );
+                    }
                     if !hm.is_empty() {
                         r.method = format!(
                             "{} of the base from the history ({}); {}",
@@ -436,7 +461,7 @@ pub fn compare_with(
                 metric,
                 unit: metric.unit().to_string(),
                 better: metric.better(),
-                gated: cfg.gates(metric),
+                gated: cfg.gates_in(metric, sampled),
                 result,
             });
         }
@@ -618,6 +643,33 @@ fn mde_line(c: &Comparison) -> Option<String> {
         invocations::MDE_POWER * 100.0,
         parts.join(", ")
     ))
+}
+
+/// The invocations of both sides as `wanted` summarises them: the fast decile only when every
+/// invocation (history entries included) has one, else the headline values. Returns the
+/// summary used.
+fn summarize_invocations(
+    base: Vec<(Invocation, Option<f64>)>,
+    new: Vec<(Invocation, Option<f64>)>,
+    wanted: invocations::Summary,
+) -> (Vec<Invocation>, Vec<Invocation>, invocations::Summary) {
+    let all_fast = base.iter().chain(&new).all(|(_, f)| f.is_some());
+    let summary = if wanted == invocations::Summary::FastDecile && all_fast {
+        invocations::Summary::FastDecile
+    } else {
+        invocations::Summary::Headline
+    };
+    let pick = |side: Vec<(Invocation, Option<f64>)>| -> Vec<Invocation> {
+        side.into_iter()
+            .map(|(mut i, f)| {
+                if summary == invocations::Summary::FastDecile {
+                    i.value = f.unwrap_or(i.value);
+                }
+                i
+            })
+            .collect()
+    };
+    (pick(base), pick(new), summary)
 }
 
 fn summarize(runs: &[RunComparison]) -> Summary {

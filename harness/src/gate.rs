@@ -12,6 +12,7 @@
 //! unreplicated_band_pct = 10.0 # one invocation per side: only changes beyond ±10 % count
 //! history_last = 10            # gate --history: judge against the last 10 baseline runs ...
 //! history_min = 5              # ... when at least 5 exist
+//! invocation_summary = "fast-decile"   # or "headline": one value per invocation (docs/gates.md)
 //! [metric.ttft]
 //! noise_band_pct = 3.0         # per-metric noise band
 //! max_regression_pct = 5.0     # relative threshold: tolerate up to 5 % worse
@@ -22,7 +23,7 @@
 //! gate = false                 # compared and shown, never fails the gate
 //! ```
 
-use crate::analysis::invocations::Spread;
+use crate::analysis::invocations::{Spread, Summary};
 use crate::analysis::verdict::{Rule, TestChoice, Verdict};
 use crate::comparison::Comparison;
 use crate::metric::{name_hash, MetricId};
@@ -76,6 +77,9 @@ pub struct GateConfig {
     pub history_last: usize,
     /// ... and only when at least this many exist (else the baseline side alone).
     pub history_min: usize,
+    /// How each invocation's samples become its value (`fast-decile` or `headline`;
+    /// analysis::invocations::Summary).
+    pub invocation_summary: Summary,
     #[serde(rename = "metric", skip_serializing_if = "BTreeMap::is_empty")]
     pub per_metric: BTreeMap<MetricId, MetricRule>,
 }
@@ -94,6 +98,7 @@ impl Default for GateConfig {
             unreplicated_band_pct: 10.0,
             history_last: 10,
             history_min: 5,
+            invocation_summary: Summary::default(),
             per_metric: BTreeMap::new(),
         }
     }
@@ -197,6 +202,21 @@ impl GateConfig {
             .and_then(|r| r.gate)
             .unwrap_or(true)
     }
+
+    /// Whether a regression of `metric` fails the gate in a comparison where it was `sampled`
+    /// (at least 2 samples in every invocation on both sides): `[metric.X] gate` when set;
+    /// else every metric named in `metrics`; else the sampled metrics (per iteration, per
+    /// request) and sizes in bytes (memory, model size). Single-valued figures (load time, MBU
+    /// against a bandwidth probe, energy and cost derived from a window) are compared and
+    /// shown but fail only when configured: one number per process carries no measure of its
+    /// own noise, and on the 2-vCPU development machine they produced the history mode's
+    /// false alarms (load time +30 %, MBU −35 % on unchanged code).
+    pub fn gates_in(&self, metric: MetricId, sampled: bool) -> bool {
+        match self.per_metric.get(&metric).and_then(|r| r.gate) {
+            Some(g) => g,
+            None => !self.metrics.is_empty() || sampled || metric.unit() == "bytes",
+        }
+    }
 }
 
 /// Pass or fail, with one line per reason.
@@ -269,6 +289,28 @@ pub fn parse_pct(s: &str) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_valued_metrics_fail_the_gate_only_when_configured() {
+        let d = GateConfig::default();
+        assert_eq!(d.invocation_summary, Summary::FastDecile);
+        assert!(d.gates_in(MetricId::Ttft, true));
+        assert!(!d.gates_in(MetricId::LoadTime, false));
+        assert!(!d.gates_in(MetricId::Mbu, false));
+        assert!(
+            d.gates_in(MetricId::PeakRss, false),
+            "sizes in bytes stay gated"
+        );
+        let named = GateConfig::parse("metrics = [\"load_time\"]\n", "g.toml").unwrap();
+        assert!(named.gates_in(MetricId::LoadTime, false));
+        let on = GateConfig::parse("[metric.mbu]\ngate = true\n", "g.toml").unwrap();
+        assert!(on.gates_in(MetricId::Mbu, false));
+        let off = GateConfig::parse("[metric.ttft]\ngate = false\n", "g.toml").unwrap();
+        assert!(!off.gates_in(MetricId::Ttft, true));
+        let h = GateConfig::parse("invocation_summary = \"headline\"\n", "g.toml").unwrap();
+        assert_eq!(h.invocation_summary, Summary::Headline);
+        assert!(GateConfig::parse("invocation_summary = \"mean\"\n", "g.toml").is_err());
+    }
 
     #[test]
     fn parses_a_full_gate_file() {

@@ -40,6 +40,11 @@ pub struct Entry {
     pub value: f64,
     /// Samples behind `value` (0 for a single value).
     pub n: usize,
+    /// The decile at the better end of the samples (`gate`'s default invocation summary,
+    /// `analysis::invocations::fast_decile`); absent with fewer than 10 samples and in
+    /// entries appended by effbench versions before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast: Option<f64>,
     /// 95 % CI of the mean, when there are samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci95: Option<[f64; 2]>,
@@ -86,6 +91,7 @@ pub fn entries_from(results: &[RunResult], tag: Option<&str>) -> (Vec<Entry>, Ve
                 better: m.better,
                 value: m.value,
                 n: m.stats.as_ref().map_or(0, |s| s.count),
+                fast: crate::analysis::invocations::fast_decile(&m.samples, m.better),
                 ci95: m.stats.as_ref().map(|s| s.ci95_mean),
                 git_commit: r.env.git_commit.clone(),
                 git_dirty: r.env.git_dirty,

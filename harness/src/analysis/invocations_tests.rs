@@ -306,3 +306,99 @@ fn history_prediction_test_on_a_drifting_series_stays_quiet() {
         "1.5 x MDE caught in {caught} of {trials}"
     );
 }
+
+#[test]
+fn fast_decile_by_hand() {
+    // 1..=11: the 10th percentile sits at position 1 (value 2), the 90th at 9 (value 10).
+    let xs: Vec<f64> = (1..=11).map(f64::from).collect();
+    assert_eq!(fast_decile(&xs, Better::Lower), Some(2.0));
+    assert_eq!(fast_decile(&xs, Better::Higher), Some(10.0));
+    // 0..10 (ten samples): positions 0.9 and 8.1, interpolated.
+    let ys: Vec<f64> = (0..10).map(f64::from).collect();
+    assert!((fast_decile(&ys, Better::Lower).unwrap() - 0.9).abs() < 1e-12);
+    assert!((fast_decile(&ys, Better::Higher).unwrap() - 8.1).abs() < 1e-12);
+    // Order does not matter; too few samples or a non-finite one: none.
+    let mut rev = ys.clone();
+    rev.reverse();
+    assert_eq!(
+        fast_decile(&rev, Better::Lower),
+        fast_decile(&ys, Better::Lower)
+    );
+    assert_eq!(fast_decile(&ys[..9], Better::Lower), None);
+    let mut bad = ys.clone();
+    bad[3] = f64::NAN;
+    assert_eq!(fast_decile(&bad, Better::Higher), None);
+}
+
+/// One invocation on a VM whose interference is one-sided: the invocation runs in a regime
+/// where a random share (up to half) of its iterations is stalled by a random factor (up to
+/// 1.6x); the code's own time (10 ms x (1 + slow), 1 % jitter) is the same in all.
+fn vm_invocation(rng: &mut ChaCha8Rng, slow: f64) -> Vec<f64> {
+    let mut normal = || {
+        let u1: f64 = 1.0 - rng.random::<f64>();
+        let u2: f64 = rng.random();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    };
+    let jitter: Vec<f64> = (0..100).map(|_| 0.01 * normal()).collect();
+    let share = 0.5 * rng.random::<f64>();
+    let stall = 1.0 + 0.6 * rng.random::<f64>();
+    jitter
+        .into_iter()
+        .map(|j| {
+            let t = 10.0 * (1.0 + slow) * (1.0 + j);
+            if rng.random::<f64>() < share {
+                t * stall
+            } else {
+                t
+            }
+        })
+        .collect()
+}
+
+/// ABBA trials (3 blocks) on such a VM, each invocation summarised by its mean (headline) or
+/// its fast decile; returns how many trials regressed for each.
+fn vm_trials(trials: u64, slow: f64) -> (usize, usize) {
+    let (mut mean_hits, mut fast_hits) = (0, 0);
+    for t in 0..trials {
+        let mut rng = ChaCha8Rng::seed_from_u64(9000 + t);
+        let (mut a, mut b) = ((vec![], vec![]), (vec![], vec![]));
+        for block in 0..3 {
+            for is_b in [false, true, true, false] {
+                let s = vm_invocation(&mut rng, if is_b { slow } else { 0.0 });
+                let mean = Invocation::new(crate::stats::mean(&s), Some(block));
+                let fast = Invocation::new(fast_decile(&s, Better::Lower).unwrap(), Some(block));
+                let side = if is_b { &mut b } else { &mut a };
+                side.0.push(mean);
+                side.1.push(fast);
+            }
+        }
+        let regressed = |x: &[Invocation], y: &[Invocation]| {
+            compare_invocations(x, y, Better::Lower, &rule(t), None)
+                .unwrap()
+                .verdict
+                == Verdict::Regressed
+        };
+        mean_hits += regressed(&a.0, &b.0) as usize;
+        fast_hits += regressed(&a.1, &b.1) as usize;
+    }
+    (mean_hits, fast_hits)
+}
+
+#[test]
+fn the_fast_decile_stays_quiet_and_sees_what_the_mean_misses_under_one_sided_noise() {
+    let (mean_aa, fast_aa) = vm_trials(200, 0.0);
+    assert!(
+        fast_aa <= 2,
+        "fast-decile A/A false alarms: {fast_aa} of 200"
+    );
+    assert!(mean_aa <= 2, "headline A/A false alarms: {mean_aa} of 200");
+    let (mean_hits, fast_hits) = vm_trials(200, 0.10);
+    assert!(
+        fast_hits >= 190,
+        "fast decile caught {fast_hits} of 200 10 % slowdowns"
+    );
+    assert!(
+        mean_hits < fast_hits,
+        "the mean caught {mean_hits}, the fast decile {fast_hits}"
+    );
+}
