@@ -234,6 +234,28 @@ pub fn expand_filtered(
         let p = plan_backend(suite, registry, &name)?;
         planned.insert(name, p);
     }
+    let axes_given = given_axes(suite);
+    let all: Vec<&Planned> = planned.values().collect();
+    check_matrix(suite, &origin, &all, &axes_given)?;
+    let combos = combinations(suite, &origin, &axes_given)?;
+    check_analysis_axes(suite, &origin, &all)?;
+    let (specs, unused) = build_specs(suite, registry, &mut planned, combos)?;
+    if specs.is_empty() {
+        bail!("{origin}: the matrix expands to no runs (every combination was excluded)");
+    }
+    let varying = varying_axes(&specs);
+    let specs = if filters.is_empty() {
+        specs
+    } else {
+        filter(specs, filters)?
+    };
+    validate_specs(&origin, &specs, &planned, &unused, &varying)?;
+    Ok(specs)
+}
+
+/// The suite's axes in canonical order, with `model` from the suite's top level when the
+/// matrix does not vary it.
+fn given_axes(suite: &Suite) -> Vec<(String, Vec<AxisValue>)> {
     let mut axes_given: Vec<(String, Vec<AxisValue>)> = suite
         .matrix
         .axes
@@ -246,9 +268,19 @@ pub fn expand_filtered(
         }
     }
     axes_given.sort_by_key(|(k, _)| axis_order(k));
-    let all: Vec<&Planned> = planned.values().collect();
-    for (name, values) in &axes_given {
-        check_axis(&origin, &all, name, values)?;
+    axes_given
+}
+
+/// Every axis value and every include/exclude rule is one some backend accepts; an exclude
+/// rule names only axes of the matrix; the rule counts are within limits.
+fn check_matrix(
+    suite: &Suite,
+    origin: &str,
+    all: &[&Planned],
+    axes_given: &[(String, Vec<AxisValue>)],
+) -> Result<()> {
+    for (name, values) in axes_given {
+        check_axis(origin, all, name, values)?;
     }
     for (what, rules) in [
         ("exclude", &suite.matrix.exclude),
@@ -260,7 +292,7 @@ pub fn expand_filtered(
                     // A backend added by an include rule is checked when its run is built.
                     continue;
                 }
-                check_axis(&origin, &all, name, std::slice::from_ref(v))
+                check_axis(origin, all, name, std::slice::from_ref(v))
                     .map_err(|e| anyhow!("{e} (in matrix.{what})"))?;
                 if what == "exclude" && !axes_given.iter().any(|(k, _)| k == name) {
                     bail!(
@@ -271,8 +303,7 @@ pub fn expand_filtered(
             }
         }
     }
-    // Counted before anything is built: a matrix too large to run is refused at once.
-    use crate::limits::{MAX_RULES, MAX_RUNS};
+    use crate::limits::MAX_RULES;
     for (what, rules) in [
         ("exclude", &suite.matrix.exclude),
         ("include", &suite.matrix.include),
@@ -284,30 +315,38 @@ pub fn expand_filtered(
             );
         }
     }
+    Ok(())
+}
+
+/// The combinations of the axes after the exclude and include rules, counted before anything
+/// is built: a matrix too large to run is refused at once.
+fn combinations(
+    suite: &Suite,
+    origin: &str,
+    axes_given: &[(String, Vec<AxisValue>)],
+) -> Result<Vec<Combo>> {
     let counts: Vec<u64> = axes_given.iter().map(|(_, v)| v.len() as u64).collect();
-    crate::limits::product("[matrix] combinations", &counts, MAX_RUNS).map_err(|e| {
-        anyhow!(
-            "{origin}: {e} (axes: {}); split the study into several suites or narrow the \
-             axes (docs/reliability.md)",
-            axes_given
-                .iter()
-                .map(|(k, v)| format!("{k} {}", v.len()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    let combos = product(&axes_given);
+    crate::limits::product("[matrix] combinations", &counts, crate::limits::MAX_RUNS).map_err(
+        |e| {
+            anyhow!(
+                "{origin}: {e} (axes: {}); split the study into several suites or narrow the \
+                 axes (docs/reliability.md)",
+                axes_given
+                    .iter()
+                    .map(|(k, v)| format!("{k} {}", v.len()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+    )?;
+    let combos = product(axes_given);
     let combos = apply_exclude(combos, &suite.matrix.exclude);
     let original: Vec<&str> = axes_given.iter().map(|(k, _)| k.as_str()).collect();
-    let combos = apply_include(combos, &suite.matrix.include, &original);
+    Ok(apply_include(combos, &suite.matrix.include, &original))
+}
 
-    let options = toml_table_to_json(&suite.options)?;
-    let meters = meter_settings::resolve(
-        &suite.meters,
-        &Default::default(),
-        &crate::meters::estimate::cpu_model(),
-    )
-    .map_err(|e| anyhow!("{origin}: {e}"))?;
+/// `[analysis]` reference/baseline selectors name only axes every backend uses.
+fn check_analysis_axes(suite: &Suite, origin: &str, all: &[&Planned]) -> Result<()> {
     if let Some(a) = &suite.analysis {
         for (what, sel) in [("reference", &a.reference), ("baseline", &a.baseline)] {
             for k in sel.iter().flat_map(|s| s.keys()) {
@@ -317,6 +356,25 @@ pub fn expand_filtered(
             }
         }
     }
+    Ok(())
+}
+
+/// One spec per distinct combination (backend defaults filled in), and for each spec whose
+/// backend ignores one of its axes, why (reported only if the spec survives the filters).
+fn build_specs<'a>(
+    suite: &Suite,
+    registry: &'a Registry,
+    planned: &mut BTreeMap<String, Planned<'a>>,
+    combos: Vec<Combo>,
+) -> Result<(Vec<RunSpec>, BTreeMap<String, String>)> {
+    let origin = suite.origin();
+    let options = toml_table_to_json(&suite.options)?;
+    let meters = meter_settings::resolve(
+        &suite.meters,
+        &Default::default(),
+        &crate::meters::estimate::cpu_model(),
+    )
+    .map_err(|e| anyhow!("{origin}: {e}"))?;
     let mut specs: Vec<RunSpec> = Vec::new();
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut unused: BTreeMap<String, String> = BTreeMap::new();
@@ -365,24 +423,27 @@ pub fn expand_filtered(
             specs.push(spec);
         }
     }
-    if specs.is_empty() {
-        bail!("{origin}: the matrix expands to no runs (every combination was excluded)");
-    }
-    let varying = varying_axes(&specs);
-    let specs = if filters.is_empty() {
-        specs
-    } else {
-        filter(specs, filters)?
-    };
+    Ok((specs, unused))
+}
+
+/// Every selected spec passes the generic checks and its backend's own; all problems are
+/// reported at once.
+fn validate_specs(
+    origin: &str,
+    specs: &[RunSpec],
+    planned: &BTreeMap<String, Planned>,
+    unused: &BTreeMap<String, String>,
+    varying: &[String],
+) -> Result<()> {
     let mut problems = Vec::new();
-    for spec in &specs {
+    for spec in specs {
         let p = &planned[&spec.backend];
         let check = match unused.get(&spec.id) {
             Some(msg) => Err(msg.clone()),
             None => generic_checks(spec, &p.caps).and_then(|_| p.backend.validate(spec)),
         };
         if let Err(e) = check {
-            let label = spec.label(&varying);
+            let label = spec.label(varying);
             let label = if label.is_empty() {
                 spec.id.clone()
             } else {
@@ -398,7 +459,7 @@ pub fn expand_filtered(
             problems.join("; ")
         );
     }
-    Ok(specs)
+    Ok(())
 }
 
 fn uses_message(p: &Planned, axis: &str) -> String {

@@ -171,6 +171,23 @@ fn job_dir(o: &K8sOptions) -> String {
 
 /// Validates the options and builds the manifests.
 pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
+    check_options(o, runs)?;
+    let suite_cm = format!("{}-suite", o.name);
+    let configmap = map(vec![
+        ("apiVersion", s("v1")),
+        ("kind", s("ConfigMap")),
+        ("metadata", metadata(o, &suite_cm, "suite")),
+        ("data", map(vec![(o.suite_file.as_str(), s(&o.suite_text))])),
+    ]);
+    Ok(K8sManifests {
+        shards: vec![configmap, shard_job(o, &suite_cm)],
+        merge: merge_job(o),
+        submit: submit_script(o),
+    })
+}
+
+/// Every option is one Kubernetes accepts, checked before anything is written.
+fn check_options(o: &K8sOptions, runs: usize) -> Result<()> {
     super::check_shard_count(o.shards, runs)?;
     check_dns_label("--name", &o.name, MAX_NAME)?;
     if let Some(ns) = &o.namespace {
@@ -195,15 +212,13 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
     if let Some(m) = &o.memory {
         check_quantity("--memory", m)?;
     }
+    Ok(())
+}
+
+/// The indexed Job: one pod per shard, each running its shard of the suite.
+fn shard_job(o: &K8sOptions, suite_cm: &str) -> Node {
     let n = o.shards;
-    let suite_cm = format!("{}-suite", o.name);
     let suite_path = format!("{SUITE_MOUNT}/{}", o.suite_file);
-    let configmap = map(vec![
-        ("apiVersion", s("v1")),
-        ("kind", s("ConfigMap")),
-        ("metadata", metadata(o, &suite_cm, "suite")),
-        ("data", map(vec![(o.suite_file.as_str(), s(&o.suite_text))])),
-    ]);
     // The kubelet expands `$(VAR)` in command and args: every user-given part goes through
     // escape::kubelet, only effbench's own `$(JOB_COMPLETION_INDEX)` stays live.
     let k = crate::escape::kubelet;
@@ -227,25 +242,6 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
         value_env("EFFBENCH_JOB_NAME", &o.name),
         value_env("EFFBENCH_MODELS_DIR", &format!("{SCRATCH_MOUNT}/models")),
     ]);
-    let mounts = |suite: bool| {
-        let mut m = vec![map(vec![
-            ("name", s("results")),
-            ("mountPath", s(RESULTS_MOUNT)),
-        ])];
-        if suite {
-            m.push(map(vec![
-                ("name", s("suite")),
-                ("mountPath", s(SUITE_MOUNT)),
-                ("readOnly", Node::Bool(true)),
-            ]));
-        }
-        m.push(map(vec![
-            ("name", s("scratch")),
-            ("mountPath", s(SCRATCH_MOUNT)),
-        ]));
-        seq(m)
-    };
-    let scratch = map(vec![("name", s("scratch")), ("emptyDir", map(vec![]))]);
     let container = map(vec![
         ("name", s("effbench")),
         ("image", s(&o.image)),
@@ -256,7 +252,25 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
         ("resources", resources(o, true)),
         ("volumeMounts", mounts(true)),
     ]);
-    let job = map(vec![
+    let pod = map(vec![
+        ("restartPolicy", s("Never")),
+        // On eviction the kubelet sends SIGTERM, then SIGKILL after this: time for effbench
+        // to save the run in progress.
+        ("terminationGracePeriodSeconds", int(TERMINATION_GRACE_S)),
+        ("containers", seq(vec![container])),
+        (
+            "volumes",
+            seq(vec![
+                results_volume(o),
+                map(vec![
+                    ("name", s("suite")),
+                    ("configMap", map(vec![("name", s(suite_cm))])),
+                ]),
+                scratch_volume(),
+            ]),
+        ),
+    ]);
+    map(vec![
         ("apiVersion", s("batch/v1")),
         ("kind", s("Job")),
         ("metadata", metadata(o, &o.name, "shard")),
@@ -267,63 +281,75 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
                 ("completions", int(n as i64)),
                 ("parallelism", int(o.parallelism.unwrap_or(n).min(n) as i64)),
                 ("backoffLimit", int(o.backoff_limit as i64)),
-                (
-                    "podFailurePolicy",
-                    map(vec![(
-                        "rules",
-                        seq(vec![
-                            map(vec![
-                                ("action", s("FailJob")),
-                                (
-                                    "onExitCodes",
-                                    map(vec![
-                                        ("containerName", s("effbench")),
-                                        ("operator", s("In")),
-                                        ("values", seq(vec![int(EXIT_BAD_INPUT)])),
-                                    ]),
-                                ),
-                            ]),
-                            map(vec![
-                                ("action", s("Ignore")),
-                                (
-                                    "onPodConditions",
-                                    seq(vec![map(vec![("type", s("DisruptionTarget"))])]),
-                                ),
-                            ]),
-                        ]),
-                    )]),
-                ),
+                ("podFailurePolicy", pod_failure_policy()),
                 (
                     "template",
                     map(vec![
                         ("metadata", map(vec![("labels", labels(o, "shard"))])),
-                        (
-                            "spec",
-                            map(vec![
-                                ("restartPolicy", s("Never")),
-                                // On eviction the kubelet sends SIGTERM, then SIGKILL after
-                                // this: time for effbench to save the run in progress.
-                                ("terminationGracePeriodSeconds", int(TERMINATION_GRACE_S)),
-                                ("containers", seq(vec![container])),
-                                (
-                                    "volumes",
-                                    seq(vec![
-                                        results_volume(o),
-                                        map(vec![
-                                            ("name", s("suite")),
-                                            ("configMap", map(vec![("name", s(&suite_cm))])),
-                                        ]),
-                                        scratch.clone(),
-                                    ]),
-                                ),
-                            ]),
-                        ),
+                        ("spec", pod),
                     ]),
                 ),
             ]),
         ),
-    ]);
+    ])
+}
 
+/// Bad input (exit code EXIT_BAD_INPUT) fails the whole Job at once; a pod's eviction does
+/// not count against the retries.
+fn pod_failure_policy() -> Node {
+    map(vec![(
+        "rules",
+        seq(vec![
+            map(vec![
+                ("action", s("FailJob")),
+                (
+                    "onExitCodes",
+                    map(vec![
+                        ("containerName", s("effbench")),
+                        ("operator", s("In")),
+                        ("values", seq(vec![int(EXIT_BAD_INPUT)])),
+                    ]),
+                ),
+            ]),
+            map(vec![
+                ("action", s("Ignore")),
+                (
+                    "onPodConditions",
+                    seq(vec![map(vec![("type", s("DisruptionTarget"))])]),
+                ),
+            ]),
+        ]),
+    )])
+}
+
+/// The volume mounts of a container: results, the suite (shard pods), scratch.
+fn mounts(suite: bool) -> Node {
+    let mut m = vec![map(vec![
+        ("name", s("results")),
+        ("mountPath", s(RESULTS_MOUNT)),
+    ])];
+    if suite {
+        m.push(map(vec![
+            ("name", s("suite")),
+            ("mountPath", s(SUITE_MOUNT)),
+            ("readOnly", Node::Bool(true)),
+        ]));
+    }
+    m.push(map(vec![
+        ("name", s("scratch")),
+        ("mountPath", s(SCRATCH_MOUNT)),
+    ]));
+    seq(m)
+}
+
+fn scratch_volume() -> Node {
+    map(vec![("name", s("scratch")), ("emptyDir", map(vec![]))])
+}
+
+/// The Job that merges the shards' directories once they all completed.
+fn merge_job(o: &K8sOptions) -> Node {
+    let n = o.shards;
+    let k = crate::escape::kubelet;
     let mut merge_args = vec![s("merge")];
     merge_args.extend((0..n).map(|i| s(format!("{}/{}", job_dir(o), super::shard_dir_name(i)))));
     merge_args.push(s(format!("--out={}/{}", job_dir(o), super::MERGED_DIR)));
@@ -336,7 +362,7 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
         ("volumeMounts", mounts(false)),
     ]);
     let merge_name = format!("{}-merge", o.name);
-    let merge = map(vec![
+    map(vec![
         ("apiVersion", s("batch/v1")),
         ("kind", s("Job")),
         ("metadata", metadata(o, &merge_name, "merge")),
@@ -355,19 +381,25 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
                             map(vec![
                                 ("restartPolicy", s("Never")),
                                 ("containers", seq(vec![merge_container])),
-                                ("volumes", seq(vec![results_volume(o), scratch])),
+                                ("volumes", seq(vec![results_volume(o), scratch_volume()])),
                             ]),
                         ),
                     ]),
                 ),
             ]),
         ),
-    ]);
+    ])
+}
+
+/// `submit.sh`: applies the shard Job, waits for it, then applies the merge Job.
+fn submit_script(o: &K8sOptions) -> String {
+    let n = o.shards;
+    let merge_name = format!("{}-merge", o.name);
     let ns = o
         .namespace
         .as_ref()
         .map_or(String::new(), |n| format!(" -n {n}"));
-    let submit = format!(
+    format!(
         "#!/bin/sh\n\
          # Applies the shard Job, waits until it completes (or fails), then applies the merge Job.\n\
          set -eu\n\
@@ -389,12 +421,7 @@ pub fn manifests(o: &K8sOptions, runs: usize) -> Result<K8sManifests> {
         dir = job_dir(o),
         merged = super::MERGED_DIR,
         pvc = o.pvc,
-    );
-    Ok(K8sManifests {
-        shards: vec![configmap, job],
-        merge,
-        submit,
-    })
+    )
 }
 
 #[cfg(test)]

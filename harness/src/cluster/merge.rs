@@ -87,9 +87,105 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
     let mut sources: Vec<Source> = dirs.iter().map(|d| load_source(d)).collect::<Result<_>>()?;
     // Shards in index order, then the rest in the order given.
     sources.sort_by_key(|s| s.manifest.shard.as_ref().map_or(usize::MAX, |i| i.index));
-    let mut notes = Vec::new();
+    let notes = check_compatible(&sources, opts)?;
+    let plan = Plan::of(&sources);
+    let (chosen, duplicates) = choose(&sources, &plan)?;
+    let parsed = parse_chosen(&chosen)?;
+    let missing = plan.missing(&parsed);
+    // Merged order: the plan's, then results nobody planned (sorted by id).
+    let mut order: Vec<String> = plan
+        .runs
+        .iter()
+        .map(|(id, _, _)| id.clone())
+        .filter(|id| parsed.contains_key(id))
+        .collect();
+    order.extend(
+        parsed
+            .keys()
+            .filter(|id| !plan.at.contains_key(*id))
+            .cloned(),
+    );
+    let failed: Vec<String> = order
+        .iter()
+        .filter(|id| parsed[*id].status.state == RunState::Failed)
+        .map(|id| format!("{id} ({})", parsed[id].label()))
+        .collect();
+    let merged_sources: Vec<MergedSource> = sources
+        .iter()
+        .map(|s| MergedSource {
+            dir: s.dir.display().to_string(),
+            shard: s.manifest.shard.as_ref().map(|i| i.index),
+            runs: s.results.len(),
+        })
+        .collect();
+    let mut report = MergeReport {
+        out_dir: out.to_path_buf(),
+        sources: merged_sources.clone(),
+        planned: plan.runs.len(),
+        merged: order.len(),
+        failed,
+        duplicates,
+        missing,
+        notes,
+        written: false,
+        analysis: false,
+    };
+    if !report.missing.is_empty() && !opts.allow_partial {
+        return Ok(report);
+    }
+    if let Some(old) = previous {
+        for r in &old.runs {
+            // Checked by check_out: a plain name inside `out`.
+            if let Ok(p) = crate::names::join(out, "run file", &r.file) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
+    let mut runs = Vec::new();
+    for id in &order {
+        let file = format!("{id}.json");
+        write_atomic(&out.join(&file), &chosen[id].bytes)?;
+        runs.push(ManifestEntry {
+            id: id.clone(),
+            label: parsed[id].label(),
+            state: parsed[id].status.state,
+            file,
+        });
+    }
+    let m0 = &sources[0].manifest;
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        suite: m0.suite.clone(),
+        effbench_version: env!("CARGO_PKG_VERSION").into(),
+        command: crate::secrets::redact_command(&opts.command),
+        started_at: sources
+            .iter()
+            .map(|s| s.manifest.started_at.clone())
+            .min()
+            .unwrap_or_default(),
+        finished_at: sources
+            .iter()
+            .filter_map(|s| s.manifest.finished_at.clone())
+            .max(),
+        planned: plan.runs.iter().map(|(id, _, _)| id.clone()).collect(),
+        runs,
+        shard: None,
+        scheduler: None,
+        merged_from: merged_sources,
+        skipped: Vec::new(),
+    };
+    write_json(&out.join(MANIFEST_FILE), &manifest)?;
+    let merged: Vec<RunResult> = order.iter().map(|id| parsed[id].clone()).collect();
+    report.analysis = write_analysis(out, &manifest.suite.name, &merged)?;
+    report.written = true;
+    Ok(report)
+}
 
-    // Same suite, same plan.
+/// The inputs come from one suite and (shards) one plan, or `--force` says merge anyway;
+/// returns the notes for what was forced or repeated.
+fn check_compatible(sources: &[Source], opts: &MergeOptions) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
     let first = &sources[0];
     for s in &sources[1..] {
         let (a, b) = (&first.manifest.suite, &s.manifest.suite);
@@ -104,24 +200,21 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
             notes.push(format!("{msg} (merged because of --force)"));
         }
     }
-    let sharded: Vec<&Source> = sources
+    let sharded: Vec<(&Source, &crate::cluster::ShardInfo)> = sources
         .iter()
-        .filter(|s| s.manifest.shard.is_some())
+        .filter_map(|s| s.manifest.shard.as_ref().map(|i| (s, i)))
         .collect();
-    for s in sharded.iter().skip(1) {
-        let (a, b) = (
-            sharded[0].manifest.shard.as_ref().unwrap(),
-            s.manifest.shard.as_ref().unwrap(),
-        );
-        let ids = |p: &[crate::cluster::PlannedRun]| {
-            p.iter()
-                .map(|r| (r.id.clone(), r.shard))
-                .collect::<Vec<_>>()
-        };
+    let ids = |p: &[crate::cluster::PlannedRun]| {
+        p.iter()
+            .map(|r| (r.id.clone(), r.shard))
+            .collect::<Vec<_>>()
+    };
+    for (s, b) in sharded.iter().skip(1) {
+        let (s0, a) = sharded[0];
         if a.count != b.count || ids(&a.plan) != ids(&b.plan) {
             let msg = format!(
                 "the shards were planned differently: '{}' is shard {}/{} of {} runs, '{}' is shard {}/{} of {} runs (different --shard counts, --filter or effbench versions?)",
-                sharded[0].dir.display(), a.index, a.count, a.plan.len(), s.dir.display(), b.index, b.count, b.plan.len()
+                s0.dir.display(), a.index, a.count, a.plan.len(), s.dir.display(), b.index, b.count, b.plan.len()
             );
             if !opts.force {
                 bail!("{msg}; merge them anyway with --force");
@@ -130,8 +223,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
         }
     }
     let mut dup_shards: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    for s in &sharded {
-        let i = s.manifest.shard.as_ref().unwrap();
+    for (s, i) in &sharded {
         dup_shards
             .entry(i.index)
             .or_default()
@@ -144,47 +236,56 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
             dirs.join(", ")
         ));
     }
+    Ok(notes)
+}
 
-    // The plan: the shards' whole-suite plan, then anything else planned by a manifest.
-    // (Linear in the inputs: a crafted manifest may plan millions of ids.)
-    let mut planned: Vec<(String, String, Option<usize>)> = Vec::new();
-    let mut planned_at: std::collections::HashMap<String, usize> = Default::default();
-    let mut push = |id: &str, label: &str, shard: Option<usize>| {
-        if !planned_at.contains_key(id) {
-            planned_at.insert(id.to_string(), planned.len());
-            planned.push((id.to_string(), label.to_string(), shard));
-        }
-    };
-    for s in &sources {
-        if let Some(info) = &s.manifest.shard {
-            for r in &info.plan {
-                push(&r.id, &r.label, Some(r.shard));
+/// The runs the inputs planned: the shards' whole-suite plan, then anything else planned by
+/// a manifest, as (id, label, shard), with each id's position. (Linear in the inputs: a
+/// crafted manifest may plan millions of ids.)
+struct Plan {
+    runs: Vec<(String, String, Option<usize>)>,
+    at: std::collections::HashMap<String, usize>,
+}
+
+impl Plan {
+    fn of(sources: &[Source]) -> Plan {
+        let mut plan = Plan {
+            runs: Vec::new(),
+            at: Default::default(),
+        };
+        for s in sources {
+            if let Some(info) = &s.manifest.shard {
+                for r in &info.plan {
+                    plan.push(&r.id, &r.label, Some(r.shard));
+                }
             }
         }
+        for s in sources {
+            let labels: BTreeMap<&str, &str> = s
+                .manifest
+                .runs
+                .iter()
+                .map(|r| (r.id.as_str(), r.label.as_str()))
+                .collect();
+            for id in &s.manifest.planned {
+                plan.push(id, labels.get(id.as_str()).copied().unwrap_or(""), None);
+            }
+        }
+        plan
     }
-    for s in &sources {
-        let labels: BTreeMap<&str, &str> = s
-            .manifest
-            .runs
-            .iter()
-            .map(|r| (r.id.as_str(), r.label.as_str()))
-            .collect();
-        for id in &s.manifest.planned {
-            push(id, labels.get(id.as_str()).copied().unwrap_or(""), None);
+
+    fn push(&mut self, id: &str, label: &str, shard: Option<usize>) {
+        if !self.at.contains_key(id) {
+            self.at.insert(id.to_string(), self.runs.len());
+            self.runs.push((id.to_string(), label.to_string(), shard));
         }
     }
 
-    // Group results by id; conflicts and duplicates.
-    let mut by_id: BTreeMap<String, Vec<(usize, &Found)>> = BTreeMap::new();
-    for (si, s) in sources.iter().enumerate() {
-        for f in &s.results {
-            by_id.entry(f.id.clone()).or_default().push((si, f));
-        }
-    }
-    let label_of = |id: &str, f: &Found| -> String {
-        planned_at
+    /// The planned label of a run, else the result's own, else its id.
+    fn label_of(&self, id: &str, f: &Found) -> String {
+        self.at
             .get(id)
-            .map(|&i| planned[i].1.clone())
+            .map(|&i| self.runs[i].1.clone())
             .filter(|l| !l.is_empty())
             .or_else(|| {
                 serde_json::from_value::<RunResult>(f.value.clone())
@@ -192,7 +293,40 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
                     .map(|r| r.label())
             })
             .unwrap_or_else(|| id.to_string())
-    };
+    }
+
+    /// Planned runs without a usable result (none, or interrupted).
+    fn missing(&self, parsed: &BTreeMap<String, RunResult>) -> Vec<Missing> {
+        let mut missing = Vec::new();
+        for (id, label, shard) in &self.runs {
+            let why = match parsed.get(id).map(|r| r.status.state) {
+                None => "no result",
+                Some(RunState::Interrupted) => "interrupted",
+                Some(_) => continue,
+            };
+            missing.push(Missing {
+                id: id.clone(),
+                label: label.clone(),
+                shard: *shard,
+                why: why.into(),
+            });
+        }
+        missing
+    }
+}
+
+/// One result per id: the best state, earliest input first; refuses ids whose copies differ
+/// in config or schema, and describes the duplicates it dropped.
+fn choose<'s>(
+    sources: &'s [Source],
+    plan: &Plan,
+) -> Result<(BTreeMap<String, &'s Found>, Vec<String>)> {
+    let mut by_id: BTreeMap<String, Vec<(usize, &Found)>> = BTreeMap::new();
+    for (si, s) in sources.iter().enumerate() {
+        for f in &s.results {
+            by_id.entry(f.id.clone()).or_default().push((si, f));
+        }
+    }
     let mut conflicts = Vec::new();
     let mut duplicates = Vec::new();
     let mut chosen: BTreeMap<String, &Found> = BTreeMap::new();
@@ -215,7 +349,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
             let diff = first_difference("", &pick(a), &pick(other)).unwrap_or_default();
             conflicts.push(format!(
                 "{id} ({}): {} in '{}' vs '{}'",
-                label_of(id, a),
+                plan.label_of(id, a),
                 diff.trim_start_matches('.'),
                 a.file.display(),
                 other.file.display()
@@ -228,27 +362,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
             .map(|(_, f)| *f)
             .unwrap();
         if group.len() > 1 {
-            let others: Vec<String> = group
-                .iter()
-                .filter(|(_, f)| !std::ptr::eq(*f, best))
-                .map(|(_, f)| format!("'{}'", f.file.display()))
-                .collect();
-            let meters = |f: &Found| f.value.pointer("/config/meters").cloned();
-            let meters_differ = group.iter().any(|(_, f)| meters(f) != meters(group[0].1));
-            duplicates.push(format!(
-                "{id} ({}) found {} times with the same config{}: kept '{}' ({}), ignored {}",
-                label_of(id, best),
-                group.len(),
-                if meters_differ {
-                    " (meter settings differ: measured on different machines?)"
-                } else {
-                    ""
-                },
-                best.file.display(),
-                best.state
-                    .map_or("unknown state".into(), |s| format!("{s:?}").to_lowercase()),
-                others.join(", ")
-            ));
+            duplicates.push(duplicate_note(id, group, best, plan));
         }
         chosen.insert(id.clone(), best);
     }
@@ -259,9 +373,37 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
             conflicts.join("; ")
         );
     }
-    // Every kept result must be readable by this effbench.
+    Ok((chosen, duplicates))
+}
+
+fn duplicate_note(id: &str, group: &[(usize, &Found)], best: &Found, plan: &Plan) -> String {
+    let others: Vec<String> = group
+        .iter()
+        .filter(|(_, f)| !std::ptr::eq(*f, best))
+        .map(|(_, f)| format!("'{}'", f.file.display()))
+        .collect();
+    let meters = |f: &Found| f.value.pointer("/config/meters").cloned();
+    let meters_differ = group.iter().any(|(_, f)| meters(f) != meters(group[0].1));
+    format!(
+        "{id} ({}) found {} times with the same config{}: kept '{}' ({}), ignored {}",
+        plan.label_of(id, best),
+        group.len(),
+        if meters_differ {
+            " (meter settings differ: measured on different machines?)"
+        } else {
+            ""
+        },
+        best.file.display(),
+        best.state
+            .map_or("unknown state".into(), |s| format!("{s:?}").to_lowercase()),
+        others.join(", ")
+    )
+}
+
+/// Every kept result must be readable by this effbench.
+fn parse_chosen(chosen: &BTreeMap<String, &Found>) -> Result<BTreeMap<String, RunResult>> {
     let mut parsed: BTreeMap<String, RunResult> = BTreeMap::new();
-    for (id, f) in &chosen {
+    for (id, f) in chosen {
         let v = f.value.get("schema_version").and_then(|v| v.as_u64());
         if v != Some(SCHEMA_VERSION as u64) {
             bail!(
@@ -274,123 +416,24 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &MergeOptions) -> Result<Merg
             .with_context(|| format!("'{}' does not match the result schema", f.file.display()))?;
         parsed.insert(id.clone(), r);
     }
+    Ok(parsed)
+}
 
-    let mut missing = Vec::new();
-    for (id, label, shard) in &planned {
-        let why = match parsed.get(id).map(|r| r.status.state) {
-            None => "no result",
-            Some(RunState::Interrupted) => "interrupted",
-            Some(_) => continue,
-        };
-        missing.push(Missing {
-            id: id.clone(),
-            label: label.clone(),
-            shard: *shard,
-            why: why.into(),
-        });
-    }
-    // Merged order: the plan's, then results nobody planned (sorted by id).
-    let mut order: Vec<String> = planned
-        .iter()
-        .map(|(id, _, _)| id.clone())
-        .filter(|id| parsed.contains_key(id))
-        .collect();
-    order.extend(
-        parsed
-            .keys()
-            .filter(|id| !planned_at.contains_key(*id))
-            .cloned(),
-    );
-    let failed: Vec<String> = order
-        .iter()
-        .filter(|id| parsed[*id].status.state == RunState::Failed)
-        .map(|id| format!("{id} ({})", parsed[id].label()))
-        .collect();
-    let merged_sources: Vec<MergedSource> = sources
-        .iter()
-        .map(|s| MergedSource {
-            dir: s.dir.display().to_string(),
-            shard: s.manifest.shard.as_ref().map(|i| i.index),
-            runs: s.results.len(),
-        })
-        .collect();
-    let mut report = MergeReport {
-        out_dir: out.to_path_buf(),
-        sources: merged_sources.clone(),
-        planned: planned.len(),
-        merged: order.len(),
-        failed,
-        duplicates,
-        missing,
-        notes,
-        written: false,
-        analysis: false,
-    };
-    if !report.missing.is_empty() && !opts.allow_partial {
-        return Ok(report);
-    }
-
-    if let Some(old) = previous {
-        for r in &old.runs {
-            // Checked by check_out: a plain name inside `out`.
-            if let Ok(p) = crate::names::join(out, "run file", &r.file) {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
-    let mut runs = Vec::new();
-    for id in &order {
-        let f = chosen[id];
-        let file = format!("{id}.json");
-        write_atomic(&out.join(&file), &f.bytes)?;
-        runs.push(ManifestEntry {
-            id: id.clone(),
-            label: parsed[id].label(),
-            state: parsed[id].status.state,
-            file,
-        });
-    }
-    let earliest = sources
-        .iter()
-        .map(|s| s.manifest.started_at.clone())
-        .min()
-        .unwrap_or_default();
-    let latest = sources
-        .iter()
-        .filter_map(|s| s.manifest.finished_at.clone())
-        .max();
-    let m0 = &sources[0].manifest;
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        suite: m0.suite.clone(),
-        effbench_version: env!("CARGO_PKG_VERSION").into(),
-        command: crate::secrets::redact_command(&opts.command),
-        started_at: earliest,
-        finished_at: latest,
-        planned: planned.iter().map(|(id, _, _)| id.clone()).collect(),
-        runs,
-        shard: None,
-        scheduler: None,
-        merged_from: merged_sources,
-        skipped: Vec::new(),
-    };
-    write_json(&out.join(MANIFEST_FILE), &manifest)?;
-    // The analysis stage over the whole merged set (shards do not analyse their part).
+/// The analysis stage over the whole merged set (shards do not analyse their part); a stale
+/// file goes when the suite has no `[analysis]`. True when one was written.
+fn write_analysis(out: &Path, suite: &str, merged: &[RunResult]) -> Result<bool> {
     let analysis_file = out.join(ANALYSIS_FILE);
-    let merged: Vec<RunResult> = order.iter().map(|id| parsed[id].clone()).collect();
     match merged.iter().find_map(|r| r.suite.analysis.as_ref()) {
         Some(cfg) => {
-            let a = analysis::suite::analyze(&manifest.suite.name, cfg, &merged);
+            let a = analysis::suite::analyze(suite, cfg, merged);
             write_json(&analysis_file, &a)?;
-            report.analysis = true;
+            Ok(true)
         }
         None => {
             let _ = std::fs::remove_file(&analysis_file);
+            Ok(false)
         }
     }
-    report.written = true;
-    Ok(report)
 }
 
 #[cfg(test)]
