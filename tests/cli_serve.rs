@@ -422,3 +422,161 @@ fn server_search_keeps_every_step() {
         .collect();
     assert!(series.contains(&"search_pass"), "{series:?}");
 }
+
+/// A `vllm bench serve` command line (vLLM's documented flags: random dataset, a rate,
+/// goodput, save-result) runs unchanged against `effbench serve`, and `effbench export
+/// --format vllm` of the run it wrote gives the same vLLM result.
+#[test]
+fn a_vllm_bench_serve_command_line_runs_unchanged_and_exports_the_same_result() {
+    let w = Work::new();
+    let srv = Server::start(&w, &[]);
+    let port = srv.addr.rsplit(':').next().unwrap().to_string();
+    let o = w.run(&[
+        "loadgen",
+        "--backend",
+        "vllm",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--model",
+        "seeded",
+        "--endpoint",
+        "/v1/completions",
+        "--dataset-name",
+        "random",
+        "--random-input-len",
+        "16",
+        "--random-output-len",
+        "4",
+        "--num-prompts",
+        "6",
+        "--request-rate",
+        "20",
+        "--goodput",
+        "ttft:60000",
+        "tpot:60000",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+        "--metric-percentiles",
+        "50,99",
+        "--ignore-eos",
+        "--save-result",
+        "--save-detailed",
+        "--result-dir",
+        "vllm-results",
+        "--result-filename",
+        "bench.json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.path().join("vllm-results/bench.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["completed"], 6);
+    assert_eq!(saved["failed"], 0);
+    assert_eq!(saved["total_output_tokens"], 6 * 4, "--ignore-eos: {saved}");
+    assert_eq!(saved["ttfts"].as_array().unwrap().len(), 6);
+    // effbench's own result went to the default place; export it as vLLM would write it.
+    let runs: Vec<_> = std::fs::read_dir(w.path().join("results/loadgen"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let o = w.run(&[
+        "export",
+        runs[0].to_str().unwrap(),
+        "--format",
+        "vllm",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+        "--metric-percentiles",
+        "50,99",
+        "--save-detailed",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let exported: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for k in [
+        "completed",
+        "failed",
+        "total_input_tokens",
+        "total_output_tokens",
+        "request_rate",
+        "p99_ttft_ms",
+        "median_e2el_ms",
+        "mean_itl_ms",
+        "ttfts",
+        "input_lens",
+        "output_lens",
+    ] {
+        assert!(!saved[k].is_null(), "{k} missing from the saved result");
+        assert_eq!(
+            exported[k], saved[k],
+            "{k}: export differs from --save-result"
+        );
+    }
+}
+
+/// `--ready-check-timeout-sec`: the run waits for a server that comes up late, and gives up
+/// with the reason when none does.
+#[test]
+fn the_ready_check_waits_for_a_late_server_and_gives_up_on_none() {
+    let w = Work::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let args = |timeout: &'static str, out: &'static str| {
+        vec![
+            "loadgen".to_string(),
+            "--base-url".into(),
+            format!("http://127.0.0.1:{port}"),
+            "--model".into(),
+            "seeded".into(),
+            "--num-prompts".into(),
+            "2".into(),
+            "--input-len".into(),
+            "4".into(),
+            "--output-len".into(),
+            "2".into(),
+            "--ready-check-timeout-sec".into(),
+            timeout.into(),
+            "--out".into(),
+            out.into(),
+            "--json".into(),
+        ]
+    };
+    // Nobody listens: the run fails after the timeout with the ready check's reason.
+    let a = args("1", "none");
+    let o = w.run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let reason = r[0]["status"]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("not ready within 1 s") && reason.contains("ready check"),
+        "{reason}"
+    );
+    // The server starts a second after the generator: the ready check waits for it.
+    let a = args("120", "late");
+    let child = w
+        .cmd(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let srv = Server::start(&w, &["--port", &port]);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
+    let r: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(metric(&r[0], "requests_completed")["value"], 2.0);
+    assert!(
+        r[0]["log"]
+            .to_string()
+            .contains("ready check: the server answered"),
+        "{}",
+        r[0]["log"]
+    );
+}

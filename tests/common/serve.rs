@@ -22,7 +22,10 @@ impl Server {
     }
     /// With extra environment variables.
     pub fn start_with(work: &Work, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut args = vec!["serve", "--port", "0"];
+        let mut args = vec!["serve"];
+        if !extra.contains(&"--port") {
+            args.extend_from_slice(&["--port", "0"]);
+        }
         if !extra.contains(&"--model") {
             // the untrained weights: the trained default would be trained first
             args.extend_from_slice(&["--model", "seeded"]);
