@@ -65,7 +65,19 @@ fn a_shrunk_preset_runs_in_f32_bf16_and_q8_0_with_random_weights_recorded() {
         ) {
             ("f32", _) => assert_eq!(bytes, 4 * SMOL2_PARAMS),
             ("bf16", _) => assert_eq!(bytes, 2 * SMOL2_PARAMS),
-            ("q8_0", Some("q8_0")) => assert!(bytes < 2 * SMOL2_PARAMS && bytes > SMOL2_PARAMS),
+            ("q8_0", Some("q8_0")) => {
+                assert!(bytes < 2 * SMOL2_PARAMS && bytes > SMOL2_PARAMS);
+                // Like a real GGUF: which kernel ran each matrix, and any that fell back.
+                let k = &m["details"]["matmul_kernels"];
+                let counts: u64 = k["kernels"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .map(|v| v.as_u64().unwrap())
+                    .sum();
+                assert_eq!(counts, 2 * 7 + 1, "{k}");
+                assert!(k["fallback"].as_array().unwrap().is_empty(), "{k}");
+            }
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -76,7 +76,8 @@ pub fn load_quantized(
     drop(weights);
     bytes.set_position(0);
     let ct = gguf_file::Content::read(&mut bytes)?;
-    let mut model = Llama::from_gguf(&ct, &mut bytes, device)?;
+    let kernels = crate::llama::QuantKernels::from_env()?;
+    let mut model = Llama::from_gguf_with(&ct, &mut bytes, device, kernels)?;
     drop(bytes);
     // What the GGUF metadata cannot say: Qwen2's biases, rope scaling, the model type.
     model.config = c.clone();
@@ -112,6 +113,10 @@ pub fn load_quantized(
     info.details
         .insert("tensor_types".into(), json!(types.into_inner()));
     info.details.insert("compute_dtype".into(), json!("f32"));
+    info.details.insert(
+        "matmul_kernels".into(),
+        crate::llama::kernel_report(&model, kernels),
+    );
     info.details.insert(
         "quantized".into(),
         json!(format!(
