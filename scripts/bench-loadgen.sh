@@ -11,5 +11,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p effbench-backends --example sse_server
-EFFBENCH_SSE_SERVER="$PWD/target/release/examples/sse_server" \
+EFFBENCH_SSE_SERVER="${CARGO_TARGET_DIR:-$PWD/target}/release/examples/sse_server" \
   cargo bench -q -p effbench-backends --bench loadgen_process

@@ -205,7 +205,7 @@ for phase in phases:
     by = {}
     for side in ("llama", "effbench"):
         for rnd, load, r in runs(phase, side):
-            rate = r.get("params", {}).get("request_rate", "?")
+            rate = r.get("config", {}).get("params", {}).get("request_rate", "?")
             rps = metric(r, "request_throughput")
             by.setdefault((side, str(rate)), []).append(rps or 0.0)
             print(f"| {side} | {rnd} | {load} | {rate} | {fmt(rps)} | {fmt(metric(r, 'output_throughput'), 1)} | "

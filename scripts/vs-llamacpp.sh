@@ -28,6 +28,7 @@
 #   TESTS ("tg128 pp128 pp512")  MIXES ("q4_1 q8_0 q4_k_m")
 #   VARIANTS (every built one)  OUT (target/vs-llamacpp)
 #   EFFBENCH_QMATMUL=candle    measure effbench with candle's QMatMul instead (A/B)
+#   CARGO_TARGET_DIR        where cargo builds effbench (default target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +55,8 @@ fi
 log "building effbench (release)"
 cargo build --release --quiet --bin effbench
 cargo build --release --quiet -p effbench-backends --example requantize
-EFFBENCH="$PWD/target/release/effbench"
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+EFFBENCH="$TARGET_DIR/release/effbench"
 if [ -z "$(scripts/build-llamacpp.sh --print)" ]; then
   log "no llama.cpp build in $EFFBENCH_LLAMACPP_DIR: building (about 10 min per variant on 2 cores)"
   scripts/build-llamacpp.sh
@@ -75,7 +77,7 @@ for mix in $MIXES; do
       f="$OUT/SmolLM2-135M-Instruct.$mix.from-q4_1.gguf"
       if [ ! -f "$f" ]; then
         log "making $f with effbench's quantizer"
-        target/release/examples/requantize "$SRC" "$f" "$mix" >&2
+        "$TARGET_DIR/release/examples/requantize" "$SRC" "$f" "$mix" >&2
       fi
       FILE[$mix]="$f"
       ;;
