@@ -77,6 +77,25 @@ fn serve_and_loadgen_end_to_end() {
     }
     let suite = std::fs::read_to_string(w.path().join("out/loadgen.toml")).unwrap();
     assert!(suite.contains("backend = \"openai-http\""), "{suite}");
+    // The site's run pages plot the requests over time (from the per-request records).
+    let o = w.run(&["site", "out", "--out", "site"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pages: Vec<String> = std::fs::read_dir(w.path().join("site/runs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(pages.len(), 2);
+    for page in &pages {
+        for chart in [
+            "ttft_over_time (ms)",
+            "e2el_over_time (ms)",
+            "request_throughput_over_time (req/s)",
+            "output_throughput_over_time (tok/s)",
+            "concurrency_over_time",
+        ] {
+            assert!(page.contains(chart), "no '{chart}' chart on a run page");
+        }
+    }
     // The server saw the tokens: prompt and generation counters in /metrics.
     let (st, prom) = http(&srv.addr, "GET", "/metrics", "");
     assert_eq!(st, 200);
