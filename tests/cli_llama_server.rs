@@ -573,43 +573,8 @@ fn a_vllm_bench_serve_command_line_runs_unchanged() {
     let w = Work::new();
     let srv = Llama::start(&server, &gguf, &[]);
     let port = srv.port.to_string();
-    let o = w.run(&[
-        "loadgen",
-        "--backend",
-        "vllm",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--model",
-        gguf.to_str().unwrap(),
-        "--endpoint",
-        "/v1/completions",
-        "--dataset-name",
-        "random",
-        "--random-input-len",
-        "32",
-        "--random-output-len",
-        "8",
-        "--num-prompts",
-        "8",
-        "--request-rate",
-        "4",
-        "--goodput",
-        "ttft:60000",
-        "tpot:60000",
-        "--percentile-metrics",
-        "ttft,tpot,itl,e2el",
-        "--metric-percentiles",
-        "50,99",
-        "--ignore-eos",
-        "--save-result",
-        "--save-detailed",
-        "--result-dir",
-        "vllm-results",
-        "--result-filename",
-        "bench.json",
-    ]);
+    let args = common::vllm_bench_serve_args(&port, gguf.to_str().unwrap(), 32, 8, 8, 4);
+    let o = w.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
     let text = std::fs::read_to_string(w.path().join("vllm-results/bench.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();

@@ -450,43 +450,8 @@ fn a_vllm_bench_serve_command_line_runs_unchanged_and_exports_the_same_result() 
     let w = Work::new();
     let srv = Server::start(&w, &[]);
     let port = srv.addr.rsplit(':').next().unwrap().to_string();
-    let o = w.run(&[
-        "loadgen",
-        "--backend",
-        "vllm",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--model",
-        "seeded",
-        "--endpoint",
-        "/v1/completions",
-        "--dataset-name",
-        "random",
-        "--random-input-len",
-        "16",
-        "--random-output-len",
-        "4",
-        "--num-prompts",
-        "6",
-        "--request-rate",
-        "20",
-        "--goodput",
-        "ttft:60000",
-        "tpot:60000",
-        "--percentile-metrics",
-        "ttft,tpot,itl,e2el",
-        "--metric-percentiles",
-        "50,99",
-        "--ignore-eos",
-        "--save-result",
-        "--save-detailed",
-        "--result-dir",
-        "vllm-results",
-        "--result-filename",
-        "bench.json",
-    ]);
+    let args = common::vllm_bench_serve_args(&port, "seeded", 16, 4, 6, 20);
+    let o = w.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), srv.log());
     let saved: Value = serde_json::from_str(
         &std::fs::read_to_string(w.path().join("vllm-results/bench.json")).unwrap(),

@@ -8,7 +8,7 @@
 //! effects); the residual sums of squares and degrees of freedom of all runs are pooled per
 //! metric: sd = 100 · sqrt(Σ SS / Σ df).
 
-use crate::analysis::invocations::{fast_decile, fit, Invocation, Spread, Summary};
+use crate::analysis::invocations::{fast_decile, fit, summarize, Invocation, Spread, Summary};
 use crate::metric::MetricId;
 use crate::result::{RunResult, RunState};
 
@@ -58,28 +58,6 @@ fn invocations(side: &Side, id: &str, metric: MetricId) -> Vec<(Invocation, Opti
         .collect()
 }
 
-/// Both sides as the gate's default summary would see them (the fast decile when every
-/// invocation has one, else the headline values), so the calibrated spread is the spread of
-/// the very values the gate compares.
-fn summarized(
-    x: Vec<(Invocation, Option<f64>)>,
-    y: Vec<(Invocation, Option<f64>)>,
-) -> (Vec<Invocation>, Vec<Invocation>) {
-    let fast =
-        Summary::default() == Summary::FastDecile && x.iter().chain(&y).all(|(_, f)| f.is_some());
-    let pick = |v: Vec<(Invocation, Option<f64>)>| -> Vec<Invocation> {
-        v.into_iter()
-            .map(|(mut i, f)| {
-                if fast {
-                    i.value = f.unwrap_or(i.value);
-                }
-                i
-            })
-            .collect()
-    };
-    (pick(x), pick(y))
-}
-
 /// The pooled spread of every metric measured on both sides with positive values and some
 /// degrees of freedom, in metric-table order. Metrics that did not vary at all are left out
 /// (a zero spread would make any later change look certain).
@@ -95,7 +73,13 @@ pub fn calibrate(a: &Side, b: &Side) -> Vec<MetricSpread> {
         let (mut ss, mut df) = (0.0, 0.0);
         let mut per_run = Vec::new();
         for (id, label) in &ids {
-            let (x, y) = summarized(invocations(a, id, metric), invocations(b, id, metric));
+            // As the gate's default summary sees them, so the calibrated spread is the spread
+            // of the very values the gate compares.
+            let (x, y, _) = summarize(
+                invocations(a, id, metric),
+                invocations(b, id, metric),
+                Summary::default(),
+            );
             if x.is_empty() || y.is_empty() {
                 continue;
             }

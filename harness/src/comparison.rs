@@ -409,7 +409,7 @@ pub fn compare_with(
                     e.fast,
                 )
             }));
-            let (bi, ni, summary) = summarize_invocations(bi, ni, cfg.invocation_summary);
+            let (bi, ni, summary) = invocations::summarize(bi, ni, cfg.invocation_summary);
             let sampled =
                 !bi.is_empty() && !ni.is_empty() && bi.iter().chain(&ni).all(|i| i.samples >= 2);
             if bi.is_empty() || ni.is_empty() {
@@ -643,33 +643,6 @@ fn mde_line(c: &Comparison) -> Option<String> {
         invocations::MDE_POWER * 100.0,
         parts.join(", ")
     ))
-}
-
-/// The invocations of both sides as `wanted` summarises them: the fast decile only when every
-/// invocation (history entries included) has one, else the headline values. Returns the
-/// summary used.
-fn summarize_invocations(
-    base: Vec<(Invocation, Option<f64>)>,
-    new: Vec<(Invocation, Option<f64>)>,
-    wanted: invocations::Summary,
-) -> (Vec<Invocation>, Vec<Invocation>, invocations::Summary) {
-    let all_fast = base.iter().chain(&new).all(|(_, f)| f.is_some());
-    let summary = if wanted == invocations::Summary::FastDecile && all_fast {
-        invocations::Summary::FastDecile
-    } else {
-        invocations::Summary::Headline
-    };
-    let pick = |side: Vec<(Invocation, Option<f64>)>| -> Vec<Invocation> {
-        side.into_iter()
-            .map(|(mut i, f)| {
-                if summary == invocations::Summary::FastDecile {
-                    i.value = f.unwrap_or(i.value);
-                }
-                i
-            })
-            .collect()
-    };
-    (pick(base), pick(new), summary)
 }
 
 fn summarize(runs: &[RunComparison]) -> Summary {

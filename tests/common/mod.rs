@@ -67,3 +67,62 @@ pub fn assert_clean_error(o: &Output, code: i32) -> String {
     assert!(lines[0].starts_with("error: "), "{err}");
     lines[0].to_string()
 }
+
+/// `loadgen` with a command line as vLLM's documentation writes `vllm bench serve` (random
+/// dataset, a rate, goodput, percentiles, save-result and save-detailed into
+/// `vllm-results/bench.json`), against `127.0.0.1:port` serving `model`.
+pub fn vllm_bench_serve_args(
+    port: &str,
+    model: &str,
+    input_len: usize,
+    output_len: usize,
+    prompts: usize,
+    rate: usize,
+) -> Vec<String> {
+    let (i, o, n, r) = (
+        input_len.to_string(),
+        output_len.to_string(),
+        prompts.to_string(),
+        rate.to_string(),
+    );
+    [
+        "loadgen",
+        "--backend",
+        "vllm",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--model",
+        model,
+        "--endpoint",
+        "/v1/completions",
+        "--dataset-name",
+        "random",
+        "--random-input-len",
+        &i,
+        "--random-output-len",
+        &o,
+        "--num-prompts",
+        &n,
+        "--request-rate",
+        &r,
+        "--goodput",
+        "ttft:60000",
+        "tpot:60000",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+        "--metric-percentiles",
+        "50,99",
+        "--ignore-eos",
+        "--save-result",
+        "--save-detailed",
+        "--result-dir",
+        "vllm-results",
+        "--result-filename",
+        "bench.json",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}

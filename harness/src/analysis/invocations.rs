@@ -85,6 +85,33 @@ pub fn fast_decile(samples: &[f64], better: Better) -> Option<f64> {
     Some(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo as f64))
 }
 
+/// The invocations of both sides (each with its fast decile, if it has one) as `wanted`
+/// summarises them: the fast decile only when every invocation has one, else the headline
+/// values on both sides. Returns the summary used.
+pub fn summarize(
+    base: Vec<(Invocation, Option<f64>)>,
+    new: Vec<(Invocation, Option<f64>)>,
+    wanted: Summary,
+) -> (Vec<Invocation>, Vec<Invocation>, Summary) {
+    let all_fast = base.iter().chain(&new).all(|(_, f)| f.is_some());
+    let summary = if wanted == Summary::FastDecile && all_fast {
+        Summary::FastDecile
+    } else {
+        Summary::Headline
+    };
+    let pick = |side: Vec<(Invocation, Option<f64>)>| -> Vec<Invocation> {
+        side.into_iter()
+            .map(|(mut i, f)| {
+                if summary == Summary::FastDecile {
+                    i.value = f.unwrap_or(i.value);
+                }
+                i
+            })
+            .collect()
+    };
+    (pick(base), pick(new), summary)
+}
+
 /// One invocation: its headline value and its ABBA block (`None`: not blocked).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Invocation {
