@@ -108,6 +108,33 @@ fn smollm2_tokenizer_and_greedy_continuation() {
     let text = tok.decode(&generated, true).unwrap();
     eprintln!("SmolLM2 greedy continuation: {text:?} {generated:?}");
     assert!(text.contains("Paris"), "continuation {text:?} lacks Paris");
+
+    // The fused decode (taken by `forward` here) and the tensor path pick the same 48
+    // greedy tokens.
+    assert!(
+        model.fused_decode(),
+        "every SmolLM2 matrix should be repacked"
+    );
+    let greedy = |tensors: bool| -> Vec<u32> {
+        let mut cache = model.new_cache(64);
+        let mut input = Tensor::new(prompt.get_ids(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        (0..48)
+            .map(|_| {
+                let logits = if tensors {
+                    model.forward_tensors(&input, Some(&mut cache), Logits::Last)
+                } else {
+                    model.forward(&input, Some(&mut cache), Logits::Last)
+                };
+                let next = argmax_rows(&logits.unwrap()).unwrap()[0];
+                input = Tensor::new(&[[next]], &Device::Cpu).unwrap();
+                next
+            })
+            .collect()
+    };
+    assert_eq!(greedy(false), greedy(true), "fused vs tensor decode");
 }
 
 /// English text for perplexity and fidelity (written for this test).

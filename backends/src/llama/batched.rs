@@ -7,6 +7,7 @@
 //! rows whose logits are wanted. Numerically the same as [`Llama::forward`] one sequence at a
 //! time (tested in `llama/tests.rs`).
 
+use super::decode::Rows;
 use super::layers::{softmax_last, Linear};
 use super::model::{causal_mask, Cache, Llama};
 use candle_core::{DType, Result, Tensor};
@@ -48,6 +49,17 @@ impl Llama {
         if segs.is_empty() || segs.iter().any(|s| s.ids.is_empty()) {
             candle_core::bail!("forward_segments needs at least one token per segment");
         }
+        if segs.iter().all(|s| s.ids.len() == 1) && self.fused_decode() {
+            let ids: Vec<u32> = segs.iter().map(|s| s.ids[0]).collect();
+            let want: Vec<bool> = segs.iter().map(|s| s.logits).collect();
+            let mut caches: Vec<&mut Cache> = segs.iter_mut().map(|s| &mut *s.cache).collect();
+            return self.decode_fused(&ids, Rows::Each(&mut caches), Some(&want));
+        }
+        self.segments_tensors(segs)
+    }
+
+    /// [`Llama::forward_segments`] on candle tensors only (never the fused decode).
+    pub(crate) fn segments_tensors(&self, segs: &mut [Segment]) -> Result<Tensor> {
         let c = &self.config;
         let (nh, nkv, d) = (c.num_attention_heads, c.kv_heads(), c.head_size());
         let rep = nh / nkv;

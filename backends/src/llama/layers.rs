@@ -202,6 +202,11 @@ impl Rope {
         })
     }
 
+    /// The `(positions, head_dim / 2)` cosine and sine tables.
+    pub(crate) fn tables(&self) -> (&Tensor, &Tensor) {
+        (&self.cos, &self.sin)
+    }
+
     /// Positions the tables cover.
     pub fn positions(&self) -> usize {
         self.cos.dim(0).unwrap_or(0)
@@ -257,6 +262,24 @@ impl KvCache {
     /// Forgets the cached positions (keeps nothing, the buffer is reallocated on next use).
     pub fn reset(&mut self) {
         self.inner.reset();
+    }
+
+    /// Appends `k`, `v` without making views (the fused decode reads [`KvCache::buffers`]).
+    pub(crate) fn push(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        self.inner.k_cache_mut().append(k)?;
+        self.inner.v_cache_mut().append(v)
+    }
+
+    /// The whole key and value buffers, `(batch, kv_heads, capacity, head_dim)` each, of
+    /// which the first [`KvCache::len`] positions are filled; `None` before the first append.
+    pub(crate) fn buffers(&self) -> Option<(&Tensor, &Tensor)> {
+        match (
+            self.inner.k_cache().all_data(),
+            self.inner.v_cache().all_data(),
+        ) {
+            (Some(k), Some(v)) => Some((k, v)),
+            _ => None,
+        }
     }
 
     /// Appends `k`, `v` and returns views of everything cached so far.

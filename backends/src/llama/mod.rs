@@ -26,6 +26,7 @@
 
 mod batched;
 mod config;
+mod decode;
 mod gguf;
 mod gguf_header;
 mod kernels;
@@ -35,6 +36,7 @@ pub mod qmm;
 
 pub use batched::Segment;
 pub use config::{LlamaConfig, RopeLayout, RopeScaling, MODEL_TYPES};
+pub use decode::DECODE_ENV;
 pub use gguf::{
     gguf_tensor_name, gguf_weight_dtype, permute_qk_to_half_split, permute_qk_to_interleaved,
     write_gguf, write_gguf_with,

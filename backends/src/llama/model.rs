@@ -4,6 +4,7 @@
 //! and quantized GGUF weights.
 
 use super::config::{LlamaConfig, RopeLayout};
+use super::decode::Rows;
 use super::layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
@@ -113,6 +114,10 @@ impl Cache {
     /// The cache of one layer (for [`Llama::decode_step`]).
     pub(crate) fn layer_mut(&mut self, layer: usize) -> &mut KvCache {
         &mut self.layers[layer]
+    }
+    /// The cache of one layer, read-only (the fused decode's attention).
+    pub(crate) fn layer(&self, layer: usize) -> &KvCache {
+        &self.layers[layer]
     }
 }
 
@@ -241,7 +246,29 @@ impl Llama {
     /// cached sequence (positions `cache.len()..`) and are appended to it; without one they
     /// start at position 0 and nothing is kept (training/scoring). Returns f32 logits,
     /// `(batch, vocab)` for [`Logits::Last`] or `(batch, seq, vocab)` for [`Logits::All`].
+    /// Single-token steps with a cache take the fused decode ([`Llama::fused_decode`]).
     pub fn forward(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut Cache>,
+        which: Logits,
+    ) -> Result<Tensor> {
+        let (_b, t) = ids.dims2()?;
+        if t == 1 && self.fused_decode() {
+            if let Some(cache) = cache {
+                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+                let logits = self.decode_fused(&ids, Rows::Batch(cache), None)?;
+                return match which {
+                    Logits::Last => Ok(logits),
+                    Logits::All => logits.unsqueeze(1),
+                };
+            }
+        }
+        self.forward_tensors(ids, cache, which)
+    }
+
+    /// [`Llama::forward`] on candle tensors only, never the fused decode (A/B checks).
+    pub fn forward_tensors(
         &self,
         ids: &Tensor,
         mut cache: Option<&mut Cache>,

@@ -359,3 +359,104 @@ fn mixed_segments_match_one_sequence_at_a_time() {
         assert_eq!(c.len(), 2);
     }
 }
+
+/// Largest absolute logit, averaged over rows (the scale for relative tolerances).
+fn logit_scale(t: &Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .max_keepdim(D::Minus1)
+        .unwrap()
+        .mean_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn fused_decode_matches_the_tensor_path() {
+    // Every repacked format the tiny model's 64-wide rows allow, tied and untied heads; a
+    // batched cache that starts too small (it must grow) and two rows decoded together.
+    for (tie, qtype) in [
+        (true, GgmlDType::Q8_0),
+        (false, GgmlDType::Q4_1),
+        (true, GgmlDType::Q4_0),
+    ] {
+        let (_, q) = gguf_roundtrip(tie, qtype);
+        assert!(
+            q.fused_decode(),
+            "{qtype:?}: every matrix should be repacked"
+        );
+        let (mut fused, mut tensors) = (q.new_cache(5), q.new_cache(5));
+        let prompt = ids(&[&SEQ_A[..4], &SEQ_B[..4]]);
+        q.forward(&prompt, Some(&mut fused), Logits::Last).unwrap();
+        q.forward_tensors(&prompt, Some(&mut tensors), Logits::Last)
+            .unwrap();
+        for at in 4..9 {
+            let x = ids(&[&SEQ_A[at..at + 1], &SEQ_B[at..at + 1]]);
+            let got = q.forward(&x, Some(&mut fused), Logits::Last).unwrap();
+            let want = q
+                .forward_tensors(&x, Some(&mut tensors), Logits::Last)
+                .unwrap();
+            assert_eq!(got.dims(), &[2, 128]);
+            let (d, scale) = (max_abs_diff(&got, &want), logit_scale(&want));
+            assert!(
+                d < 1e-3 * scale,
+                "{qtype:?} token {at}: diff {d}, scale {scale}"
+            );
+            assert_eq!(argmax_rows(&got).unwrap(), argmax_rows(&want).unwrap());
+            assert_eq!((fused.len(), tensors.len()), (at + 1, at + 1));
+        }
+        // All-position logits of a one-token step keep their (batch, 1, vocab) shape.
+        let x = ids(&[&SEQ_A[..1], &SEQ_B[..1]]);
+        let all = q.forward(&x, Some(&mut fused), Logits::All).unwrap();
+        assert_eq!(all.dims(), &[2, 1, 128]);
+    }
+}
+
+#[test]
+fn fused_decode_steps_match_the_tensor_path_per_sequence() {
+    // Sequences at positions 2, 5 and 7, one without logits (a prompt's last token whose
+    // logits nobody needs is never the case in serve, but the head must be skipped exactly).
+    let (_, q) = gguf_roundtrip(true, GgmlDType::Q8_0);
+    let seqs: [&[u32]; 3] = [&SEQ_A[..2], &SEQ_B[..5], &SEQ_A[..7]];
+    let prefill = |s: &[u32]| {
+        let mut c = q.new_cache(16);
+        q.forward(&ids(&[s]), Some(&mut c), Logits::Last).unwrap();
+        c
+    };
+    let mut a: Vec<Cache> = seqs.iter().map(|s| prefill(s)).collect();
+    let mut b: Vec<Cache> = seqs.iter().map(|s| prefill(s)).collect();
+    let next = [SEQ_A[2], SEQ_B[5], SEQ_A[7]];
+    fn step<'a>(caches: &'a mut [Cache], next: &'a [u32; 3]) -> Vec<Segment<'a>> {
+        caches
+            .iter_mut()
+            .zip(next)
+            .enumerate()
+            .map(|(i, (c, id))| Segment {
+                ids: std::slice::from_ref(id),
+                cache: c,
+                logits: i != 1,
+            })
+            .collect()
+    }
+    let got = q.forward_segments(&mut step(&mut a, &next)).unwrap();
+    let want = q.segments_tensors(&mut step(&mut b, &next)).unwrap();
+    assert_eq!(got.dims(), &[2, 128]);
+    let (d, scale) = (max_abs_diff(&got, &want), logit_scale(&want));
+    assert!(d < 1e-3 * scale, "diff {d}, scale {scale}");
+    assert_eq!(a.iter().map(Cache::len).collect::<Vec<_>>(), vec![3, 6, 8]);
+}
+
+#[test]
+fn fused_decode_refuses_positions_beyond_the_context() {
+    let (_, q) = gguf_roundtrip(true, GgmlDType::Q8_0);
+    let mut cache = q.new_cache(64);
+    let full: Vec<u32> = (0..64).map(|i| (i * 7 % 128) as u32).collect();
+    q.forward(&ids(&[&full]), Some(&mut cache), Logits::Last)
+        .unwrap();
+    let err = q
+        .forward(&ids(&[&[3]]), Some(&mut cache), Logits::Last)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("beyond the model context 64"), "{err}");
+}

@@ -281,6 +281,33 @@ unsafe impl Send for SharedOut {}
 /// `m` quantized activation rows times each matrix: one `Vec` `(m, n)` per matrix.
 pub fn matmul_many(mats: &[&QMatrix], xq: &[XBlock], m: usize) -> Vec<Vec<f32>> {
     let mut outs: Vec<Vec<f32>> = mats.iter().map(|w| vec![0f32; m * w.n]).collect();
+    let mut dsts: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+    matmul_into(mats, xq, m, &mut dsts);
+    outs
+}
+
+/// The same into caller buffers: `outs[i]` holds `(m, n_i)` values of matrix `i`
+/// (allocation-free decode steps).
+///
+/// # Panics
+/// When `outs` does not match `mats` in number, or a buffer is shorter than `m * n`, or
+/// `xq` holds fewer than `m * k / 32` blocks.
+pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut [f32]]) {
+    assert_eq!(mats.len(), outs.len(), "one output buffer per matrix");
+    for (w, o) in mats.iter().zip(outs.iter()) {
+        assert!(
+            o.len() >= m * w.n,
+            "output buffer of {} for {m}x{}",
+            o.len(),
+            w.n
+        );
+        assert!(
+            xq.len() >= m * (w.k / QK),
+            "{} activation blocks for {m}x{}",
+            xq.len(),
+            w.k
+        );
+    }
     let dsts: Vec<SharedOut> = outs.iter_mut().map(|o| SharedOut(o.as_mut_ptr())).collect();
     // Work items are row groups numbered across all matrices.
     let mut first = Vec::with_capacity(mats.len() + 1);
@@ -325,7 +352,6 @@ pub fn matmul_many(mats: &[&QMatrix], xq: &[XBlock], m: usize) -> Vec<Vec<f32>> 
     } else {
         candle_core::utils::barrier_pool().execute_chunked(total, work);
     }
-    outs
 }
 
 /// One group's products with the chosen kernel family.
