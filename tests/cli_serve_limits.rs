@@ -8,7 +8,7 @@ mod common;
 #[path = "common/serve.rs"]
 mod serve_util;
 
-use common::Work;
+use common::{assert_clean_error, Work};
 use serde_json::Value;
 use serve_util::{http, Server};
 use std::io::{Read, Write};
@@ -318,4 +318,34 @@ fn a_full_queue_gets_a_json_503_and_the_server_goes_on() {
         r#"{"prompt": "the", "max_tokens": 2}"#,
     );
     assert_eq!(st, 200, "{text}");
+}
+
+#[test]
+fn out_of_range_flags_are_refused_with_the_flag_named() {
+    let w = Work::new();
+    for (flags, want) in [
+        (
+            &["--max-step-tokens", "100000000000"][..],
+            "--max-step-tokens = 100000000000 is out of range: allowed 1 to 1048576",
+        ),
+        (
+            &["--max-connections", "0"][..],
+            "--max-connections = 0 is out of range",
+        ),
+        (
+            &["--max-batch", "5000"][..],
+            "--max-batch = 5000 is out of range",
+        ),
+        (&["--max-queue", "0"][..], "--max-queue = 0 is out of range"),
+        (
+            &["--header-timeout-s", "0"][..],
+            "--header-timeout-s = 0 must be more than 0 s",
+        ),
+        (&["--body-timeout-s", "1e300"][..], "--body-timeout-s = "),
+    ] {
+        let mut args = vec!["serve", "--port", "0"];
+        args.extend_from_slice(flags);
+        let line = assert_clean_error(&w.run(&args), 2);
+        assert!(line.contains(want), "{flags:?}: {line}");
+    }
 }

@@ -65,14 +65,13 @@ pub struct Args {
     pub grace_s: f64,
 }
 
-/// Longest timeout or grace period accepted (one day): keeps every `Duration` in range.
-const MAX_SECONDS: f64 = 86_400.0;
-
-fn seconds(flag: &str, v: f64, min: f64) -> Result<Duration> {
-    if !(v.is_finite() && (min..=MAX_SECONDS).contains(&v)) {
-        anyhow::bail!("{flag} must be a number of seconds from {min} to {MAX_SECONDS}, got {v}");
+/// A timeout flag: [`effbench_harness::limits::seconds`]'s range, and more than 0.
+fn timeout(flag: &str, v: f64) -> Result<Duration> {
+    let d = effbench_harness::limits::seconds(flag, v).map_err(anyhow::Error::msg)?;
+    if d.is_zero() {
+        anyhow::bail!("{flag} = {v} must be more than 0 s");
     }
-    Ok(Duration::from_secs_f64(v))
+    Ok(d)
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -83,8 +82,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         max_batch: args.max_batch,
         max_step_tokens: args.max_step_tokens,
         max_connections: args.max_connections,
-        header_timeout: seconds("--header-timeout-s", args.header_timeout_s, 0.001)?,
-        body_timeout: seconds("--body-timeout-s", args.body_timeout_s, 0.001)?,
+        header_timeout: timeout("--header-timeout-s", args.header_timeout_s)?,
+        body_timeout: timeout("--body-timeout-s", args.body_timeout_s)?,
         max_queue: args.max_queue,
         grace: effbench_harness::limits::seconds("--grace-s", args.grace_s)
             .map_err(anyhow::Error::msg)?,
@@ -98,6 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
+    serve::check(&cfg)?;
     let loaded = serve::load(&cfg).with_context(|| format!("--model {}", args.model))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

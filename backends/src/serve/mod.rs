@@ -111,11 +111,18 @@ impl Loaded {
     }
 }
 
-/// Loads the model and its tokenizer (CPU).
-pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
-    if cfg.max_batch == 0 {
-        anyhow::bail!("--max-batch must be at least 1");
-    }
+/// Range checks of the settings; the error names the flag.
+pub fn check(cfg: &ServeConfig) -> Result<()> {
+    // Upper caps keep every buffer and count sized from these flags far from overflow:
+    // batch and step tokens size per-step buffers, connections and the queue bound memory.
+    let range = |flag: &str, v: usize, hi: usize| {
+        effbench_harness::limits::check_int(flag, v as i128, 1, hi as i128)
+            .map_err(anyhow::Error::msg)
+    };
+    range("--max-batch", cfg.max_batch, 4096)?;
+    range("--max-step-tokens", cfg.max_step_tokens, 1 << 20)?;
+    range("--max-connections", cfg.max_connections, 65_536)?;
+    range("--max-queue", cfg.max_queue, 1 << 20)?;
     if cfg.max_step_tokens < cfg.max_batch {
         anyhow::bail!(
             "--max-step-tokens ({}) must be at least --max-batch ({}): every running sequence decodes one token per step",
@@ -123,9 +130,12 @@ pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
             cfg.max_batch
         );
     }
-    if cfg.max_connections == 0 {
-        anyhow::bail!("--max-connections must be at least 1");
-    }
+    Ok(())
+}
+
+/// Loads the model and its tokenizer (CPU), after [`check`].
+pub fn load(cfg: &ServeConfig) -> Result<Loaded> {
+    check(cfg)?;
     let spec = ModelSpec {
         reference: cfg.model.clone(),
     };
