@@ -662,6 +662,55 @@ fn summarize(runs: &[RunComparison]) -> Summary {
     s
 }
 
+impl Comparison {
+    /// Applies the gate's failure rules (`cfg`) to this comparison.
+    pub fn gate_outcome(&self, cfg: &GateConfig) -> GateOutcome {
+        let c = self;
+        let mut failures = Vec::new();
+        for run in &c.runs {
+            for m in &run.metrics {
+                if !m.gated {
+                    continue;
+                }
+                let fail = match m.result.verdict {
+                    Verdict::Regressed => true,
+                    Verdict::Inconclusive => cfg.fail_on_inconclusive,
+                    _ => false,
+                };
+                if fail {
+                    failures.push(format!(
+                        "{} {}: {} {:+.2} % ({})",
+                        run.label, m.metric, m.result.verdict, m.result.change_pct, m.result.reason
+                    ));
+                }
+            }
+        }
+        if cfg.fail_on_failed {
+            for r in c.not_ok.iter().filter(|r| r.side == c.new.name) {
+                failures.push(format!(
+                    "{}: ok in {} but {} in {}",
+                    r.label,
+                    c.base.name,
+                    r.reason.as_deref().unwrap_or("not ok"),
+                    c.new.name
+                ));
+            }
+        }
+        if cfg.fail_on_missing {
+            for r in &c.missing {
+                failures.push(format!("{}: missing from {}", r.label, c.new.name));
+            }
+        }
+        if c.runs.is_empty() && failures.is_empty() {
+            failures.push("no run could be compared".into());
+        }
+        GateOutcome {
+            passed: failures.is_empty(),
+            failures,
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "comparison_tests.rs"]
 mod tests;

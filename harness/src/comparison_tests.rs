@@ -1,6 +1,5 @@
 use super::*;
 use crate::fixtures::{result, ripple};
-use crate::gate::evaluate;
 
 fn run(batch: i64, ttft_mean: f64, tput_mean: f64) -> RunResult {
     result(
@@ -43,7 +42,7 @@ fn same_numbers_are_unchanged_and_pass_the_gate() {
         "{:?}",
         c.notes
     );
-    assert!(evaluate(&c, &GateConfig::default()).passed);
+    assert!(c.gate_outcome(&GateConfig::default()).passed);
 }
 
 #[test]
@@ -73,7 +72,7 @@ fn slower_ttft_and_lower_throughput_regress() {
     };
     let c = compare(&input("base", &base), &input("new", &new), &narrow).unwrap();
     assert_eq!(c.summary.regressed, 2, "{:#?}", c.runs);
-    let g = evaluate(&c, &narrow);
+    let g = c.gate_outcome(&narrow);
     assert!(!g.passed);
     assert_eq!(g.failures.len(), 2);
     assert!(
@@ -91,7 +90,7 @@ fn slower_ttft_and_lower_throughput_regress() {
     .unwrap();
     let c = compare(&input("base", &base), &input("new", &new), &cfg).unwrap();
     assert_eq!(c.summary.regressed, 1, "ttft still reported");
-    assert!(evaluate(&c, &cfg).passed);
+    assert!(c.gate_outcome(&cfg).passed);
 }
 
 #[test]
@@ -123,7 +122,7 @@ fn missing_extra_and_failed_runs_are_listed() {
         .as_deref()
         .unwrap()
         .contains("out of memory"));
-    let g = evaluate(&c, &GateConfig::default());
+    let g = c.gate_outcome(&GateConfig::default());
     assert!(
         !g.passed && g.failures[0].contains("failed: out of memory"),
         "{g:?}"
@@ -133,7 +132,7 @@ fn missing_extra_and_failed_runs_are_listed() {
         fail_on_missing: true,
         ..GateConfig::default()
     };
-    let g = evaluate(&c, &cfg);
+    let g = c.gate_outcome(&cfg);
     assert_eq!(
         g.failures,
         vec!["batch=4: missing from current".to_string()]
@@ -306,11 +305,11 @@ fn a_single_new_run_is_judged_against_its_history() {
     );
     assert_ne!(m.verdict, Verdict::Regressed, "{}", m.reason);
     assert!(m.mde_pct.is_some());
-    assert!(evaluate(&c, &cfg).passed);
+    assert!(c.gate_outcome(&cfg).passed);
     // 13 ms: far beyond it (sd of ln values ~1.8 %, +27 % from the mean).
     let c = judge(13.0, &entries);
     assert_eq!(c.runs[0].metrics[0].result.verdict, Verdict::Regressed);
-    assert!(!evaluate(&c, &cfg).passed);
+    assert!(!c.gate_outcome(&cfg).passed);
     // Fewer than history_min (5) earlier runs: not used, and nothing else to compare with.
     let short: Vec<_> = entries
         .iter()

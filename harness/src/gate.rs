@@ -1,5 +1,5 @@
-//! The gate: its configuration file (`gate.toml`, also the settings of `compare`) and the
-//! pass/fail decision over a [`Comparison`].
+//! The gate's configuration file (`gate.toml`, also the settings of `compare`) and its
+//! outcome; the pass/fail decision itself is [`crate::comparison::Comparison::gate_outcome`].
 //!
 //! ```toml
 //! alpha = 0.01                 # significance level
@@ -24,8 +24,7 @@
 //! ```
 
 use crate::analysis::invocations::{Spread, Summary};
-use crate::analysis::verdict::{Rule, TestChoice, Verdict};
-use crate::comparison::Comparison;
+use crate::analysis::verdict::{Rule, TestChoice};
 use crate::metric::{name_hash, MetricId};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -195,14 +194,6 @@ impl GateConfig {
         .filter(|s| s.df > 0.0)
     }
 
-    /// Whether a regression of `metric` fails the gate.
-    pub fn gates(&self, metric: MetricId) -> bool {
-        self.per_metric
-            .get(&metric)
-            .and_then(|r| r.gate)
-            .unwrap_or(true)
-    }
-
     /// Whether a regression of `metric` fails the gate in a comparison where it was `sampled`
     /// (at least 2 samples in every invocation on both sides): `[metric.X] gate` when set;
     /// else every metric named in `metrics`; else the sampled metrics (per iteration, per
@@ -224,52 +215,6 @@ impl GateConfig {
 pub struct GateOutcome {
     pub passed: bool,
     pub failures: Vec<String>,
-}
-
-/// Applies the gate's failure rules to a comparison.
-pub fn evaluate(c: &Comparison, cfg: &GateConfig) -> GateOutcome {
-    let mut failures = Vec::new();
-    for run in &c.runs {
-        for m in &run.metrics {
-            if !m.gated {
-                continue;
-            }
-            let fail = match m.result.verdict {
-                Verdict::Regressed => true,
-                Verdict::Inconclusive => cfg.fail_on_inconclusive,
-                _ => false,
-            };
-            if fail {
-                failures.push(format!(
-                    "{} {}: {} {:+.2} % ({})",
-                    run.label, m.metric, m.result.verdict, m.result.change_pct, m.result.reason
-                ));
-            }
-        }
-    }
-    if cfg.fail_on_failed {
-        for r in c.not_ok.iter().filter(|r| r.side == c.new.name) {
-            failures.push(format!(
-                "{}: ok in {} but {} in {}",
-                r.label,
-                c.base.name,
-                r.reason.as_deref().unwrap_or("not ok"),
-                c.new.name
-            ));
-        }
-    }
-    if cfg.fail_on_missing {
-        for r in &c.missing {
-            failures.push(format!("{}: missing from {}", r.label, c.new.name));
-        }
-    }
-    if c.runs.is_empty() && failures.is_empty() {
-        failures.push("no run could be compared".into());
-    }
-    GateOutcome {
-        passed: failures.is_empty(),
-        failures,
-    }
 }
 
 /// Parses `--noise-band 2` / `2%` style percentages.
@@ -325,7 +270,7 @@ mod tests {
         assert_eq!(cfg.metrics, vec![MetricId::Ttft]);
         let r = cfg.rule(MetricId::Ttft, "x");
         assert_eq!((r.noise_band_pct, r.max_regression_pct), (2.0, Some(5.0)));
-        assert!(!cfg.gates(MetricId::LoadTime) && cfg.gates(MetricId::Ttft));
+        assert!(!cfg.gates_in(MetricId::LoadTime, true) && cfg.gates_in(MetricId::Ttft, true));
         assert_eq!(
             GateConfig::parse("", "e.toml").unwrap(),
             GateConfig::default()

@@ -6,7 +6,6 @@ use super::compare::{build, render, sides, Format, HistoryInput, Settings};
 use anyhow::{bail, Context, Result};
 use effbench_harness::ab::{self, Side};
 use effbench_harness::calibration::{self, calibrate};
-use effbench_harness::gate::evaluate;
 use effbench_harness::result::{load_results, write_atomic};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,7 +94,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ],
     };
     let mut c = build(&sides, &cfg, args.ab.as_deref(), history.as_ref())?;
-    let outcome = evaluate(&c, &cfg);
+    let outcome = c.gate_outcome(&cfg);
     let passed = outcome.passed;
     c.gate = Some(outcome);
     if let Some(p) = &args.markdown_out {
