@@ -107,17 +107,21 @@ pub fn cpu_bandwidth(threads: usize, bytes: usize) -> PeakBandwidth {
     }
 }
 
-/// One streaming read of `parts`, one thread each, all released together: seconds until the
-/// last thread is done.
+/// One streaming read of `parts`, one thread each, all released together: seconds from the
+/// first thread's start to the last thread's end. Each thread reads the clock itself, so the
+/// span does not depend on when the spawning thread runs (with as many readers as cores, it
+/// may well be descheduled while they read: timing from it once made the probe report
+/// several times the real bandwidth).
 fn timed_pass(parts: &[&[u64]]) -> f64 {
-    let start = Barrier::new(parts.len() + 1);
-    std::thread::scope(|s| {
+    let start = Barrier::new(parts.len());
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
         let handles: Vec<_> = parts
             .iter()
             .map(|part| {
                 let start = &start;
                 s.spawn(move || {
                     start.wait();
+                    let t0 = Instant::now();
                     let mut acc = [0u64; 8];
                     for chunk in part.chunks_exact(8) {
                         for (a, v) in acc.iter_mut().zip(chunk) {
@@ -125,16 +129,21 @@ fn timed_pass(parts: &[&[u64]]) -> f64 {
                         }
                     }
                     std::hint::black_box(acc);
+                    (t0, Instant::now())
                 })
             })
             .collect();
-        start.wait();
-        let t0 = Instant::now();
-        for h in handles {
-            let _ = h.join();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    match (
+        spans.iter().map(|s| s.0).min(),
+        spans.iter().map(|s| s.1).max(),
+    ) {
+        (Some(first), Some(last)) if spans.len() == parts.len() => {
+            last.duration_since(first).as_secs_f64()
         }
-        t0.elapsed().as_secs_f64()
-    })
+        _ => f64::INFINITY,
+    }
 }
 
 /// Measures (once per process and device) the memory bandwidth of `device`; `label` names
