@@ -17,7 +17,7 @@
 use super::config::RopeLayout;
 use super::layers::{Embedding, KvCache, Linear, RmsNorm};
 use super::model::{Cache, Llama};
-use super::qmm::{act, matmul_into, QMatrix};
+use super::qmm::{act, matmul_into, matmul_swiglu, QMatrix, SharedOut};
 use candle_core::{DType, Device, Result, Storage, Tensor};
 
 /// Environment variable choosing the decode path: `fused` (default where the model allows
@@ -150,7 +150,7 @@ impl Llama {
         let (mut q, mut k, mut v) = (vec![0f32; m * qn], vec![0f32; m * kn], vec![0f32; m * kn]);
         let mut att = vec![0f32; m * qn];
         let mut proj = vec![0f32; m * h];
-        let (mut g, mut u) = (vec![0f32; m * ff], vec![0f32; m * ff]);
+        let mut g = vec![0f32; m * ff];
         let mut xq = Vec::new();
         let scale = 1.0 / (d as f32).sqrt();
         for (layer, (block, w)) in self.blocks.iter().zip(&mats).enumerate() {
@@ -172,10 +172,7 @@ impl Llama {
             add_into(&mut x, &proj);
             rms_norm_rows(&block.mlp_norm, &x, &mut hn)?;
             act::quantize_rows(&hn, &mut xq);
-            matmul_into(&[w.gate, w.up], &xq, m, &mut [&mut g, &mut u]);
-            for (g, u) in g.iter_mut().zip(&u) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
-            }
+            matmul_swiglu(w.gate, w.up, &xq, m, &mut g);
             act::quantize_rows(&g, &mut xq);
             matmul_into(&[w.down], &xq, m, &mut [&mut proj]);
             add_into(&mut x, &proj);
@@ -421,21 +418,7 @@ fn attend(
 
 /// Attention work below which the heads run on the calling thread (the pool's wake-up costs
 /// more). Tests always split, so the tiny test models exercise the parallel path.
-const PARALLEL_FLOPS: usize = 1 << 17;
-
-/// The output pointer shared by the pool's threads, each writing disjoint heads.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: only used for writes to disjoint elements while the buffer is alive.
-unsafe impl Sync for SharedOut {}
-unsafe impl Send for SharedOut {}
-
-impl SharedOut {
-    /// The address of element `i` (a method, so closures capture the whole `Sync` wrapper).
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
-}
+const PARALLEL_FLOPS: usize = 1 << 15;
 
 /// Softmax attention of one query over `keys.len() / d` cached positions.
 fn attend_head(q: &[f32], keys: &[f32], vals: &[f32], out: &mut [f32], scores: &mut Vec<f32>) {
@@ -452,7 +435,7 @@ fn attend_head(q: &[f32], keys: &[f32], vals: &[f32], out: &mut [f32], scores: &
     for (&p, v) in scores.iter().zip(vals.chunks_exact(d)) {
         let p = p / sum;
         for (o, &x) in out.iter_mut().zip(v) {
-            *o += p * x;
+            *o = p.mul_add(x, *o);
         }
     }
 }
@@ -469,7 +452,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] = x[i].mul_add(y[i], acc[i]);
         }
     }
     acc.iter().sum::<f32>() + tail

@@ -273,10 +273,18 @@ fn as_bytes_mut(lines: &mut [Line]) -> &mut [u8] {
 
 /// Output pointer shared by the worker threads, each writing disjoint elements.
 #[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
+pub(crate) struct SharedOut(pub(crate) *mut f32);
 // SAFETY: only used for writes to disjoint indices while the buffer is alive.
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
+
+impl SharedOut {
+    /// The address of element `i` (a method, so closures capture the whole `Sync` wrapper
+    /// rather than its raw pointer field).
+    pub(crate) fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
 
 /// `m` quantized activation rows times each matrix: one `Vec` `(m, n)` per matrix.
 pub fn matmul_many(mats: &[&QMatrix], xq: &[XBlock], m: usize) -> Vec<Vec<f32>> {
@@ -320,30 +328,14 @@ pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut 
         for item in items {
             let which = first.partition_point(|&f| f <= item) - 1;
             let (w, dst, g) = (mats[which], dsts[which], item - first[which]);
-            let nb = w.k / QK;
-            let tiles = w.group_tiles(g);
             let rows = ROWS.min(w.n - g * ROWS);
-            let put = |i: usize, vals: &[f32; ROWS]| {
+            w.group_rows(g, xq, m, |i, vals| {
                 // SAFETY: (matrix, i, row) pairs are written by exactly one work item (groups
                 // are partitioned between threads); `outs` outlives the parallel region.
                 unsafe {
-                    let p = dst.0.add(i * w.n + g * ROWS);
-                    std::ptr::copy_nonoverlapping(vals.as_ptr(), p, rows);
-                }
-            };
-            let mut i = 0;
-            while i + TILE_T <= m {
-                let xs: [&[XBlock]; TILE_T] =
-                    std::array::from_fn(|t| &xq[(i + t) * nb..(i + t + 1) * nb]);
-                for (t, v) in group(w.isa, w.fmt, tiles, xs).iter().enumerate() {
-                    put(i + t, v);
-                }
-                i += TILE_T;
-            }
-            for i in i..m {
-                let [v] = group(w.isa, w.fmt, tiles, [&xq[i * nb..(i + 1) * nb]]);
-                put(i, &v);
-            }
+                    std::ptr::copy_nonoverlapping(vals.as_ptr(), dst.at(i * w.n + g * ROWS), rows)
+                };
+            });
         }
     };
     let macs: usize = mats.iter().map(|w| m * w.n * w.k).sum();
@@ -351,6 +343,82 @@ pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut 
         work(0..total);
     } else {
         candle_core::utils::barrier_pool().execute_chunked(total, work);
+    }
+}
+
+/// The gated MLP's first half in one pass: `out (m, n) = silu(x gate^T) * (x up^T)`, each
+/// row group of both matrices computed by one work item, which applies SiLU and the product
+/// to its own outputs (no serial element-wise pass afterwards).
+///
+/// # Panics
+/// When `gate` and `up` differ in shape, `out` is shorter than `m * n`, or `xq` holds fewer
+/// than `m * k / 32` blocks.
+pub fn matmul_swiglu(gate: &QMatrix, up: &QMatrix, xq: &[XBlock], m: usize, out: &mut [f32]) {
+    assert_eq!(gate.dims(), up.dims(), "gate and up shapes");
+    assert!(
+        out.len() >= m * gate.n,
+        "output buffer of {} for {m}x{}",
+        out.len(),
+        gate.n
+    );
+    assert!(
+        xq.len() >= m * (gate.k / QK),
+        "{} activation blocks",
+        xq.len()
+    );
+    let n = gate.n;
+    let dst = SharedOut(out.as_mut_ptr());
+    let groups = n.div_ceil(ROWS);
+    let work = |items: std::ops::Range<usize>| {
+        let mut g_vals = vec![[0f32; ROWS]; m];
+        for g in items {
+            let rows = ROWS.min(n - g * ROWS);
+            gate.group_rows(g, xq, m, |i, v| g_vals[i] = *v);
+            up.group_rows(g, xq, m, |i, u| {
+                let mut h = [0f32; ROWS];
+                for ((h, &a), &b) in h.iter_mut().zip(&g_vals[i]).zip(u) {
+                    *h = a / (1.0 + (-a).exp()) * b;
+                }
+                // SAFETY: row group g of row i is written by this work item only; `out`
+                // outlives the parallel region.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(h.as_ptr(), dst.at(i * n + g * ROWS), rows)
+                };
+            });
+        }
+    };
+    if m * n * gate.k * 2 < 1 << 16 {
+        work(0..groups);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(groups, work);
+    }
+}
+
+impl QMatrix {
+    /// Row group `g` times each of the `m` activation rows of `xq`, handed to `put(row,
+    /// values)` (register-blocked by [`TILE_T`] rows).
+    fn group_rows(
+        &self,
+        g: usize,
+        xq: &[XBlock],
+        m: usize,
+        mut put: impl FnMut(usize, &[f32; ROWS]),
+    ) {
+        let nb = self.k / QK;
+        let tiles = self.group_tiles(g);
+        let mut i = 0;
+        while i + TILE_T <= m {
+            let xs: [&[XBlock]; TILE_T] =
+                std::array::from_fn(|t| &xq[(i + t) * nb..(i + t + 1) * nb]);
+            for (t, v) in group(self.isa, self.fmt, tiles, xs).iter().enumerate() {
+                put(i + t, v);
+            }
+            i += TILE_T;
+        }
+        for i in i..m {
+            let [v] = group(self.isa, self.fmt, tiles, [&xq[i * nb..(i + 1) * nb]]);
+            put(i, &v);
+        }
     }
 }
 

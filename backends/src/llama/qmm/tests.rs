@@ -214,3 +214,36 @@ fn types_without_a_kernel_are_left_to_candle() {
     assert_eq!(Isa::Scalar.name(), "scalar");
     assert!(Isa::active().supported());
 }
+
+#[test]
+fn swiglu_equals_the_two_products_then_silu_times_up() {
+    // 40 rows (a partial last group), 1 to 6 activation rows (with and without a full
+    // register block), on every kernel family.
+    for isa in isas() {
+        let (g, _) = matrix(Format::Q4_1, 40, 256, 11);
+        let (u, _) = matrix(Format::Q8_0, 40, 256, 12);
+        let gate = QMatrix::from_qtensor(&g)
+            .unwrap()
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        let up = QMatrix::from_qtensor(&u)
+            .unwrap()
+            .unwrap()
+            .with_isa(isa)
+            .unwrap();
+        for m in [1, 4, 6] {
+            let mut xq = Vec::new();
+            act::quantize_rows(&values(m * 256, 13), &mut xq);
+            let both = matmul_many(&[&gate, &up], &xq, m);
+            let want: Vec<f32> = both[0]
+                .iter()
+                .zip(&both[1])
+                .map(|(&a, &b)| a / (1.0 + (-a).exp()) * b)
+                .collect();
+            let mut got = vec![0f32; m * 40];
+            matmul_swiglu(&gate, &up, &xq, m, &mut got);
+            assert_eq!(got, want, "{} m={m}", isa.name());
+        }
+    }
+}
