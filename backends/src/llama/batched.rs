@@ -8,8 +8,8 @@
 //! time (tested in `llama/tests.rs`).
 
 use super::decode::Rows;
-use super::layers::{softmax_last, Linear};
-use super::model::{causal_mask, Cache, Llama};
+use super::layers::Linear;
+use super::model::{causal_attention, Cache, Llama};
 use candle_core::{DType, Result, Tensor};
 
 /// One sequence's part of a mixed step.
@@ -62,21 +62,15 @@ impl Llama {
     pub(crate) fn segments_tensors(&self, segs: &mut [Segment]) -> Result<Tensor> {
         let c = &self.config;
         let (nh, nkv, d) = (c.num_attention_heads, c.kv_heads(), c.head_size());
-        let rep = nh / nkv;
         let scale = 1.0 / (d as f64).sqrt();
         let ids: Vec<u32> = segs.iter().flat_map(|s| s.ids.iter().copied()).collect();
         let total = ids.len();
-        // (start row, length, offset in its sequence, causal mask if several tokens)
+        // (start row, length, offset in its sequence)
         let mut layout = Vec::with_capacity(segs.len());
         let mut start = 0;
         for s in segs.iter() {
             let (t, offset) = (s.ids.len(), s.cache.len());
-            let mask = if t > 1 {
-                Some(causal_mask(t, offset, &self.device)?)
-            } else {
-                None
-            };
-            layout.push((start, t, offset, mask));
+            layout.push((start, t, offset));
             start += t;
         }
         let input = Tensor::from_vec(ids, (1, total), &self.device)?;
@@ -90,8 +84,7 @@ impl Llama {
             let a = &block.attn;
             let [q, k, v] = a.qkv(&h)?;
             let mut ys = Vec::with_capacity(segs.len());
-            for (seg, (start, t, offset, mask)) in segs.iter_mut().zip(&layout) {
-                let (start, t, offset) = (*start, *t, *offset);
+            for (seg, &(start, t, offset)) in segs.iter_mut().zip(&layout) {
                 // (t, heads * d) rows of this segment → (1, heads, t, d)
                 let heads = |y: &Tensor, n: usize| -> Result<Tensor> {
                     y.narrow(0, start, t)?
@@ -103,23 +96,7 @@ impl Llama {
                 let ki = self.rope.apply(&heads(&k, nkv)?, offset)?;
                 let vi = heads(&v, nkv)?;
                 let (kc, vc) = seg.cache.layer_mut(layer).append(&ki, &vi)?;
-                let kv_len = kc.dim(2)?;
-                // GQA without copying keys/values: the `rep` query heads sharing one kv head
-                // are stacked along the sequence axis, (1, nkv, rep * t, d).
-                let qi = qi.reshape((1, nkv, rep * t, d))?;
-                let scores = qi.matmul(&kc.t()?)?;
-                let scores = match mask {
-                    Some(m) => scores
-                        .to_dtype(DType::F32)?
-                        .reshape((1, nkv, rep, t, kv_len))?
-                        .broadcast_add(m)?
-                        .reshape((1, nkv, rep * t, kv_len))?,
-                    None => scores,
-                };
-                let p = softmax_last(&scores, self.dtype)?;
-                let y = p
-                    .matmul(&vc)? // (1, nkv, rep * t, d) = (1, nh, t, d)
-                    .reshape((1, nh, t, d))?
+                let y = causal_attention(&qi, &kc, &vc, offset, self.dtype)?
                     .transpose(1, 2)?
                     .reshape((t, nh * d))?;
                 ys.push(y);
@@ -141,7 +118,7 @@ impl Llama {
             .iter()
             .zip(&layout)
             .filter(|(s, _)| s.logits)
-            .map(|(_, (start, t, _, _))| (start + t - 1) as u32)
+            .map(|(_, (start, t, _))| (start + t - 1) as u32)
             .collect();
         if rows.is_empty() {
             return Tensor::zeros((0, c.vocab_size), DType::F32, &self.device);

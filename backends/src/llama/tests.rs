@@ -460,3 +460,25 @@ fn fused_decode_refuses_positions_beyond_the_context() {
         .to_string();
     assert!(err.contains("beyond the model context 64"), "{err}");
 }
+
+#[test]
+fn blocked_attention_equals_one_block() {
+    // 150 new queries after 7 cached positions, GQA 6 heads over 2: blocks of 64 (and of 1,
+    // and a block size that does not divide) against one block with the full mask.
+    let dev = Device::Cpu;
+    let (t, offset, d) = (150, 7, 16);
+    let q = (Tensor::randn(0f32, 1.0, (1, 6, t, d), &dev).unwrap() * 0.5).unwrap();
+    let k = Tensor::randn(0f32, 1.0, (1, 2, offset + t, d), &dev).unwrap();
+    let v = Tensor::randn(0f32, 1.0, (1, 2, offset + t, d), &dev).unwrap();
+    let one = model::attention_in_blocks(&q, &k, &v, offset, DType::F32, usize::MAX).unwrap();
+    assert_eq!(one.dims(), &[1, 6, t, d]);
+    for block in [64, 1, 37] {
+        let got = model::attention_in_blocks(&q, &k, &v, offset, DType::F32, block).unwrap();
+        let diff = max_abs_diff(&got, &one);
+        assert!(diff < 1e-5, "block {block}: diff {diff}");
+    }
+    let inference = model::causal_attention(&q, &k, &v, offset, DType::F32).unwrap();
+    assert!(max_abs_diff(&inference, &one) < 1e-5);
+    let short = k.narrow(2, 0, offset + t - 1).unwrap();
+    assert!(model::causal_attention(&q, &short, &v, offset, DType::F32).is_err());
+}
