@@ -342,7 +342,30 @@ pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut 
     if macs < 1 << 16 {
         work(0..total);
     } else {
-        candle_core::utils::barrier_pool().execute_chunked(total, work);
+        share(total, m, work);
+    }
+}
+
+/// Runs `work` over `0..items` row groups on candle's pool. With few activation rows (decode:
+/// the products only stream weights), each thread takes one contiguous range, so it reads one
+/// sequential stream the hardware prefetcher follows; the pool's shared cursor hands out
+/// interleaved chunks instead, and cost 7-20 % of decode speed here (SmolLM2 Q8_0 and Q4_1,
+/// `examples/decode_speed`, 2 threads, alternating runs, docs/performance.md). Prefill
+/// products are compute-bound and keep the cursor, which evens out a straggling thread.
+fn share(items: usize, m: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
+    // Inside one of the pool's own workers `execute` would wait for itself: run inline
+    // (what `execute_chunked` does there too).
+    let nested = std::thread::current()
+        .name()
+        .is_some_and(|n| n.starts_with("candle-bp-"));
+    let pool = candle_core::utils::barrier_pool();
+    if nested {
+        work(0..items);
+    } else if m <= 2 * TILE_T {
+        let per = items.div_ceil(pool.n_workers() + 1);
+        pool.execute(|tid| work((tid * per).min(items)..((tid + 1) * per).min(items)));
+    } else {
+        pool.execute_chunked(items, work);
     }
 }
 
@@ -390,7 +413,7 @@ pub fn matmul_swiglu(gate: &QMatrix, up: &QMatrix, xq: &[XBlock], m: usize, out:
     if m * n * gate.k * 2 < 1 << 16 {
         work(0..groups);
     } else {
-        candle_core::utils::barrier_pool().execute_chunked(groups, work);
+        share(groups, m, work);
     }
 }
 
