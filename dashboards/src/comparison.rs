@@ -268,7 +268,7 @@ mod tests {
     use super::*;
     use effbench_harness::comparison::{compare, Input};
     use effbench_harness::fixtures::{result, ripple};
-    use effbench_harness::gate::{evaluate, GateConfig};
+    use effbench_harness::gate::GateConfig;
     use effbench_harness::MetricId;
     use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
@@ -293,7 +293,7 @@ mod tests {
             results: rs,
         };
         let mut c = compare(&input("baseline", &base), &input("current", &new), &cfg).unwrap();
-        c.gate = Some(evaluate(&c, &cfg));
+        c.gate = Some(c.gate_outcome(&cfg));
         c
     }
 
