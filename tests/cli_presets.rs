@@ -77,6 +77,8 @@ fn a_shrunk_preset_runs_in_f32_bf16_and_q8_0_with_random_weights_recorded() {
                     .sum();
                 assert_eq!(counts, 2 * 7 + 1, "{k}");
                 assert!(k["fallback"].as_array().unwrap().is_empty(), "{k}");
+                // Every matrix repacked: decode steps take the fused path.
+                assert_eq!(k["decode"], "fused", "{k}");
             }
             other => panic!("unexpected {other:?}"),
         }

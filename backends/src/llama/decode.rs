@@ -85,6 +85,15 @@ impl Llama {
         fused_enabled() && self.block_mats().is_some()
     }
 
+    /// Which path decode steps take, as results record it (`model.details.matmul_kernels`).
+    pub fn decode_path(&self) -> &'static str {
+        match (fused_enabled(), self.block_mats().is_some()) {
+            (true, true) => "fused",
+            (false, _) => "tensors (EFFBENCH_DECODE=tensors)",
+            (true, false) => "tensors (not every matrix is repacked for the CPU kernels)",
+        }
+    }
+
     fn block_mats(&self) -> Option<Vec<BlockMats<'_>>> {
         if self.dtype != DType::F32 || !matches!(self.device, Device::Cpu) {
             return None;

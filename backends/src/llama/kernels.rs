@@ -110,5 +110,6 @@ pub fn kernel_report(model: &Llama, selected: QuantKernels) -> serde_json::Value
         "selected": selected.name(),
         "kernels": kernels,
         "fallback": fallback,
+        "decode": model.decode_path(),
     })
 }
