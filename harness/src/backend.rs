@@ -169,33 +169,7 @@ pub struct ModelInfo {
     pub roofline: Option<crate::roofline::ModelWork>,
 }
 
-/// One output emission of a generation: `tokens` new tokens per sequence at `t_ns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Emission {
-    /// Nanoseconds since the request started (taken where the work runs).
-    pub t_ns: u64,
-    /// Tokens this emission carries per sequence (1 for an in-process decode step).
-    pub tokens: u32,
-}
-
-/// What one generation request produced: the harness derives TTFT, TPOT, ITL and
-/// end-to-end latency from it with one set of formulas for every backend.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct GenerationTrace {
-    /// Sequences generated together.
-    pub batch: usize,
-    /// Prompt tokens per sequence.
-    pub prompt_tokens: usize,
-    /// Emissions in time order; the first one ends prefill.
-    pub emissions: Vec<Emission>,
-}
-
-impl GenerationTrace {
-    /// Output tokens per sequence.
-    pub fn output_tokens(&self) -> u64 {
-        self.emissions.iter().map(|e| e.tokens as u64).sum()
-    }
-}
+pub use crate::trace::{Emission, GenerationTrace};
 
 /// Counts of work done in one iteration, for throughput over the measured window.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -1,6 +1,7 @@
 //! Environment fingerprint: the hardware and software a result was measured on, so any row
 //! can be reproduced or explained. Collected once per invocation.
 
+pub use crate::roofline::{PeakBandwidth, PeakFlops};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -50,39 +51,6 @@ pub struct Environment {
     /// computes MBU (inference runs whose backend reports the model's work).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_bandwidth: Option<PeakBandwidth>,
-}
-
-/// The highest matmul throughput measured on a device in one dtype: the denominator of MFU.
-/// Measured, never taken from a spec sheet, so MFU is relative to what this device and
-/// software stack can actually do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PeakFlops {
-    /// `cpu` or `cuda:N`.
-    pub device: String,
-    /// `f32`, `bf16` ...
-    pub dtype: String,
-    /// Best FLOP/s seen (2 n^3 FLOPs per n x n matmul).
-    pub flops_per_s: f64,
-    /// Threads the CPU kernels used (0 on a GPU).
-    pub threads: usize,
-    /// How it was measured: sizes, repetitions, library.
-    pub method: String,
-}
-
-/// The highest memory read bandwidth measured on a device: the denominator of MBU. Measured
-/// (a streaming read of a buffer larger than the caches), never taken from a spec sheet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PeakBandwidth {
-    /// `cpu` or `cuda:N`.
-    pub device: String,
-    /// Best bytes per second seen.
-    pub bytes_per_s: f64,
-    /// Threads that read (0 on a GPU).
-    pub threads: usize,
-    /// How it was measured: buffer size, passes, threads.
-    pub method: String,
 }
 
 impl Environment {

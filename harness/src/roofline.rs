@@ -10,14 +10,47 @@
 //! - `mbu` = decode_bandwidth / peak bandwidth;
 //! - `prefill_achieved_flops` = forward FLOPs of the prompts / TTFT, with the FLOPs counted
 //!   as for training MFU (docs/training.md): `b · (P · (F + A · P) + H)`, `F` the block
-//!   matmuls per token, `A` attention per token and attended position (the causal mask does
-//!   not skip work), `H` the output head once per sequence (only the last position's logits
+//!   matmuls per token, `A` attention per token and attended position (all `P × P`
+//!   positions, as training MFU counts them, although inference skips most of the masked
+//!   half), `H` the output head once per sequence (only the last position's logits
 //!   are computed);
 //! - `prefill_mfu` = prefill_achieved_flops / peak FLOP/s.
 
-use crate::env::{PeakBandwidth, PeakFlops};
 use crate::metric::{Metric, MetricId};
 use serde::{Deserialize, Serialize};
+
+/// The highest matmul throughput measured on a device in one dtype: the denominator of MFU.
+/// Measured, never taken from a spec sheet, so MFU is relative to what this device and
+/// software stack can actually do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeakFlops {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// `f32`, `bf16` ...
+    pub dtype: String,
+    /// Best FLOP/s seen (2 n^3 FLOPs per n x n matmul).
+    pub flops_per_s: f64,
+    /// Threads the CPU kernels used (0 on a GPU).
+    pub threads: usize,
+    /// How it was measured: sizes, repetitions, library.
+    pub method: String,
+}
+
+/// The highest memory read bandwidth measured on a device: the denominator of MBU. Measured
+/// (a streaming read of a buffer larger than the caches), never taken from a spec sheet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeakBandwidth {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Best bytes per second seen.
+    pub bytes_per_s: f64,
+    /// Threads that read (0 on a GPU).
+    pub threads: usize,
+    /// How it was measured: buffer size, passes, threads.
+    pub method: String,
+}
 
 /// A model's work per token, as its backend runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -342,9 +342,10 @@ fn add_derived(
     }
     if spec.scenario == Scenario::Training && result.status.state == RunState::Ok && !gathered.done
     {
-        result
-            .warnings
-            .push(warnings::training_cut_short(&spec.measure));
+        result.warnings.push(warnings::training_cut_short(
+            spec.measure.max_iters,
+            spec.measure.max_duration_s,
+        ));
     }
 }
 

@@ -1,8 +1,35 @@
 //! Generation metrics from per-emission timestamps, with one set of formulas for every
 //! backend (design.md §3): TTFT, TPOT, ITL, end-to-end latency, prefill throughput.
 
-use crate::backend::GenerationTrace;
 use crate::metric::{Metric, MetricId};
+
+/// One output emission of a generation: `tokens` new tokens per sequence at `t_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Emission {
+    /// Nanoseconds since the request started (taken where the work runs).
+    pub t_ns: u64,
+    /// Tokens this emission carries per sequence (1 for an in-process decode step).
+    pub tokens: u32,
+}
+
+/// What one generation request produced: the harness derives TTFT, TPOT, ITL and
+/// end-to-end latency from it with one set of formulas for every backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GenerationTrace {
+    /// Sequences generated together.
+    pub batch: usize,
+    /// Prompt tokens per sequence.
+    pub prompt_tokens: usize,
+    /// Emissions in time order; the first one ends prefill.
+    pub emissions: Vec<Emission>,
+}
+
+impl GenerationTrace {
+    /// Output tokens per sequence.
+    pub fn output_tokens(&self) -> u64 {
+        self.emissions.iter().map(|e| e.tokens as u64).sum()
+    }
+}
 
 /// Raw samples cap per metric; beyond it, samples are thinned evenly and the total kept.
 pub const MAX_STORED_SAMPLES: usize = 100_000;
@@ -105,7 +132,6 @@ pub fn sampled_capped(id: MetricId, samples: Vec<f64>, source: &str, seed: u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Emission;
 
     fn trace(points: &[(u64, u32)]) -> GenerationTrace {
         GenerationTrace {

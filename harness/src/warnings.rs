@@ -133,13 +133,13 @@ pub fn check_iterations(times_ms: &[f64], min_iters: u64) -> Vec<Warning> {
 }
 
 /// Warning when `[measure]` caps ended a training run before its last step.
-pub fn training_cut_short(m: &crate::suite::MeasureConfig) -> Warning {
+pub fn training_cut_short(max_iters: u64, max_duration_s: f64) -> Warning {
     Warning {
         kind: WarningKind::FewerSamplesThanAsked,
         message: format!(
             "Training stopped at a [measure] cap (max_iters = {}, max_duration_s = {}) before its \
              last step.",
-            m.max_iters, m.max_duration_s
+            max_iters, max_duration_s
         ),
         hint: "Raise [measure] max_duration_s (and max_iters) above the training's length; \
                `effbench run --resume` continues from the checkpoint."
