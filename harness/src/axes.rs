@@ -7,6 +7,12 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Slowest request rate accepted (one request every ~3 hours), req/s: below it the gaps
+/// between arrivals stop being durations a run can wait for.
+pub const MIN_REQUEST_RATE: f64 = 1e-4;
+/// Fastest finite request rate accepted, req/s (`inf` sends everything at once).
+pub const MAX_REQUEST_RATE: f64 = 1e6;
+
 /// One value of an axis: TOML string, integer, float or boolean.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
@@ -312,10 +318,7 @@ pub fn range(name: &str, kind: AxisKind) -> (f64, f64) {
         "lr" => (min, 100.0),
         "target_loss" => (min, 10_000.0),
         "burstiness" => (1e-3, 1e3),
-        "request_rate" => (
-            crate::serving::config::MIN_REQUEST_RATE,
-            crate::serving::config::MAX_REQUEST_RATE,
-        ),
+        "request_rate" => (MIN_REQUEST_RATE, MAX_REQUEST_RATE),
         _ => (min, 1e9),
     };
     match kind {

@@ -171,6 +171,9 @@ pub struct ModelInfo {
 
 pub use crate::trace::{Emission, GenerationTrace};
 
+/// Source label for timings taken by the harness around in-process work.
+pub const WALL_CLOCK: &str = "wall-clock (monotonic)";
+
 /// Counts of work done in one iteration, for throughput over the measured window.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Work {
@@ -256,7 +259,7 @@ pub trait Session {
     /// The clock behind the session's timestamps and per-iteration values, stored as the
     /// `source` of the metrics derived from them (a worker process reports its own clock).
     fn timestamp_source(&self) -> String {
-        crate::runner::WALL_CLOCK.to_string()
+        WALL_CLOCK.to_string()
     }
     /// Sessions whose measurement is one whole window rather than an iteration loop (serving
     /// load tests) run it here and return `Some`: they warm up, call `window.begin()` right

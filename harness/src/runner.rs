@@ -28,8 +28,7 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-/// Source label for timings taken by the harness around in-process work.
-pub const WALL_CLOCK: &str = "wall-clock (monotonic)";
+pub use crate::backend::WALL_CLOCK;
 
 /// What the loop gathered, before it becomes metrics.
 #[derive(Default)]

@@ -9,11 +9,7 @@ use super::record::Slo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Slowest request rate accepted (one request every ~3 hours), req/s: below it the gaps
-/// between arrivals stop being durations a run can wait for.
-pub const MIN_REQUEST_RATE: f64 = 1e-4;
-/// Fastest finite request rate accepted, req/s (`inf` sends everything at once).
-pub const MAX_REQUEST_RATE: f64 = 1e6;
+pub use crate::axes::{MAX_REQUEST_RATE, MIN_REQUEST_RATE};
 
 /// Which OpenAI endpoint requests go to.
 #[derive(
