@@ -47,20 +47,24 @@ fn widths(fmt: Format) -> [usize; 3] {
     [b, 3 * b, if b == 32 { 19 * b } else { 5 * b }]
 }
 
+/// The kernel families this CPU runs. Names them, and the ones left untested, once per test
+/// process straight on stderr: the test harness captures `eprintln!` of passing tests, so
+/// the CI log would otherwise never say which dispatch paths it covered.
 fn isas() -> Vec<Isa> {
+    use std::io::Write;
     let (run, skip): (Vec<Isa>, Vec<Isa>) = Isa::ALL.into_iter().partition(|i| i.supported());
-    let names: Vec<&str> = run.iter().map(|i| i.name()).collect();
-    eprintln!(
-        "qmm: kernel families tested on this CPU: {}",
-        names.join(", ")
-    );
-    if !skip.is_empty() {
-        let names: Vec<&str> = skip.iter().map(|i| i.name()).collect();
-        eprintln!(
-            "qmm: kernel families NOT tested (this CPU lacks them): {}",
-            names.join(", ")
-        );
-    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let names = |v: &[Isa]| v.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+        let mut line = format!("qmm: kernel families tested on this CPU: {}", names(&run));
+        if !skip.is_empty() {
+            line.push_str(&format!(
+                "; NOT tested (this CPU lacks them): {}",
+                names(&skip)
+            ));
+        }
+        let _ = writeln!(std::io::stderr(), "{line}");
+    });
     run
 }
 
