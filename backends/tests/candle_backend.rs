@@ -149,7 +149,7 @@ fn runs_under_the_harness_runner() {
     // Through serde so fields added later with defaults need no change here.
     let suite: effbench_harness::result::SuiteInfo =
         serde_json::from_value(serde_json::json!({"name": "test"})).unwrap();
-    let env = effbench_harness::env::Environment::collect(&[]);
+    let env = effbench_harness::probe::environment(&[]);
     let result = effbench_harness::runner::run_spec(
         &sp,
         &CandleBackend,

@@ -63,7 +63,7 @@ fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
 fn run(backend: &TrainBackend, spec: &RunSpec) -> RunResult {
     let suite: effbench_harness::result::SuiteInfo =
         serde_json::from_value(serde_json::json!({"name": "test"})).unwrap();
-    let env = effbench_harness::env::Environment::collect(&[]);
+    let env = effbench_harness::probe::environment(&[]);
     effbench_harness::runner::run_spec(
         spec,
         backend,

@@ -1,5 +1,6 @@
 //! Environment fingerprint: the hardware and software a result was measured on, so any row
-//! can be reproduced or explained. Collected once per invocation.
+//! can be reproduced or explained. Plain data; collected once per invocation by
+//! [`crate::probe::environment`].
 
 pub use crate::roofline::{PeakBandwidth, PeakFlops};
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,7 @@ pub struct Environment {
     pub nvml: String,
     /// The batch scheduler (Slurm, Kubernetes ...), job id and node name, when run under one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduler: Option<crate::cluster::SchedulerInfo>,
+    pub scheduler: Option<SchedulerInfo>,
     /// Measured peak FLOP/s of the run's device and dtype (matmul probe), when the run
     /// computes MFU (training runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,49 +55,6 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// Collects the fingerprint; `features` are the calling binary's cargo features.
-    pub fn collect(features: &[&str]) -> Environment {
-        let sys = sysinfo::System::new_with_specifics(
-            sysinfo::RefreshKind::nothing()
-                .with_cpu(sysinfo::CpuRefreshKind::nothing())
-                .with_memory(sysinfo::MemoryRefreshKind::nothing().with_ram()),
-        )
-        .ok();
-        let cpu_model = sys
-            .as_ref()
-            .and_then(|s| s.cpus().first().map(|c| c.brand().trim().to_string()))
-            .unwrap_or_default();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (gpus, nvml) = gpus();
-        Environment {
-            effbench_version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: env!("EFFBENCH_GIT_COMMIT").into(),
-            git_dirty: env!("EFFBENCH_GIT_DIRTY") == "true",
-            rustc_version: env!("EFFBENCH_RUSTC_VERSION").into(),
-            build_profile: env!("EFFBENCH_PROFILE").into(),
-            target: env!("EFFBENCH_TARGET").into(),
-            features: features.iter().map(|f| f.to_string()).collect(),
-            hostname: sysinfo::System::host_name().unwrap_or_default(),
-            os: sysinfo::System::long_os_version().unwrap_or_else(|_| std::env::consts::OS.into()),
-            kernel: sysinfo::System::kernel_version().unwrap_or_default(),
-            arch: std::env::consts::ARCH.into(),
-            cpu_model,
-            cpu_cores_physical: sysinfo::System::physical_core_count().unwrap_or(threads),
-            cpu_threads: threads,
-            ram_bytes: sys.as_ref().map_or(0, |s| s.total_memory()),
-            cpu_governor: std::fs::read_to_string(
-                "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
-            )
-            .ok()
-            .map(|s| s.trim().to_string()),
-            gpus,
-            nvml,
-            scheduler: crate::cluster::SchedulerInfo::detect(),
-            peak_flops: None,
-            peak_bandwidth: None,
-        }
-    }
-
     /// Identity of the machine for "same hardware" questions (speed-up baselines, the
     /// newest result of a run per machine): host, CPU, threads and GPUs.
     pub fn machine_key(&self) -> String {
@@ -127,42 +85,21 @@ impl Environment {
     }
 }
 
-/// GPUs through NVML. NVML is loaded at run time; its absence is a normal answer, not an error.
-fn gpus() -> (Vec<GpuInfo>, String) {
-    let nvml = match crate::meters::nvml::shared() {
-        Ok(n) => n,
-        Err(e) => return (Vec::new(), format!("unavailable: {e}")),
-    };
-    let driver = nvml.sys_driver_version().unwrap_or_else(|_| "?".into());
-    let cuda = nvml
-        .sys_cuda_driver_version()
-        .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10))
-        .unwrap_or_else(|_| "?".into());
-    let count = nvml.device_count().unwrap_or(0);
-    let gpus = (0..count)
-        .filter_map(|i| {
-            let d = nvml.device_by_index(i).ok()?;
-            Some(GpuInfo {
-                index: i,
-                name: d.name().unwrap_or_default(),
-                memory_bytes: d.memory_info().map(|m| m.total).unwrap_or(0),
-                uuid: d.uuid().ok(),
-            })
-        })
-        .collect();
-    (gpus, format!("ok (driver {driver}, CUDA {cuda})"))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn collects_without_a_gpu() {
-        let env = super::Environment::collect(&[]);
-        assert!(env.cpu_threads >= 1);
-        assert!(env.ram_bytes > 0);
-        assert!(!env.rustc_version.is_empty());
-        if env.gpus.is_empty() {
-            assert!(env.nvml.starts_with("unavailable") || env.nvml.starts_with("ok"));
-        }
-    }
+/// The scheduler, job and node a result was measured under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerInfo {
+    /// `slurm`, `kubernetes`, or the value of `EFFBENCH_SCHEDULER`.
+    pub name: String,
+    /// Slurm: the array job id (`SLURM_ARRAY_JOB_ID`) or `SLURM_JOB_ID`; Kubernetes: the Job
+    /// name (`EFFBENCH_JOB_NAME`, set by `effbench k8s`) or else the pod name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Slurm: `SLURM_ARRAY_TASK_ID`; Kubernetes: `JOB_COMPLETION_INDEX`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Slurm: `SLURMD_NODENAME`; Kubernetes: the node the pod runs on (`EFFBENCH_NODE_NAME`,
+    /// from the downward API `spec.nodeName` in manifests written by `effbench k8s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
 }

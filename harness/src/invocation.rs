@@ -5,7 +5,6 @@
 use crate::analysis;
 use crate::backend::Registry;
 use crate::cluster::ShardInfo;
-use crate::env::Environment;
 use crate::interrupt;
 use crate::matrix::{varying_axes, RunSpec};
 use crate::meters::{self, derived::IdleBaseline, idle};
@@ -138,7 +137,7 @@ pub fn run_suite(
     if let Some(shard) = &opts.shard {
         info.varying_axes = shard.suite_varying_axes.clone();
     }
-    let env = Environment::collect(&opts.features);
+    let env = crate::probe::environment(&opts.features);
     let mut manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         suite: info.clone(),

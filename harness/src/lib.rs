@@ -55,6 +55,7 @@ pub mod meters;
 pub mod metric;
 pub mod names;
 pub mod plausible;
+pub mod probe;
 pub mod progress;
 pub mod protocol;
 pub mod result;

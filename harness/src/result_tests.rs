@@ -1,6 +1,5 @@
 use super::*;
 use crate::backend::ModelInfo;
-use crate::env::Environment;
 use crate::metric::{Metric, MetricId};
 use crate::suite::Scenario;
 use crate::warnings::{Warning, WarningKind};
@@ -55,7 +54,7 @@ fn sample() -> RunResult {
             hint: "h".into(),
         }],
         stats_method: StatsMethod::current(42),
-        env: Environment::collect(&[]),
+        env: crate::probe::environment(&[]),
         log: vec!["note".into()],
     }
 }

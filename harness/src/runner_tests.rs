@@ -217,7 +217,7 @@ fn run_as(
         fail_load,
     };
     let suite = suite_info();
-    let env = Environment::collect(&[]);
+    let env = crate::probe::environment(&[]);
     let spec = spec(measure, scenario);
     let r = run_spec(&spec, &backend, &suite, &env, &crate::progress::NoProgress);
     let calls = log.lock().unwrap().calls.clone();
@@ -442,7 +442,7 @@ fn meters_never_measure_the_warm_up() {
         &spec,
         &backend,
         &suite_info(),
-        &Environment::collect(&[]),
+        &crate::probe::environment(&[]),
         &crate::progress::NoProgress,
         meters,
         None,
@@ -503,7 +503,7 @@ fn a_missing_nvml_is_reported_and_the_run_continues() {
         &spec,
         &backend,
         &suite_info(),
-        &Environment::collect(&[]),
+        &crate::probe::environment(&[]),
         &crate::progress::NoProgress,
         meters,
         None,

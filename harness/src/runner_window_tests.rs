@@ -4,7 +4,6 @@
 use super::*;
 use crate::backend::{Backend, IterationCtx, Sample, Session, Work};
 use crate::backend::{Capabilities, ModelFormat, ModelInfo};
-use crate::env::Environment;
 use crate::matrix::RunSpec;
 use crate::metric::{Metric, MetricId};
 use crate::result::RunState;
@@ -114,7 +113,7 @@ fn run_window(failure: Option<String>) -> (RunResult, Arc<Mutex<Times>>) {
         &spec,
         &WindowBackend(times.clone(), failure),
         &suite,
-        &Environment::collect(&[]),
+        &crate::probe::environment(&[]),
         &crate::progress::NoProgress,
         vec![Box::new(Recorder(times.clone()))],
         None,

@@ -1,5 +1,4 @@
 use super::*;
-use crate::env::Environment;
 use crate::matrix::RunSpec;
 use crate::result::{StatsMethod, Status, SuiteInfo};
 use crate::suite::Scenario;
@@ -45,7 +44,7 @@ fn run(id: &str, quant: &str, sparsity: f64, batch: i64, metrics: &[(MetricId, f
         series: Vec::new(),
         warnings: Vec::new(),
         stats_method: StatsMethod::current(1),
-        env: Environment::collect(&[]),
+        env: crate::probe::environment(&[]),
         log: Vec::new(),
     }
 }

@@ -2,26 +2,7 @@
 //! the user through `EFFBENCH_SCHEDULER`/`EFFBENCH_JOB_ID`/`EFFBENCH_NODE_NAME` (for PBS,
 //! LSF, HTCondor ...). Recorded in the environment fingerprint and in shard manifests.
 
-use serde::{Deserialize, Serialize};
-
-/// The scheduler, job and node a result was measured under.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SchedulerInfo {
-    /// `slurm`, `kubernetes`, or the value of `EFFBENCH_SCHEDULER`.
-    pub name: String,
-    /// Slurm: the array job id (`SLURM_ARRAY_JOB_ID`) or `SLURM_JOB_ID`; Kubernetes: the Job
-    /// name (`EFFBENCH_JOB_NAME`, set by `effbench k8s`) or else the pod name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<String>,
-    /// Slurm: `SLURM_ARRAY_TASK_ID`; Kubernetes: `JOB_COMPLETION_INDEX`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<String>,
-    /// Slurm: `SLURMD_NODENAME`; Kubernetes: the node the pod runs on (`EFFBENCH_NODE_NAME`,
-    /// from the downward API `spec.nodeName` in manifests written by `effbench k8s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node_name: Option<String>,
-}
+pub use crate::env::SchedulerInfo;
 
 impl SchedulerInfo {
     /// Detects the scheduler from this process's environment.

@@ -1,5 +1,4 @@
 use super::*;
-use crate::env::Environment;
 use crate::result::{StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
 use crate::serving::config::ServingConfig;
 use crate::suite::Scenario;
@@ -58,7 +57,7 @@ fn fake_run(spec: &RunSpec, ttft_per_rate: f64, state: RunState) -> RunResult {
         series: vec![],
         warnings: vec![],
         stats_method: StatsMethod::current(1),
-        env: Environment::collect(&[]),
+        env: crate::probe::environment(&[]),
         log: vec!["step log".into()],
     }
 }
