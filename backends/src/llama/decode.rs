@@ -188,7 +188,9 @@ impl Llama {
         }
         // The output head only for the rows whose logits are wanted.
         let keep: Vec<usize> = (0..m).filter(|&r| want.is_none_or(|w| w[r])).collect();
-        let lm = packed(&self.lm_head).expect("checked by block_mats");
+        let Some(lm) = packed(&self.lm_head) else {
+            candle_core::bail!("the fused decode needs a repacked output head");
+        };
         let vocab = lm.dims().0;
         let mut kept = Vec::with_capacity(keep.len() * h);
         for &r in &keep {
