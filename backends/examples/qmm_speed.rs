@@ -26,11 +26,7 @@ fn block(fmt: Format, seed: &mut u64) -> Vec<u8> {
     let scale = 0x211Fu16.to_le_bytes(); // f16 0.01
     match fmt {
         Format::Q8_0 | Format::Q4_0 | Format::Q5_0 => b[..2].copy_from_slice(&scale),
-        Format::Q4_1 => {
-            b[..2].copy_from_slice(&scale);
-            b[2..4].copy_from_slice(&scale);
-        }
-        Format::Q4K => {
+        Format::Q4_1 | Format::Q4K => {
             b[..2].copy_from_slice(&scale);
             b[2..4].copy_from_slice(&scale);
         }
@@ -44,8 +40,18 @@ fn block(fmt: Format, seed: &mut u64) -> Vec<u8> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let mib: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(140);
-    let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let arg = |i: usize, name: &str, default: usize, max: usize| -> usize {
+        match args.get(i).map(|s| s.parse::<usize>()) {
+            None => default,
+            Some(Ok(v)) if (1..=max).contains(&v) => v,
+            _ => {
+                eprintln!("qmm_speed: {name} must be a whole number from 1 to {max}");
+                std::process::exit(2);
+            }
+        }
+    };
+    let mib = arg(1, "MiB", 140, 4096);
+    let rounds = arg(2, "rounds", 3, 100);
     let threads = candle_core::utils::get_num_threads();
     let k = 576;
     println!(

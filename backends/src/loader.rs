@@ -211,6 +211,7 @@ pub fn load_hf(dir: &Path, dtype: DType, device: &Device) -> Result<LoadedModel>
 /// Loads a GGUF file (weights stay quantized; activations f32) with the matmul kernels
 /// `EFFBENCH_QMATMUL` selects (effbench's by default).
 pub fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel> {
+    crate::llama::check_decode_env()?;
     load_gguf_with(path, device, QuantKernels::from_env()?)
 }
 

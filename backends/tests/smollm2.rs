@@ -124,22 +124,13 @@ fn smollm2_tokenizer_and_greedy_continuation() {
         .unwrap()
         .unsqueeze(0)
         .unwrap();
+    let values = |t: candle_core::Result<Tensor>| -> Vec<f32> {
+        t.unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
     let mut same = 0;
     for step in 0..48 {
-        let lt = model
-            .forward_tensors(&input, Some(&mut tensors), Logits::Last)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let lf = model
-            .forward(&input, Some(&mut fused), Logits::Last)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let lt = values(model.forward_tensors(&input, Some(&mut tensors), Logits::Last));
+        let lf = values(model.forward(&input, Some(&mut fused), Logits::Last));
         let diff = lt
             .iter()
             .zip(&lf)

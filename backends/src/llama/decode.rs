@@ -67,15 +67,27 @@ fn packed(l: &Linear) -> Option<&QMatrix> {
     }
 }
 
+/// Whether a [`DECODE_ENV`] value asks for the fused path: unset or empty and `fused` do,
+/// `tensors` does not; anything else is an error naming the variable. The loaders call
+/// [`check_decode_env`], so a misspelt value stops a run before it measures.
+fn parse_decode(v: Option<&str>) -> Result<bool> {
+    match v.map(str::trim).unwrap_or("") {
+        "" | "fused" => Ok(true),
+        "tensors" => Ok(false),
+        other => candle_core::bail!("{DECODE_ENV}='{other}' is not one of fused, tensors"),
+    }
+}
+
+/// Checks [`DECODE_ENV`] (see [`parse_decode`]).
+pub fn check_decode_env() -> Result<()> {
+    parse_decode(std::env::var(DECODE_ENV).ok().as_deref()).map(|_| ())
+}
+
 /// True unless [`DECODE_ENV`] asks for the tensor path (read once per process).
 fn fused_enabled() -> bool {
     use std::sync::OnceLock;
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var(DECODE_ENV)
-            .map(|v| v.trim() != "tensors")
-            .unwrap_or(true)
-    })
+    *ON.get_or_init(|| parse_decode(std::env::var(DECODE_ENV).ok().as_deref()).unwrap_or(true))
 }
 
 impl Llama {
@@ -281,13 +293,18 @@ fn rope_head(x: &mut [f32], cos: &[f32], sin: &[f32], layout: RopeLayout) {
 /// `f` over the contiguous f32 data of a CPU tensor.
 fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
+    Ok(f(f32_data(&storage, layout)?))
+}
+
+/// The f32 values a contiguous CPU tensor's `layout` covers in `storage`.
+fn f32_data<'a>(storage: &'a Storage, layout: &candle_core::Layout) -> Result<&'a [f32]> {
+    let Storage::Cpu(cpu) = storage else {
         candle_core::bail!("the fused decode reads CPU tensors only");
     };
     let Some((start, end)) = layout.contiguous_offsets() else {
         candle_core::bail!("the fused decode reads contiguous tensors only");
     };
-    Ok(f(&cpu.as_slice::<f32>()?[start..end]))
+    Ok(&cpu.as_slice::<f32>()?[start..end])
 }
 
 /// RMS norm of each `hidden`-wide row of `x` into `out` (candle's formula: `x / sqrt(mean(x²)
@@ -388,20 +405,7 @@ fn attend(
     }
     let mut views = Vec::with_capacity(m);
     for ((ks, kl), (vs, vl), b, len, cap) in &held {
-        let (Storage::Cpu(k), Storage::Cpu(v)) = (&**ks, &**vs) else {
-            candle_core::bail!("the fused decode reads CPU tensors only");
-        };
-        let (Some((k0, _)), Some((v0, _))) = (kl.contiguous_offsets(), vl.contiguous_offsets())
-        else {
-            candle_core::bail!("the fused decode reads contiguous tensors only");
-        };
-        views.push((
-            &k.as_slice::<f32>()?[k0..],
-            &v.as_slice::<f32>()?[v0..],
-            *b,
-            *len,
-            *cap,
-        ));
+        views.push((f32_data(ks, kl)?, f32_data(vs, vl)?, *b, *len, *cap));
     }
     let dst = SharedOut(out.as_mut_ptr());
     let work = |items: std::ops::Range<usize>| {
@@ -467,4 +471,20 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decode_env_values() {
+        use super::parse_decode;
+        assert!(parse_decode(None).unwrap());
+        assert!(parse_decode(Some(" fused ")).unwrap());
+        assert!(!parse_decode(Some("tensors")).unwrap());
+        let err = parse_decode(Some("tensor")).unwrap_err().to_string();
+        assert!(
+            err.contains("EFFBENCH_DECODE='tensor' is not one of fused, tensors"),
+            "{err}"
+        );
+    }
 }

@@ -36,7 +36,7 @@ pub mod qmm;
 
 pub use batched::Segment;
 pub use config::{LlamaConfig, RopeLayout, RopeScaling, MODEL_TYPES};
-pub use decode::DECODE_ENV;
+pub use decode::{check_decode_env, DECODE_ENV};
 pub use gguf::{
     gguf_tensor_name, gguf_weight_dtype, permute_qk_to_half_split, permute_qk_to_interleaved,
     write_gguf, write_gguf_with,

@@ -77,6 +77,7 @@ pub fn load_quantized(
     bytes.set_position(0);
     let ct = gguf_file::Content::read(&mut bytes)?;
     let kernels = crate::llama::QuantKernels::from_env()?;
+    crate::llama::check_decode_env()?;
     let mut model = Llama::from_gguf_with(&ct, &mut bytes, device, kernels)?;
     drop(bytes);
     // What the GGUF metadata cannot say: Qwen2's biases, rope scaling, the model type.

@@ -303,18 +303,7 @@ pub fn matmul_many(mats: &[&QMatrix], xq: &[XBlock], m: usize) -> Vec<Vec<f32>> 
 pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut [f32]]) {
     assert_eq!(mats.len(), outs.len(), "one output buffer per matrix");
     for (w, o) in mats.iter().zip(outs.iter()) {
-        assert!(
-            o.len() >= m * w.n,
-            "output buffer of {} for {m}x{}",
-            o.len(),
-            w.n
-        );
-        assert!(
-            xq.len() >= m * (w.k / QK),
-            "{} activation blocks for {m}x{}",
-            xq.len(),
-            w.k
-        );
+        w.check_product(xq, m, o.len());
     }
     let dsts: Vec<SharedOut> = outs.iter_mut().map(|o| SharedOut(o.as_mut_ptr())).collect();
     // Work items are row groups numbered across all matrices.
@@ -339,11 +328,7 @@ pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut 
         }
     };
     let macs: usize = mats.iter().map(|w| m * w.n * w.k).sum();
-    if macs < 1 << 16 {
-        work(0..total);
-    } else {
-        share(total, m, work);
-    }
+    share(total, m, macs, work);
 }
 
 /// Runs `work` over `0..items` row groups on candle's pool. With few activation rows (decode:
@@ -352,16 +337,19 @@ pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut 
 /// interleaved chunks instead, and cost 7-20 % of decode speed here (SmolLM2 Q8_0 and Q4_1,
 /// `examples/decode_speed`, 2 threads, alternating runs, docs/performance.md). Prefill
 /// products are compute-bound and keep the cursor, which evens out a straggling thread.
-fn share(items: usize, m: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
+///
+/// Products under 2^16 multiply-adds run on the calling thread (waking the pool costs more).
+fn share(items: usize, m: usize, macs: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
     // Inside one of the pool's own workers `execute` would wait for itself: run inline
     // (what `execute_chunked` does there too).
     let nested = std::thread::current()
         .name()
         .is_some_and(|n| n.starts_with("candle-bp-"));
+    if nested || macs < 1 << 16 {
+        return work(0..items);
+    }
     let pool = candle_core::utils::barrier_pool();
-    if nested {
-        work(0..items);
-    } else if m <= 2 * TILE_T {
+    if m <= 2 * TILE_T {
         let per = items.div_ceil(pool.n_workers() + 1);
         pool.execute(|tid| work((tid * per).min(items)..((tid + 1) * per).min(items)));
     } else {
@@ -378,17 +366,7 @@ fn share(items: usize, m: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
 /// than `m * k / 32` blocks.
 pub fn matmul_swiglu(gate: &QMatrix, up: &QMatrix, xq: &[XBlock], m: usize, out: &mut [f32]) {
     assert_eq!(gate.dims(), up.dims(), "gate and up shapes");
-    assert!(
-        out.len() >= m * gate.n,
-        "output buffer of {} for {m}x{}",
-        out.len(),
-        gate.n
-    );
-    assert!(
-        xq.len() >= m * (gate.k / QK),
-        "{} activation blocks",
-        xq.len()
-    );
+    gate.check_product(xq, m, out.len());
     let n = gate.n;
     let dst = SharedOut(out.as_mut_ptr());
     let groups = n.div_ceil(ROWS);
@@ -410,14 +388,26 @@ pub fn matmul_swiglu(gate: &QMatrix, up: &QMatrix, xq: &[XBlock], m: usize, out:
             });
         }
     };
-    if m * n * gate.k * 2 < 1 << 16 {
-        work(0..groups);
-    } else {
-        share(groups, m, work);
-    }
+    share(groups, m, 2 * m * n * gate.k, work);
 }
 
 impl QMatrix {
+    /// Panics unless `xq` holds `m` activation rows for this matrix and an output buffer of
+    /// `out_len` values holds `m` rows of its products.
+    fn check_product(&self, xq: &[XBlock], m: usize, out_len: usize) {
+        assert!(
+            out_len >= m * self.n,
+            "output buffer of {out_len} for {m}x{}",
+            self.n
+        );
+        assert!(
+            xq.len() >= m * (self.k / QK),
+            "{} activation blocks for {m}x{}",
+            xq.len(),
+            self.k
+        );
+    }
+
     /// Row group `g` times each of the `m` activation rows of `xq`, handed to `put(row,
     /// values)` (register-blocked by [`TILE_T`] rows).
     fn group_rows(
