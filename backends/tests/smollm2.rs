@@ -251,13 +251,24 @@ fn smollm2_gguf_export_and_q8_0_variant_vs_f32_weights() {
     // An English model on English text: far better than uniform over 49k tokens.
     assert!(own.perplexity() < 100.0, "perplexity {}", own.perplexity());
 
+    // Disk: CI machines can be short of space, so at most one 540 MB f32 copy is on disk at a
+    // time (the dequantized checkpoint is removed once the q8_0 variant is made from it).
     let tensors = compress::read_dense(&hf_dir).unwrap();
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    compress::quantize::write_quantized(&mut bytes, &config, &tensors, GgmlDType::F32, &[])
-        .unwrap();
+    let recipe = compress::Recipe {
+        quant: "q8_0".into(),
+        sparsity: 0.0,
+        prune: compress::prune::PruneMethod::MagnitudeLayer,
+    };
+    let variant = compress::materialize_in(&tmp.path().join("variants"), &hf_dir, &recipe).unwrap();
+    std::fs::remove_dir_all(&hf_dir).unwrap();
+
     let f32_gguf = tmp.path().join("f32.gguf");
-    std::fs::write(&f32_gguf, bytes.into_inner()).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&f32_gguf).unwrap());
+    compress::quantize::write_quantized(&mut file, &config, &tensors, GgmlDType::F32, &[]).unwrap();
+    file.into_inner().unwrap();
+    drop(tensors);
     let exported = loader::load_gguf(&f32_gguf, &Device::Cpu).unwrap();
+    std::fs::remove_file(&f32_gguf).unwrap();
     let e = evaluate(&exported.model, Reference::Model(&f32.model), &set).unwrap();
     eprintln!(
         "SmolLM2 F32 GGUF export vs HF f32: agreement {:.2} %, KL {:.2e}",
@@ -266,13 +277,8 @@ fn smollm2_gguf_export_and_q8_0_variant_vs_f32_weights() {
     );
     assert_eq!(e.agreement_pct(), 100.0);
     assert!(e.mean_kl() < 1e-6, "KL {}", e.mean_kl());
+    drop(exported);
 
-    let recipe = compress::Recipe {
-        quant: "q8_0".into(),
-        sparsity: 0.0,
-        prune: compress::prune::PruneMethod::MagnitudeLayer,
-    };
-    let variant = compress::materialize_in(&tmp.path().join("variants"), &hf_dir, &recipe).unwrap();
     let q8 = loader::load_gguf(&variant.weights(), &Device::Cpu).unwrap();
     let r = evaluate(&q8.model, Reference::Model(&f32.model), &set).unwrap();
     eprintln!(
