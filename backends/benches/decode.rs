@@ -16,7 +16,7 @@ use effbench_backends::llama::{argmax_rows, Logits};
 use effbench_backends::loader;
 use effbench_harness::axes::AxisValue;
 use effbench_harness::backend::IterationCtx;
-use effbench_harness::suite::Scenario;
+use effbench_harness::records::Scenario;
 use effbench_harness::{Backend, RunSpec};
 use std::collections::BTreeMap;
 

@@ -20,7 +20,8 @@ use effbench_backends::openai_http::client::Target;
 use effbench_backends::openai_http::loadgen::LoadTest;
 use effbench_backends::openai_http::workload::Workload;
 use effbench_harness::backend::{Window, WindowReport};
-use effbench_harness::serving::{Arrival, Endpoint, ScheduleSpec, Slo};
+use effbench_harness::records::{Arrival, Endpoint, Slo};
+use effbench_harness::serving::ScheduleSpec;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -9,7 +9,7 @@ use crate::llama::{gguf_weight_dtype, kernel_report, Llama, LlamaConfig, QuantKe
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device};
-use effbench_harness::backend::ModelFormat;
+use effbench_harness::records::ModelFormat;
 use effbench_harness::{ModelInfo, ModelSpec};
 use serde_json::json;
 use sha2::{Digest, Sha256};

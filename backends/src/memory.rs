@@ -19,7 +19,7 @@
 use crate::llama::LlamaConfig;
 use anyhow::{bail, Result};
 use candle_core::quantized::GgmlDType;
-use effbench_harness::backend::ModelFormat;
+use effbench_harness::records::ModelFormat;
 use effbench_harness::{Device, ModelSpec};
 use serde::Serialize;
 

@@ -147,7 +147,7 @@ fn runs_under_the_harness_runner() {
     let dir = default_model(tmp.path());
     let sp = spec(&[("model", s(&path_str(&dir))), ("gen_len", i(4))]);
     // Through serde so fields added later with defaults need no change here.
-    let suite: effbench_harness::result::SuiteInfo =
+    let suite: effbench_harness::records::SuiteInfo =
         serde_json::from_value(serde_json::json!({"name": "test"})).unwrap();
     let env = effbench_harness::probe::environment(&[]);
     let result = effbench_harness::runner::run_spec(
@@ -159,7 +159,7 @@ fn runs_under_the_harness_runner() {
     );
     assert_eq!(
         result.status.state,
-        effbench_harness::result::RunState::Ok,
+        effbench_harness::records::RunState::Ok,
         "{:?}",
         result.status.reason
     );

@@ -5,8 +5,8 @@
 
 use effbench_backends::train::TrainBackend;
 use effbench_harness::axes::AxisValue;
-use effbench_harness::result::RunState;
-use effbench_harness::suite::{MeasureConfig, Scenario};
+use effbench_harness::records::RunState;
+use effbench_harness::records::{MeasureConfig, Scenario};
 use effbench_harness::{Backend, MetricId, RunResult, RunSpec};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,12 +56,12 @@ fn spec(params: &[(&str, AxisValue)]) -> RunSpec {
         options: serde_json::from_value(serde_json::json!({"eval_tokens": 1024})).unwrap(),
         ..RunSpec::new("test", Scenario::Training, "candle-train", map, 7)
     };
-    s.id = effbench_harness::matrix::spec_id(&s);
+    s.id = effbench_harness::records::spec_id(&s);
     s
 }
 
 fn run(backend: &TrainBackend, spec: &RunSpec) -> RunResult {
-    let suite: effbench_harness::result::SuiteInfo =
+    let suite: effbench_harness::records::SuiteInfo =
         serde_json::from_value(serde_json::json!({"name": "test"})).unwrap();
     let env = effbench_harness::probe::environment(&[]);
     effbench_harness::runner::run_spec(
@@ -282,7 +282,7 @@ fn data_parallel_steps_match_the_whole_batch() {
     let curve = |dp: serde_json::Value| {
         let mut sp = spec(&[("steps", i(12))]);
         sp.options.insert("data_parallel".into(), dp);
-        sp.id = effbench_harness::matrix::spec_id(&sp);
+        sp.id = effbench_harness::records::spec_id(&sp);
         let r = run(&b, &sp);
         assert_eq!(r.status.state, RunState::Ok, "{:?}", r.status);
         let note = r.log.iter().find(|l| l.contains("data parallel")).cloned();

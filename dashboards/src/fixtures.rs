@@ -5,11 +5,11 @@
 //! trade-offs, Pareto fronts and Dynascore re-rankings to show.
 
 use effbench_harness::axes::AxisValue;
-use effbench_harness::backend::ModelInfo;
 use effbench_harness::env::{Environment, GpuInfo};
-use effbench_harness::result::{RunState, Series, StatsMethod, Status, SuiteInfo};
+use effbench_harness::records::ModelInfo;
+use effbench_harness::records::Scenario;
+use effbench_harness::records::{RunState, Series, StatsMethod, Status, SuiteInfo};
 use effbench_harness::stats::Stats;
-use effbench_harness::suite::Scenario;
 use effbench_harness::{Metric, MetricId, RunResult, RunSpec};
 use std::collections::BTreeMap;
 
@@ -204,7 +204,7 @@ pub fn synthetic_results(suite: &str, n: usize, seed: u64) -> Vec<RunResult> {
                 .collect(),
         }];
         out.push(RunResult {
-            schema_version: effbench_harness::result::SCHEMA_VERSION,
+            schema_version: effbench_harness::records::SCHEMA_VERSION,
             id: id.clone(),
             suite: SuiteInfo {
                 name: suite_name.clone(),

@@ -4,7 +4,7 @@
 //! are split by each metric's `better`.
 
 use crate::format;
-use effbench_harness::result::RunState;
+use effbench_harness::records::RunState;
 use effbench_harness::{Better, MetricId, RunResult};
 use serde::{Deserialize, Serialize};
 

@@ -108,7 +108,7 @@ pub fn fit_columns(
     width: usize,
 ) -> (Vec<Column>, Vec<Column>) {
     use crate::columns::Stat;
-    use effbench_harness::result::RunState;
+    use effbench_harness::records::RunState;
     let machines = {
         let mut m: Vec<String> = results.iter().map(|r| r.env.machine_key()).collect();
         m.sort();

@@ -4,7 +4,8 @@
 //! `effbench_harness::analysis::tracks::rank`.
 
 use crate::format;
-use effbench_harness::analysis::tracks::{rank, tracks_of, TrackConfig, TrackRanking};
+use effbench_harness::analysis::tracks::{rank, tracks_of, TrackRanking};
+use effbench_harness::records::TrackConfig;
 use effbench_harness::RunResult;
 use std::collections::BTreeMap;
 use std::fmt::Write;

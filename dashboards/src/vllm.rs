@@ -135,7 +135,7 @@ fn request_rate(r: &RunResult) -> Value {
 pub fn result(r: &RunResult, records: Option<&[RequestLine]>, o: &Options) -> Value {
     let mut out = Map::new();
     let serving = r.config.serving.as_ref();
-    let chat = serving.is_some_and(|s| s.endpoint == effbench_harness::serving::Endpoint::Chat);
+    let chat = serving.is_some_and(|s| s.endpoint == effbench_harness::records::Endpoint::Chat);
     let backend = if chat { "openai-chat" } else { "openai" };
     out.insert("date".into(), json!(date(&r.started_at)));
     out.insert("endpoint_type".into(), json!(backend));
@@ -373,7 +373,7 @@ fn peaks(ok: &[&RequestLine]) -> (f64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use effbench_harness::serving::ServingConfig;
+    use effbench_harness::records::ServingConfig;
     use effbench_harness::stats::Stats;
     use effbench_harness::Metric;
 

@@ -18,11 +18,9 @@
 //! ```
 
 use crate::interrupt;
-use crate::matrix::RunSpec;
-use crate::result::{
-    read_manifest, write_json, Manifest, ManifestEntry, RunState, SuiteInfo, MANIFEST_FILE,
-    SCHEMA_VERSION,
-};
+use crate::records::RunSpec;
+use crate::records::{Manifest, ManifestEntry, RunState, SuiteInfo, SCHEMA_VERSION};
+use crate::result::{read_manifest, write_json, MANIFEST_FILE};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -372,7 +370,7 @@ fn run_slot(
 }
 
 /// The ABBA block of every result of `side` of the A/B directory `dir`, in the order
-/// [`crate::result::load_results`] reads that side (its manifest's runs whose file exists).
+/// [`crate::loader::load_results`] reads that side (its manifest's runs whose file exists).
 pub fn side_blocks(dir: &Path, side: Side) -> Result<Vec<usize>> {
     let rec = read_record(dir)?;
     let side_dir = dir.join(side.dir());

@@ -10,7 +10,7 @@
 
 use crate::analysis::invocations::{fast_decile, fit, summarize, Invocation, Spread, Summary};
 use crate::metric::MetricId;
-use crate::result::{RunResult, RunState};
+use crate::records::{RunResult, RunState};
 
 /// One metric's calibrated spread, and the runs behind it.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@ use crate::gate::{GateConfig, GateOutcome};
 use crate::history;
 use crate::matrix::varying_axes;
 use crate::metric::{Better, MetricId};
-use crate::result::{RunResult, RunState};
+use crate::records::{RunResult, RunState};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 

@@ -101,7 +101,7 @@ fn missing_extra_and_failed_runs_are_listed() {
         run(4, 10.0, 100.0),
     ];
     let mut failed = run(2, 10.0, 100.0);
-    failed.status = crate::result::Status {
+    failed.status = crate::records::Status {
         state: RunState::Failed,
         reason: Some("out of memory".into()),
     };

@@ -103,3 +103,20 @@ pub struct SchedulerInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
 }
+
+impl SchedulerInfo {
+    /// `slurm job 12_3 on node7` style text.
+    pub fn summary(&self) -> String {
+        let mut s = self.name.clone();
+        if let Some(j) = &self.job_id {
+            s.push_str(&format!(" job {j}"));
+            if let Some(t) = &self.task {
+                s.push_str(&format!("_{t}"));
+            }
+        }
+        if let Some(n) = &self.node_name {
+            s.push_str(&format!(" on {n}"));
+        }
+        s
+    }
+}

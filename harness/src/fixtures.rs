@@ -3,10 +3,10 @@
 //! log and its environment (`hostname = "synthetic"`).
 
 use crate::env::Environment;
-use crate::matrix::RunSpec;
 use crate::metric::{Metric, MetricId};
-use crate::result::{RunResult, RunState, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
-use crate::suite::Scenario;
+use crate::records::RunSpec;
+use crate::records::Scenario;
+use crate::records::{RunResult, RunState, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
 use std::collections::BTreeMap;
 
 /// A fixed environment (no probing of the machine).

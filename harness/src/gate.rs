@@ -116,7 +116,7 @@ impl GateConfig {
             let msg = e.message().trim().replace('\n', " ");
             match e.span() {
                 Some(span) => {
-                    let (line, col) = crate::suite::line_col(text, span.start);
+                    let (line, col) = crate::records::line_col(text, span.start);
                     anyhow::anyhow!("{origin}:{line}:{col}: {msg}")
                 }
                 None => anyhow::anyhow!("{origin}: {msg}"),

@@ -12,7 +12,7 @@
 
 use crate::analysis::changepoint::{detect, segments, ChangePoint, ChangePointConfig, Segment};
 use crate::metric::{Better, MetricId};
-use crate::result::{RunResult, RunState};
+use crate::records::{RunResult, RunState};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;

@@ -4,17 +4,18 @@
 
 use crate::analysis;
 use crate::backend::Registry;
-use crate::cluster::ShardInfo;
 use crate::interrupt;
-use crate::matrix::{varying_axes, RunSpec};
+use crate::matrix::varying_axes;
 use crate::meters::{self, derived::IdleBaseline, idle};
 use crate::progress::TerminalProgress;
-use crate::result::{
-    write_json, Manifest, ManifestEntry, RunResult, RunState, SkippedRun, SuiteInfo, MANIFEST_FILE,
-    SCHEMA_VERSION,
+use crate::records::RunSpec;
+use crate::records::ShardInfo;
+use crate::records::Suite;
+use crate::records::{
+    Manifest, ManifestEntry, RunResult, RunState, SkippedRun, SuiteInfo, SCHEMA_VERSION,
 };
+use crate::result::{write_json, MANIFEST_FILE};
 use crate::runner;
-use crate::suite::Suite;
 use crate::sweep::SweepState;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};

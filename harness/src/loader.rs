@@ -18,7 +18,8 @@
 
 use crate::ab::{self, AB_FILE};
 use crate::analysis::suite::ANALYSIS_FILE;
-use crate::result::{read_manifest, read_result, RunResult, MANIFEST_FILE};
+use crate::records::RunResult;
+use crate::result::{read_manifest, read_result, MANIFEST_FILE};
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -212,6 +213,16 @@ fn parse_one(path: &Path, named: &HashSet<PathBuf>) -> Result<Option<RunResult>>
 
 fn memfind(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The result files `path` stands for (this module's rules, newest invocation).
+pub fn result_files(path: &Path) -> Result<Vec<PathBuf>> {
+    Ok(candidates(path, Scope::Newest)?.files)
+}
+
+/// Loads every result under `path` (this module's rules, newest invocation).
+pub fn load_results(path: &Path) -> Result<Vec<RunResult>> {
+    Ok(load(&[path.to_path_buf()], Scope::Newest)?.results)
 }
 
 #[cfg(test)]

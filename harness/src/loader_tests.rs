@@ -1,7 +1,8 @@
 use super::*;
 use crate::fixtures::result;
 use crate::metric::MetricId;
-use crate::result::{write_json, Manifest, ManifestEntry, RunState, SCHEMA_VERSION};
+use crate::records::{Manifest, ManifestEntry, RunState, SCHEMA_VERSION};
+use crate::result::write_json;
 
 fn run(batch: i64) -> RunResult {
     result("load", batch, "c0", &[(MetricId::Ttft, vec![1.0])])

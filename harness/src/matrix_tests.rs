@@ -1,5 +1,8 @@
 use super::*;
-use crate::backend::{Backend, ModelFormat, Session};
+use crate::backend::{Backend, Session};
+use crate::records::canonical_json;
+use crate::records::Device;
+use crate::records::ModelFormat;
 
 struct Fake;
 impl Backend for Fake {

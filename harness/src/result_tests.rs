@@ -1,7 +1,12 @@
 use super::*;
-use crate::backend::ModelInfo;
+use crate::loader::load_results;
 use crate::metric::{Metric, MetricId};
-use crate::suite::Scenario;
+use crate::records::RunSpec;
+use crate::records::Scenario;
+use crate::records::{
+    Manifest, ManifestEntry, ModelInfo, RunResult, RunState, Series, StatsMethod, Status,
+    SuiteInfo, SCHEMA_VERSION,
+};
 use crate::warnings::{Warning, WarningKind};
 
 fn sample() -> RunResult {

@@ -12,14 +12,14 @@ use crate::backend::{Backend, GenerationTrace, IterationCtx, Sample, Session, Wi
 use crate::counters::{self, Counters, Event, Snapshot};
 use crate::env::Environment;
 use crate::interrupt;
-use crate::matrix::RunSpec;
 use crate::meters::derived::{IdleBaseline, Inputs};
 use crate::meters::{self, Meter};
 use crate::metric::{Metric, MetricId};
 use crate::progress::Progress;
 use crate::protocol::WorkerError;
-use crate::result::{RunResult, RunState, Series, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
-use crate::suite::Scenario;
+use crate::records::RunSpec;
+use crate::records::Scenario;
+use crate::records::{RunResult, RunState, Series, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
 use crate::trace;
 use crate::warnings;
 use crate::window::{apply_window_report, MeterWindow};
@@ -363,7 +363,7 @@ fn drop_non_finite(result: &mut RunResult) {
 }
 
 /// Size metrics of a model with local weights (params and bytes as stored; design.md §3).
-pub fn model_metrics(info: &crate::backend::ModelInfo) -> Vec<Metric> {
+pub fn model_metrics(info: &crate::records::ModelInfo) -> Vec<Metric> {
     let mut out = Vec::new();
     if info.params_total > 0 {
         let src = "model architecture (counted from the shapes)";

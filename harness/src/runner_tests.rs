@@ -1,7 +1,8 @@
 use super::*;
-use crate::backend::{Capabilities, Emission, Extras, ModelFormat, ModelInfo};
-use crate::matrix::RunSpec;
-use crate::suite::{MeasureConfig, Scenario};
+use crate::backend::{Capabilities, Emission, Extras};
+use crate::records::RunSpec;
+use crate::records::{MeasureConfig, Scenario};
+use crate::records::{ModelFormat, ModelInfo};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -490,7 +491,7 @@ fn a_missing_nvml_is_reported_and_the_run_continues() {
         .err()
         .unwrap();
     let mut spec = spec(quick(3, 3), Scenario::Inference);
-    spec.meters.gpus = crate::meters::settings::GpuSelection::All;
+    spec.meters.gpus = crate::records::GpuSelection::All;
     spec.meters.price_per_hour = Some(1.8);
     let meters: Vec<Box<dyn Meter>> = vec![
         Box::new(crate::meters::gpu::GpuMeter::unavailable(why)),
@@ -576,10 +577,13 @@ fn injected_slowdown_lengthens_every_measured_iteration_by_its_share() {
         .unwrap()
         .points;
     assert!(times.iter().all(|p| p[1] >= 2.5 * 2.0), "{times:?}");
-    // The spin is CPU time too, where the clock is available.
+    // The spin is CPU time too (a sleep would be ~0), where the clock is available. Only a
+    // tenth of the spin's wall time is asserted: the spin is timed by the wall clock, and on a
+    // loaded machine (CI, 2 cores) its thread is descheduled for part of it (65 % of 3 ms
+    // once measured here while a build ran).
     if let Some(cpu) = r.metric(MetricId::CpuTime) {
         assert!(
-            cpu.samples.iter().all(|v| *v >= 1.5 * 2.0 * 0.99),
+            cpu.samples.iter().all(|v| *v >= 0.1 * 1.5 * 2.0),
             "{:?}",
             cpu.samples
         );

@@ -2,14 +2,15 @@
 //! part between `begin` and `end`, the report's metrics are kept even when the run failed.
 
 use super::*;
+use crate::backend::Capabilities;
 use crate::backend::{Backend, IterationCtx, Sample, Session, Work};
-use crate::backend::{Capabilities, ModelFormat, ModelInfo};
-use crate::matrix::RunSpec;
 use crate::metric::{Metric, MetricId};
-use crate::result::RunState;
-use crate::result::SuiteInfo;
+use crate::records::RunSpec;
+use crate::records::RunState;
+use crate::records::Scenario;
+use crate::records::SuiteInfo;
+use crate::records::{ModelFormat, ModelInfo};
 use crate::runner::run_spec_with;
-use crate::suite::Scenario;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

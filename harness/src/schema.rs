@@ -2,7 +2,7 @@
 //! The committed copies live in `harness/schema/`; a test fails when they differ from the
 //! generated ones (regenerate with `EFFBENCH_UPDATE_SCHEMA=1 cargo test -p effbench-harness schema`).
 
-use crate::result::{Manifest, RunResult};
+use crate::records::{Manifest, RunResult};
 
 fn generate<T: schemars::JsonSchema>(id: &str) -> serde_json::Value {
     let mut s = serde_json::to_value(schemars::schema_for!(T)).expect("schema is JSON");

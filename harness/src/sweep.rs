@@ -13,23 +13,11 @@
 
 use crate::analysis::tracks::Condition;
 use crate::axes::{self, AxisValue};
-use crate::matrix::RunSpec;
-use crate::result::{RunResult, RunState};
+use crate::records::RunSpec;
+use crate::records::SweepConfig;
+use crate::records::{RunResult, RunState};
 use crate::warnings::{Warning, WarningKind};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// `[sweep]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepConfig {
-    /// The numeric axis swept in increasing order.
-    pub axis: String,
-    /// Budgets every run must meet for the sweep to go on (`METRIC[:STAT] OP NUMBER`, as
-    /// in `[[tracks]]`). A failed run always ends its sweep.
-    #[serde(default)]
-    pub budgets: Vec<String>,
-}
 
 impl SweepConfig {
     /// Checks the axis and every budget.

@@ -8,7 +8,7 @@ use crate::backend::{Window, WindowReport};
 use crate::interrupt;
 use crate::meters::{Meter, Reading};
 use crate::progress::Progress;
-use crate::result::RunResult;
+use crate::records::RunResult;
 use anyhow::{anyhow, Result};
 use std::time::Instant;
 

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use effbench_harness::analysis::verdict::TestChoice;
 use effbench_harness::comparison::{self, Comparison, Design, Input};
 use effbench_harness::gate::{parse_pct, GateConfig};
-use effbench_harness::{ab, result, MetricId};
+use effbench_harness::{ab, MetricId};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -137,9 +137,9 @@ pub fn build(
     let base = if sides[0].0.as_os_str().is_empty() {
         Vec::new()
     } else {
-        result::load_results(&sides[0].0)?
+        effbench_harness::loader::load_results(&sides[0].0)?
     };
-    let new = result::load_results(&sides[1].0)?;
+    let new = effbench_harness::loader::load_results(&sides[1].0)?;
     let (bp, np) = (
         sides[0].0.display().to_string(),
         sides[1].0.display().to_string(),

@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use effbench_dashboards::github_action_benchmark::{entries, tool_name, Entry};
-use effbench_harness::result::{load_results, write_atomic};
+use effbench_harness::loader::load_results;
+use effbench_harness::result::write_atomic;
 use effbench_harness::{Better, MetricId};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,7 +87,7 @@ pub fn vllm_results(
 ) -> Result<Vec<(String, serde_json::Value)>> {
     use effbench_harness::serving::lines;
     let mut out = Vec::new();
-    for file in effbench_harness::result::result_files(path)? {
+    for file in effbench_harness::loader::result_files(path)? {
         let r = effbench_harness::result::read_result(&file)?;
         if r.config.serving.is_none() {
             continue;

@@ -6,7 +6,8 @@ use super::compare::{build, render, sides, Format, HistoryInput, Settings};
 use anyhow::{bail, Context, Result};
 use effbench_harness::ab::{self, Side};
 use effbench_harness::calibration::{self, calibrate};
-use effbench_harness::result::{load_results, write_atomic};
+use effbench_harness::loader::load_results;
+use effbench_harness::result::write_atomic;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use effbench_harness::analysis::changepoint::ChangePointConfig;
 use effbench_harness::history::{self, Trends, DEFAULT_FILE};
-use effbench_harness::result::load_results;
+use effbench_harness::loader::load_results;
 use effbench_harness::MetricId;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -136,7 +136,7 @@ fn list_runs(root: &Path) {
                 let ok = m
                     .runs
                     .iter()
-                    .filter(|r| r.state == effbench_harness::result::RunState::Ok)
+                    .filter(|r| r.state == effbench_harness::records::RunState::Ok)
                     .count();
                 println!(
                     "  {:<48} {} {}/{} ok{}",

@@ -8,7 +8,7 @@
 use super::loadgen_vllm::{self as vllm, VllmArgs};
 use super::run;
 use anyhow::{bail, Context, Result};
-use effbench_harness::serving::Slo;
+use effbench_harness::records::Slo;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use toml::{Table, Value};

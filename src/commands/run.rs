@@ -2,9 +2,10 @@
 
 use super::EXIT_RUN_FAILED;
 use anyhow::Result;
-use effbench_harness::cluster::{shard, ShardInfo, ShardSel};
+use effbench_harness::cluster::{shard, ShardSel};
 use effbench_harness::invocation::{self, Options, ShardContext};
-use effbench_harness::result::RunState;
+use effbench_harness::records::RunState;
+use effbench_harness::records::ShardInfo;
 use effbench_harness::RunResult;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -4,7 +4,7 @@ use anyhow::{anyhow, Context, Result};
 use effbench_dashboards::format::sig3;
 use effbench_dashboards::terminal::Table;
 use effbench_harness::analysis::suite::{lend_speedups, SuiteAnalysis, ANALYSIS_FILE};
-use effbench_harness::{result, RunResult};
+use effbench_harness::RunResult;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,7 +32,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let mut results = result::load_results(&args.path)?;
+    let mut results = effbench_harness::loader::load_results(&args.path)?;
     // The analysis stage over this result set (speed-ups lent to the results in memory).
     let computed = lend_speedups(&mut results);
     let first = &results[0];
@@ -112,7 +112,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// The `analysis.json` of the invocation the path resolves to, if there is one.
 fn analysis_of(path: &std::path::Path) -> Result<Option<SuiteAnalysis>> {
-    let files = result::result_files(path)?;
+    let files = effbench_harness::loader::result_files(path)?;
     let Some(dir) = files.first().and_then(|f| f.parent()) else {
         return Ok(None);
     };

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use effbench_harness::analysis::table::{self, NamedTable, ObjectiveSpec};
-use effbench_harness::{result, MetricId};
+use effbench_harness::MetricId;
 use std::path::PathBuf;
 
 /// The input options shared by the analysis commands.
@@ -67,7 +67,7 @@ pub fn read(input: &Input, columns: &[String]) -> Result<(NamedTable, Vec<String
         .results
         .as_ref()
         .expect("clap requires --csv or --results");
-    let results = result::load_results(path)?;
+    let results = effbench_harness::loader::load_results(path)?;
     let ids: Vec<MetricId> = columns
         .iter()
         .map(|c| MetricId::parse(c).map_err(anyhow::Error::msg))

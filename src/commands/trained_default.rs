@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use effbench_backends::default_model::{models_dir, publish_trained_default, trained_default};
 use effbench_harness::axes::AxisValue;
 use effbench_harness::invocation::{self, Options};
-use effbench_harness::result::RunState;
+use effbench_harness::records::RunState;
 use effbench_harness::{matrix, MetricId, Registry, RunResult, RunSpec, Suite};
 use sha2::{Digest, Sha256};
 use std::process::ExitCode;

@@ -9,8 +9,9 @@ use crate::llama::{Llama, LlamaConfig};
 use crate::loader::{self, LoadedModel};
 use anyhow::{Context, Result};
 use candle_core::Device;
-use effbench_harness::analysis::config::RunAnalysis;
-use effbench_harness::backend::{Extras, ModelFormat};
+use effbench_harness::backend::Extras;
+use effbench_harness::records::ModelFormat;
+use effbench_harness::records::RunAnalysis;
 use effbench_harness::{Metric, MetricId, ModelInfo};
 use std::path::Path;
 

@@ -28,7 +28,7 @@ use anyhow::{Context, Result};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use effbench_harness::axes::AxisValue;
-use effbench_harness::backend::ModelFormat;
+use effbench_harness::records::ModelFormat;
 use effbench_harness::ModelSpec;
 use prune::PruneMethod;
 use serde::{Deserialize, Serialize};

@@ -14,7 +14,7 @@ use crate::loader;
 use crate::retrieval::{self, beir::Dataset, index::IndexKind, Variant};
 use anyhow::Result;
 use effbench_harness::axes::AxisValue;
-use effbench_harness::backend::ModelFormat;
+use effbench_harness::records::ModelFormat;
 use effbench_harness::{Backend, Capabilities, RunSpec, Scenario, Session};
 use model::{Encoder, Pruning};
 

@@ -14,7 +14,7 @@
 
 use super::prompts::PromptMaker;
 use anyhow::{bail, Context, Result};
-use effbench_harness::serving::Endpoint;
+use effbench_harness::records::Endpoint;
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};

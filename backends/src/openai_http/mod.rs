@@ -21,9 +21,11 @@ pub mod workload;
 
 use anyhow::{bail, Context, Result};
 use effbench_harness::axes::AxisValue;
-use effbench_harness::backend::{IterationCtx, ModelFormat, Sample, Window, WindowReport};
+use effbench_harness::backend::{IterationCtx, Sample, Window, WindowReport};
 use effbench_harness::limits;
-use effbench_harness::serving::{Arrival, Ramp, ScheduleSpec, ServingConfig};
+use effbench_harness::records::ModelFormat;
+use effbench_harness::records::{Arrival, ServingConfig};
+use effbench_harness::serving::{Ramp, ScheduleSpec};
 use effbench_harness::{Backend, Capabilities, ModelInfo, RunSpec, Scenario, Session};
 use std::time::Duration;
 

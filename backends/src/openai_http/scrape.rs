@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use effbench_harness::result::Series;
+use effbench_harness::records::Series;
 
 /// Most series kept (the first ones the server lists).
 pub const MAX_SERIES: usize = 64;

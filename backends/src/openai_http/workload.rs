@@ -14,7 +14,7 @@ use super::datasets::{self, Entry, Prompt};
 use super::prompts::PromptMaker;
 use anyhow::Result;
 use effbench_harness::metric::name_hash;
-use effbench_harness::serving::{DatasetFormat, Endpoint, PrefixConfig};
+use effbench_harness::records::{DatasetFormat, Endpoint, PrefixConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value};

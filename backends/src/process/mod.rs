@@ -31,7 +31,7 @@ use crate::corpus::Corpus;
 use crate::loader;
 use anyhow::{bail, Result};
 use effbench_harness::axes::AxisValue;
-use effbench_harness::backend::ModelFormat;
+use effbench_harness::records::ModelFormat;
 use effbench_harness::{Backend, Capabilities, RunSpec, Scenario, Session};
 use options::ProcessOptions;
 use std::path::{Path, PathBuf};

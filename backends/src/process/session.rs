@@ -7,11 +7,12 @@ use super::options::ProcessOptions;
 use super::{resolve_model, ResolvedModel};
 use crate::loader;
 use anyhow::{Context, Result};
-use effbench_harness::backend::{Extras, IterationCtx, ModelFormat};
+use effbench_harness::backend::{Extras, IterationCtx};
 use effbench_harness::meters::memory::status_bytes;
 use effbench_harness::protocol::{
     self, decode, DescribeReply, Fault, LoadReply, MemoryReport, Op, WorkerError,
 };
+use effbench_harness::records::ModelFormat;
 use effbench_harness::trace::sampled_capped;
 use effbench_harness::worker::{Reply, Worker, WorkerCommand};
 use effbench_harness::{Metric, MetricId, ModelInfo, RunSpec};

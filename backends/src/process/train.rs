@@ -8,7 +8,7 @@ use super::CorpusBatches;
 use anyhow::{bail, Result};
 use effbench_harness::backend::{Extras, IterationCtx, Sample, Session, Work};
 use effbench_harness::protocol::{decode, Fault, Op, TrainReply, WorkerError};
-use effbench_harness::result::Series;
+use effbench_harness::records::Series;
 use effbench_harness::{MetricId, ModelInfo, RunSpec};
 use serde_json::{json, Value};
 

@@ -192,7 +192,7 @@ impl TrainConfig {
         let fraction = |x: f64| (0.0..1.0).contains(&x);
         let preset = match spec.param("model").and_then(AxisValue::as_str) {
             None | Some(effbench_harness::axes::CUSTOM_MODEL) => None,
-            Some(m) => match m.strip_prefix(effbench_harness::backend::PRESET_PREFIX) {
+            Some(m) => match m.strip_prefix(effbench_harness::records::PRESET_PREFIX) {
                 Some(p) => {
                     Some(crate::preset::parse(p).map_err(|e| format!("model '{m}': {e:#}"))?)
                 }

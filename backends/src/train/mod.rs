@@ -25,7 +25,7 @@ use crate::loader;
 use anyhow::Result;
 use config::{default_target_loss, entropy_floor, TrainConfig};
 use effbench_harness::axes::AxisValue;
-use effbench_harness::backend::ModelFormat;
+use effbench_harness::records::ModelFormat;
 use effbench_harness::{Backend, Capabilities, ModelInfo, RunSpec, Scenario, Session};
 use serde_json::json;
 use session::TrainSession;

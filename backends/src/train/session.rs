@@ -11,7 +11,7 @@ use super::trainer::{Diverged, Trainer};
 use anyhow::Result;
 use effbench_harness::backend::{Extras, IterationCtx, Sample};
 use effbench_harness::env::PeakFlops;
-use effbench_harness::result::Series;
+use effbench_harness::records::Series;
 use effbench_harness::runner::WALL_CLOCK;
 use effbench_harness::{Metric, MetricId, ModelInfo, Session};
 use std::path::PathBuf;

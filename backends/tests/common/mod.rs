@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use effbench_harness::axes::AxisValue;
-use effbench_harness::suite::{MeasureConfig, Scenario};
+use effbench_harness::records::{MeasureConfig, Scenario};
 use effbench_harness::RunSpec;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

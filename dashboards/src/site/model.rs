@@ -15,7 +15,7 @@ use super::svg::{self, AxisSpec, Point};
 use crate::columns::{hardware, Column, Stat};
 use effbench_harness::analysis::dynascore::{default_setup, dynascore, DynaMetric};
 use effbench_harness::analysis::pareto;
-use effbench_harness::result::RunState;
+use effbench_harness::records::RunState;
 use effbench_harness::{Better, MetricId, RunResult};
 
 pub struct Entry<'a> {

@@ -10,7 +10,7 @@ use crate::columns::{Column, Stat};
 use crate::format;
 use effbench_harness::analysis::pareto;
 use effbench_harness::analysis::tracks::{rank, tracks_of};
-use effbench_harness::result::RunState;
+use effbench_harness::records::RunState;
 use effbench_harness::warnings::WarningKind;
 use effbench_harness::{Better, MetricId, RunResult};
 use serde::Serialize;

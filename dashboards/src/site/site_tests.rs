@@ -137,7 +137,7 @@ fn small_or_failed_suites_explain_the_missing_dynascore() {
     let mut rs = synthetic_results("one", 1, 1);
     let mut failed = synthetic_results("failed", 2, 1);
     for r in &mut failed {
-        r.status.state = effbench_harness::result::RunState::Failed;
+        r.status.state = effbench_harness::records::RunState::Failed;
         r.status.reason = Some("out of memory".into());
         r.metrics.clear();
     }

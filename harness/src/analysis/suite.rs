@@ -7,13 +7,14 @@
 //! never rewrites a result file. [`with_speedups`] lends the speed-ups to results in memory
 //! (as `speedup_*` metrics) for tables that show them.
 
-use super::config::{selects, AnalysisConfig, ParetoConfig};
+use super::config::selects;
 use super::dynascore::{default_setup, default_weight, dynascore, DynaMetric};
 use super::pareto::{front, hypervolume};
 use super::table::{from_results, ObjectiveSpec};
 use crate::axes::AxisValue;
 use crate::metric::{Better, Metric, MetricId};
-use crate::result::{RunResult, RunState, SCHEMA_VERSION};
+use crate::records::{AnalysisConfig, ParetoConfig};
+use crate::records::{RunResult, RunState, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

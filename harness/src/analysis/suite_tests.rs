@@ -1,7 +1,7 @@
 use super::*;
-use crate::matrix::RunSpec;
-use crate::result::{StatsMethod, Status, SuiteInfo};
-use crate::suite::Scenario;
+use crate::records::RunSpec;
+use crate::records::Scenario;
+use crate::records::{StatsMethod, Status, SuiteInfo};
 
 fn run(id: &str, quant: &str, sparsity: f64, batch: i64, metrics: &[(MetricId, f64)]) -> RunResult {
     let params: BTreeMap<String, AxisValue> = [

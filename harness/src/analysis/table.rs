@@ -5,7 +5,7 @@
 
 use super::csv;
 use crate::metric::{Better, MetricId};
-use crate::result::{RunResult, RunState};
+use crate::records::{RunResult, RunState};
 use anyhow::{anyhow, bail, Result};
 use std::path::Path;
 

@@ -6,24 +6,9 @@
 //! (carried in every result's config); `report --tracks FILE` adds more. Pure functions.
 
 use crate::metric::{Better, MetricId};
-use crate::result::{RunResult, RunState};
+use crate::records::TrackConfig;
+use crate::records::{RunResult, RunState};
 use serde::{Deserialize, Serialize};
-
-/// One `[[tracks]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrackConfig {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// Conditions a run must meet to enter: `METRIC[:STAT] OP NUMBER[UNIT]`, OP one of
-    /// `<=`, `<`, `>=`, `>`; STAT one of value (default), mean, min, p50, p90, p95, p99, max;
-    /// byte metrics take kB/MB/GB/KiB/MiB/GiB units.
-    #[serde(default)]
-    pub budgets: Vec<String>,
-    /// `max METRIC[:STAT]`, `min METRIC[:STAT]`, or a metric alone (its own direction).
-    pub objective: String,
-}
 
 /// Which number of a metric a condition reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,7 +348,7 @@ pub fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<TrackConfig>> {
         let msg = e.message().trim().replace('\n', " ");
         match e.span() {
             Some(s) => {
-                let (line, col) = crate::suite::line_col(&text, s.start);
+                let (line, col) = crate::records::line_col(&text, s.start);
                 anyhow::anyhow!("{}:{line}:{col}: {msg}", path.display())
             }
             None => anyhow::anyhow!("{}: {msg}", path.display()),

@@ -17,26 +17,14 @@ use super::merge_input::{
     check_out, first_difference, load_source, resolve_inputs, short, state_rank, Found, Source,
 };
 use crate::analysis::{self, suite::ANALYSIS_FILE};
-use crate::matrix::canonical_json;
-use crate::result::{
-    write_atomic, write_json, Manifest, ManifestEntry, RunResult, RunState, MANIFEST_FILE,
-    SCHEMA_VERSION,
-};
+use crate::records::canonical_json;
+use crate::records::MergedSource;
+use crate::records::{Manifest, ManifestEntry, RunResult, RunState, SCHEMA_VERSION};
+use crate::result::{write_atomic, write_json, MANIFEST_FILE};
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// One input of a merge, recorded in the merged manifest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MergedSource {
-    pub dir: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<usize>,
-    /// Result files found there.
-    pub runs: usize,
-}
 
 pub struct MergeOptions {
     /// Merge results of different suites (or differently planned shards) anyway.
@@ -200,11 +188,11 @@ fn check_compatible(sources: &[Source], opts: &MergeOptions) -> Result<Vec<Strin
             notes.push(format!("{msg} (merged because of --force)"));
         }
     }
-    let sharded: Vec<(&Source, &crate::cluster::ShardInfo)> = sources
+    let sharded: Vec<(&Source, &crate::records::ShardInfo)> = sources
         .iter()
         .filter_map(|s| s.manifest.shard.as_ref().map(|i| (s, i)))
         .collect();
-    let ids = |p: &[crate::cluster::PlannedRun]| {
+    let ids = |p: &[crate::records::PlannedRun]| {
         p.iter()
             .map(|r| (r.id.clone(), r.shard))
             .collect::<Vec<_>>()

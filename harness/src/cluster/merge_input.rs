@@ -1,7 +1,8 @@
 //! Reading merge inputs: shard directories (or directories holding them), their manifests
 //! and result files, the output directory check, and the helpers of conflict messages.
 
-use crate::result::{read_manifest, Manifest, RunState, MANIFEST_FILE};
+use crate::records::{Manifest, RunState};
+use crate::result::{read_manifest, MANIFEST_FILE};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,8 @@
 
 use super::*;
 use crate::fixtures;
-use crate::result::{write_json, Manifest, ManifestEntry, RunState, SuiteInfo, SCHEMA_VERSION};
+use crate::records::{Manifest, ManifestEntry, RunState, SuiteInfo, SCHEMA_VERSION};
+use crate::result::write_json;
 
 fn manifest(runs: Vec<ManifestEntry>, merged_from: Vec<MergedSource>) -> Manifest {
     Manifest {

@@ -13,17 +13,15 @@
 pub mod k8s;
 pub mod merge;
 mod merge_input;
-pub mod scheduler;
 pub mod shard;
 pub mod slurm;
 pub mod status;
 pub mod yaml;
 
-pub use merge::MergedSource;
-pub use scheduler::SchedulerInfo;
-pub use shard::{PlannedRun, ShardInfo, ShardSel};
+pub use shard::ShardSel;
 
-use crate::matrix::RunSpec;
+use crate::records::PlannedRun;
+use crate::records::RunSpec;
 use crate::result::write_json;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -107,7 +105,7 @@ pub const MERGED_DIR: &str = "merged";
 
 /// The plan of a whole suite split into `count` shards.
 pub fn cluster_plan(
-    suite: &crate::suite::Suite,
+    suite: &crate::records::Suite,
     specs: &[RunSpec],
     count: usize,
     scheduler: &str,

@@ -21,7 +21,8 @@
 //! largest shard is at most 4/3 − 1/(3N) of the optimum.
 
 use crate::axes::AxisValue;
-use crate::matrix::RunSpec;
+use crate::records::PlannedRun;
+use crate::records::RunSpec;
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -163,30 +164,6 @@ pub fn select(specs: &[RunSpec], sel: ShardSel) -> Vec<RunSpec> {
         .filter(|(s, _)| *s == sel.index)
         .map(|(_, spec)| spec.clone())
         .collect()
-}
-
-/// One run of a sharded plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PlannedRun {
-    pub id: String,
-    /// `axis=value` over the suite's varying axes.
-    pub label: String,
-    pub shard: usize,
-    /// Estimated seconds (cost model [`COST_MODEL`]).
-    pub estimated_s: f64,
-}
-
-/// Recorded in a shard's manifest: which shard, and the whole suite's plan, so `merge` and
-/// `status` know every run that should exist even when a shard never started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShardInfo {
-    pub index: usize,
-    pub count: usize,
-    pub cost_model: String,
-    /// Every run of the (filtered) suite, in suite order, with its shard.
-    pub plan: Vec<PlannedRun>,
 }
 
 /// Every run of a suite with its shard.

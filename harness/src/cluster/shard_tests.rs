@@ -1,6 +1,6 @@
 use super::*;
-use crate::matrix::spec_id;
-use crate::suite::{MeasureConfig, Scenario};
+use crate::records::spec_id;
+use crate::records::{MeasureConfig, Scenario};
 use std::collections::BTreeMap;
 
 fn spec(params: &[(&str, AxisValue)], measure: MeasureConfig) -> RunSpec {

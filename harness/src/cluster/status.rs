@@ -1,8 +1,10 @@
 //! `effbench status`: which shards of a cluster job finished, read from their manifests
 //! (and the job's `plan.json`, which knows the shards that never started).
 
-use super::{ClusterPlan, SchedulerInfo, MERGED_DIR};
-use crate::result::{read_manifest, Manifest, RunState, MANIFEST_FILE};
+use super::{ClusterPlan, MERGED_DIR};
+use crate::env::SchedulerInfo;
+use crate::records::{Manifest, RunState};
+use crate::result::{read_manifest, MANIFEST_FILE};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -10,11 +10,11 @@
 use super::{Reading, COMPONENTS};
 use crate::backend::Work;
 use crate::metric::{is_estimate, Metric, MetricId};
-use crate::suite::Scenario;
+use crate::records::Scenario;
 use crate::warnings::{Warning, WarningKind};
 use std::collections::BTreeMap;
 
-use super::settings::MeterSettings;
+use crate::records::MeterSettings;
 
 /// Idle power per energy component, measured before the suite.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -8,26 +8,10 @@
 //! 3.5 W per hardware thread. It ignores idle and uncore power, so it is a rough lower
 //! figure for a busy machine; the choice made is recorded in `config.meters.cpu_tdp`.
 
-use super::settings::TdpRow;
 use super::{Meter, Reading, ESTIMATE_TDP};
 use crate::metric::{Metric, MetricId};
-use serde::{Deserialize, Serialize};
-
-/// The TDP model used: `tdp_w` shared by `threads` hardware threads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TdpChoice {
-    pub tdp_w: f64,
-    pub threads: u32,
-    /// Where the figures came from (setting, table row, catch-all).
-    pub source: String,
-}
-
-impl TdpChoice {
-    pub fn watts_per_thread(&self) -> f64 {
-        self.tdp_w / self.threads.max(1) as f64
-    }
-}
+use crate::records::TdpChoice;
+use crate::records::TdpRow;
 
 /// Built-in rows: (substring of the CPU model name, TDP W, hardware threads per package).
 /// Figures from the vendors' spec sheets; generic family rows last.

@@ -11,7 +11,7 @@
 use super::sampler::{energy_from_power, Sampler};
 use super::{Meter, Reading, NVML, NVML_COUNTER, NVML_POWER};
 use crate::metric::{Metric, MetricId};
-use crate::result::Series;
+use crate::records::Series;
 use crate::trace::sampled_capped;
 use crate::warnings::{Warning, WarningKind};
 use std::sync::{Arc, Mutex};

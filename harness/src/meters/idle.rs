@@ -3,9 +3,9 @@
 //! gives every run `idle_power` and `energy_net = energy - idle_power x measured time`.
 
 use super::derived::IdleBaseline;
-use super::settings::{GpuSelection, MeterSettings};
 use super::{energy_meters, Reading, COMPONENTS};
 use crate::interrupt;
+use crate::records::{GpuSelection, MeterSettings};
 use std::time::{Duration, Instant};
 
 /// Baselines are shared by runs that meter the same things: with `gpus = "auto"` that

@@ -8,7 +8,7 @@
 use super::sampler::Sampler;
 use super::{Meter, Reading, PROCFS_RSS};
 use crate::metric::{Metric, MetricId};
-use crate::result::Series;
+use crate::records::Series;
 use std::time::Duration;
 
 pub struct PeakRss {

@@ -22,11 +22,11 @@ pub mod sampler;
 pub mod settings;
 pub mod survey;
 
-use crate::matrix::RunSpec;
 use crate::metric::{Metric, MetricId};
-use crate::result::Series;
+use crate::records::RunSpec;
+use crate::records::Series;
+use crate::records::{GpuSelection, MeterSettings};
 use crate::warnings::Warning;
-use settings::{GpuSelection, MeterSettings};
 use std::time::Duration;
 
 pub use crate::metric::is_estimate;

@@ -3,7 +3,7 @@
 //! then libnvidia-ml.so), and every failure becomes one line saying why.
 
 use super::gpu::{GpuSample, GpuSource};
-use super::settings::GpuSelection;
+use crate::records::GpuSelection;
 use nvml_wrapper::bitmasks::device::ThrottleReasons;
 use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use nvml_wrapper::enums::device::UsedGpuMemory;

@@ -1,4 +1,5 @@
 use super::*;
+use serde::Deserialize;
 
 #[test]
 fn defaults_are_recorded_with_their_source() {

@@ -1,7 +1,7 @@
 //! What each meter can do on this machine, and why not when it cannot (`effbench meters`).
 
-use super::settings::MeterSettings;
 use super::{nvml, rapl, ESTIMATE_TDP};
+use crate::records::MeterSettings;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,10 +6,11 @@
 //! standard deviation stay exact, the bootstrap CIs are computed on the reservoir, and the
 //! metric says so (`samples_total`, `source`).
 
-use super::record::{ErrorKind, RequestRecord, Slo, TokenCounts};
+use super::record::{ErrorKind, RequestRecord, TokenCounts};
 use super::timeline::Timeline;
 use crate::backend::Work;
 use crate::metric::{name_hash, Metric, MetricId};
+use crate::records::Slo;
 use crate::stats::Stats;
 use crate::trace::sampled_capped;
 use crate::warnings::{Warning, WarningKind};
@@ -153,7 +154,7 @@ pub struct Summary {
     /// Work of the successful requests (for energy per token, cost ...).
     pub work: Work,
     /// Latency, throughput and concurrency over time ([`Timeline`]).
-    pub series: Vec<crate::result::Series>,
+    pub series: Vec<crate::records::Series>,
 }
 
 impl Aggregate {

@@ -9,35 +9,10 @@
 //! from `start_rate` to `rate` over `ramp_s` seconds and constant after. That is exactly a
 //! non-homogeneous Poisson process for Poisson arrivals.
 
+use crate::records::Arrival;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, Gamma};
-use serde::{Deserialize, Serialize};
-
-/// Inter-arrival distribution.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Arrival {
-    /// Exponential gaps (a Poisson process).
-    #[default]
-    Poisson,
-    /// Equal gaps of 1/rate.
-    Constant,
-    /// Gamma gaps with shape = the `burstiness` axis and mean 1/rate.
-    Gamma,
-}
-
-impl Arrival {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arrival::Poisson => "poisson",
-            Arrival::Constant => "constant",
-            Arrival::Gamma => "gamma",
-        }
-    }
-}
 
 /// A linear ramp of the rate at the start of the schedule.
 #[derive(Debug, Clone, Copy, PartialEq)]

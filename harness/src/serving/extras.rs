@@ -4,87 +4,8 @@
 //! (per-request records, the server's Prometheus series, the failure threshold). Each has a
 //! default that leaves older suites and their run ids unchanged (defaults are not serialized).
 
-use super::config::{Endpoint, ServingConfig};
-use serde::{Deserialize, Serialize};
-
-/// Format of `[serving] dataset`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetFormat {
-    /// JSON lines of `{"prompt": ...}` or `{"messages": [...]}`, optional `"output_len"`
-    /// (vLLM's `custom` dataset is the `prompt`-only case).
-    #[default]
-    Jsonl,
-    /// A JSON array of `{"conversations": [{"from": "human"|"gpt", "value": ...}, ...]}`
-    /// (vLLM's `sharegpt`): the first human turn is the prompt, the first reply's length the
-    /// output length.
-    Sharegpt,
-}
-
-impl DatasetFormat {
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetFormat::Jsonl => "jsonl",
-            DatasetFormat::Sharegpt => "sharegpt",
-        }
-    }
-}
-
-/// `[serving.prefix]`: groups of prompts that share a prefix (to measure prefix caching).
-/// Request `i` belongs to group `i % groups`; its prompt is the group's prefix of
-/// `prefix_len` tokens followed by its own `suffix_len` tokens (vLLM's `prefix_repetition`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PrefixConfig {
-    /// Number of distinct prefixes.
-    pub groups: u64,
-    /// Tokens (words without a tokenizer) of each shared prefix.
-    pub prefix_len: u64,
-    /// Tokens of each request's own part; 0 = the `prompt_len` axis.
-    #[serde(default)]
-    pub suffix_len: u64,
-}
-
-pub(super) fn is_false(b: &bool) -> bool {
-    !*b
-}
-pub(super) fn is_true(b: &bool) -> bool {
-    *b
-}
-pub(super) fn is_zero(x: &f64) -> bool {
-    *x == 0.0
-}
-pub(super) fn is_jsonl(f: &DatasetFormat) -> bool {
-    *f == DatasetFormat::Jsonl
-}
-
-/// Default share of failed requests above which a run fails (%).
-pub const DEFAULT_MAX_FAILED_PCT: f64 = 5.0;
-/// Default cap on per-request record lines.
-pub const DEFAULT_MAX_REQUEST_RECORDS: u64 = 1_000_000;
-/// Default Prometheus scrape period (s).
-pub const DEFAULT_METRICS_INTERVAL_S: f64 = 1.0;
-
-pub(super) fn default_max_failed_pct() -> f64 {
-    DEFAULT_MAX_FAILED_PCT
-}
-pub(super) fn is_default_max_failed_pct(x: &f64) -> bool {
-    *x == DEFAULT_MAX_FAILED_PCT
-}
-pub(super) fn default_max_request_records() -> u64 {
-    DEFAULT_MAX_REQUEST_RECORDS
-}
-pub(super) fn is_default_max_request_records(x: &u64) -> bool {
-    *x == DEFAULT_MAX_REQUEST_RECORDS
-}
-pub(super) fn default_metrics_interval_s() -> f64 {
-    DEFAULT_METRICS_INTERVAL_S
-}
-pub(super) fn is_default_metrics_interval_s(x: &f64) -> bool {
-    *x == DEFAULT_METRICS_INTERVAL_S
-}
+use crate::records::DatasetFormat;
+use crate::records::{Endpoint, ServingConfig};
 
 /// Whether `name` is a valid HTTP header name (RFC 9110 token characters).
 pub fn is_header_name(name: &str) -> bool {
@@ -166,6 +87,7 @@ pub(super) fn check(c: &ServingConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::PrefixConfig;
 
     #[test]
     fn header_names() {

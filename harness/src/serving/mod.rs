@@ -22,7 +22,5 @@ pub mod search;
 pub mod timeline;
 
 pub use aggregate::{Aggregate, Summary};
-pub use arrivals::{Arrival, Ramp, Schedule, ScheduleSpec};
-pub use config::{Endpoint, SearchConfig, ServingConfig};
-pub use extras::{DatasetFormat, PrefixConfig};
-pub use record::{ErrorKind, Failure, RequestRecord, Slo, TokenCounts};
+pub use arrivals::{Ramp, Schedule, ScheduleSpec};
+pub use record::{ErrorKind, Failure, RequestRecord, TokenCounts};

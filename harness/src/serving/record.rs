@@ -6,6 +6,7 @@
 
 use crate::backend::GenerationTrace;
 use crate::metric::MetricId;
+use crate::records::Slo;
 use crate::trace::{self, TraceLatencies};
 use serde::{Deserialize, Serialize};
 
@@ -150,21 +151,6 @@ impl RequestRecord {
         l.e2e = self.ok().then_some(self.e2e_ns as f64 / 1e6);
         l
     }
-}
-
-/// Latency objectives; a request is *good* when it succeeded and meets every one set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Slo {
-    /// Time to first token, ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttft_ms: Option<f64>,
-    /// Time per output token, ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tpot_ms: Option<f64>,
-    /// End-to-end latency, ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub e2el_ms: Option<f64>,
 }
 
 impl Slo {

@@ -4,12 +4,12 @@
 //! run at the best passing rate, with `slo_max_request_rate`, and every step kept as series
 //! (`search_*`, x = rate) and log lines.
 
-use super::config::SearchConfig;
-use super::record::Slo;
 use crate::axes::AxisValue;
-use crate::matrix::{spec_id, RunSpec};
 use crate::metric::{Metric, MetricId};
-use crate::result::{RunResult, RunState, Series};
+use crate::records::SearchConfig;
+use crate::records::Slo;
+use crate::records::{spec_id, RunSpec};
+use crate::records::{RunResult, RunState, Series};
 use crate::warnings::{Warning, WarningKind};
 
 /// One step of the search.

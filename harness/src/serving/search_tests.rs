@@ -1,7 +1,7 @@
 use super::*;
-use crate::result::{StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
-use crate::serving::config::ServingConfig;
-use crate::suite::Scenario;
+use crate::records::Scenario;
+use crate::records::ServingConfig;
+use crate::records::{StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
 
 fn spec() -> RunSpec {
     let mut serving = ServingConfig::new("http://127.0.0.1:1");

@@ -13,7 +13,7 @@
 
 use super::aggregate::CLIENT_CLOCK;
 use super::record::RequestRecord;
-use crate::result::Series;
+use crate::records::Series;
 
 /// Most bins kept.
 pub const MAX_BINS: usize = 256;

@@ -4,8 +4,7 @@
 //! it into runs. Unknown keys are errors that name the key and the allowed ones.
 
 use crate::axes::AxisValue;
-pub use crate::meters::settings::MetersConfig;
-pub use crate::serving::ServingConfig;
+use crate::records::{AnalysisConfig, MetersConfig, ServingConfig, TrackConfig};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -253,15 +252,15 @@ pub struct Suite {
     /// `[[tracks]]`: budget tracks (budgets on metrics and an objective) whose rankings
     /// `report` and the site show (`analysis::tracks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tracks: Vec<crate::analysis::tracks::TrackConfig>,
+    pub tracks: Vec<TrackConfig>,
     /// `[sweep]`: run the matrix in increasing order of one axis and end a sweep early when
     /// a run breaks a time or memory budget (`crate::sweep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<crate::sweep::SweepConfig>,
+    pub sweep: Option<SweepConfig>,
     /// Reference/baseline variants, quality evaluation, Pareto fronts and Dynascore
     /// (`[analysis]`, see `analysis::config`). Absent = no quality metrics, no analysis.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub analysis: Option<crate::analysis::config::AnalysisConfig>,
+    pub analysis: Option<AnalysisConfig>,
     /// Backend-specific settings (e.g. a worker command line), passed through unchanged.
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub options: toml::Table,
@@ -376,6 +375,18 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .map_or(before.len(), |i| before.len() - i - 1)
         + 1;
     (line, col)
+}
+
+/// `[sweep]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// The numeric axis swept in increasing order.
+    pub axis: String,
+    /// Budgets every run must meet for the sweep to go on (`METRIC[:STAT] OP NUMBER`, as
+    /// in `[[tracks]]`). A failed run always ends its sweep.
+    #[serde(default)]
+    pub budgets: Vec<String>,
 }
 
 #[cfg(test)]
