@@ -2,9 +2,12 @@
 //!
 //! The core of effbench: everything except the backends and the rendering.
 //!
-//! - [`suite`] parses `suites/*.toml`; [`axes`] defines the matrix axes; [`matrix`] expands a
-//!   suite into [`matrix::RunSpec`]s with stable ids and validates them against a backend's
-//!   [`backend::Capabilities`].
+//! - [`records`] holds every record stored or passed between stages: the suite and its
+//!   sections (parsed from `suites/*.toml`), [`RunSpec`], [`ModelInfo`], [`RunResult`] and the
+//!   manifest. It imports only leaf modules, so no stage imports another through a record
+//!   (`tests/import_cycles.rs` keeps the module graph free of cycles).
+//! - [`axes`] defines the matrix axes; [`matrix`] expands a suite into [`RunSpec`]s with
+//!   stable ids and validates them against a backend's [`backend::Capabilities`].
 //! - [`backend`] is the plugin seam: [`backend::Backend`] loads a [`backend::Session`] that
 //!   runs iterations and reports token timestamps ([`backend::GenerationTrace`]).
 //! - [`runner`] is the measurement loop (warm-up, min/max iterations and durations, adaptive
@@ -15,8 +18,9 @@
 //!   power) and what is derived from it (energy per token, carbon, cost).
 //! - [`serving`]: load tests against servers (arrival schedules, request records, goodput,
 //!   streamed histograms, server search).
-//! - [`result`] is `RunResult` schema v1; [`env`] the environment fingerprint; [`loader`]
-//!   the one set of rules for finding and reading stored results.
+//! - [`result`] writes results and manifests atomically; [`env`] is the environment
+//!   fingerprint (plain data) and [`probe`] fills it; [`loader`] is the one set of rules for
+//!   finding and reading stored results.
 //! - [`interrupt`]: Ctrl-C, SIGTERM and SIGHUP (stop, save, exit 128 + signal); [`guard`]:
 //!   child processes that never outlive effbench; [`limits`]: the caps and range checks on
 //!   every number from outside.

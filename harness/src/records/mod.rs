@@ -5,7 +5,7 @@
 //!
 //! This module imports nothing of the harness but leaf modules (axes, limits, names, metric,
 //! warnings, env, retrieval, trace, roofline), so every stage can use these types without
-//! importing another stage; `scripts/import-cycles.py` checks that. Behaviour that needs a
+//! importing another stage; `harness/tests/import_cycles.rs` checks that. Behaviour that needs a
 //! stage (checks against the axis table are here; resolving meter settings on this machine,
 //! ranking by tracks, running a load test are not) lives with the stage, as `impl` blocks or
 //! functions there.
