@@ -2,10 +2,13 @@
 //!
 //! The core of effbench: everything except the backends and the rendering.
 //!
-//! - [`records`] holds every record stored or passed between stages: the suite and its
-//!   sections (parsed from `suites/*.toml`), [`RunSpec`], [`ModelInfo`], [`RunResult`] and the
-//!   manifest. It imports only leaf modules, so no stage imports another through a record
-//!   (`tests/import_cycles.rs` keeps the module graph free of cycles).
+//! - [`records`] is the crate `effbench-records` (`harness/records`): every record stored or
+//!   passed between stages — the suite and its sections (parsed from `suites/*.toml`),
+//!   [`RunSpec`], [`ModelInfo`], [`RunResult`], the manifest, the metric table, warnings, axes
+//!   and the environment as plain data — with no I/O and nothing of ours below it. Its
+//!   modules are re-exported here under their old paths ([`metric`], [`axes`], ...).
+//!   `tests/layering.rs` checks that, and that no two modules here import each other
+//!   through a chain.
 //! - [`axes`] defines the matrix axes; [`matrix`] expands a suite into [`RunSpec`]s with
 //!   stable ids and validates them against a backend's [`backend::Capabilities`].
 //! - [`backend`] is the plugin seam: [`backend::Backend`] loads a [`backend::Session`] that
@@ -36,15 +39,12 @@
 
 pub mod ab;
 pub mod analysis;
-pub mod axes;
 pub mod backend;
 pub mod calibration;
 pub mod cluster;
 
 pub mod comparison;
 pub mod counters;
-pub mod env;
-pub mod escape;
 pub mod fixtures;
 pub mod gate;
 pub mod guard;
@@ -52,30 +52,26 @@ pub mod history;
 pub mod hypothesis;
 pub mod interrupt;
 pub mod invocation;
-pub mod limits;
 pub mod loader;
 pub mod matrix;
 pub mod meters;
-pub mod metric;
-pub mod names;
 pub mod plausible;
 pub mod probe;
 pub mod progress;
 pub mod protocol;
-pub mod records;
 pub mod result;
-pub mod retrieval;
-pub mod roofline;
 pub mod runner;
 pub mod schema;
-pub mod secrets;
 pub mod serving;
-pub mod stats;
 pub mod sweep;
-pub mod trace;
-pub mod warnings;
 mod window;
 pub mod worker;
+
+// The data model is its own crate (harness/records); its modules keep their paths here.
+pub use effbench_records as records;
+pub use effbench_records::{
+    axes, env, escape, limits, metric, names, retrieval, roofline, secrets, stats, trace, warnings,
+};
 
 pub use backend::{Backend, Capabilities, Registry, Session};
 pub use metric::{Better, Metric, MetricId};

@@ -9,6 +9,16 @@ use crate::records::{Scenario, Suite};
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
 
+/// Reads and parses a suite file. Errors are one line: `file:line:col: cause`.
+pub fn load_suite(path: &std::path::Path) -> Result<Suite> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read suite file '{}'", path.display()))?;
+    let mut suite = Suite::parse(&text, &path.display().to_string())?;
+    suite.path = Some(path.to_path_buf());
+    Ok(suite)
+}
+
 /// Axes whose values differ between the given runs (in the order of the axes table).
 pub fn varying_axes<'a>(specs: impl IntoIterator<Item = &'a RunSpec>) -> Vec<String> {
     let mut seen: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();

@@ -11,53 +11,13 @@
 //! budgets = ["ttft:p50 <= 5000", "peak_rss <= 4GiB"]
 //! ```
 
-use crate::analysis::tracks::Condition;
-use crate::axes::{self, AxisValue};
+use crate::axes::AxisValue;
+use crate::records::tracks::Condition;
 use crate::records::RunSpec;
 use crate::records::SweepConfig;
 use crate::records::{RunResult, RunState};
 use crate::warnings::{Warning, WarningKind};
 use std::collections::BTreeMap;
-
-impl SweepConfig {
-    /// Checks the axis and every budget.
-    pub fn check(&self) -> Result<(), String> {
-        if axes::axis(&self.axis).is_none() {
-            return Err(format!(
-                "[sweep] axis '{}' is not an axis; known axes: {}",
-                self.axis,
-                axes::known_axes()
-            ));
-        }
-        for b in &self.budgets {
-            Condition::parse(b).map_err(|e| format!("[sweep] {e}"))?;
-        }
-        Ok(())
-    }
-
-    fn value(&self, spec: &RunSpec) -> f64 {
-        spec.param(&self.axis)
-            .and_then(AxisValue::as_f64)
-            .unwrap_or(f64::NEG_INFINITY)
-    }
-
-    /// The other axes' values: runs with the same key are one sweep.
-    fn key(&self, spec: &RunSpec) -> String {
-        spec.params
-            .iter()
-            .filter(|(k, _)| **k != self.axis)
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// The specs in run order: increasing axis value, the matrix order otherwise kept.
-    pub fn order(&self, specs: &[RunSpec]) -> Vec<RunSpec> {
-        let mut out = specs.to_vec();
-        out.sort_by(|a, b| self.value(a).total_cmp(&self.value(b)));
-        out
-    }
-}
 
 /// Where each sweep stands during an invocation.
 #[derive(Debug, Default)]

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use effbench_harness::result::{read_manifest, MANIFEST_FILE};
-use effbench_harness::Suite;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -80,7 +79,7 @@ fn list_suites(dir: &Path) {
         println!("  (none)");
     }
     for f in files {
-        match Suite::load(&f) {
+        match effbench_harness::matrix::load_suite(&f) {
             Ok(s) => println!(
                 "  {:<28} {:<10} {}",
                 f.display(),

@@ -202,7 +202,7 @@ pub fn parse_headers(items: &[String]) -> Result<Vec<(String, String)>> {
             bail!("--header value {} is not NAME:VALUE (or NAME=VALUE)", n + 1);
         };
         let (k, v) = (item[..i].trim(), item[i + 1..].trim());
-        if !effbench_harness::serving::extras::is_header_name(k) {
+        if !effbench_harness::records::serving::is_header_name(k) {
             bail!("--header: '{k}' is not a valid HTTP header name");
         }
         out.push((k.to_string(), v.to_string()));

@@ -9,7 +9,7 @@ use effbench_harness::meters::derived::{self, Inputs};
 use effbench_harness::meters::settings;
 use effbench_harness::meters::{self, estimate, survey, Reading};
 use effbench_harness::records::{GpuSelection, MeterSettings, MetersConfig};
-use effbench_harness::{Scenario, Suite};
+use effbench_harness::Scenario;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -103,7 +103,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let suite_cfg = match &args.suite {
-        Some(p) => Suite::load(p)?.meters,
+        Some(p) => effbench_harness::matrix::load_suite(p)?.meters,
         None => MetersConfig::default(),
     };
     let probe = args.probe_cmd.is_some() || args.probe_s.is_some();

@@ -173,7 +173,7 @@ pub fn plan_with(
     filters: &[String],
     eval_text: Option<&Path>,
 ) -> Result<(Suite, Vec<RunSpec>)> {
-    let mut suite = Suite::load(path)?;
+    let mut suite = effbench_harness::matrix::load_suite(path)?;
     if let Some(text) = eval_text {
         let bytes = std::fs::read(text)
             .map_err(|e| anyhow::anyhow!("--eval-text '{}': {e}", text.display()))?;

@@ -2,7 +2,8 @@
 //! results (metric names as columns, run labels as row names).
 
 use anyhow::{bail, Result};
-use effbench_harness::analysis::table::{self, NamedTable, ObjectiveSpec};
+use effbench_harness::analysis::table::{self, NamedTable};
+use effbench_harness::records::analysis::ObjectiveSpec;
 use effbench_harness::MetricId;
 use std::path::PathBuf;
 

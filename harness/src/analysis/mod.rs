@@ -5,7 +5,6 @@
 //! CLI and the static site.
 
 pub mod changepoint;
-pub mod config;
 pub mod csv;
 pub mod dynascore;
 pub mod invocations;

@@ -7,12 +7,13 @@
 //! never rewrites a result file. [`with_speedups`] lends the speed-ups to results in memory
 //! (as `speedup_*` metrics) for tables that show them.
 
-use super::config::selects;
 use super::dynascore::{default_setup, default_weight, dynascore, DynaMetric};
 use super::pareto::{front, hypervolume};
-use super::table::{from_results, ObjectiveSpec};
+use super::table::from_results;
 use crate::axes::AxisValue;
 use crate::metric::{Better, Metric, MetricId};
+use crate::records::analysis::selects;
+use crate::records::analysis::ObjectiveSpec;
 use crate::records::{AnalysisConfig, ParetoConfig};
 use crate::records::{RunResult, RunState, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};

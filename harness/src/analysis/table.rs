@@ -4,80 +4,10 @@
 //! Every input error is one line naming the file, line and column.
 
 use super::csv;
-use crate::metric::{Better, MetricId};
+use crate::metric::MetricId;
 use crate::records::{RunResult, RunState};
 use anyhow::{anyhow, bail, Result};
 use std::path::Path;
-
-/// One objective as written on the command line or in a suite.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObjectiveSpec {
-    pub column: String,
-    pub better: Option<Better>,
-    pub weight: Option<f64>,
-    pub offset: Option<f64>,
-}
-
-impl ObjectiveSpec {
-    /// Parses `COL[:higher|lower][:weight[:offset]]`; `max_numbers` says how many numeric
-    /// fields may follow (0 for Pareto, 1 for a performance metric, 2 for Dynascore metrics).
-    pub fn parse(s: &str, max_numbers: usize) -> Result<ObjectiveSpec, String> {
-        let mut parts = s.split(':');
-        let column = parts.next().unwrap_or("").trim().to_string();
-        if column.is_empty() {
-            return Err(format!("'{s}': the column name is empty"));
-        }
-        let rest: Vec<&str> = parts.map(str::trim).collect();
-        let mut i = 0;
-        let better =
-            match rest.first() {
-                Some(f) if f.parse::<f64>().is_err() => {
-                    i = 1;
-                    Some(Better::parse(f).ok_or_else(|| {
-                        format!("'{s}': unknown sense '{f}' (use higher or lower)")
-                    })?)
-                }
-                _ => None,
-            };
-        let numbers = &rest[i..];
-        if numbers.len() > max_numbers {
-            let allowed = match max_numbers {
-                0 => "COL:higher|lower",
-                1 => "COL[:higher|lower][:weight]",
-                _ => "COL[:higher|lower][:weight[:offset]]",
-            };
-            return Err(format!("'{s}': too many fields (expected {allowed})"));
-        }
-        let num = |k: usize, what: &str| -> Result<Option<f64>, String> {
-            numbers
-                .get(k)
-                .map(|t| match t.parse::<f64>() {
-                    Ok(v) if v.is_finite() => Ok(v),
-                    _ => Err(format!("'{s}': {what} '{t}' is not a finite number")),
-                })
-                .transpose()
-        };
-        let weight = num(0, "weight")?;
-        if weight.is_some_and(|w| w < 0.0) {
-            return Err(format!("'{s}': weight must be >= 0"));
-        }
-        Ok(ObjectiveSpec {
-            column,
-            better,
-            weight,
-            offset: num(1, "offset")?,
-        })
-    }
-
-    /// Parses an objective whose column is an effbench metric name; the sense defaults to
-    /// the metric's own. `perf`: performance metric (weight only, no offset).
-    pub fn parse_metric(s: &str, perf: bool) -> Result<(MetricId, ObjectiveSpec), String> {
-        let mut o = ObjectiveSpec::parse(s, if perf { 1 } else { 2 })?;
-        let id = MetricId::parse(&o.column)?;
-        o.better.get_or_insert(id.better());
-        Ok((id, o))
-    }
-}
 
 /// Rows with a name and one number per selected column.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,4 +1,6 @@
 use super::*;
+use crate::metric::Better;
+use crate::records::analysis::ObjectiveSpec;
 
 fn csv_file(text: &str) -> tempfile::NamedTempFile {
     let f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();

@@ -1,6 +1,7 @@
 use super::*;
 use crate::fixtures;
 use crate::metric::Metric;
+use crate::metric::MetricId;
 
 /// Five encoders (batch = 1..5 stands for five systems), values chosen by hand:
 ///

@@ -11,85 +11,6 @@
 use super::{Meter, Reading, ESTIMATE_TDP};
 use crate::metric::{Metric, MetricId};
 use crate::records::TdpChoice;
-use crate::records::TdpRow;
-
-/// Built-in rows: (substring of the CPU model name, TDP W, hardware threads per package).
-/// Figures from the vendors' spec sheets; generic family rows last.
-const BUILTIN: &[(&str, f64, u32)] = &[
-    ("EPYC 9654", 360.0, 192),
-    ("EPYC 9554", 360.0, 128),
-    ("EPYC 7763", 280.0, 128),
-    ("EPYC 7742", 225.0, 128),
-    ("EPYC 7543", 225.0, 64),
-    ("Platinum 8480", 350.0, 112),
-    ("Platinum 8380", 270.0, 80),
-    ("Platinum 8280", 205.0, 56),
-    ("Gold 6248", 150.0, 40),
-    ("i9-13900K", 125.0, 32),
-    ("i7-12700K", 125.0, 20),
-    ("Ryzen 9 7950X", 170.0, 32),
-    ("Ryzen 9 5950X", 105.0, 32),
-    // generic family rows: figures of a common part of the family
-    ("EPYC", 280.0, 128),
-    ("Xeon", 270.0, 80),
-];
-
-/// Catch-all when nothing matches: watts per hardware thread, typical of desktop and server
-/// parts (125 W / 32 threads, 270 W / 80 threads).
-pub const CATCH_ALL_W_PER_THREAD: f64 = 3.5;
-
-/// Picks the TDP model: explicit setting, then user rows, then built-in rows (longest
-/// matching name first), then the catch-all.
-pub fn choose_tdp(
-    explicit: Option<(f64, String)>,
-    threads: Option<u32>,
-    user_rows: &[TdpRow],
-    cpu_model: &str,
-    machine_threads: u32,
-) -> TdpChoice {
-    let model = cpu_model.to_ascii_lowercase();
-    if let Some((tdp_w, src)) = explicit {
-        let (threads, how) = match threads {
-            Some(t) => (t, "given".to_string()),
-            None => (machine_threads, "this machine's threads".to_string()),
-        };
-        return TdpChoice {
-            tdp_w,
-            threads,
-            source: format!("{src} ({how} threads per package)"),
-        };
-    }
-    if let Some(row) = user_rows
-        .iter()
-        .find(|r| !model.is_empty() && model.contains(&r.cpu.to_ascii_lowercase()))
-    {
-        return TdpChoice {
-            tdp_w: row.tdp_w,
-            threads: threads.unwrap_or(row.threads),
-            source: format!("suite tdp_table row '{}'", row.cpu),
-        };
-    }
-    let mut rows: Vec<&(&str, f64, u32)> = BUILTIN
-        .iter()
-        .filter(|(name, _, _)| !model.is_empty() && model.contains(&name.to_ascii_lowercase()))
-        .collect();
-    rows.sort_by_key(|(name, _, _)| std::cmp::Reverse(name.len()));
-    if let Some((name, tdp_w, t)) = rows.first() {
-        return TdpChoice {
-            tdp_w: *tdp_w,
-            threads: threads.unwrap_or(*t),
-            source: format!("built-in table row '{name}' for CPU '{cpu_model}'"),
-        };
-    }
-    TdpChoice {
-        tdp_w: CATCH_ALL_W_PER_THREAD,
-        threads: 1,
-        source: format!(
-            "catch-all {CATCH_ALL_W_PER_THREAD} W per hardware thread (no table row for CPU '{cpu_model}'; \
-             set [meters] cpu_tdp_w and cpu_threads_per_package)"
-        ),
-    }
-}
 
 /// CPU model name from /proc/cpuinfo ("" when unknown).
 pub fn cpu_model() -> String {
@@ -180,6 +101,8 @@ impl Meter for TdpEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::meters::{choose_tdp, CATCH_ALL_W_PER_THREAD};
+    use crate::records::TdpRow;
 
     #[test]
     fn table_lookup_prefers_the_longest_match() {

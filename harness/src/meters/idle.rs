@@ -88,7 +88,7 @@ mod tests {
         assert_eq!(src, "estimate-tdp");
         // this thread sleeps, but tests running beside it in the process use CPU time:
         // the estimate is bounded by every thread of the machine busy
-        let bound = crate::meters::estimate::CATCH_ALL_W_PER_THREAD
+        let bound = crate::records::meters::CATCH_ALL_W_PER_THREAD
             * crate::meters::estimate::machine_threads() as f64;
         assert!(*w <= bound * 1.2, "{w} W");
         assert!(

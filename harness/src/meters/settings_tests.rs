@@ -1,4 +1,5 @@
 use super::*;
+use crate::records::GpuSelection;
 use serde::Deserialize;
 
 #[test]

@@ -14,8 +14,6 @@
 
 pub mod aggregate;
 pub mod arrivals;
-pub mod config;
-pub mod extras;
 pub mod lines;
 pub mod record;
 pub mod search;

@@ -6,7 +6,6 @@
 
 use crate::backend::GenerationTrace;
 use crate::metric::MetricId;
-use crate::records::Slo;
 use crate::trace::{self, TraceLatencies};
 use serde::{Deserialize, Serialize};
 
@@ -153,106 +152,10 @@ impl RequestRecord {
     }
 }
 
-impl Slo {
-    pub fn is_empty(&self) -> bool {
-        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2el_ms.is_none()
-    }
-
-    /// `(name, objective ms, metric)` of each objective set.
-    pub fn objectives(&self) -> Vec<(&'static str, f64, MetricId)> {
-        [
-            ("ttft", self.ttft_ms, MetricId::Ttft),
-            ("tpot", self.tpot_ms, MetricId::Tpot),
-            ("e2el", self.e2el_ms, MetricId::E2eLatency),
-        ]
-        .into_iter()
-        .filter_map(|(n, v, m)| v.map(|v| (n, v, m)))
-        .collect()
-    }
-
-    /// Whether a request with these latencies meets every objective. A request with a single
-    /// output token has no TPOT and meets any TPOT objective (as in vLLM's benchmark).
-    pub fn met_by(&self, ok: bool, l: &TraceLatencies) -> bool {
-        let within = |objective: Option<f64>, value: Option<f64>, required: bool| match objective {
-            None => true,
-            Some(o) => match value {
-                Some(v) => v <= o,
-                None => !required,
-            },
-        };
-        ok && within(self.ttft_ms, l.ttft, true)
-            && within(self.tpot_ms, l.tpot, false)
-            && within(self.e2el_ms, l.e2e, true)
-    }
-
-    /// `ttft<=200ms, tpot<=50ms` for notes.
-    pub fn describe(&self) -> String {
-        self.objectives()
-            .iter()
-            .map(|(n, v, _)| format!("{n}<={v}ms"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// Checks values; errors name the field under `prefix` (e.g. `[serving.slo]`).
-    pub fn check(&self, prefix: &str) -> Result<(), String> {
-        for (name, v, _) in self.objectives() {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("{prefix} {name}_ms = {v} must be a number > 0"));
-            }
-            crate::limits::check_f64(
-                &format!("{prefix} {name}_ms"),
-                v,
-                0.0,
-                crate::limits::MAX_SECONDS * 1e3,
-                " ms",
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Parses the CLI form `ttft=200ms,tpot=50ms,e2el=2s` (units ms or s; bare numbers are ms).
-    pub fn parse_cli(text: &str) -> Result<Slo, String> {
-        let mut slo = Slo::default();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| format!("--slo '{part}' is not name=value (e.g. ttft=200ms)"))?;
-            let v = v.trim();
-            let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
-                (n, 1.0)
-            } else if let Some(n) = v.strip_suffix('s') {
-                (n, 1e3)
-            } else {
-                (v, 1.0)
-            };
-            let ms = num
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite() && *x > 0.0)
-                .ok_or_else(|| {
-                    format!("--slo {k}={v}: expected a duration > 0 like 200ms or 2s")
-                })?
-                * scale;
-            match k.trim() {
-                "ttft" => slo.ttft_ms = Some(ms),
-                "tpot" => slo.tpot_ms = Some(ms),
-                "e2el" => slo.e2el_ms = Some(ms),
-                other => {
-                    return Err(format!(
-                        "--slo: unknown objective '{other}' (ttft, tpot, e2el)"
-                    ))
-                }
-            }
-        }
-        Ok(slo)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::Slo;
 
     #[test]
     fn slo_parsing_and_checks() {

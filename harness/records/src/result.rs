@@ -3,8 +3,8 @@
 
 use crate::env::{Environment, SchedulerInfo};
 use crate::metric::{Metric, MetricId};
-use crate::records::{AnalysisConfig, ModelInfo, RunSpec};
 use crate::warnings::Warning;
+use crate::{AnalysisConfig, ModelInfo, RunSpec};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;

@@ -2,7 +2,7 @@
 //! the runner measures, and what every result records), and its stable id.
 
 use crate::axes::{self, AxisValue};
-use crate::records::{Device, MeasureConfig, MeterSettings, ModelSpec, RunAnalysis, Scenario};
+use crate::{Device, MeasureConfig, MeterSettings, ModelSpec, RunAnalysis, Scenario};
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -30,7 +30,7 @@ pub struct RunSpec {
     pub options: serde_json::Map<String, serde_json::Value>,
     /// The suite's `[serving]` table (serving scenario only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serving: Option<crate::records::ServingConfig>,
+    pub serving: Option<crate::ServingConfig>,
     /// Reference variant and quality evaluation from the suite's `[analysis]` (not part of
     /// the id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ pub struct RunSpec {
     /// The suite's budget tracks (not part of the id), so reports and the site can rank the
     /// suite's results by them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tracks: Vec<crate::records::TrackConfig>,
+    pub tracks: Vec<crate::TrackConfig>,
     /// Continue from this run's last checkpoint (`effbench run --resume`); like `measure`,
     /// not part of the id, so the resumed run has the id of the one it continues.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

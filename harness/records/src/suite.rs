@@ -3,12 +3,15 @@
 //! A suite names a scenario, a backend, a model and a `[matrix]` of axes; `matrix.rs` expands
 //! it into runs. Unknown keys are errors that name the key and the allowed ones.
 
+use crate::axes;
 use crate::axes::AxisValue;
-use crate::records::{AnalysisConfig, MetersConfig, ServingConfig, TrackConfig};
-use anyhow::{bail, Context, Result};
+use crate::tracks::Condition;
+use crate::RunSpec;
+use crate::{AnalysisConfig, MetersConfig, ServingConfig, TrackConfig};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What kind of work a suite measures (MLPerf LoadGen vocabulary, design.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -274,15 +277,6 @@ fn default_seed() -> u64 {
 }
 
 impl Suite {
-    /// Reads and parses a suite file. Errors are one line: `file:line:col: cause`.
-    pub fn load(path: &Path) -> Result<Suite> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read suite file '{}'", path.display()))?;
-        let mut suite = Suite::parse(&text, &path.display().to_string())?;
-        suite.path = Some(path.to_path_buf());
-        Ok(suite)
-    }
-
     /// Parses suite text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Suite> {
         let suite: Suite = toml::from_str(text).map_err(|e| {
@@ -387,6 +381,47 @@ pub struct SweepConfig {
     /// in `[[tracks]]`). A failed run always ends its sweep.
     #[serde(default)]
     pub budgets: Vec<String>,
+}
+
+impl SweepConfig {
+    /// Checks the axis and every budget.
+    pub fn check(&self) -> Result<(), String> {
+        if axes::axis(&self.axis).is_none() {
+            return Err(format!(
+                "[sweep] axis '{}' is not an axis; known axes: {}",
+                self.axis,
+                axes::known_axes()
+            ));
+        }
+        for b in &self.budgets {
+            Condition::parse(b).map_err(|e| format!("[sweep] {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The swept axis value of a run (−∞ when it has none).
+    pub fn value(&self, spec: &RunSpec) -> f64 {
+        spec.param(&self.axis)
+            .and_then(AxisValue::as_f64)
+            .unwrap_or(f64::NEG_INFINITY)
+    }
+
+    /// The other axes' values: runs with the same key are one sweep.
+    pub fn key(&self, spec: &RunSpec) -> String {
+        spec.params
+            .iter()
+            .filter(|(k, _)| **k != self.axis)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The specs in run order: increasing axis value, the matrix order otherwise kept.
+    pub fn order(&self, specs: &[RunSpec]) -> Vec<RunSpec> {
+        let mut out = specs.to_vec();
+        out.sort_by(|a, b| self.value(a).total_cmp(&self.value(b)));
+        out
+    }
 }
 
 #[cfg(test)]

@@ -364,7 +364,7 @@ impl schemars::JsonSchema for MetricId {
     }
 }
 
-/// One metric of one run, as stored in a [`crate::records::RunResult`].
+/// One metric of one run, as stored in a [`crate::RunResult`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metric {
