@@ -1,5 +1,7 @@
 //! The suite's `[analysis]` section ([`AnalysisConfig`]) and what it gives each run
-//! ([`RunAnalysis`]); checks and reference selection are in `crate::analysis::config`.
+//! ([`RunAnalysis`]): its checks, which runs are the reference and baseline, and the
+//! objective specs (`METRIC[:STAT]`) of Pareto fronts and Dynascore. The analysis itself is
+//! `effbench_harness::analysis`.
 
 use crate::axes;
 use crate::axes::AxisValue;
@@ -38,7 +40,7 @@ pub struct AnalysisConfig {
     /// Pareto fronts to report; empty = quality vs latency, throughput and size when present.
     pub pareto: Vec<ParetoConfig>,
     /// Dynascore settings; absent = the default set-up
-    /// (`crate::analysis::dynascore::default_setup`: Dynaboard's 4:1:1 over the metrics measured).
+    /// (`effbench_harness::analysis::dynascore::default_setup`: Dynaboard's 4:1:1 over the metrics measured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dynascore: Option<DynascoreConfig>,
 }

@@ -1,6 +1,6 @@
 //! Environment fingerprint: the hardware and software a result was measured on, so any row
 //! can be reproduced or explained. Plain data; collected once per invocation by
-//! [`crate::probe::environment`].
+//! `effbench_harness::probe::environment`.
 
 pub use crate::roofline::{PeakBandwidth, PeakFlops};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! The suite's `[meters]` section ([`MetersConfig`]) and the settings resolved from it and the
-//! CLI for one run ([`MeterSettings`], stored in every result). Resolving them (which reads
-//! the machine's CPU model) is `crate::meters::settings::resolve`.
+//! CLI for one run ([`MeterSettings`], stored in every result). [`resolve`] turns
+//! them into settings given the machine's CPU model and thread count, which
+//! `effbench_harness::meters::settings` reads.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! What a run leaves behind: [`RunResult`] (schema v1, one JSON file per run) and the
-//! invocation's [`Manifest`]. Reading and writing them is `crate::result`'s job.
+//! invocation's [`Manifest`]. Writing them atomically
+//! and finding and reading them back is `effbench_harness::result` and `::loader`'s job.
 
 use crate::env::{Environment, SchedulerInfo};
 use crate::metric::{Metric, MetricId};
@@ -207,6 +208,6 @@ pub struct PlannedRun {
     /// `axis=value` over the suite's varying axes.
     pub label: String,
     pub shard: usize,
-    /// Estimated seconds (cost model `crate::cluster::shard::COST_MODEL`).
+    /// Estimated seconds (cost model `effbench_harness::cluster::shard::COST_MODEL`).
     pub estimated_s: f64,
 }

@@ -1,7 +1,7 @@
 //! The suite's `[serving]` table ([`ServingConfig`]): where the server is, what to send, how
 //! requests arrive, the SLOs and the optional server search. Resolved unchanged into every run
-//! of the suite and part of the run id. Its checks are in `crate::serving::config`; the load
-//! test itself is `crate::serving`.
+//! of the suite and part of the run id. Checked here (errors name the field); the load test
+//! itself is `effbench_harness::serving`.
 
 pub use crate::axes::{MAX_REQUEST_RATE, MIN_REQUEST_RATE};
 use crate::metric::MetricId;
@@ -116,7 +116,7 @@ pub struct ServingConfig {
     /// Load-generator threads (0 = one per core).
     #[serde(default)]
     pub workers: usize,
-    // --- workloads and record keeping (serving/extras.rs); defaults are not serialized, so
+    // --- workloads and record keeping (below); defaults are not serialized, so
     // suites that do not use them keep their run ids ---
     /// How `dataset` is read.
     #[serde(default, skip_serializing_if = "is_jsonl")]
@@ -694,7 +694,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod tests_more {
+mod workload_tests {
     use super::*;
     use crate::PrefixConfig;
 

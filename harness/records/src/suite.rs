@@ -1,7 +1,7 @@
 //! Suite files (`suites/*.toml`): parsing with precise errors and the measurement settings.
 //!
-//! A suite names a scenario, a backend, a model and a `[matrix]` of axes; `matrix.rs` expands
-//! it into runs. Unknown keys are errors that name the key and the allowed ones.
+//! A suite names a scenario, a backend, a model and a `[matrix]` of axes; `effbench_harness::matrix`
+//! expands it into runs (and reads suite files: `matrix::load_suite`). Unknown keys are errors that name the key and the allowed ones.
 
 use crate::axes;
 use crate::axes::AxisValue;
@@ -257,7 +257,7 @@ pub struct Suite {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracks: Vec<TrackConfig>,
     /// `[sweep]`: run the matrix in increasing order of one axis and end a sweep early when
-    /// a run breaks a time or memory budget (`crate::sweep`).
+    /// a run breaks a time or memory budget (`effbench_harness::sweep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepConfig>,
     /// Reference/baseline variants, quality evaluation, Pareto fronts and Dynascore

@@ -1,5 +1,6 @@
-//! One `[[tracks]]` entry of a suite (budgets and an objective); parsing and ranking are in
-//! `crate::analysis::tracks`.
+//! One `[[tracks]]` entry of a suite (budgets and an objective) and the parsed budget
+//! conditions and objective (`METRIC[:STAT] OP NUMBER[UNIT]`, also used by `[sweep]`).
+//! Ranking results by tracks is `effbench_harness::analysis::tracks`.
 
 use crate::metric::{Better, MetricId};
 use crate::RunResult;
