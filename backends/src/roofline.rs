@@ -6,7 +6,7 @@
 //!   device a large on-device copy (read + write bytes). Memoised per device.
 //! - [`model_work`]: what one token costs a [`Llama`] as loaded: weight bytes read per decode
 //!   step, KV-cache bytes per position, forward FLOPs — the inputs of MBU and prefill MFU
-//!   (harness/src/roofline.rs).
+//!   (harness/records/src/roofline.rs).
 
 use crate::llama::Llama;
 use anyhow::Result;

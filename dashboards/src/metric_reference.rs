@@ -17,7 +17,7 @@ pub const REGENERATE: &str = "effbench list metrics --format markdown > docs/met
 pub fn markdown() -> String {
     let mut out = String::from("# Metric reference\n\n");
     out.push_str(&format!(
-        "<!-- Generated from the metric table (harness/src/metric.rs) by `{REGENERATE}`;\n\
+        "<!-- Generated from the metric table (harness/records/src/metric.rs) by `{REGENERATE}`;\n\
          tests/docs_reference.rs fails when this file and the table disagree. Do not edit. -->\n\n"
     ));
     out.push_str(&format!(

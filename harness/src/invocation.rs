@@ -163,7 +163,7 @@ pub fn run_suite(
     let ordered;
     let specs = match &suite.sweep {
         Some(cfg) => {
-            ordered = cfg.order(specs);
+            ordered = crate::sweep::order(cfg, specs);
             &ordered[..]
         }
         None => specs,

@@ -19,6 +19,30 @@ use crate::records::{RunResult, RunState};
 use crate::warnings::{Warning, WarningKind};
 use std::collections::BTreeMap;
 
+/// The swept axis value of a run (−∞ when it has none).
+fn value(cfg: &SweepConfig, spec: &RunSpec) -> f64 {
+    spec.param(&cfg.axis)
+        .and_then(AxisValue::as_f64)
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+/// The other axes' values: runs with the same key are one sweep.
+fn key(cfg: &SweepConfig, spec: &RunSpec) -> String {
+    spec.params
+        .iter()
+        .filter(|(k, _)| **k != cfg.axis)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The specs in run order: increasing axis value, the matrix order otherwise kept.
+pub fn order(cfg: &SweepConfig, specs: &[RunSpec]) -> Vec<RunSpec> {
+    let mut out = specs.to_vec();
+    out.sort_by(|a, b| value(cfg, a).total_cmp(&value(cfg, b)));
+    out
+}
+
 /// Where each sweep stands during an invocation.
 #[derive(Debug, Default)]
 pub struct SweepState {
@@ -29,8 +53,8 @@ pub struct SweepState {
 impl SweepState {
     /// Why `spec` is not run (its sweep ended at a smaller value), if it is not.
     pub fn skip_reason(&self, cfg: &SweepConfig, spec: &RunSpec) -> Option<String> {
-        let (at, why) = self.stopped.get(&cfg.key(spec))?;
-        (cfg.value(spec) > *at).then(|| {
+        let (at, why) = self.stopped.get(&key(cfg, spec))?;
+        (value(cfg, spec) > *at).then(|| {
             format!(
                 "not run: the {} sweep ended at {} = {}: {why}",
                 cfg.axis,
@@ -54,7 +78,7 @@ impl SweepState {
                     .budgets
                     .iter()
                     .filter_map(|b| Condition::parse(b).ok())
-                    .filter_map(|c| c.breaks(r))
+                    .filter_map(|c| r.breaks(&c))
                     .collect();
                 if broken.is_empty() {
                     return None;
@@ -62,9 +86,9 @@ impl SweepState {
                 broken.join("; ")
             }
         };
-        let at = cfg.value(&r.config);
+        let at = value(cfg, &r.config);
         self.stopped
-            .insert(cfg.key(&r.config), (at, reason.clone()));
+            .insert(key(cfg, &r.config), (at, reason.clone()));
         Some(Warning {
             kind: WarningKind::SweepStopped,
             message: format!(
@@ -104,7 +128,10 @@ mod tests {
             .iter()
             .map(|&l| run(l, 0.0).config)
             .collect();
-        let order: Vec<f64> = cfg.order(&specs).iter().map(|s| cfg.value(s)).collect();
+        let order: Vec<f64> = super::order(&cfg, &specs)
+            .iter()
+            .map(|s| value(&cfg, s))
+            .collect();
         assert_eq!(order, vec![128.0, 256.0, 512.0, 1024.0]);
         let mut st = SweepState::default();
         assert!(st.observe(&cfg, &run(128, 0.4e9)).is_none());

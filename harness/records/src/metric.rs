@@ -208,7 +208,7 @@ metric_table! {
         "analytic FLOPs of the measured steps / their step time"),
     Mfu => ("mfu", "%", Higher,
         "model FLOPs utilisation: achieved_flops / the device peak measured by the matmul probe (env.peak_flops)"),
-    // --- roofline of inference runs (harness/src/roofline.rs) ---
+    // --- roofline of inference runs (roofline.rs) ---
     DecodeBandwidth => ("decode_bandwidth", "GB/s", Higher,
         "bytes one decode step must read (weights once + every sequence's KV cache, averaged over the generated positions) / TPOT"),
     Mbu => ("mbu", "%", Higher,

@@ -4,6 +4,7 @@
 
 use crate::env::{Environment, SchedulerInfo};
 use crate::metric::{Metric, MetricId};
+use crate::tracks::{show, Condition, Measure, Stat};
 use crate::warnings::Warning;
 use crate::{AnalysisConfig, ModelInfo, RunSpec};
 use serde::{Deserialize, Serialize};
@@ -127,6 +128,60 @@ impl RunResult {
         } else {
             l
         }
+    }
+    /// The number a budget or objective reads from this run (`METRIC[:STAT]`), or why there is
+    /// none (no such metric, an estimate, no samples).
+    pub fn measure_value(&self, m: &Measure) -> Result<f64, String> {
+        let v = self
+            .metric(m.metric)
+            .ok_or_else(|| format!("no {} value", m.metric))?;
+        if v.is_estimate() {
+            return Err(format!(
+                "{} is an estimate ({}), not a measurement",
+                m.metric, v.source
+            ));
+        }
+        if m.stat == Stat::Value {
+            return Ok(v.value);
+        }
+        let s = v
+            .stats
+            .as_ref()
+            .ok_or_else(|| format!("{} has no samples for {}", m.metric, m.stat.name()))?;
+        Ok(match m.stat {
+            Stat::Value => v.value,
+            Stat::Mean => s.mean,
+            Stat::Min => s.min,
+            Stat::P50 => s.p50,
+            Stat::P90 => s.p90,
+            Stat::P95 => s.p95,
+            Stat::P99 => s.p99,
+            Stat::Max => s.max,
+        })
+    }
+    /// `None` when this run meets the budget `c`, else the reason it does not.
+    pub fn breaks(&self, c: &Condition) -> Option<String> {
+        let v = match self.measure_value(&c.measure) {
+            Ok(v) => v,
+            Err(why) => return Some(why),
+        };
+        let ok = match c.op {
+            "<=" => v <= c.bound,
+            "<" => v < c.bound,
+            ">=" => v >= c.bound,
+            _ => v > c.bound,
+        };
+        let unit = c.measure.metric.unit();
+        (!ok).then(|| {
+            format!(
+                "{} {} {}, budget {} {}",
+                c.measure,
+                show(v, unit),
+                unit,
+                c.op,
+                show(c.bound, unit)
+            )
+        })
     }
 }
 

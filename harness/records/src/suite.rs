@@ -6,7 +6,6 @@
 use crate::axes;
 use crate::axes::AxisValue;
 use crate::tracks::Condition;
-use crate::RunSpec;
 use crate::{AnalysisConfig, MetersConfig, ServingConfig, TrackConfig};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -261,7 +260,7 @@ pub struct Suite {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepConfig>,
     /// Reference/baseline variants, quality evaluation, Pareto fronts and Dynascore
-    /// (`[analysis]`, see `analysis::config`). Absent = no quality metrics, no analysis.json.
+    /// (`[analysis]`, see [`crate::AnalysisConfig`]). Absent = no quality metrics, no analysis.json.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisConfig>,
     /// Backend-specific settings (e.g. a worker command line), passed through unchanged.
@@ -397,30 +396,6 @@ impl SweepConfig {
             Condition::parse(b).map_err(|e| format!("[sweep] {e}"))?;
         }
         Ok(())
-    }
-
-    /// The swept axis value of a run (−∞ when it has none).
-    pub fn value(&self, spec: &RunSpec) -> f64 {
-        spec.param(&self.axis)
-            .and_then(AxisValue::as_f64)
-            .unwrap_or(f64::NEG_INFINITY)
-    }
-
-    /// The other axes' values: runs with the same key are one sweep.
-    pub fn key(&self, spec: &RunSpec) -> String {
-        spec.params
-            .iter()
-            .filter(|(k, _)| **k != self.axis)
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// The specs in run order: increasing axis value, the matrix order otherwise kept.
-    pub fn order(&self, specs: &[RunSpec]) -> Vec<RunSpec> {
-        let mut out = specs.to_vec();
-        out.sort_by(|a, b| self.value(a).total_cmp(&self.value(b)));
-        out
     }
 }
 

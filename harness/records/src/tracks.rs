@@ -3,7 +3,6 @@
 //! Ranking results by tracks is `effbench_harness::analysis::tracks`.
 
 use crate::metric::{Better, MetricId};
-use crate::RunResult;
 use serde::{Deserialize, Serialize};
 
 /// One `[[tracks]]` entry.
@@ -54,7 +53,7 @@ impl Stat {
                 format!("unknown statistic '{s}' (value, mean, min, p50, p90, p95, p99, max)")
             })
     }
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         Stat::NAMES
             .iter()
             .find(|(_, s)| *s == self)
@@ -75,35 +74,6 @@ impl Measure {
         Ok(Measure {
             metric: MetricId::parse(m.trim())?,
             stat: Stat::parse(st.trim())?,
-        })
-    }
-    /// The number of a run, or why there is none.
-    pub fn read(&self, r: &RunResult) -> Result<f64, String> {
-        let m = r
-            .metric(self.metric)
-            .ok_or_else(|| format!("no {} value", self.metric))?;
-        if m.is_estimate() {
-            return Err(format!(
-                "{} is an estimate ({}), not a measurement",
-                self.metric, m.source
-            ));
-        }
-        if self.stat == Stat::Value {
-            return Ok(m.value);
-        }
-        let s = m
-            .stats
-            .as_ref()
-            .ok_or_else(|| format!("{} has no samples for {}", self.metric, self.stat.name()))?;
-        Ok(match self.stat {
-            Stat::Value => m.value,
-            Stat::Mean => s.mean,
-            Stat::Min => s.min,
-            Stat::P50 => s.p50,
-            Stat::P90 => s.p90,
-            Stat::P95 => s.p95,
-            Stat::P99 => s.p99,
-            Stat::Max => s.max,
         })
     }
 }
@@ -156,31 +126,6 @@ impl Condition {
             return Err(format!("budget '{s}': the bound must be a finite number"));
         }
         Ok(Condition { measure, op, bound })
-    }
-
-    /// `None` when the run meets it, else the reason it does not.
-    pub fn breaks(&self, r: &RunResult) -> Option<String> {
-        let v = match self.measure.read(r) {
-            Ok(v) => v,
-            Err(why) => return Some(why),
-        };
-        let ok = match self.op {
-            "<=" => v <= self.bound,
-            "<" => v < self.bound,
-            ">=" => v >= self.bound,
-            _ => v > self.bound,
-        };
-        let unit = self.measure.metric.unit();
-        (!ok).then(|| {
-            format!(
-                "{} {} {}, budget {} {}",
-                self.measure,
-                show(v, unit),
-                unit,
-                self.op,
-                show(self.bound, unit)
-            )
-        })
     }
 }
 

@@ -70,9 +70,9 @@ pub fn rank(
                     .unwrap_or_default()
             ));
         } else {
-            reasons.extend(conds.iter().filter_map(|c| c.breaks(r)));
+            reasons.extend(conds.iter().filter_map(|c| r.breaks(c)));
         }
-        let value = objective.measure.read(r);
+        let value = r.measure_value(&objective.measure);
         if reasons.is_empty() {
             match value {
                 Ok(v) if v.is_finite() => inside.push((v, *r)),

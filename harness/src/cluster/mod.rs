@@ -8,7 +8,8 @@
 //! - [`status`]: which shards finished, from their manifests.
 //! - [`slurm`] and [`k8s`]: job-array sbatch scripts and Indexed Job manifests (with their
 //!   dependent merge jobs); [`yaml`] writes the manifests.
-//! - [`scheduler`]: which scheduler, job and node a process runs under (recorded in results).
+//! - Which scheduler, job and node a process runs under is probed by
+//!   [`crate::probe::scheduler`] and recorded in results and shard manifests.
 
 pub mod k8s;
 pub mod merge;

@@ -1,11 +1,11 @@
 //! Serving load tests (scenario `serving`): what the harness owns, whichever backend sends
 //! the requests.
 //!
-//! - [`config`]: the `[serving]` suite table (server URL, endpoint, workload, SLOs, search).
-//! - [`extras`]: its dataset formats, shared-prefix and multi-turn workloads, headers, extra
-//!   body fields, failure threshold, per-request records and Prometheus scraping settings.
+//! - The `[serving]` suite table (server URL, endpoint, workload, SLOs, search, dataset
+//!   formats, shared-prefix and multi-turn workloads, headers, extra body fields, failure
+//!   threshold, record keeping) is a record: [`crate::records::ServingConfig`], with its checks.
 //! - [`arrivals`]: seeded arrival schedules (constant, Poisson, Gamma burstiness, ramp-up).
-//! - [`record`]: one request's outcome ([`record::RequestRecord`]), error kinds, SLOs.
+//! - [`record`]: one request's outcome ([`record::RequestRecord`]) and error kinds.
 //! - [`aggregate`]: folds records into metrics in bounded memory (HDR histograms, capped
 //!   raw samples): latencies, throughput, goodput, failures by kind, arrival lateness.
 //! - [`search`]: the MLPerf-style bisection for the highest rate meeting the SLOs.
