@@ -163,6 +163,19 @@ pub trait Backend: Send + Sync {
     fn scenario_axes(&self, _scenario: Scenario) -> Vec<(&'static str, AxisValue)> {
         self.describe().axes
     }
+    /// Estimated seconds of the whole run of `spec` (load, warm-up and measurement), for
+    /// balancing shards (`run --shard`, `plan`, `slurm`, `k8s`). It must depend on the spec
+    /// alone, never on files or timings, so every node computes the same plan. `None` (the
+    /// default): the harness's generic estimate, `cluster::shard::estimate_cost`.
+    fn estimated_run_s(&self, _spec: &RunSpec) -> Option<f64> {
+        None
+    }
+    /// Lines for the result's log that explain an error from this backend's `load` or
+    /// session beyond its one-line cause (an external worker's stderr tail, a server's reply).
+    /// Default: none.
+    fn error_details(&self, _error: &anyhow::Error) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Backends by name.

@@ -16,7 +16,6 @@ use crate::meters::derived::{IdleBaseline, Inputs};
 use crate::meters::{self, Meter};
 use crate::metric::{Metric, MetricId};
 use crate::progress::Progress;
-use crate::protocol::WorkerError;
 use crate::records::RunSpec;
 use crate::records::Scenario;
 use crate::records::{RunResult, RunState, Series, StatsMethod, Status, SuiteInfo, SCHEMA_VERSION};
@@ -135,7 +134,7 @@ pub fn run_spec_with(
     let mut session = match guarded("load", || backend.load(spec)) {
         Ok(s) => s,
         Err(e) => {
-            set_failure(&mut result, &e);
+            set_failure(&mut result, &e, backend);
             result.finished_at = now_rfc3339();
             return result;
         }
@@ -161,14 +160,14 @@ pub fn run_spec_with(
         &mut result,
     );
     if let Err(e) = outcome {
-        set_failure(&mut result, &e);
+        set_failure(&mut result, &e, backend);
     }
     progress.phase(if result.status.state == RunState::Ok {
         "finishing"
     } else {
         "saving"
     });
-    finish_session(session.as_mut(), &mut result);
+    finish_session(session.as_mut(), &mut result, backend);
     if !is_window {
         result.iterations = gathered.iteration_ms.len() as u64;
     }
@@ -205,8 +204,9 @@ fn new_result(spec: &RunSpec, suite: &SuiteInfo, env: &Environment) -> RunResult
     }
 }
 
-/// Marks the run interrupted (a signal) or failed, with the error's line and the worker's log.
-fn set_failure(result: &mut RunResult, e: &anyhow::Error) {
+/// Marks the run interrupted (a signal) or failed, with the error's line and the details the
+/// backend gives for it (an external worker's stderr tail, ...).
+fn set_failure(result: &mut RunResult, e: &anyhow::Error, backend: &dyn Backend) {
     let interrupted = e.is::<interrupt::Interrupted>() || interrupt::requested();
     result.status = Status {
         state: if interrupted {
@@ -217,7 +217,7 @@ fn set_failure(result: &mut RunResult, e: &anyhow::Error) {
         reason: Some(error_line(e)),
     };
     if !interrupted {
-        result.log.extend(worker_log(e));
+        result.log.extend(backend.error_details(e));
     }
 }
 
@@ -266,7 +266,7 @@ fn measure_session(
 
 /// The session's closing call (`finish` after a good run, `stop` otherwise): its metrics, and
 /// the peaks the roofline needs.
-fn finish_session(session: &mut dyn Session, result: &mut RunResult) {
+fn finish_session(session: &mut dyn Session, result: &mut RunResult, backend: &dyn Backend) {
     let extras = if result.status.state == RunState::Ok {
         guarded("finish", || session.finish())
     } else {
@@ -283,7 +283,7 @@ fn finish_session(session: &mut dyn Session, result: &mut RunResult) {
                 state: RunState::Failed,
                 reason: Some(error_line(&e)),
             };
-            result.log.extend(worker_log(&e));
+            result.log.extend(backend.error_details(&e));
         }
         Err(e) => result
             .log
@@ -551,14 +551,6 @@ pub fn rel_half_width_normal(xs: &[f64]) -> f64 {
         return f64::INFINITY;
     }
     1.96 * crate::stats::stdev(xs) / (xs.len() as f64).sqrt() / mean.abs()
-}
-
-/// The stderr tail of a failed worker process, for the result's log.
-fn worker_log(e: &anyhow::Error) -> Vec<String> {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<WorkerError>())
-        .map(WorkerError::log_lines)
-        .unwrap_or_default()
 }
 
 /// Latency and per-iteration metrics; `clock` is the source of the session's timestamps.

@@ -152,6 +152,14 @@ impl Backend for FakeBackend {
     fn warnings(&self, _spec: &RunSpec) -> Vec<String> {
         vec!["fake remark".into()]
     }
+    // As the process backend does: a worker error's stderr tail goes to the log.
+    fn error_details(&self, error: &anyhow::Error) -> Vec<String> {
+        error
+            .chain()
+            .find_map(|c| c.downcast_ref::<crate::protocol::WorkerError>())
+            .map(crate::protocol::WorkerError::log_lines)
+            .unwrap_or_default()
+    }
     fn load(&self, _spec: &RunSpec) -> Result<Box<dyn Session>> {
         if self.fail_load {
             anyhow::bail!("cannot read 'models/x/model.safetensors': no such file");

@@ -35,7 +35,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     shard::check_count("--shards", args.shards)?;
     let registry = effbench_backends::registry();
     let (suite, specs) = super::plan(&args.suite, &registry, &args.filter)?;
-    let plan = cluster::cluster_plan(&suite, &specs, args.shards, "none");
+    let plan = cluster::cluster_plan(&suite, &specs, args.shards, "none", &registry);
     if args.json {
         let v = serde_json::json!({
             "suite": plan.suite,

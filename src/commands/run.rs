@@ -170,16 +170,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (specs, shard_ctx) = match shard {
         None => (specs, None),
         Some(sel) => {
+            let costs = shard::costs(&specs, &registry);
             let ctx = ShardContext {
                 info: ShardInfo {
                     index: sel.index,
                     count: sel.count,
                     cost_model: shard::COST_MODEL.into(),
-                    plan: shard::plan(&specs, sel.count, &axes),
+                    plan: shard::plan(&specs, &costs, sel.count, &axes),
                 },
                 suite_varying_axes: axes.clone(),
             };
-            let mine = shard::select(&specs, sel);
+            let mine = shard::select(&specs, &costs, sel);
             eprintln!(
                 "effbench: shard {sel}: {} of the suite's {} runs",
                 mine.len(),

@@ -106,7 +106,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     std::fs::create_dir_all(out.join("logs"))
         .with_context(|| format!("cannot create '{}'", out.display()))?;
-    let plan = cluster::cluster_plan(&suite, &specs, args.shards, "slurm");
+    let plan = cluster::cluster_plan(&suite, &specs, args.shards, "slurm", &registry);
     plan.write(&out)?;
     write_script(&out.join(slurm::SHARDS_SCRIPT), &scripts.shards)?;
     write_script(&out.join(slurm::MERGE_SCRIPT), &scripts.merge)?;

@@ -55,6 +55,16 @@ const TRAINING_AXES: &[&str] = &[
 const EMBEDDING_AXES: &[&str] = &["model", "device", "dtype", "batch", "seq_len"];
 
 impl Backend for ProcessBackend {
+    /// The worker's stderr tail and the protocol step that failed, when the error came from
+    /// the worker.
+    fn error_details(&self, error: &anyhow::Error) -> Vec<String> {
+        error
+            .chain()
+            .find_map(|c| c.downcast_ref::<effbench_harness::protocol::WorkerError>())
+            .map(effbench_harness::protocol::WorkerError::log_lines)
+            .unwrap_or_default()
+    }
+
     fn describe(&self) -> Capabilities {
         Capabilities {
             name: "process",

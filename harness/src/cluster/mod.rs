@@ -110,9 +110,15 @@ pub fn cluster_plan(
     specs: &[RunSpec],
     count: usize,
     scheduler: &str,
+    registry: &crate::backend::Registry,
 ) -> ClusterPlan {
     let info = crate::invocation::suite_info(suite, specs);
-    let runs = shard::plan(specs, count, &info.varying_axes);
+    let runs = shard::plan(
+        specs,
+        &shard::costs(specs, registry),
+        count,
+        &info.varying_axes,
+    );
     ClusterPlan {
         suite: suite.name.clone(),
         suite_file: info.file.clone().unwrap_or_default(),

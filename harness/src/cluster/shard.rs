@@ -14,6 +14,12 @@
 //! where `measured = max(min_iters · t_iter, min_duration_s)` capped by
 //! `min(max_iters · t_iter, max_duration_s)`. Missing axes count as 1 (prompt/gen 0).
 //! Models are not told apart (a path says nothing certain about its size without reading it).
+//! A serving run (a load test) is modelled by its requests instead: `num_prompts` (plus the
+//! warm-up requests) sent at the `request_rate` axis take `requests / rate` seconds, plus one
+//! request's `t_iter` (at batch 1) for the last to finish; at an infinite rate they run in
+//! waves of `max_concurrency` (all at once when unset), each taking one request's `t_iter`; a
+//! `[serving.search]` runs up to `max_steps` such windows.
+//! A backend that knows better supplies its own estimate (`Backend::estimated_run_s`).
 //!
 //! **Assignment**: longest-processing-time first — runs sorted by estimated cost (largest
 //! first, ties by id), each given to the shard with the least estimated load so far (ties:
@@ -21,13 +27,16 @@
 //! largest shard is at most 4/3 − 1/(3N) of the optimum.
 
 use crate::axes::AxisValue;
-use crate::records::PlannedRun;
-use crate::records::RunSpec;
+use crate::backend::Registry;
+use crate::records::{PlannedRun, RunSpec, Scenario};
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
 /// Name and version of the estimate, recorded in shard manifests and plans.
-pub const COST_MODEL: &str = "lpt-v1";
+///
+/// v2: serving runs by their requests, and backends' own estimates where given (v1 costed a
+/// load test as one inference iteration).
+pub const COST_MODEL: &str = "lpt-v2";
 pub const PREFILL_S_PER_TOKEN: f64 = 0.25e-3;
 pub const DECODE_S_PER_STEP: f64 = 2.0e-3;
 pub const DECODE_S_PER_SEQ_TOKEN: f64 = 0.5e-3;
@@ -110,6 +119,9 @@ pub fn iteration_cost(spec: &RunSpec) -> f64 {
 
 /// Estimated seconds of a whole run, measurement settings included (see the module doc).
 pub fn estimate_cost(spec: &RunSpec) -> f64 {
+    if let Some(s) = serving_cost(spec) {
+        return s;
+    }
     let t = iteration_cost(spec);
     let m = &spec.measure;
     let wanted = (m.min_iters as f64 * t).max(m.min_duration_s);
@@ -117,10 +129,63 @@ pub fn estimate_cost(spec: &RunSpec) -> f64 {
     LOAD_S + m.warmup_iters as f64 * t + m.warmup_s + wanted.min(cap)
 }
 
-/// Shard index of every spec (aligned with `specs`), by LPT on [`estimate_cost`].
-pub fn assign(specs: &[RunSpec], count: usize) -> Vec<usize> {
+/// Estimated seconds of a serving run (see the module doc); `None` for other scenarios.
+pub fn serving_cost(spec: &RunSpec) -> Option<f64> {
+    let serving = spec
+        .serving
+        .as_ref()
+        .filter(|_| spec.scenario == Scenario::Serving)?;
+    let request = iteration_cost(&RunSpec {
+        params: spec
+            .params
+            .iter()
+            .filter(|(k, _)| *k != "batch")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..spec.clone()
+    });
+    let requests = (serving.num_prompts + serving.warmup_requests) as f64;
+    let rate = axis_f64(spec, "request_rate", f64::INFINITY);
+    let window = if rate.is_finite() && rate > 0.0 {
+        requests / rate + request
+    } else {
+        let concurrency = axis_f64(spec, "max_concurrency", 0.0);
+        let waves = if concurrency >= 1.0 {
+            (requests / concurrency).ceil()
+        } else {
+            1.0
+        };
+        waves * request
+    };
+    let steps = serving.search.as_ref().map_or(1, |s| s.max_steps.max(1));
+    Some(LOAD_S + steps as f64 * window)
+}
+
+/// Estimated seconds of every spec (aligned with `specs`): the backend's own estimate where
+/// it gives one, else [`estimate_cost`]. The input of [`assign`], [`select`] and [`plan`].
+pub fn costs(specs: &[RunSpec], registry: &Registry) -> Vec<f64> {
+    specs
+        .iter()
+        .map(|s| {
+            registry
+                .get(&s.backend)
+                .ok()
+                .and_then(|b| b.estimated_run_s(s))
+                .filter(|c| c.is_finite() && *c >= 0.0)
+                .unwrap_or_else(|| estimate_cost(s))
+        })
+        .collect()
+}
+
+/// The generic estimate of every spec ([`estimate_cost`]), without a registry.
+pub fn generic_costs(specs: &[RunSpec]) -> Vec<f64> {
+    specs.iter().map(estimate_cost).collect()
+}
+
+/// Shard index of every spec (aligned with `specs` and their `costs`), by LPT.
+pub fn assign(specs: &[RunSpec], costs: &[f64], count: usize) -> Vec<usize> {
+    assert_eq!(specs.len(), costs.len(), "one cost per spec");
     let count = count.max(1);
-    let costs: Vec<f64> = specs.iter().map(estimate_cost).collect();
     let mut order: Vec<usize> = (0..specs.len()).collect();
     order.sort_by(|&a, &b| {
         costs[b]
@@ -157,8 +222,8 @@ pub fn assign(specs: &[RunSpec], count: usize) -> Vec<usize> {
 }
 
 /// The specs of one shard, in suite order.
-pub fn select(specs: &[RunSpec], sel: ShardSel) -> Vec<RunSpec> {
-    assign(specs, sel.count)
+pub fn select(specs: &[RunSpec], costs: &[f64], sel: ShardSel) -> Vec<RunSpec> {
+    assign(specs, costs, sel.count)
         .into_iter()
         .zip(specs)
         .filter(|(s, _)| *s == sel.index)
@@ -167,15 +232,15 @@ pub fn select(specs: &[RunSpec], sel: ShardSel) -> Vec<RunSpec> {
 }
 
 /// Every run of a suite with its shard.
-pub fn plan(specs: &[RunSpec], count: usize, varying: &[String]) -> Vec<PlannedRun> {
-    assign(specs, count)
+pub fn plan(specs: &[RunSpec], costs: &[f64], count: usize, varying: &[String]) -> Vec<PlannedRun> {
+    assign(specs, costs, count)
         .into_iter()
-        .zip(specs)
-        .map(|(shard, s)| PlannedRun {
+        .zip(specs.iter().zip(costs))
+        .map(|(shard, (s, cost))| PlannedRun {
             id: s.id.clone(),
             label: s.label(varying),
             shard,
-            estimated_s: round3(estimate_cost(s)),
+            estimated_s: round3(*cost),
         })
         .collect()
 }
