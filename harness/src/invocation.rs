@@ -195,15 +195,22 @@ pub fn run_suite(
         let mut spec = spec.clone();
         spec.out_dir = Some(out_dir.clone());
         let spec = &spec;
-        let mut result = runner::run_spec_with(
-            spec,
-            backend,
-            &info,
-            &env,
-            &progress,
-            meters::for_run(spec),
-            idle.map(|b| &b.0),
-        );
+        // One run, or a server search: one full run (fresh meters) per step.
+        let run = |step: &RunSpec| {
+            runner::run_spec_with(
+                step,
+                backend,
+                &info,
+                &env,
+                &progress,
+                meters::for_run(step),
+                idle.map(|b| &b.0),
+            )
+        };
+        let mut result = match spec.serving.as_ref().and_then(|s| s.search.as_ref()) {
+            Some(search) => crate::serving::search::run(spec, search, run),
+            None => run(spec),
+        };
         if let Some((_, notes)) = idle {
             result.log.extend(notes.iter().cloned());
         }

@@ -5,8 +5,9 @@
 //! A failing or panicking backend ends the run as `failed`; Ctrl-C ends it as `interrupted`;
 //! samples gathered so far are kept.
 //! Sessions that measure a whole window themselves (serving load tests) get a [`Window`]
-//! that wraps the meters around exactly their measured part; a `[serving.search]` runs one
-//! full run per step (crate::serving::search).
+//! that wraps the meters around exactly their measured part. One spec is one run here: a
+//! `[serving.search]`, which is one full run per step, is driven by the invocation
+//! (`crate::serving::search`).
 
 use crate::backend::{Backend, GenerationTrace, IterationCtx, Sample, Session, Window, Work};
 use crate::counters::{self, Counters, Event, Snapshot};
@@ -114,20 +115,6 @@ pub fn run_spec_with(
     mut meters: Vec<Box<dyn Meter>>,
     idle: Option<&IdleBaseline>,
 ) -> RunResult {
-    if let Some(search) = spec.serving.as_ref().and_then(|s| s.search.clone()) {
-        // Each step is a full run with fresh meters.
-        return crate::serving::search::run(spec, &search, |step| {
-            run_spec_with(
-                step,
-                backend,
-                suite,
-                env,
-                progress,
-                meters::for_run(step),
-                idle,
-            )
-        });
-    }
     let mut result = new_result(spec, suite, env);
     progress.phase("loading");
     let t_load = Instant::now();
