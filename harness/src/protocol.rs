@@ -175,6 +175,16 @@ impl WorkerError {
     pub fn log_lines(&self) -> Vec<String> {
         stderr_log_lines(&self.stderr_tail)
     }
+
+    /// [`Self::log_lines`] of the worker error anywhere in `error`'s chain (none if there is
+    /// none): what a backend that runs workers gives as `Backend::error_details`.
+    pub fn log_lines_of(error: &anyhow::Error) -> Vec<String> {
+        error
+            .chain()
+            .find_map(|c| c.downcast_ref::<WorkerError>())
+            .map(WorkerError::log_lines)
+            .unwrap_or_default()
+    }
 }
 
 /// Prefixes stderr lines for a result's log.

@@ -154,11 +154,7 @@ impl Backend for FakeBackend {
     }
     // As the process backend does: a worker error's stderr tail goes to the log.
     fn error_details(&self, error: &anyhow::Error) -> Vec<String> {
-        error
-            .chain()
-            .find_map(|c| c.downcast_ref::<crate::protocol::WorkerError>())
-            .map(crate::protocol::WorkerError::log_lines)
-            .unwrap_or_default()
+        crate::protocol::WorkerError::log_lines_of(error)
     }
     fn load(&self, _spec: &RunSpec) -> Result<Box<dyn Session>> {
         if self.fail_load {

@@ -58,11 +58,7 @@ impl Backend for ProcessBackend {
     /// The worker's stderr tail and the protocol step that failed, when the error came from
     /// the worker.
     fn error_details(&self, error: &anyhow::Error) -> Vec<String> {
-        error
-            .chain()
-            .find_map(|c| c.downcast_ref::<effbench_harness::protocol::WorkerError>())
-            .map(effbench_harness::protocol::WorkerError::log_lines)
-            .unwrap_or_default()
+        effbench_harness::protocol::WorkerError::log_lines_of(error)
     }
 
     fn describe(&self) -> Capabilities {

@@ -3,7 +3,7 @@
 //! of the suite and part of the run id. Checked here (errors name the field); the load test
 //! itself is `effbench_harness::serving`.
 
-pub use crate::axes::{MAX_REQUEST_RATE, MIN_REQUEST_RATE};
+use crate::axes::{MAX_REQUEST_RATE, MIN_REQUEST_RATE};
 use crate::metric::MetricId;
 use crate::trace::TraceLatencies;
 use serde::{Deserialize, Serialize};

@@ -104,7 +104,11 @@ fn axis_f64(spec: &RunSpec, axis: &str, missing: f64) -> f64 {
 
 /// Estimated seconds of one iteration (see the module doc).
 pub fn iteration_cost(spec: &RunSpec) -> f64 {
-    let batch = axis_f64(spec, "batch", 1.0).max(1.0);
+    iteration_cost_at(spec, axis_f64(spec, "batch", 1.0).max(1.0))
+}
+
+/// [`iteration_cost`] at the given batch size.
+fn iteration_cost_at(spec: &RunSpec, batch: f64) -> f64 {
     let prompt = axis_f64(spec, "prompt_len", 0.0);
     let gen = axis_f64(spec, "gen_len", 0.0);
     let k = match spec.param("dtype").and_then(AxisValue::as_str) {
@@ -135,15 +139,7 @@ pub fn serving_cost(spec: &RunSpec) -> Option<f64> {
         .serving
         .as_ref()
         .filter(|_| spec.scenario == Scenario::Serving)?;
-    let request = iteration_cost(&RunSpec {
-        params: spec
-            .params
-            .iter()
-            .filter(|(k, _)| *k != "batch")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        ..spec.clone()
-    });
+    let request = iteration_cost_at(spec, 1.0);
     let requests = (serving.num_prompts + serving.warmup_requests) as f64;
     let rate = axis_f64(spec, "request_rate", f64::INFINITY);
     let window = if rate.is_finite() && rate > 0.0 {
