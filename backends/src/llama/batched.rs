@@ -9,7 +9,7 @@
 
 use super::decode::Rows;
 use super::layers::Linear;
-use super::model::{causal_attention, Cache, Llama};
+use super::model::{Cache, Llama};
 use candle_core::{DType, Result, Tensor};
 
 /// One sequence's part of a mixed step.
@@ -96,8 +96,8 @@ impl Llama {
                 let ki = self.rope.apply(&heads(&k, nkv)?, offset)?;
                 let vi = heads(&v, nkv)?;
                 let (kc, vc) = seg.cache.layer_mut(layer).append(&ki, &vi)?;
-                let y = causal_attention(&qi, &kc, &vc, offset, self.dtype)?
-                    .transpose(1, 2)?
+                let y = self
+                    .attend(a, &qi, &kc, &vc, offset)?
                     .reshape((t, nh * d))?;
                 ys.push(y);
             }

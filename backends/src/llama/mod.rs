@@ -24,6 +24,7 @@
 //! in a config is not read (attention is always over the whole sequence: exact up to the
 //! window's length).
 
+mod attention;
 mod batched;
 mod config;
 mod decode;

@@ -3,9 +3,10 @@
 //! decode and all-position scoring; the same code runs dense (f32/f16/bf16, differentiable)
 //! and quantized GGUF weights.
 
+use super::attention::{causal_attention, pool_attention};
 use super::config::{LlamaConfig, RopeLayout};
 use super::decode::Rows;
-use super::layers::{softmax_last, Embedding, KvCache, Linear, RmsNorm, Rope};
+use super::layers::{Embedding, KvCache, Linear, RmsNorm, Rope};
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
@@ -337,10 +338,31 @@ impl Llama {
             Some(cache) => cache.append(&k, &v)?,
             None => (k, v),
         };
-        let y = causal_attention(&q, &k, &v, offset, self.dtype)?
-            .transpose(1, 2)?
-            .reshape((b, t, nh * d))?;
+        let y = self.attend(a, &q, &k, &v, offset)?;
         a.o.forward(&y)
+    }
+
+    /// Causal attention of `q (b, heads, t, d)` over `k`, `v` (cached positions first) as
+    /// `(b, t, heads * d)`. With repacked products (which run on the barrier pool) a prompt's
+    /// attention joins them there ([`pool_attention`]); one-token steps of such models take
+    /// the fused decode before they get here. Otherwise candle's tensor operations.
+    pub(crate) fn attend(
+        &self,
+        a: &Attention,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        offset: usize,
+    ) -> Result<Tensor> {
+        let (b, nh, t, d) = q.dims4()?;
+        if t > 1 && matches!(a.o, Linear::Packed(_)) {
+            if let Some(y) = pool_attention(q, k, v, offset)? {
+                return Ok(y);
+            }
+        }
+        causal_attention(q, k, v, offset, self.dtype)?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * d))
     }
 
     /// Parameters: `(total, non-embedding)`; a tied head counts once, as embedding.
@@ -386,99 +408,6 @@ impl Llama {
         }
         total as u64
     }
-}
-
-/// Query rows per block of [`causal_attention`] at inference.
-const QUERY_BLOCK: usize = 64;
-
-/// Causal GQA attention: `q (b, heads, t, d)` (rotated and scaled) at positions
-/// `offset..offset + t` over `k`, `v (b, kv_heads, offset + t, d)` (cached positions first),
-/// returning `(b, heads, t, d)`. The `heads / kv_heads` query heads sharing one kv head are
-/// stacked along the sequence axis, so keys and values are never copied. At inference the
-/// queries go in blocks of [`QUERY_BLOCK`] rows, each against the keys it may see only: a
-/// long prompt's scores, softmax and weighted sum skip the masked upper triangle (nearly half
-/// the work at 512 tokens). With autograd it is one block, as it always was.
-pub(crate) fn causal_attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    offset: usize,
-    dtype: DType,
-) -> Result<Tensor> {
-    let block = if q.track_op() || k.track_op() || v.track_op() {
-        usize::MAX
-    } else {
-        QUERY_BLOCK
-    };
-    attention_in_blocks(q, k, v, offset, dtype, block)
-}
-
-/// [`causal_attention`] with `block` query rows per block.
-pub(crate) fn attention_in_blocks(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    offset: usize,
-    dtype: DType,
-    block: usize,
-) -> Result<Tensor> {
-    let (b, nh, t, d) = q.dims4()?;
-    let nkv = k.dim(1)?;
-    let rep = nh / nkv;
-    if k.dim(2)? != offset + t || block == 0 {
-        candle_core::bail!(
-            "attention: {} keys for {offset} cached + {t} new",
-            k.dim(2)?
-        );
-    }
-    let mut ys = Vec::with_capacity(t.div_ceil(block));
-    let mut s = 0;
-    while s < t {
-        let tb = block.min(t - s);
-        let seen = offset + s + tb;
-        let qb = if tb == t {
-            q.clone()
-        } else {
-            q.narrow(2, s, tb)?.contiguous()?
-        };
-        let qb = qb.reshape((b, nkv, rep * tb, d))?;
-        let (kb, vb) = (k.narrow(2, 0, seen)?, v.narrow(2, 0, seen)?);
-        let scores = qb.matmul(&kb.t()?)?;
-        let scores = if tb > 1 {
-            scores
-                .to_dtype(DType::F32)?
-                .reshape((b, nkv, rep, tb, seen))?
-                .broadcast_add(&causal_mask(tb, offset + s, q.device())?)?
-                .reshape((b, nkv, rep * tb, seen))?
-        } else {
-            scores
-        };
-        let p = softmax_last(&scores, dtype)?;
-        ys.push(p.matmul(&vb)?.reshape((b, nh, tb, d))?);
-        s += tb;
-    }
-    if ys.len() == 1 {
-        Ok(ys.swap_remove(0))
-    } else {
-        Tensor::cat(&ys, 2)
-    }
-}
-
-/// `(t, offset + t)` additive mask: 0 where query `i` may see key `j`, -inf after it.
-pub(crate) fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Tensor> {
-    let kv = offset + t;
-    let data: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..kv).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(data, (t, kv), device)
 }
 
 /// Index of the largest logit per row of `(batch, vocab)` f32 logits (greedy decoding).

@@ -470,15 +470,69 @@ fn blocked_attention_equals_one_block() {
     let q = (Tensor::randn(0f32, 1.0, (1, 6, t, d), &dev).unwrap() * 0.5).unwrap();
     let k = Tensor::randn(0f32, 1.0, (1, 2, offset + t, d), &dev).unwrap();
     let v = Tensor::randn(0f32, 1.0, (1, 2, offset + t, d), &dev).unwrap();
-    let one = model::attention_in_blocks(&q, &k, &v, offset, DType::F32, usize::MAX).unwrap();
+    let one = attention::attention_in_blocks(&q, &k, &v, offset, DType::F32, usize::MAX).unwrap();
     assert_eq!(one.dims(), &[1, 6, t, d]);
     for block in [64, 1, 37] {
-        let got = model::attention_in_blocks(&q, &k, &v, offset, DType::F32, block).unwrap();
+        let got = attention::attention_in_blocks(&q, &k, &v, offset, DType::F32, block).unwrap();
         let diff = max_abs_diff(&got, &one);
         assert!(diff < 1e-5, "block {block}: diff {diff}");
     }
-    let inference = model::causal_attention(&q, &k, &v, offset, DType::F32).unwrap();
+    let inference = attention::causal_attention(&q, &k, &v, offset, DType::F32).unwrap();
     assert!(max_abs_diff(&inference, &one) < 1e-5);
     let short = k.narrow(2, 0, offset + t - 1).unwrap();
-    assert!(model::causal_attention(&q, &short, &v, offset, DType::F32).is_err());
+    assert!(attention::causal_attention(&q, &short, &v, offset, DType::F32).is_err());
+}
+
+#[test]
+fn pool_attention_equals_the_tensor_path() {
+    // Two sequences, GQA 6 heads over 2, 150 new queries (three blocks, the last short)
+    // after 7 cached positions, keys and values read as views of a larger cache buffer
+    // (strided like KvCache's), the output in (b, t, heads * d).
+    let dev = Device::Cpu;
+    let (b, t, offset, d, cap) = (2, 150, 7, 16, 200);
+    let q = (Tensor::randn(0f32, 1.0, (b, 6, t, d), &dev).unwrap() * 0.5).unwrap();
+    let kbuf = Tensor::randn(0f32, 1.0, (b, 2, cap, d), &dev).unwrap();
+    let vbuf = Tensor::randn(0f32, 1.0, (b, 2, cap, d), &dev).unwrap();
+    let (k, v) = (
+        kbuf.narrow(2, 0, offset + t).unwrap(),
+        vbuf.narrow(2, 0, offset + t).unwrap(),
+    );
+    assert!(!k.is_contiguous());
+    let want = attention::attention_in_blocks(&q, &k, &v, offset, DType::F32, usize::MAX)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, t, 6 * d))
+        .unwrap();
+    let got = attention::pool_attention(&q, &k, &v, offset)
+        .unwrap()
+        .expect("f32 on the CPU");
+    assert_eq!(got.dims(), &[b, t, 6 * d]);
+    let diff = max_abs_diff(&got, &want);
+    assert!(diff < 1e-5, "diff {diff}");
+    // A single query row, and no cached positions.
+    for (tq, off) in [(1, 9), (5, 0)] {
+        let q1 = q.narrow(2, 0, tq).unwrap().contiguous().unwrap();
+        let (k1, v1) = (
+            kbuf.narrow(2, 0, off + tq).unwrap(),
+            vbuf.narrow(2, 0, off + tq).unwrap(),
+        );
+        let want = attention::causal_attention(&q1, &k1, &v1, off, DType::F32)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b, tq, 6 * d))
+            .unwrap();
+        let got = attention::pool_attention(&q1, &k1, &v1, off)
+            .unwrap()
+            .unwrap();
+        assert!(max_abs_diff(&got, &want) < 1e-5);
+    }
+    // Mismatched key count and a dtype it does not take.
+    let short = k.narrow(2, 0, offset + t - 1).unwrap();
+    assert!(attention::pool_attention(&q, &short, &short, offset).is_err());
+    let half = q.to_dtype(DType::F16).unwrap();
+    assert!(attention::pool_attention(&half, &k, &v, offset)
+        .unwrap()
+        .is_none());
 }
