@@ -2,7 +2,7 @@
 //! outcome; the pass/fail decision itself is [`crate::comparison::Comparison::gate_outcome`].
 //!
 //! ```toml
-//! alpha = 0.01                 # significance level
+//! alpha = 0.01                 # significance level (invocation level: per direction)
 //! test = "both"                # welch | mann-whitney | both (both p-values below alpha)
 //! noise_band_pct = 2.0         # changes whose CI stays within ±2 % are noise
 //! metrics = ["ttft", "output_throughput"]   # default: every metric with samples on both sides
@@ -59,6 +59,8 @@ pub struct MetricRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GateConfig {
+    /// Significance level, in (0, 0.5): two-sided at the iteration level; at the invocation
+    /// level each direction (regressed, improved) is its own one-sided test at alpha.
     pub alpha: f64,
     pub test: TestChoice,
     pub noise_band_pct: f64,
@@ -128,9 +130,9 @@ impl GateConfig {
 
     /// Range checks; errors name the field.
     pub fn check(&self) -> std::result::Result<(), String> {
-        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+        if !(self.alpha > 0.0 && self.alpha < 0.5) {
             return Err(format!(
-                "alpha = {} must lie strictly between 0 and 1 (0.01 = 1 %)",
+                "alpha = {} must lie strictly between 0 and 0.5 (0.01 = 1 %)",
                 self.alpha
             ));
         }

@@ -19,6 +19,14 @@
 //! A calibrated spread (`gate --calibrate`: σ with its df) is pooled with the observed SS.
 //! The CI of δ uses Student's t; change = e^δ − 1. Values that are not all positive use the
 //! linear scale (δ in the metric's unit, relative to the base mean).
+//!
+//! The verdict is one-sided in each direction: "regressed" asks only whether the new side is
+//! worse, so it is the one-sided test at α (the lower (1 − α) confidence bound of the
+//! worsening clears the band's worse edge), and "improved" the same on the better side. Both
+//! bounds together are the (1 − 2α) interval the report prints, and "unchanged" (that
+//! interval inside the band) is then the two one-sided tests of equivalence (TOST) at α. The
+//! false-alarm rate of a gated metric on unchanged code is α, not α / 2 as with a two-sided
+//! (1 − α) interval, which spent half of α on improvements a gate never fails on.
 
 use super::verdict::{band, judge, Rule, SampleComparison, Side, Unit, Verdict};
 use crate::hypothesis::{student_t_quantile, student_t_two_sided};
@@ -259,8 +267,11 @@ pub fn compare_invocations(
     if base.iter().chain(new).any(|i| !i.value.is_finite()) {
         return Err("values must be finite numbers".into());
     }
-    if !(rule.alpha > 0.0 && rule.alpha < 1.0) {
-        return Err(format!("alpha = {} must lie in (0, 1)", rule.alpha));
+    if !(rule.alpha > 0.0 && rule.alpha < 0.5) {
+        return Err(format!(
+            "alpha = {} must lie in (0, 0.5): each direction is tested at alpha",
+            rule.alpha
+        ));
     }
     let f = fit(base, new).ok_or("no block holds both sides")?;
     let prior = prior.filter(|p| f.log && p.df > 0.0 && p.sd_pct.is_finite());
@@ -279,8 +290,9 @@ pub fn compare_invocations(
     } else {
         f64::INFINITY.copysign(f.delta)
     };
-    let p = student_t_two_sided(t, df);
-    let q = student_t_quantile(1.0 - rule.alpha / 2.0, df);
+    // One-sided p in the direction of the observed change, and the one-sided (1 − α) bounds.
+    let p = student_t_two_sided(t, df) / 2.0;
+    let q = student_t_quantile(1.0 - rule.alpha, df);
     let (lo, hi) = (f.delta - q * se, f.delta + q * se);
     let to_pct = |d: f64| {
         if f.log {
@@ -306,7 +318,7 @@ pub fn compare_invocations(
             better,
             Some(p),
             significant,
-            1.0 - rule.alpha,
+            1.0 - 2.0 * rule.alpha,
         )
     };
     let worse_edge = match better {
@@ -345,7 +357,7 @@ pub fn compare_invocations(
         new: ns,
         change_pct,
         change_ci_pct,
-        confidence: 1.0 - rule.alpha,
+        confidence: 1.0 - 2.0 * rule.alpha,
         bootstrap_resamples: 0,
         p_welch: None,
         p_mann_whitney: None,
@@ -362,8 +374,9 @@ pub fn compare_invocations(
 }
 
 /// The smallest worsening (positive %, of the base) called `regressed` with probability
-/// [`MDE_POWER`]: the CI's near edge must clear the band's worse edge `worse_edge_pct`, so the
-/// true change must exceed the edge by (t_{1−α/2} + t_{power}) standard errors.
+/// [`MDE_POWER`] by the one-sided test at `alpha`: the lower (1 − α) bound must clear the
+/// band's worse edge `worse_edge_pct`, so the true change must exceed the edge by
+/// (t_{1−α} + t_{power}) standard errors.
 pub fn mde(
     se: f64,
     df: f64,
@@ -376,7 +389,7 @@ pub fn mde(
     if !(se.is_finite() && df > 0.0) {
         return None;
     }
-    let k = (student_t_quantile(1.0 - alpha / 2.0, df) + student_t_quantile(MDE_POWER, df)) * se;
+    let k = (student_t_quantile(1.0 - alpha, df) + student_t_quantile(MDE_POWER, df)) * se;
     let edge = worse_edge_pct.abs() / 100.0;
     let v = if log {
         match better {

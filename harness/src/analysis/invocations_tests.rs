@@ -72,7 +72,7 @@ fn one_invocation_a_side_needs_a_calibrated_spread() {
     };
     assert!(replicated(&base, &new, Some(prior)));
     let c = compare_invocations(&base, &new, Better::Lower, &Rule::default(), Some(prior)).unwrap();
-    // se = 1 % x sqrt(2); t = ln 1.03 / se = 2.09 < t_{0.995, 20} = 2.85: not significant.
+    // se = 1 % x sqrt(2); t = ln 1.03 / se = 2.09 < t_{0.99, 20} = 2.53: not significant.
     assert_eq!(c.df, Some(20.0));
     assert!(
         !c.significant && c.verdict == Verdict::Inconclusive,
@@ -80,10 +80,79 @@ fn one_invocation_a_side_needs_a_calibrated_spread() {
         c.reason
     );
     assert!(c.method.contains("calibrated 1.00 %"), "{}", c.method);
-    // The MDE: band 2 % plus (2.845 + 0.860) x 1.414 % on the ln scale.
-    let k = (student_t_quantile(0.995, 20.0) + student_t_quantile(0.8, 20.0)) * 0.01 * 2f64.sqrt();
+    // The MDE (one-sided test at alpha = 0.01): band 2 % plus (2.528 + 0.860) x 1.414 % on
+    // the ln scale.
+    let k = (student_t_quantile(0.99, 20.0) + student_t_quantile(0.8, 20.0)) * 0.01 * 2f64.sqrt();
     let want = 100.0 * ((1.02f64).ln() + k).exp_m1();
     assert!((c.mde_pct.unwrap() - want).abs() < 1e-9, "{:?}", c.mde_pct);
+}
+
+#[test]
+fn each_direction_is_a_one_sided_test_at_alpha() {
+    // One invocation a side with a calibrated spread of 1 % (20 df): se = 0.01 x sqrt(2)
+    // = 0.014142 on the ln scale. B is 6 % slower: delta = ln 1.06 = 0.058269.
+    let prior = Spread {
+        sd_pct: 1.0,
+        df: 20.0,
+    };
+    let se = 0.01 * 2f64.sqrt();
+    let delta = 1.06f64.ln();
+    let c = compare_invocations(
+        &inv(&[100.0], None),
+        &inv(&[106.0], None),
+        Better::Lower,
+        &Rule::default(),
+        Some(prior),
+    )
+    .unwrap();
+    // The lower one-sided 99 % bound: delta - t_{0.99, 20} se = 0.058269 - 2.527977 x 0.014142
+    // = 0.022518 > ln 1.02 = 0.019803, the band's worse edge: regressed. A two-sided 99 %
+    // interval (t_{0.995, 20} = 2.845340) would reach 0.018030, into the band.
+    let q = student_t_quantile(0.99, 20.0);
+    assert!((q - 2.527977).abs() < 1e-6, "{q}");
+    assert!(delta - q * se > 1.02f64.ln());
+    assert!(delta - student_t_quantile(0.995, 20.0) * se < 1.02f64.ln());
+    assert_eq!(c.verdict, Verdict::Regressed, "{}", c.reason);
+    assert!((c.confidence - 0.98).abs() < 1e-12);
+    let lo = 100.0 * (delta - q * se).exp_m1();
+    let hi = 100.0 * (delta + q * se).exp_m1();
+    assert!(
+        (c.change_ci_pct[0] - lo).abs() < 1e-9,
+        "{:?}",
+        c.change_ci_pct
+    );
+    assert!(
+        (c.change_ci_pct[1] - hi).abs() < 1e-9,
+        "{:?}",
+        c.change_ci_pct
+    );
+    assert!(c.reason.contains("98 % CI"), "{}", c.reason);
+    // The p-value is one-sided: half the two-sided tail of t = delta / se = 4.12.
+    let p = student_t_two_sided(delta / se, 20.0) / 2.0;
+    assert!((c.p_value.unwrap() - p).abs() < 1e-15);
+    // The mirror image is improved, by the same one-sided test on the better side.
+    let c = compare_invocations(
+        &inv(&[106.0], None),
+        &inv(&[100.0], None),
+        Better::Lower,
+        &Rule::default(),
+        Some(prior),
+    )
+    .unwrap();
+    assert_eq!(c.verdict, Verdict::Improved, "{}", c.reason);
+    // alpha is per direction, so it must stay below one half.
+    let half = Rule {
+        alpha: 0.5,
+        ..Rule::default()
+    };
+    let e = compare_invocations(
+        &inv(&[1.0], None),
+        &inv(&[1.0], None),
+        Better::Lower,
+        &half,
+        Some(prior),
+    );
+    assert!(e.unwrap_err().contains("alpha = 0.5"));
 }
 
 #[test]

@@ -153,7 +153,9 @@ pub struct SampleComparison {
     pub abs_change: f64,
     /// (mean_new - mean_base) / |mean_base| in %.
     pub change_pct: f64,
-    /// Bootstrap CI of `change_pct` at `confidence`.
+    /// CI of `change_pct` at `confidence`: bootstrap for an iteration-level comparison; for an
+    /// invocation-level one the t interval whose edges are the two one-sided (1 − α) bounds,
+    /// so `confidence` is 1 − 2α there.
     pub change_ci_pct: [f64; 2],
     pub confidence: f64,
     pub bootstrap_resamples: usize,
@@ -161,7 +163,8 @@ pub struct SampleComparison {
     pub p_welch: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_mann_whitney: Option<f64>,
-    /// The p-value that decides (the larger of the two for `both`).
+    /// The p-value that decides: two-sided, the larger of the two for `both`, at the
+    /// iteration level; one-sided, in the direction of the change, at the invocation level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_value: Option<f64>,
     pub significant: bool,
