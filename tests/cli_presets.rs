@@ -226,6 +226,30 @@ fn the_torch_worker_builds_presets_with_eager_and_sdpa_when_torch_is_installed()
             "{m}"
         );
         assert!(m["details"]["memory_estimate"]["weights"].as_u64().unwrap() > 0);
+        // The worker measures its device's roofs at load and reports the model's work per
+        // token, so its runs get MBU and prefill MFU like candle's.
+        let env = &r["env"];
+        assert!(
+            env["peak_bandwidth"]["bytes_per_s"].as_f64().unwrap() > 0.0,
+            "{env}"
+        );
+        assert!(env["peak_flops"]["method"]
+            .as_str()
+            .unwrap()
+            .contains("torch.mm"));
+        assert!(
+            m["roofline"]["weight_bytes_per_step"].as_u64().unwrap() > 0,
+            "{m}"
+        );
+        let names: Vec<&str> = r["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x["name"].as_str())
+            .collect();
+        for want in ["mbu", "prefill_mfu"] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
     }
 }
 

@@ -78,6 +78,7 @@ fn every_injected_fault_fails_its_run_only_and_no_worker_survives() {
         "huge-line",
         "grandchild-hang",
         "slow-shutdown",
+        "bad-probe",
         "ok:last",
     ];
     let list: Vec<String> = models.iter().map(|m| format!("\"{m}\"")).collect();
@@ -128,6 +129,10 @@ fn every_injected_fault_fails_its_run_only_and_no_worker_survives() {
             "worker wrote a reply line of more than 1048576 bytes",
         ),
         ("grandchild-hang", "did not answer within 2 s"),
+        (
+            "bad-probe",
+            "peak_bandwidth.bytes_per_s = -1 is not a rate in (0, 1e15]",
+        ),
     ];
     for (model, r) in &res {
         let state = r["status"]["state"].as_str().unwrap();
@@ -165,6 +170,19 @@ fn every_injected_fault_fails_its_run_only_and_no_worker_survives() {
                     (mem["value"].as_f64(), mem["source"].as_str()),
                     (Some(4000.0), Some("fault worker"))
                 );
+                // The worker's probes land in the environment and its roofline in the
+                // model, so MBU is derived as for the candle backend.
+                if !model.starts_with("ok") {
+                    continue;
+                }
+                let env = &r["env"];
+                assert_eq!(env["peak_bandwidth"]["bytes_per_s"], 1e9, "{model}: {env}");
+                assert!(env["peak_flops"]["method"]
+                    .as_str()
+                    .unwrap()
+                    .contains("fault worker"));
+                assert_eq!(r["model"]["roofline"]["weight_bytes_per_step"], 1_000_000);
+                assert!(metric(r, "mbu").is_some(), "{model}: {r}");
             }
         }
     }
@@ -410,5 +428,48 @@ fn ctrl_c_stops_a_busy_worker_and_saves_the_run_as_interrupted() {
             matches!(state(&pid), None | Some('Z')),
             "worker {pid} survived"
         );
+    }
+}
+
+/// The PyTorch worker embeds with the real MiniLM (scenario `embedding`) on the CPU where
+/// torch and transformers import (CI does not install them; `EFFBENCH_REQUIRE_TORCH=1` makes
+/// it mandatory), beside candle's encoder on the same inputs.
+#[test]
+fn the_torch_worker_embeds_minilm_when_torch_is_installed() {
+    let torch = Command::new("python3")
+        .args(["-c", "import torch, transformers"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let minilm = std::env::var_os("EFFBENCH_MINILM_DIR").filter(|d| Path::new(d).is_dir());
+    let (true, Some(minilm)) = (torch, minilm) else {
+        assert!(
+            std::env::var_os("EFFBENCH_REQUIRE_TORCH").is_none(),
+            "EFFBENCH_REQUIRE_TORCH is set but torch/transformers or EFFBENCH_MINILM_DIR is missing"
+        );
+        eprintln!("skipped: needs torch and transformers importable and EFFBENCH_MINILM_DIR");
+        return;
+    };
+    let w = Work::new();
+    w.write(
+        "emb.toml",
+        &format!(
+            "name = \"emb\"\nscenario = \"embedding\"\nmodel = {:?}\nseed = 42\n\
+             [matrix]\nbackend = [\"candle-encoder\", \"process\"]\ndtype = \"f32\"\nbatch = 4\n\
+             seq_len = 32\n\
+             [measure]\nwarmup_iters = 1\nmin_iters = 3\nmin_duration_s = 0.0\n\
+             [options]\ncmd = [\"python3\", \"{REPO}/backends/workers/torch_worker.py\"]\n",
+            minilm.to_string_lossy()
+        ),
+    );
+    let o = w.run(&["run", "emb.toml", "--out", "out"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let res = results(&w.path().join("out"));
+    assert_eq!(res.len(), 2);
+    for (_, r) in &res {
+        assert_eq!(r["status"]["state"], "ok", "{r}");
+        let v = metric(r, "embedding_throughput").unwrap()["value"]
+            .as_f64()
+            .unwrap();
+        assert!(v > 0.0, "{r}");
     }
 }

@@ -120,7 +120,7 @@ class Worker:
         torch.manual_seed(req.get("seed", 0))
         self.dtype = DTYPES[req["dtype"]]
         if req.get("scenario") == "embedding":
-            return self.load_encoder(path, req, opts)
+            return self.load_encoder(m["path"], req, opts)
         training = req.get("scenario") == "training"
         # Training keeps fp32 master weights and autocasts; inference loads in the dtype.
         load_dtype = torch.float32 if training else self.dtype
@@ -161,7 +161,10 @@ class Worker:
             special.update(v if isinstance(v, list) else [] if v is None else [v])
         preset = m.get("format") == "preset"
         name = m["reference"] if preset else os.path.basename(os.path.normpath(m["path"]))
-        return {"model": {"name": name,
+        peak_flops, peak_bandwidth = self.probes(req["dtype"])
+        return {"peak_flops": peak_flops, "peak_bandwidth": peak_bandwidth,
+                "model": {"name": name,
+                          "roofline": self.roofline(model),
                           "arch": getattr(cfg, "model_type", "unknown"),
                           "dtype": req["dtype"], "params_total": total,
                           "params_non_embedding": total - embedding,
@@ -173,6 +176,71 @@ class Worker:
                                       "device_name": torch.cuda.get_device_name(self.device)
                                       if self.device.type == "cuda" else "cpu"}},
                 "vocab_size": cfg.vocab_size, "special_ids": sorted(int(s) for s in special)}
+
+    def probes(self, dtype_name):
+        """This device's two roofs, measured here (never a spec sheet), best of several: a square
+        matmul in the run's dtype (2 n^3 FLOPs) and a streaming read of 1 GiB (CPU: a sum over
+        it with torch's threads; CUDA: an on-device copy, read + write bytes)."""
+        dev, cuda = self.device, self.device.type == "cuda"
+        label = "cuda:%d" % (dev.index or 0) if cuda else "cpu"
+        threads = 0 if cuda else torch.get_num_threads()
+
+        def best(fn, reps):
+            fn()  # warm-up
+            t = math.inf
+            for _ in range(reps):
+                self.sync()
+                t0 = time.perf_counter()
+                fn()
+                self.sync()
+                t = min(t, time.perf_counter() - t0)
+            return t
+
+        dtype = DTYPES[dtype_name]
+        n, reps = (8192, 10) if cuda else (1024, 5)
+        a = torch.randn(n, n, device=dev).to(dtype)
+        b = torch.randn(n, n, device=dev).to(dtype)
+        t = best(lambda: torch.mm(a, b), reps)
+        flops = {"device": label, "dtype": dtype_name, "flops_per_s": 2.0 * n ** 3 / t,
+                 "threads": threads,
+                 "method": "torch.mm %dx%d %s, best of %d (torch %s)" % (n, n, dtype_name, reps, torch.__version__)}
+        del a, b
+        size = 1 << 30
+        buf = torch.ones(size // 4, dtype=torch.float32, device=dev)
+        if cuda:
+            dst = torch.empty_like(buf)
+            t = best(lambda: dst.copy_(buf), 10)
+            bandwidth = {"device": label, "bytes_per_s": 2.0 * size / t, "threads": 0,
+                         "method": "on-device copy of 1 GiB (read + write bytes), best of 10 (torch)"}
+            del dst
+        else:
+            t = best(lambda: buf.sum(), 5)
+            bandwidth = {"device": label, "bytes_per_s": size / t, "threads": threads,
+                         "method": "torch sum over 1 GiB f32 with %d threads, best of 5" % threads}
+        del buf
+        if cuda:
+            torch.cuda.empty_cache()
+        return flops, bandwidth
+
+    def roofline(self, model):
+        """What one token costs this decoder as loaded (effbench's ModelWork): the bytes of every
+        matrix a decode step multiplies (the output head included, a tied one once), the KV bytes
+        per cached position, and the forward FLOPs of the blocks, the head and attention."""
+        cfg = model.config
+        head = model.get_output_embeddings()
+        linears = [mod for mod in model.modules() if isinstance(mod, torch.nn.Linear)]
+        weight_bytes = sum(l.weight.numel() * l.weight.element_size() for l in linears)
+        block_macs = sum(l.in_features * l.out_features for l in linears if l is not head)
+        heads = cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        layers = cfg.num_hidden_layers
+        kv_size = torch.empty((), dtype=self.dtype).element_size()
+        return {"weight_bytes_per_step": weight_bytes,
+                "kv_bytes_per_position": 2 * layers * kv_heads * head_dim * kv_size,
+                "block_flops_per_token": 2.0 * block_macs,
+                "head_flops_per_token": 2.0 * head.in_features * head.out_features,
+                "attention_flops_per_position": 4.0 * layers * heads * head_dim}
 
     def load_encoder(self, path, req, opts):
         self.pooling = read_pooling(path)

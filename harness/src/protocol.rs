@@ -365,6 +365,14 @@ pub struct LoadReply {
     /// Ids that are not ordinary text (bos, eos, pad ...).
     #[serde(default)]
     pub special_ids: Vec<u32>,
+    /// The worker's matmul probe on its device in the run's dtype (the denominator of MFU),
+    /// measured at load; recorded in the result's environment as the candle backend's is.
+    #[serde(default)]
+    pub peak_flops: Option<crate::env::PeakFlops>,
+    /// The worker's memory-bandwidth probe on its device (the denominator of MBU), measured
+    /// at load.
+    #[serde(default)]
+    pub peak_bandwidth: Option<crate::env::PeakBandwidth>,
 }
 
 /// What the worker loaded (effbench adds path, file bytes and SHA-256 for local files).

@@ -17,6 +17,10 @@ It behaves correctly except for FAULT:
   huge-line        answer the 2nd `run` with a 2 MiB line
   wrong-version    claim protocol version 2 in `describe`
   slow-shutdown    never answer `shutdown` (the run itself is fine)
+  bad-probe        report a memory-bandwidth probe of -1 bytes/s in `load`
+The `ok` worker's `load` reply also carries a model roofline and the two probes, declared
+(not measured: a test fixture, labelled so in their `method`) so that the tests can check
+that effbench records them and derives MBU and MFU from them.
 If FAULT_PID_DIR is set, the worker (and its grandchild) create a file named by their pid
 there, so tests can check that none of them outlives effbench.
 """
@@ -81,9 +85,20 @@ def main():
                 send({"id": rid, "error": {"kind": "unsupported",
                                            "message": "dtype %s is not supported here" % req["dtype"]}})
                 continue
-            send({"id": rid, "ok": True, "vocab_size": vocab, "special_ids": [0, 1, 2, 3],
-                  "model": {"name": "fault-" + FAULT, "arch": "none", "dtype": req["dtype"],
-                            "params_total": 0, "details": {"fault": FAULT}}})
+            reply = {"id": rid, "ok": True, "vocab_size": vocab, "special_ids": [0, 1, 2, 3],
+                     "model": {"name": "fault-" + FAULT, "arch": "none", "dtype": req["dtype"],
+                               "params_total": 0, "details": {"fault": FAULT}}}
+            if FAULT in ("ok", "bad-probe"):
+                declared = "declared by the fault worker (a test fixture, not measured)"
+                reply["model"]["roofline"] = {
+                    "weight_bytes_per_step": 1000000, "kv_bytes_per_position": 1000,
+                    "block_flops_per_token": 2000000.0, "head_flops_per_token": 1000.0,
+                    "attention_flops_per_position": 100.0}
+                reply["peak_flops"] = {"device": "cpu", "dtype": req["dtype"], "flops_per_s": 1e9,
+                                       "threads": 1, "method": declared}
+                reply["peak_bandwidth"] = {"device": "cpu", "bytes_per_s": -1.0 if FAULT == "bad-probe" else 1e9,
+                                           "threads": 1, "method": declared}
+            send(reply)
         elif op == "run":
             runs += 1
             if FAULT == "crash-run" and runs == 3:

@@ -8,6 +8,7 @@ use super::session::Connection;
 use crate::encoder::embedding::synthetic_sequences;
 use anyhow::{anyhow, bail, Result};
 use effbench_harness::backend::{Extras, IterationCtx, Sample, Session, Work};
+use effbench_harness::env::{PeakBandwidth, PeakFlops};
 use effbench_harness::protocol::{decode, EmbedReply, Fault, Op, WorkerError};
 use effbench_harness::{MetricId, ModelInfo, RunSpec};
 use serde_json::{json, Map, Value};
@@ -65,6 +66,14 @@ impl EmbedSession {
 impl Session for EmbedSession {
     fn model_info(&self) -> &ModelInfo {
         &self.conn.info
+    }
+
+    fn peak_flops(&self) -> Option<PeakFlops> {
+        self.conn.peak_flops()
+    }
+
+    fn peak_bandwidth(&self) -> Option<PeakBandwidth> {
+        self.conn.peak_bandwidth()
     }
 
     fn iteration(&mut self, ctx: IterationCtx) -> Result<Sample> {

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use effbench_harness::backend::{
     Emission, Extras, GenerationTrace, IterationCtx, Sample, Session, Work,
 };
+use effbench_harness::env::{PeakBandwidth, PeakFlops};
 use effbench_harness::protocol::{decode, Fault, Op, RunReply, WorkerError};
 use effbench_harness::{ModelInfo, RunSpec};
 use serde_json::{json, Map, Value};
@@ -69,6 +70,14 @@ pub fn check_run(r: &RunReply, batch: usize, gen_len: usize) -> Result<(), Strin
 impl Session for InferSession {
     fn model_info(&self) -> &ModelInfo {
         &self.conn.info
+    }
+
+    fn peak_flops(&self) -> Option<PeakFlops> {
+        self.conn.peak_flops()
+    }
+
+    fn peak_bandwidth(&self) -> Option<PeakBandwidth> {
+        self.conn.peak_bandwidth()
     }
 
     fn iteration(&mut self, ctx: IterationCtx) -> Result<Sample> {

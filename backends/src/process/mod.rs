@@ -180,6 +180,11 @@ pub fn check_memory(
     if model.local.is_none() && model.format != ModelFormat::Preset {
         return Ok(None);
     }
+    // The estimate models llama-family decoders; an encoder (BERT, MiniLM) is not one, and
+    // reading its config as one refused every embedding run through a worker.
+    if spec.scenario == Scenario::Embedding {
+        return Ok(None);
+    }
     let m = spec.model();
     let config = loader::model_config(&m)?;
     let dtype = spec.str_param("dtype").unwrap_or("f32");

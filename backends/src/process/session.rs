@@ -8,6 +8,7 @@ use super::{resolve_model, ResolvedModel};
 use crate::loader;
 use anyhow::{Context, Result};
 use effbench_harness::backend::{Extras, IterationCtx};
+use effbench_harness::env::{PeakBandwidth, PeakFlops};
 use effbench_harness::meters::memory::status_bytes;
 use effbench_harness::protocol::{
     self, decode, DescribeReply, Fault, LoadReply, MemoryReport, Op, WorkerError,
@@ -51,6 +52,16 @@ fn ms(d: Duration) -> String {
 }
 
 impl Connection {
+    /// The matmul probe the worker measured at load, if it reports one.
+    pub fn peak_flops(&self) -> Option<PeakFlops> {
+        self.load.peak_flops.clone()
+    }
+
+    /// The memory-bandwidth probe the worker measured at load, if it reports one.
+    pub fn peak_bandwidth(&self) -> Option<PeakBandwidth> {
+        self.load.peak_bandwidth.clone()
+    }
+
     /// Starts the worker of `spec` and loads its model.
     pub fn start(spec: &RunSpec, extra_load: Map<String, Value>) -> Result<Connection> {
         let opts = ProcessOptions::parse(&spec.options).map_err(anyhow::Error::msg)?;
@@ -294,6 +305,20 @@ fn check_load(l: &LoadReply) -> std::result::Result<(), String> {
     )?;
     check_worker_size("model.loaded_bytes", l.model.loaded_bytes, MAX_MEMORY_BYTES)?;
     check_worker_size("model.file_bytes", l.model.file_bytes, MAX_MEMORY_BYTES)?;
+    // Probe results are divisors of MFU and MBU: a rate no device reaches is refused.
+    let rate = |field: &str, v: f64, max: f64| {
+        if v.is_finite() && v > 0.0 && v <= max {
+            Ok(())
+        } else {
+            Err(format!("{field} = {v} is not a rate in (0, {max:e}]"))
+        }
+    };
+    if let Some(p) = &l.peak_flops {
+        rate("peak_flops.flops_per_s", p.flops_per_s, 1e18)?;
+    }
+    if let Some(p) = &l.peak_bandwidth {
+        rate("peak_bandwidth.bytes_per_s", p.bytes_per_s, 1e15)?;
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use super::session::Connection;
 use super::CorpusBatches;
 use anyhow::{bail, Result};
 use effbench_harness::backend::{Extras, IterationCtx, Sample, Session, Work};
+use effbench_harness::env::{PeakBandwidth, PeakFlops};
 use effbench_harness::protocol::{decode, Fault, Op, TrainReply, WorkerError};
 use effbench_harness::records::Series;
 use effbench_harness::{MetricId, ModelInfo, RunSpec};
@@ -63,6 +64,14 @@ impl TrainSession {
 impl Session for TrainSession {
     fn model_info(&self) -> &ModelInfo {
         &self.conn.info
+    }
+
+    fn peak_flops(&self) -> Option<PeakFlops> {
+        self.conn.peak_flops()
+    }
+
+    fn peak_bandwidth(&self) -> Option<PeakBandwidth> {
+        self.conn.peak_bandwidth()
     }
 
     fn iteration(&mut self, ctx: IterationCtx) -> Result<Sample> {
