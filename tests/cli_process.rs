@@ -79,6 +79,7 @@ fn every_injected_fault_fails_its_run_only_and_no_worker_survives() {
         "grandchild-hang",
         "slow-shutdown",
         "bad-probe",
+        "bad-roofline",
         "ok:last",
     ];
     let list: Vec<String> = models.iter().map(|m| format!("\"{m}\"")).collect();
@@ -132,6 +133,10 @@ fn every_injected_fault_fails_its_run_only_and_no_worker_survives() {
         (
             "bad-probe",
             "peak_bandwidth.bytes_per_s = -1 is not a rate in (0, 1e15]",
+        ),
+        (
+            "bad-roofline",
+            "model.roofline.block_flops_per_token = -1 is not a count in [0, 1e18]",
         ),
     ];
     for (model, r) in &res {

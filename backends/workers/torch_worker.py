@@ -44,6 +44,26 @@ import transformers  # noqa: E402
 DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
 
 
+def dtype_bytes(dtype):
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def last_level_cache_bytes():
+    """Bytes of the largest CPU cache sysfs lists, 0 when unknown."""
+    best = 0
+    for i in range(8):
+        try:
+            text = open("/sys/devices/system/cpu/cpu0/cache/index%d/size" % i).read().strip()
+        except OSError:
+            break
+        mult = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+        try:
+            best = max(best, int(text.rstrip("KM")) * mult)
+        except ValueError:
+            pass
+    return best
+
+
 class WorkerError(Exception):
     def __init__(self, kind, message):
         super().__init__(message)
@@ -161,10 +181,21 @@ class Worker:
             special.update(v if isinstance(v, list) else [] if v is None else [v])
         preset = m.get("format") == "preset"
         name = m["reference"] if preset else os.path.basename(os.path.normpath(m["path"]))
-        peak_flops, peak_bandwidth = self.probes(req["dtype"])
+        # Best effort: a probe or a roofline that cannot be had leaves its field out (effbench
+        # then reports no MBU/MFU and says so), it never fails the load.
+        peak_flops, peak_bandwidth = None, None
+        try:
+            peak_flops, peak_bandwidth = self.probes(req["dtype"])
+        except Exception as e:  # noqa: BLE001 (out of memory, an unsupported dtype ...)
+            sys.stderr.write("roofline probes skipped: %s\n" % e)
+        roofline = None
+        try:
+            roofline = self.roofline(model, total - embedding)
+        except Exception as e:  # noqa: BLE001
+            sys.stderr.write("model roofline skipped: %s\n" % e)
         return {"peak_flops": peak_flops, "peak_bandwidth": peak_bandwidth,
                 "model": {"name": name,
-                          "roofline": self.roofline(model),
+                          "roofline": roofline,
                           "arch": getattr(cfg, "model_type", "unknown"),
                           "dtype": req["dtype"], "params_total": total,
                           "params_non_embedding": total - embedding,
@@ -197,7 +228,14 @@ class Worker:
             return t
 
         dtype = DTYPES[dtype_name]
+        # 1 GiB, or 4x the last-level cache when that is larger (as effbench's own CPU probe);
+        # on CUDA at most a quarter of the free memory, since the model is already loaded.
+        size = max(1 << 30, 4 * last_level_cache_bytes()) if not cuda else 1 << 30
+        if cuda:
+            size = min(size, torch.cuda.mem_get_info(dev)[0] // 4) // 4 * 4
         n, reps = (8192, 10) if cuda else (1024, 5)
+        if cuda:
+            n = min(n, int(math.sqrt(size / 2 / dtype_bytes(dtype))) // 64 * 64)
         a = torch.randn(n, n, device=dev).to(dtype)
         b = torch.randn(n, n, device=dev).to(dtype)
         t = best(lambda: torch.mm(a, b), reps)
@@ -205,30 +243,42 @@ class Worker:
                  "threads": threads,
                  "method": "torch.mm %dx%d %s, best of %d (torch %s)" % (n, n, dtype_name, reps, torch.__version__)}
         del a, b
-        size = 1 << 30
         buf = torch.ones(size // 4, dtype=torch.float32, device=dev)
+        mib = size >> 20
         if cuda:
             dst = torch.empty_like(buf)
             t = best(lambda: dst.copy_(buf), 10)
             bandwidth = {"device": label, "bytes_per_s": 2.0 * size / t, "threads": 0,
-                         "method": "on-device copy of 1 GiB (read + write bytes), best of 10 (torch)"}
+                         "method": "on-device copy of %d MiB (read + write bytes), best of 10 (torch)" % mib}
             del dst
         else:
             t = best(lambda: buf.sum(), 5)
             bandwidth = {"device": label, "bytes_per_s": size / t, "threads": threads,
-                         "method": "torch sum over 1 GiB f32 with %d threads, best of 5" % threads}
+                         "method": "torch sum over %d MiB f32 with %d threads, best of 5" % (mib, threads)}
         del buf
         if cuda:
             torch.cuda.empty_cache()
         return flops, bandwidth
 
-    def roofline(self, model):
+    def roofline(self, model, non_embedding):
         """What one token costs this decoder as loaded (effbench's ModelWork): the bytes of every
         matrix a decode step multiplies (the output head included, a tied one once), the KV bytes
-        per cached position, and the forward FLOPs of the blocks, the head and attention."""
+        per cached position, and the forward FLOPs of the blocks, the head and attention. Only
+        for dense llama-like decoders whose matrices are nn.Linear (llama, mistral, qwen2):
+        GPT-2's Conv1D or a mixture of experts would be miscounted, so they get none."""
         cfg = model.config
+        if any(getattr(cfg, k, None) for k in ("num_local_experts", "num_experts", "n_routed_experts")):
+            raise ValueError("a mixture of experts reads only some experts per token")
         head = model.get_output_embeddings()
+        if not isinstance(head, torch.nn.Linear):
+            raise ValueError("no nn.Linear output head")
         linears = [mod for mod in model.modules() if isinstance(mod, torch.nn.Linear)]
+        block_params = sum(l.weight.numel() for l in linears if l is not head)
+        # The blocks' matrices must be (nearly) all of the non-embedding parameters (the rest
+        # are norms and biases): else some matrices are not nn.Linear.
+        if block_params < 0.95 * non_embedding:
+            raise ValueError("only %d of %d non-embedding parameters are nn.Linear weights"
+                             % (block_params, non_embedding))
         weight_bytes = sum(l.weight.numel() * l.weight.element_size() for l in linears)
         block_macs = sum(l.in_features * l.out_features for l in linears if l is not head)
         heads = cfg.num_attention_heads

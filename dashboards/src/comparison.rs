@@ -44,8 +44,20 @@ fn cells(run: &RunComparison, m: &MetricComparison) -> Vec<String> {
         mean_ci(r.base.mean, r.base.ci95, &m.unit),
         mean_ci(r.new.mean, r.new.ci95, &m.unit),
         pct(r.change_pct),
-        format!("[{}, {}]", pct(r.change_ci_pct[0]), pct(r.change_ci_pct[1])),
-        p_text(r.p_value),
+        // The level per row: iteration rows carry the two-sided 1 - alpha interval, invocation
+        // rows the 1 - 2 alpha one whose edges are the one-sided bounds (docs/gates.md).
+        format!(
+            "{:.0}% [{}, {}]",
+            r.confidence * 100.0,
+            pct(r.change_ci_pct[0]),
+            pct(r.change_ci_pct[1])
+        ),
+        match r.unit {
+            Unit::Invocation if r.p_value.is_some() => {
+                format!("{} (1-sided)", p_text(r.p_value))
+            }
+            _ => p_text(r.p_value),
+        },
         format!(
             "{}+{} {}",
             r.base.n,
@@ -63,14 +75,13 @@ fn cells(run: &RunComparison, m: &MetricComparison) -> Vec<String> {
 }
 
 fn headers(c: &Comparison) -> Vec<String> {
-    let conf = (1.0 - c.settings.alpha) * 100.0;
     vec![
         "run".into(),
         "metric".into(),
         format!("{} (mean ± 95% CI)", c.base.name),
         format!("{} (mean ± 95% CI)", c.new.name),
         "change".into(),
-        format!("{conf:.0}% CI of change"),
+        "CI of change".into(),
         "p".into(),
         "n".into(),
         "MDE".into(),
@@ -356,6 +367,8 @@ mod tests {
             t.contains("summary: 0 regressed, 0 improved, 4 unchanged"),
             "{t}"
         );
-        assert!(t.contains("99% CI of change"), "{t}");
+        assert!(t.contains("CI of change"), "{t}");
+        // Iteration rows print their two-sided 99 % interval with its level.
+        assert!(t.contains("99% ["), "{t}");
     }
 }

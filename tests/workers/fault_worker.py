@@ -18,6 +18,7 @@ It behaves correctly except for FAULT:
   wrong-version    claim protocol version 2 in `describe`
   slow-shutdown    never answer `shutdown` (the run itself is fine)
   bad-probe        report a memory-bandwidth probe of -1 bytes/s in `load`
+  bad-roofline     report a model roofline with -1 block FLOPs per token in `load`
 The `ok` worker's `load` reply also carries a model roofline and the two probes, declared
 (not measured: a test fixture, labelled so in their `method`) so that the tests can check
 that effbench records them and derives MBU and MFU from them.
@@ -88,11 +89,12 @@ def main():
             reply = {"id": rid, "ok": True, "vocab_size": vocab, "special_ids": [0, 1, 2, 3],
                      "model": {"name": "fault-" + FAULT, "arch": "none", "dtype": req["dtype"],
                                "params_total": 0, "details": {"fault": FAULT}}}
-            if FAULT in ("ok", "bad-probe"):
+            if FAULT in ("ok", "bad-probe", "bad-roofline"):
                 declared = "declared by the fault worker (a test fixture, not measured)"
                 reply["model"]["roofline"] = {
                     "weight_bytes_per_step": 1000000, "kv_bytes_per_position": 1000,
-                    "block_flops_per_token": 2000000.0, "head_flops_per_token": 1000.0,
+                    "block_flops_per_token": -1.0 if FAULT == "bad-roofline" else 2000000.0,
+                    "head_flops_per_token": 1000.0,
                     "attention_flops_per_position": 100.0}
                 reply["peak_flops"] = {"device": "cpu", "dtype": req["dtype"], "flops_per_s": 1e9,
                                        "threads": 1, "method": declared}

@@ -319,6 +319,36 @@ fn check_load(l: &LoadReply) -> std::result::Result<(), String> {
     if let Some(p) = &l.peak_bandwidth {
         rate("peak_bandwidth.bytes_per_s", p.bytes_per_s, 1e15)?;
     }
+    // The roofline is the numerator of MBU and MFU: counts no model has are refused too.
+    if let Some(w) = &l.model.roofline {
+        check_worker_size(
+            "model.roofline.weight_bytes_per_step",
+            Some(w.weight_bytes_per_step),
+            MAX_MEMORY_BYTES,
+        )?;
+        check_worker_size(
+            "model.roofline.kv_bytes_per_position",
+            Some(w.kv_bytes_per_position),
+            MAX_MEMORY_BYTES,
+        )?;
+        if w.weight_bytes_per_step == 0 {
+            return Err("model.roofline.weight_bytes_per_step is 0".into());
+        }
+        for (field, v) in [
+            ("block_flops_per_token", w.block_flops_per_token),
+            ("head_flops_per_token", w.head_flops_per_token),
+            (
+                "attention_flops_per_position",
+                w.attention_flops_per_position,
+            ),
+        ] {
+            if !(v.is_finite() && (0.0..=1e18).contains(&v)) {
+                return Err(format!(
+                    "model.roofline.{field} = {v} is not a count in [0, 1e18]"
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
