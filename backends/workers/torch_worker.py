@@ -285,7 +285,7 @@ class Worker:
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
         kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
         layers = cfg.num_hidden_layers
-        kv_size = torch.empty((), dtype=self.dtype).element_size()
+        kv_size = dtype_bytes(self.dtype)
         return {"weight_bytes_per_step": weight_bytes,
                 "kv_bytes_per_position": 2 * layers * kv_heads * head_dim * kv_size,
                 "block_flops_per_token": 2.0 * block_macs,

@@ -11,6 +11,7 @@
 //!   competes with the barrier pool's on a machine with as many threads as cores.
 
 use super::layers::softmax_last;
+use super::qmm::{in_barrier_pool, SharedOut};
 use candle_core::{DType, Device, Layout, Result, Storage, Tensor};
 
 /// Query rows per block of attention at inference.
@@ -154,19 +155,6 @@ impl<'a> Strided<'a> {
     }
 }
 
-/// Output pointer shared by the work items, each writing its own rows of its own head.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: only used for writes to disjoint elements while the buffer is alive.
-unsafe impl Sync for Out {}
-unsafe impl Send for Out {}
-
-impl Out {
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
-}
-
 /// [`causal_attention`] at inference on the CPU in f32, on the barrier pool, returning
 /// `(b, t, heads * head_dim)` (the heads already side by side for the output projection).
 /// `None` where it does not apply: autograd, another dtype, another device.
@@ -206,7 +194,7 @@ pub(crate) fn pool_attention(
     kv.check(k.dims())?;
     vv.check(v.dims())?;
     let mut out = vec![0f32; b * t * nh * d];
-    let dst = Out(out.as_mut_ptr());
+    let dst = SharedOut(out.as_mut_ptr());
     let blocks = t.div_ceil(QUERY_BLOCK);
     let per_block = b * nh;
     let work = |items: std::ops::Range<usize>| {
@@ -222,33 +210,21 @@ pub(crate) fn pool_attention(
             let seen = offset + s + tb;
             scores.clear();
             scores.resize(tb * seen, 0.0);
-            let is = |x: usize| x as isize;
             // SAFETY: every read lies inside the checked views (rows s..s + tb of q, keys and
             // values 0..seen <= offset + t); `scores` holds tb x seen values; the item writes
             // rows s..s + tb of head h of sequence bi of `out`, which no other item touches
             // and which outlives the parallel region.
             unsafe {
                 // scores (tb, seen) = q rows (tb, d) x keys^T (d, seen)
-                gemm::gemm(
-                    tb,
-                    seen,
-                    d,
-                    scores.as_mut_ptr(),
-                    1,
-                    is(seen),
-                    false,
-                    qv.at(bi, h).wrapping_add(s * qv.stride[2]),
-                    is(qv.stride[3]),
-                    is(qv.stride[2]),
-                    kv.at(bi, g),
-                    is(kv.stride[2]),
-                    is(kv.stride[3]),
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                gemm_f32(
+                    (tb, seen, d),
+                    (scores.as_mut_ptr(), 1, seen),
+                    (
+                        qv.at(bi, h).wrapping_add(s * qv.stride[2]),
+                        qv.stride[3],
+                        qv.stride[2],
+                    ),
+                    (kv.at(bi, g), kv.stride[2], kv.stride[3]),
                 );
             }
             for (i, row) in scores.chunks_exact_mut(seen).enumerate() {
@@ -260,26 +236,11 @@ pub(crate) fn pool_attention(
             // SAFETY: as above.
             unsafe {
                 // out rows (tb, d) = probabilities (tb, seen) x values (seen, d)
-                gemm::gemm(
-                    tb,
-                    d,
-                    seen,
-                    dst.at(((bi * t + s) * nh + h) * d),
-                    1,
-                    is(nh * d),
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    is(seen),
-                    vv.at(bi, g),
-                    is(vv.stride[3]),
-                    is(vv.stride[2]),
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                gemm_f32(
+                    (tb, d, seen),
+                    (dst.at(((bi * t + s) * nh + h) * d), 1, nh * d),
+                    (scores.as_ptr(), 1, seen),
+                    (vv.at(bi, g), vv.stride[3], vv.stride[2]),
                 );
             }
         }
@@ -296,15 +257,48 @@ pub(crate) fn pool_attention(
         * per_block;
     // Inside one of the pool's own workers `execute` would wait for itself; small work costs
     // less than waking the pool.
-    let nested = std::thread::current()
-        .name()
-        .is_some_and(|n| n.starts_with("candle-bp-"));
-    if nested || items <= 1 || (macs < 1 << 16 && !cfg!(test)) {
+    if in_barrier_pool() || items <= 1 || (macs < 1 << 16 && !cfg!(test)) {
         work(0..items);
     } else {
         candle_core::utils::barrier_pool().execute_chunked(items, work);
     }
     Tensor::from_vec(out, (b, t, nh * d), q.device()).map(Some)
+}
+
+/// `dst (m, n) = lhs (m, k) x rhs (k, n)` in f32 on the calling thread; each operand is a
+/// pointer with its column and row strides in elements.
+///
+/// # Safety
+/// Every element the shapes and strides address must lie inside its buffer, and `dst`'s
+/// elements must be written by no one else meanwhile.
+unsafe fn gemm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, usize, usize),
+    lhs: (*const f32, usize, usize),
+    rhs: (*const f32, usize, usize),
+) {
+    let s = |x: usize| x as isize;
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        s(dst.1),
+        s(dst.2),
+        false,
+        lhs.0,
+        s(lhs.1),
+        s(lhs.2),
+        rhs.0,
+        s(rhs.1),
+        s(rhs.2),
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
 }
 
 /// Softmax of one row in place (candle's formula: `exp(x - max) / sum`).

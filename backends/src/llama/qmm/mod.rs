@@ -331,6 +331,14 @@ pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut 
     share(total, m, macs, work);
 }
 
+/// True on one of candle's barrier-pool workers, where handing the pool more work would
+/// wait for itself.
+pub(crate) fn in_barrier_pool() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|n| n.starts_with("candle-bp-"))
+}
+
 /// Runs `work` over `0..items` row groups on candle's pool. With few activation rows (decode:
 /// the products only stream weights), each thread takes one contiguous range, so it reads one
 /// sequential stream the hardware prefetcher follows; the pool's shared cursor hands out
@@ -342,10 +350,7 @@ pub fn matmul_into(mats: &[&QMatrix], xq: &[XBlock], m: usize, outs: &mut [&mut 
 fn share(items: usize, m: usize, macs: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
     // Inside one of the pool's own workers `execute` would wait for itself: run inline
     // (what `execute_chunked` does there too).
-    let nested = std::thread::current()
-        .name()
-        .is_some_and(|n| n.starts_with("candle-bp-"));
-    if nested || macs < 1 << 16 {
+    if in_barrier_pool() || macs < 1 << 16 {
         return work(0..items);
     }
     let pool = candle_core::utils::barrier_pool();
