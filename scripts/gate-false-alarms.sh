@@ -27,11 +27,13 @@
 #   scripts/gate-false-alarms.sh                       # N=20, SLOW_PCT=10, all modes
 #   N=5 MODES="abba" scripts/gate-false-alarms.sh      # a quick look
 #   GATE_CONFIG=gate-calibrated.toml scripts/gate-false-alarms.sh   # with a calibrated file
+#   TARGET_MDE=8 MODES=abba scripts/gate-false-alarms.sh   # adaptive blocks (--ab-target-mde)
 #   REGATE_FROM=target/gate-false-alarms/<time> scripts/gate-false-alarms.sh
 #       # judge the stored trials of an earlier experiment again (another build or gate
 #       # config) without running anything: the history is rebuilt in the same order
 #
-# Environment: N, SLOW_PCT, MODES, BLOCKS (--ab-blocks), HISTORY_RUNS, WINDOW_S, GATE_CONFIG,
+# Environment: N, SLOW_PCT, MODES, BLOCKS (--ab-blocks), TARGET_MDE (--ab-target-mde, off by
+# default), MAX_BLOCKS (--ab-max-blocks), HISTORY_RUNS, WINDOW_S, GATE_CONFIG,
 # REGATE_FROM,
 # EFFBENCH_BIN (default target/debug/effbench, built if missing), OUT (work directory).
 set -euo pipefail
@@ -43,6 +45,8 @@ MODES="${MODES:-abba history sequential}"
 HISTORY_RUNS="${HISTORY_RUNS:-8}"
 WINDOW_S="${WINDOW_S:-2}"
 BLOCKS="${BLOCKS:-}"
+TARGET_MDE="${TARGET_MDE:-}"
+MAX_BLOCKS="${MAX_BLOCKS:-}"
 BIN="${EFFBENCH_BIN:-target/debug/effbench}"
 OUT="${OUT:-target/gate-false-alarms/$(date -u +%Y%m%dT%H%M%SZ)}"
 if [ ! -x "$BIN" ]; then
@@ -75,7 +79,7 @@ fi
 echo "# gate-false-alarms: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') ($(nproc) CPUs)"
 echo "# effbench: $("$BIN" --version) at $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-echo "# N=$N trials per kind, slowdown $SLOW_PCT %, window ${WINDOW_S} s, blocks ${BLOCKS:-default}, gate config ${GATE_CONFIG:-default}"
+echo "# N=$N trials per kind, slowdown $SLOW_PCT %, window ${WINDOW_S} s, blocks ${BLOCKS:-default}, target MDE ${TARGET_MDE:-none} (max blocks ${MAX_BLOCKS:-default}), gate config ${GATE_CONFIG:-default}"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # gate exit code (0 passed, 1 failed) of one trial; anything else stops the experiment.
@@ -111,12 +115,16 @@ for mode in $MODES; do
           extra=()
           [ "$kind" = slow ] && extra=(--ab-inject-slowdown "$SLOW_PCT")
           [ -n "$BLOCKS" ] && extra+=(--ab-blocks "$BLOCKS")
+          [ -n "$TARGET_MDE" ] && extra+=(--ab-target-mde "$TARGET_MDE")
+          [ -n "$TARGET_MDE" ] && [ -n "$MAX_BLOCKS" ] && extra+=(--ab-max-blocks "$MAX_BLOCKS")
+          [ -n "$TARGET_MDE" ] && [ -n "${GATE_CONFIG:-}" ] && extra+=(--ab-gate-config "$GATE_CONFIG")
           if [ -z "${REGATE_FROM:-}" ]; then
             "$BIN" run --ab "$BIN" "$BIN" "$SUITE" "${FILTERS[@]}" --out "$d" "${extra[@]}" \
               >>"$LOG" 2>&1
           fi
           code=$(gate --ab "$d" --json-out "$g")
           record abba "$kind" "$i" "$code" "$g"
+          cp "$d/ab.json" "$OUT/abba/$kind-$i.ab.json" 2>/dev/null || true
           echo "abba $kind $i: $([ "$code" = 0 ] && echo passed || echo FAILED)" >&2
         done
       done
@@ -202,6 +210,18 @@ for mode in dict.fromkeys(m for m, _ in by):
     mtext = ", ".join(f"{k} {statistics.median(mde[k]):.1f}" for k in keys) or "unknown (one invocation per side)"
     print(f"{mode:<11} {fa}/{len(aa)} = {fa/len(aa) if aa else float('nan'):.2f} [{lo:.2f}, {hi:.2f}]".ljust(40)
           + f" {ca}/{len(sl)} = {ca/len(sl) if sl else float('nan'):.2f} [{plo:.2f}, {phi:.2f}]".ljust(30) + f" {mtext}")
+    blocks = defaultdict(list)
+    for kind, items in (("A/A", aa), ("slow", sl)):
+        for _, path in items:
+            try:
+                rec = json.load(open(path.replace(".gate.json", ".ab.json")))
+            except Exception:
+                continue
+            n = max((s.get("block", 0) for s in rec["slots"]), default=-1) + 1
+            blocks[kind].append(n)
+    if blocks:
+        print("    ABBA blocks per trial: " + "; ".join(
+            f"{k} median {statistics.median(v):g} (range {min(v)}-{max(v)})" for k, v in blocks.items()))
     for kind, items in (("A/A", aa), ("slow", sl)):
         failed = defaultdict(int)
         for code, path in items:

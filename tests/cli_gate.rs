@@ -45,6 +45,11 @@ fn comparison_validator() -> jsonschema::Validator {
     jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
 }
 
+fn validate(v: &jsonschema::Validator, doc: &serde_json::Value) {
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
 fn json_file(w: &Work, name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(w.path().join(name)).unwrap()).unwrap()
 }
@@ -125,8 +130,7 @@ fn same_build_passes_and_an_injected_delay_fails_the_gate() {
     );
     let v = comparison_validator();
     for doc in [&same, &slow] {
-        let errors: Vec<String> = v.iter_errors(doc).map(|e| e.to_string()).collect();
-        assert!(errors.is_empty(), "{errors:?}");
+        validate(&v, doc);
     }
 
     // compare: same numbers as the gate, three formats, exit 0 even on a regression.
@@ -382,6 +386,176 @@ fn interleaved_ab_records_both_sides_and_gates() {
         "both sides, 2 blocks: {}",
         stdout(&o)
     );
+}
+
+/// `run --ab --ab-target-mde`: blocks are added while the gate's minimum detectable
+/// regression is above the target, up to the cap; ab.json says how many ran and why.
+/// Deterministic on any machine: a target inside the noise band is never reached, and a
+/// higher-is-better metric's minimum detectable regression is below 100 % by construction.
+#[test]
+fn adaptive_ab_adds_blocks_until_the_target_or_the_cap() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = setup();
+    let bin = bin().display().to_string();
+    let ab = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run", "--ab", &bin, &bin, "s.toml", "--filter", "batch=1", "--out", out,
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&w, &args)
+    };
+    let o = ab(
+        "dry",
+        &[
+            "--dry-run",
+            "--ab-blocks",
+            "1",
+            "--ab-target-mde",
+            "5",
+            "--ab-max-blocks",
+            "3",
+        ],
+    );
+    assert!(
+        stdout(&o).contains("(1 ABBA block(s)) = 4 slots; up to 3 block(s) = 12 slots"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Unreachable: 0.5 % is inside the default 2 % band.
+    let o = ab(
+        "cap",
+        &[
+            "--ab-blocks",
+            "1",
+            "--ab-target-mde",
+            "0.5",
+            "--ab-max-blocks",
+            "2",
+        ],
+    );
+    assert!(
+        stderr(&o).contains("within the gate's noise band (2 %)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("after 1 block(s), minimum detectable regression of output_throughput")
+            && stderr(&o).contains("one more block"),
+        "{}",
+        stderr(&o)
+    );
+    let rec = json_file(&w, "cap/ab.json");
+    assert_eq!(rec["slots"].as_array().unwrap().len(), 8, "two blocks ran");
+    assert_eq!(rec["blocks"], 1);
+    assert_eq!(rec["adaptive"]["max_blocks"], 2);
+    let stop = &rec["stops"][0];
+    assert_eq!(stop["blocks"], 2, "{stop}");
+    assert_eq!(stop["reason"], "max blocks reached", "{stop}");
+    assert_eq!(stop["metric"], "output_throughput", "{stop}");
+    let blocks: Vec<u64> = rec["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["block"].as_u64().unwrap())
+        .collect();
+    assert_eq!(blocks, [0, 0, 0, 0, 1, 1, 1, 1]);
+    let a = json_file(&w, "cap/a/manifest.json");
+    assert_eq!(a["planned"].as_array().unwrap().len(), 4, "planned grows");
+    assert_eq!(a["runs"].as_array().unwrap().len(), 4);
+    let o = w.run(&[
+        "gate",
+        "--ab",
+        "cap",
+        "--config",
+        "gate.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["runs"][0]["base_results"], 4, "both blocks' A slots");
+    validate(&comparison_validator(), &j);
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/harness/schema/ab.v1.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    validate(&jsonschema::validator_for(&schema).unwrap(), &rec);
+
+    // Reached at once: with the 90 % band of gate.toml, and any target of 100 %.
+    let o = ab(
+        "reached",
+        &[
+            "--ab-blocks",
+            "1",
+            "--ab-target-mde",
+            "100",
+            "--ab-gate-config",
+            "gate.toml",
+            "--ab-target-metric",
+            "request_throughput",
+        ],
+    );
+    let rec = json_file(&w, "reached/ab.json");
+    assert_eq!(rec["slots"].as_array().unwrap().len(), 4, "{}", stderr(&o));
+    assert_eq!(rec["stops"][0]["reason"], "target reached");
+    assert_eq!(rec["stops"][0]["metric"], "request_throughput");
+    assert_eq!(rec["adaptive"]["gate_config"], "gate.toml");
+    assert!(
+        stderr(&o).contains("1 ABBA block(s) (minimum detectable regression of request_throughput"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Bad counts and targets: one line, exit 2.
+    let line = assert_clean_error(
+        &w.run(&[
+            "run",
+            "--ab",
+            &bin,
+            &bin,
+            "s.toml",
+            "--ab-blocks",
+            "3",
+            "--ab-target-mde",
+            "5",
+            "--ab-max-blocks",
+            "2",
+        ]),
+        2,
+    );
+    assert!(
+        line.contains("--ab-max-blocks = 2 is out of range: allowed 3"),
+        "{line}"
+    );
+    let o = w.run(&["run", "--ab", &bin, &bin, "s.toml", "--ab-target-mde", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("must lie above 0"), "{}", stderr(&o));
+    let o = w.run(&["run", "--ab", &bin, &bin, "s.toml", "--ab-max-blocks", "4"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--ab-max-blocks needs --ab-target-mde"
+    );
+    let line = assert_clean_error(
+        &w.run(&[
+            "run",
+            "--ab",
+            &bin,
+            &bin,
+            "s.toml",
+            "--ab-target-mde",
+            "5",
+            "--ab-gate-config",
+            "missing.toml",
+        ]),
+        2,
+    );
+    assert!(line.contains("missing.toml"), "{line}");
 }
 
 #[test]

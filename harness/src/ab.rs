@@ -8,6 +8,12 @@
 //! the noise between processes, so the default is [`DEFAULT_BLOCKS`] blocks, and each slot's
 //! block is recorded so compare/gate remove the drift between blocks ([`side_blocks`]).
 //!
+//! Adaptive blocks ([`Adaptive`], `--ab-target-mde`): after the first blocks of a spec, more
+//! are added while the gate's minimum detectable regression of the target metric is above the
+//! target, up to a cap. The decision reads only the spread between invocations (the residual
+//! of the block-and-side fit), never the A/B difference, so it is a sample-size re-estimation
+//! on the variance: the t-test keeps its level (docs/gates.md).
+//!
 //! Layout (what `effbench compare DIR` reads directly as A vs B):
 //! ```text
 //! <out>/ab.json            the plan and what ran: binaries (path, --version, SHA-256), order,
@@ -18,6 +24,7 @@
 //! ```
 
 use crate::interrupt;
+use crate::metric::MetricId;
 use crate::records::RunSpec;
 use crate::records::{Manifest, ManifestEntry, RunState, SuiteInfo, SCHEMA_VERSION};
 use crate::result::{read_manifest, write_json, MANIFEST_FILE};
@@ -34,6 +41,12 @@ pub const AB_FILE: &str = "ab.json";
 /// A/B difference removed), so a change of about the band plus 2.5 standard deviations of
 /// that noise is caught with 80 % power at α = 0.01. One block leaves 2 degrees of freedom.
 pub const DEFAULT_BLOCKS: usize = 3;
+
+/// Most ABBA blocks per spec that `--ab-max-blocks` may ask for.
+pub const MAX_BLOCKS_LIMIT: usize = 1000;
+
+/// Default cap of adaptive blocks per spec (`--ab-max-blocks`): 32 invocations.
+pub const DEFAULT_MAX_BLOCKS: usize = 8;
 
 /// Degrees of freedom for the noise between invocations that `blocks` ABBA blocks leave.
 pub fn noise_df(blocks: usize) -> usize {
@@ -111,7 +124,71 @@ pub struct AbRecord {
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Adaptive blocks (`--ab-target-mde`): `blocks` is then the first blocks of each spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<Adaptive>,
+    /// Per spec, with adaptive blocks: how many blocks ran and why it stopped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stops: Vec<BlockStop>,
     pub slots: Vec<Slot>,
+}
+
+/// Adaptive blocks: keep adding ABBA blocks to a spec while the minimum detectable
+/// regression (80 % power, the gate's one-sided test) of the target metric is above
+/// `target_mde_pct`, up to `max_blocks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Adaptive {
+    /// Stop once the minimum detectable regression is at most this many % of the base.
+    pub target_mde_pct: f64,
+    /// Never more blocks than this per spec.
+    pub max_blocks: usize,
+    /// The metric(s) judged: the first of these that the run has (every one given with
+    /// `--ab-target-metric`, else the run's throughput).
+    pub metrics: Vec<MetricId>,
+    /// The gate settings the minimum detectable regression was computed with (a file, or
+    /// `default`).
+    pub gate_config: String,
+}
+
+/// Where the blocks of one spec stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BlockStop {
+    pub id: String,
+    pub label: String,
+    /// ABBA blocks that ran.
+    pub blocks: usize,
+    /// The metric judged, when the comparison had one of the targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricId>,
+    /// Its minimum detectable regression after the last block (% of the base).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde_pct: Option<f64>,
+    /// `target reached`, `max blocks reached`, or why no minimum detectable regression was known.
+    pub reason: String,
+}
+
+/// What the A/B so far tells about one spec's target metric: the metric and its minimum
+/// detectable regression, or why there is none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Precision {
+    pub metric: Option<MetricId>,
+    pub mde_pct: Option<f64>,
+    pub why_none: String,
+}
+
+/// Whether to add another block after `done` blocks: only while the minimum detectable
+/// regression is known, above the target, and the cap leaves room.
+pub fn wants_more(adaptive: &Adaptive, done: usize, p: &Precision) -> bool {
+    done < adaptive.max_blocks && p.mde_pct.is_some_and(|m| m > adaptive.target_mde_pct)
+}
+
+fn stop_reason(adaptive: &Adaptive, done: usize, p: &Precision) -> String {
+    match p.mde_pct {
+        None => p.why_none.clone(),
+        Some(m) if m <= adaptive.target_mde_pct => "target reached".into(),
+        Some(_) if done >= adaptive.max_blocks => "max blocks reached".into(),
+        Some(_) => "stopped".into(),
+    }
 }
 
 /// The sides in order for `blocks` ABBA blocks.
@@ -143,6 +220,8 @@ pub struct Options {
     pub suite_file: PathBuf,
     pub out: PathBuf,
     pub blocks: usize,
+    /// More blocks while the target metric's minimum detectable regression is too large.
+    pub adaptive: Option<Adaptive>,
     pub child_args: Vec<String>,
     /// Extra arguments for B's children only.
     pub b_args: Vec<String>,
@@ -208,19 +287,45 @@ fn side_manifest(suite: &SuiteInfo, command: &[String], version: &str) -> Manife
     }
 }
 
+/// Checks the block counts of `opts` (one-line errors naming the flag).
+pub fn check_options(opts: &Options) -> Result<()> {
+    crate::limits::check_int(
+        "--ab-blocks",
+        opts.blocks as i128,
+        1,
+        MAX_BLOCKS_LIMIT as i128,
+    )
+    .map_err(anyhow::Error::msg)?;
+    if let Some(a) = &opts.adaptive {
+        crate::limits::check_int(
+            "--ab-max-blocks",
+            a.max_blocks as i128,
+            opts.blocks as i128,
+            MAX_BLOCKS_LIMIT as i128,
+        )
+        .map_err(|e| anyhow!("{e} (it caps the adaptive blocks; --ab-blocks is the first ones)"))?;
+        if !(a.target_mde_pct.is_finite() && a.target_mde_pct > 0.0) {
+            bail!(
+                "--ab-target-mde must be a positive percentage, not {}",
+                a.target_mde_pct
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs every spec in ABBA order; `on_slot` sees each slot when it ends (with the number
-/// done and the total). Completed slots are on disk whatever happens next.
+/// done and the total planned so far). With [`Options::adaptive`], `precision` is asked after
+/// each block from the first `blocks` on (the slots so far are on disk) and more blocks are
+/// added while [`wants_more`]. Completed slots are on disk whatever happens next.
 pub fn run(
     suite: &SuiteInfo,
     specs: &[RunSpec],
     opts: &Options,
     on_slot: &mut dyn FnMut(&Slot, usize, usize),
+    precision: &mut dyn FnMut(&RunSpec, usize) -> Result<Precision>,
 ) -> Result<AbRecord> {
-    if opts.blocks == 0 {
-        bail!("--ab-blocks must be at least 1");
-    }
-    crate::limits::check_int("--ab-blocks", opts.blocks as i128, 1, 1000)
-        .map_err(anyhow::Error::msg)?;
+    check_options(opts)?;
     let a = probe(&opts.bin_a, "BIN_A")?;
     let b = probe(&opts.bin_b, "BIN_B")?;
     std::fs::create_dir_all(&opts.out)
@@ -238,49 +343,85 @@ pub fn run(
         command: crate::secrets::redact_command(&opts.command),
         started_at: now(),
         finished_at: None,
+        adaptive: opts.adaptive.clone(),
+        stops: Vec::new(),
         slots: Vec::new(),
     };
     let mut manifests = [
         side_manifest(suite, &opts.command, &rec.a.version),
         side_manifest(suite, &opts.command, &rec.b.version),
     ];
-    let sides = order(opts.blocks);
-    for (m, side) in manifests.iter_mut().zip([Side::A, Side::B]) {
-        m.planned = specs
-            .iter()
-            .flat_map(|s| sides.iter().filter(|x| **x == side).map(|_| s.id.clone()))
-            .collect();
+    let block = order(1);
+    let plan = |ms: &mut [Manifest; 2], spec: &RunSpec, blocks: usize| {
+        for (m, side) in ms.iter_mut().zip([Side::A, Side::B]) {
+            let per_block = block.iter().filter(|x| **x == side).count();
+            m.planned
+                .extend(std::iter::repeat_n(spec.id.clone(), per_block * blocks));
+        }
+    };
+    for spec in specs {
+        plan(&mut manifests, spec, opts.blocks);
     }
     write_json(&opts.out.join(AB_FILE), &rec)?;
-    let total = specs.len() * sides.len();
-    let width = total.to_string().len().max(2);
+    let max_blocks = opts.adaptive.as_ref().map_or(opts.blocks, |a| a.max_blocks);
+    let width = (specs.len() * block.len() * max_blocks)
+        .to_string()
+        .len()
+        .max(2);
+    let mut total = specs.len() * block.len() * opts.blocks;
     'outer: for spec in specs {
         let label = spec.label(&suite.varying_axes);
-        for (k, side) in sides.iter().enumerate() {
-            if interrupt::requested() {
-                break 'outer;
+        let mut done = 0;
+        loop {
+            for side in &block {
+                if interrupt::requested() {
+                    break 'outer;
+                }
+                let index = rec.slots.len() + 1;
+                let rel = format!("{}/{index:0width$}", side.dir());
+                let mut slot = run_slot(spec, &label, *side, index, &rel, opts)?;
+                slot.block = Some(done);
+                let stop = interrupt::is_interrupt_exit(slot.exit_code) || interrupt::requested();
+                let m = &mut manifests[(*side == Side::B) as usize];
+                if let (Some(id), Some(state)) = (&slot.run_id, slot.state) {
+                    m.runs.push(ManifestEntry {
+                        id: id.clone(),
+                        label: label.clone(),
+                        state,
+                        file: format!("{index:0width$}/{id}.json"),
+                    });
+                }
+                write_json(&opts.out.join(side.dir()).join(MANIFEST_FILE), m)?;
+                rec.slots.push(slot);
+                write_json(&opts.out.join(AB_FILE), &rec)?;
+                on_slot(rec.slots.last().expect("just pushed"), index, total);
+                if stop {
+                    break 'outer;
+                }
             }
-            let index = rec.slots.len() + 1;
-            let rel = format!("{}/{index:0width$}", side.dir());
-            let mut slot = run_slot(spec, &label, *side, index, &rel, opts)?;
-            slot.block = Some(k / 4);
-            let stop = interrupt::is_interrupt_exit(slot.exit_code) || interrupt::requested();
-            let m = &mut manifests[(*side == Side::B) as usize];
-            if let (Some(id), Some(state)) = (&slot.run_id, slot.state) {
-                m.runs.push(ManifestEntry {
-                    id: id.clone(),
-                    label: label.clone(),
-                    state,
-                    file: format!("{index:0width$}/{id}.json"),
-                });
+            done += 1;
+            if done < opts.blocks {
+                continue;
             }
-            write_json(&opts.out.join(side.dir()).join(MANIFEST_FILE), m)?;
-            rec.slots.push(slot);
+            let Some(adaptive) = &opts.adaptive else {
+                break;
+            };
+            let p = precision(spec, done)?;
+            if wants_more(adaptive, done, &p) {
+                plan(&mut manifests, spec, 1);
+                total += block.len();
+                continue;
+            }
+            rec.stops.push(BlockStop {
+                id: spec.id.clone(),
+                label: label.clone(),
+                blocks: done,
+                metric: p.metric,
+                mde_pct: p.mde_pct,
+                reason: stop_reason(adaptive, done, &p),
+            });
             write_json(&opts.out.join(AB_FILE), &rec)?;
-            on_slot(rec.slots.last().expect("just pushed"), index, total);
-            if stop {
-                break 'outer;
-            }
+            break;
         }
     }
     rec.finished_at = Some(now());
@@ -405,6 +546,67 @@ mod tests {
         use Side::*;
         assert_eq!(order(1), vec![A, B, B, A]);
         assert_eq!(order(2), vec![A, B, B, A, A, B, B, A]);
+    }
+
+    #[test]
+    fn adaptive_blocks_stop_at_the_target_the_cap_or_an_unknown_precision() {
+        let a = Adaptive {
+            target_mde_pct: 8.0,
+            max_blocks: 6,
+            metrics: vec![MetricId::OutputThroughput],
+            gate_config: "default".into(),
+        };
+        let p = |mde: Option<f64>| Precision {
+            metric: mde.map(|_| MetricId::OutputThroughput),
+            mde_pct: mde,
+            why_none: "no comparison".into(),
+        };
+        assert!(wants_more(&a, 3, &p(Some(12.2))));
+        assert!(wants_more(&a, 5, &p(Some(8.01))));
+        assert!(!wants_more(&a, 3, &p(Some(8.0))), "at the target is enough");
+        assert_eq!(stop_reason(&a, 3, &p(Some(8.0))), "target reached");
+        assert!(!wants_more(&a, 6, &p(Some(12.2))), "the cap");
+        assert_eq!(stop_reason(&a, 6, &p(Some(12.2))), "max blocks reached");
+        assert!(
+            !wants_more(&a, 3, &p(None)),
+            "no estimate: adding blocks blindly"
+        );
+        assert_eq!(stop_reason(&a, 3, &p(None)), "no comparison");
+    }
+
+    #[test]
+    fn bad_block_counts_name_the_flag() {
+        let mut o = Options {
+            bin_a: "a".into(),
+            bin_b: "b".into(),
+            suite_file: "s.toml".into(),
+            out: "o".into(),
+            blocks: 0,
+            adaptive: None,
+            child_args: vec![],
+            b_args: vec![],
+            command: vec![],
+        };
+        let e = check_options(&o).unwrap_err().to_string();
+        assert!(e.starts_with("--ab-blocks = 0 is out of range"), "{e}");
+        o.blocks = 3;
+        o.adaptive = Some(Adaptive {
+            target_mde_pct: 5.0,
+            max_blocks: 2,
+            metrics: vec![],
+            gate_config: "default".into(),
+        });
+        let e = check_options(&o).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--ab-max-blocks = 2 is out of range: allowed 3"),
+            "{e}"
+        );
+        o.adaptive.as_mut().unwrap().max_blocks = 3;
+        o.adaptive.as_mut().unwrap().target_mde_pct = f64::NAN;
+        let e = check_options(&o).unwrap_err().to_string();
+        assert!(e.starts_with("--ab-target-mde must be a positive"), "{e}");
+        o.adaptive.as_mut().unwrap().target_mde_pct = 5.0;
+        assert!(check_options(&o).is_ok());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::Result;
 use effbench_harness::ab::{self, Options, Side};
 use effbench_harness::gate::GateConfig;
 use effbench_harness::invocation::{default_out_dir, suite_info};
-use effbench_harness::{RunSpec, Suite};
+use effbench_harness::{MetricId, RunSpec, Suite};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -17,8 +17,17 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         .map(|s| if *s == Side::A { 'A' } else { 'B' })
         .collect();
     if args.dry_run {
+        let upto = args.ab_target_mde.map_or(String::new(), |t| {
+            format!(
+                "; up to {} block(s) = {} slots while the minimum detectable regression is \
+                 above {t} %",
+                args.ab_max_blocks,
+                specs.len() * 4 * args.ab_max_blocks
+            )
+        });
         println!(
-            "{}: {} run(s) x {order} ({} ABBA block(s)) = {} slots, nothing executed (--dry-run)",
+            "{}: {} run(s) x {order} ({} ABBA block(s)) = {} slots{upto}, nothing executed \
+             (--dry-run)",
             args.suite.display(),
             specs.len(),
             args.ab_blocks,
@@ -46,58 +55,157 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         Some(pct) => vec!["--inject-slowdown".to_string(), pct.to_string()],
         None => Vec::new(),
     };
+    let gate_cfg = match &args.ab_gate_config {
+        Some(p) => GateConfig::load(p)?,
+        None => GateConfig::default(),
+    };
+    let adaptive = args.ab_target_mde.map(|target| ab::Adaptive {
+        target_mde_pct: target,
+        max_blocks: args.ab_max_blocks,
+        metrics: if args.ab_target_metric.is_empty() {
+            DEFAULT_TARGETS.to_vec()
+        } else {
+            args.ab_target_metric.clone()
+        },
+        gate_config: args
+            .ab_gate_config
+            .as_ref()
+            .map_or("default".into(), |p| p.display().to_string()),
+    });
     let opts = Options {
         bin_a: args.ab[0].clone(),
         bin_b: args.ab[1].clone(),
         suite_file: args.suite.clone(),
         out: out.clone(),
         blocks: args.ab_blocks,
+        adaptive,
         child_args,
         b_args,
         command: std::env::args().collect(),
     };
-    // Fail on a bad binary before printing anything else.
+    // Fail on a bad binary or count before printing anything else.
+    ab::check_options(&opts)?;
     ab::probe(&opts.bin_a, "BIN_A")?;
     ab::probe(&opts.bin_b, "BIN_B")?;
+    if let Some(a) = &opts.adaptive {
+        // The minimum detectable regression includes the noise band: a target inside it is
+        // never reached, and every run would take --ab-max-blocks.
+        let band = a
+            .metrics
+            .iter()
+            .map(|m| {
+                gate_cfg
+                    .per_metric
+                    .get(m)
+                    .and_then(|r| r.noise_band_pct)
+                    .unwrap_or(gate_cfg.noise_band_pct)
+            })
+            .fold(f64::INFINITY, f64::min);
+        if a.target_mde_pct <= band {
+            eprintln!(
+                "warning: --ab-target-mde {} % is within the gate's noise band ({band} %): no \
+                 regression that small can fail the gate, so every run takes --ab-max-blocks {}",
+                a.target_mde_pct, a.max_blocks
+            );
+        }
+    }
+    let blocks = match &opts.adaptive {
+        Some(a) => format!(
+            "{} to {} ABBA blocks (more while the minimum detectable regression of {} is above \
+             {} %, --ab-target-mde)",
+            args.ab_blocks,
+            a.max_blocks,
+            names(&a.metrics),
+            a.target_mde_pct
+        ),
+        None => format!(
+            "{} ABBA block(s) = {} slots",
+            args.ab_blocks,
+            specs.len() * order.len()
+        ),
+    };
     eprintln!(
-        "effbench: A/B of suite '{}' ({} runs x {} ABBA block(s) = {} slots; {} degrees of \
-         freedom for the noise between invocations per run, --ab-blocks); A = {}, B = {}{}",
+        "effbench: A/B of suite '{}' ({} runs x {blocks}; {} degrees of freedom for the noise \
+         between invocations per run after {} block(s), --ab-blocks); A = {}, B = {}{}",
         suite.name,
         specs.len(),
-        args.ab_blocks,
-        specs.len() * order.len(),
         ab::noise_df(args.ab_blocks),
+        args.ab_blocks,
         opts.bin_a.display(),
         opts.bin_b.display(),
         args.ab_inject_slowdown
             .map_or(String::new(), |p| format!(" slowed by {p} % (test knob)"))
     );
-    let rec = ab::run(&info, specs, &opts, &mut |slot, done, total| {
-        let side = if slot.side == Side::A { "A" } else { "B" };
-        let state = match (slot.state, slot.exit_code) {
-            (Some(s), _) => format!("{s:?}").to_lowercase(),
-            (None, Some(c)) => format!("exit {c}, no result"),
-            (None, None) => "killed".into(),
+    let mut precision = |spec: &RunSpec, done: usize| -> Result<ab::Precision> {
+        let a = opts.adaptive.as_ref().expect("asked only when adaptive");
+        let p = precision(&out, &gate_cfg, spec, &a.metrics);
+        let label = spec.label(&info.varying_axes);
+        let run = if label.is_empty() { &spec.id } else { &label };
+        let what = match (p.metric, p.mde_pct) {
+            (Some(m), Some(v)) => format!("minimum detectable regression of {m} {v:.1} %"),
+            _ => format!("no minimum detectable regression ({})", p.why_none),
         };
-        let mut line = format!("[{done}/{total}] {side}  {}  {state}", slot.label);
-        if slot
-            .run_id
-            .as_deref()
-            .is_some_and(|id| id != slot.planned_id)
-        {
-            line.push_str(&format!(
+        let next = if ab::wants_more(a, done, &p) {
+            format!("> {} %: one more block", a.target_mde_pct)
+        } else if p.mde_pct.is_some_and(|v| v <= a.target_mde_pct) {
+            format!("<= {} %: done", a.target_mde_pct)
+        } else if p.mde_pct.is_some() {
+            format!(
+                "> {} %, but --ab-max-blocks {} reached",
+                a.target_mde_pct, a.max_blocks
+            )
+        } else {
+            "stopping here".into()
+        };
+        eprintln!("{run}: after {done} block(s), {what} {next}");
+        Ok(p)
+    };
+    let rec = ab::run(
+        &info,
+        specs,
+        &opts,
+        &mut |slot, done, total| {
+            let side = if slot.side == Side::A { "A" } else { "B" };
+            let state = match (slot.state, slot.exit_code) {
+                (Some(s), _) => format!("{s:?}").to_lowercase(),
+                (None, Some(c)) => format!("exit {c}, no result"),
+                (None, None) => "killed".into(),
+            };
+            let mut line = format!("[{done}/{total}] {side}  {}  {state}", slot.label);
+            if slot
+                .run_id
+                .as_deref()
+                .is_some_and(|id| id != slot.planned_id)
+            {
+                line.push_str(&format!(
                 "  (run id {} differs from the planned {}: the builds resolve this run differently)",
                 slot.run_id.as_deref().unwrap_or(""),
                 slot.planned_id
             ));
-        }
-        eprintln!("{line}");
-    })?;
+            }
+            eprintln!("{line}");
+        },
+        &mut precision,
+    )?;
     eprintln!("A/B results: {}", out.display());
+    for s in &rec.stops {
+        let run = if s.label.is_empty() { &s.id } else { &s.label };
+        eprintln!(
+            "{run}: {} ABBA block(s) ({}, {} invocations a side; {})",
+            s.blocks,
+            s.mde_pct
+                .map_or("no minimum detectable regression".into(), |v| format!(
+                    "minimum detectable regression of {} {v:.1} %",
+                    s.metric.map_or("?", |m| m.name())
+                )),
+            2 * s.blocks,
+            s.reason
+        );
+    }
     if rec.slots.iter().any(|s| s.state.is_some()) {
         match super::compare::build(
             &[(out.join("a"), "A"), (out.join("b"), "B")],
-            &GateConfig::default(),
+            &gate_cfg,
             Some(&out),
             None,
         ) {
@@ -124,6 +232,75 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_RUN_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's throughput, whatever its scenario: what `--ab-target-mde` judges by default.
+const DEFAULT_TARGETS: &[MetricId] = &[
+    MetricId::OutputThroughput,
+    MetricId::TrainThroughput,
+    MetricId::EmbeddingThroughput,
+    MetricId::QueryThroughput,
+    MetricId::RequestThroughput,
+];
+
+fn names(ms: &[MetricId]) -> String {
+    if ms == DEFAULT_TARGETS {
+        return "the run's throughput".into();
+    }
+    let v: Vec<&str> = ms.iter().map(|m| m.name()).collect();
+    if v.len() > 1 {
+        format!("the first of {}", v.join(", "))
+    } else {
+        v.join("")
+    }
+}
+
+/// The minimum detectable regression of the first of `targets` that `spec` has, as the gate
+/// would report it on the A/B directory `out` as it stands.
+fn precision(out: &Path, cfg: &GateConfig, spec: &RunSpec, targets: &[MetricId]) -> ab::Precision {
+    let none = |why: String| ab::Precision {
+        metric: None,
+        mde_pct: None,
+        why_none: why,
+    };
+    let c = match super::compare::build(
+        &[(out.join("a"), "A"), (out.join("b"), "B")],
+        cfg,
+        Some(out),
+        None,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            return none(format!(
+                "no comparison: {}",
+                effbench_harness::runner::error_line(&e)
+            ))
+        }
+    };
+    let Some(run) = c.runs.iter().find(|r| r.id == spec.id) else {
+        let why = c
+            .not_ok
+            .iter()
+            .find(|r| r.id == spec.id)
+            .and_then(|r| r.reason.clone())
+            .unwrap_or_else(|| "the run has no ok result on both sides".into());
+        return none(why);
+    };
+    let Some(m) = targets
+        .iter()
+        .find_map(|t| run.metrics.iter().find(|m| m.metric == *t))
+    else {
+        return none(format!("the run has none of {}", names(targets)));
+    };
+    ab::Precision {
+        metric: Some(m.metric),
+        mde_pct: m.result.mde_pct,
+        why_none: if m.result.mde_pct.is_none() {
+            format!("{} has no invocation-level test", m.metric)
+        } else {
+            String::new()
+        },
+    }
 }
 
 /// The meter flags given to this invocation, as flags for the children (each child resolves

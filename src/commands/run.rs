@@ -54,6 +54,25 @@ pub struct Args {
     /// replication: 3 blocks leave 8 degrees of freedom for the noise between invocations.
     #[arg(long, default_value_t = effbench_harness::ab::DEFAULT_BLOCKS, requires = "ab")]
     pub ab_blocks: usize,
+    /// Adaptive --ab: after the --ab-blocks first blocks of a run, add ABBA blocks while the
+    /// gate could not detect a regression of this many % of the target metric (its minimum
+    /// detectable regression at 80 % power is larger), up to --ab-max-blocks. Only the spread
+    /// between invocations decides, never the A/B difference (docs/gates.md).
+    #[arg(long, value_name = "PCT", value_parser = parse_target_mde, requires = "ab")]
+    pub ab_target_mde: Option<f64>,
+    /// Cap of ABBA blocks per run with --ab-target-mde.
+    #[arg(long, value_name = "N", default_value_t = effbench_harness::ab::DEFAULT_MAX_BLOCKS,
+          requires = "ab_target_mde")]
+    pub ab_max_blocks: usize,
+    /// The metric --ab-target-mde judges (repeat: the first the run has); default: the run's
+    /// throughput (output, training, embedding, query or request throughput).
+    #[arg(long, value_name = "METRIC", value_parser = effbench_harness::MetricId::parse,
+          requires = "ab_target_mde")]
+    pub ab_target_metric: Vec<effbench_harness::MetricId>,
+    /// Gate settings (TOML, as `gate --config`) for the comparison --ab prints and for the
+    /// minimum detectable regression of --ab-target-mde: use the file the gate will use.
+    #[arg(long, value_name = "FILE", requires = "ab")]
+    pub ab_gate_config: Option<PathBuf>,
     /// Test knob for --ab: slow only BIN_B's iterations by this % (passes --inject-slowdown
     /// to B's slots), to measure how often the gate catches a known regression.
     #[arg(long, value_name = "PCT", value_parser = parse_slowdown, requires = "ab")]
@@ -100,6 +119,15 @@ pub fn parse_delay(s: &str) -> Result<f64, String> {
     match num.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 && v * ms_per_unit <= 60_000.0 => Ok(v * ms_per_unit),
         _ => Err(format!("'{s}' is not a duration between 0 and 60s")),
+    }
+}
+
+/// `8`, `8%` -> 8.0: a minimum detectable regression to aim for, above 0 and at most 100 %.
+pub fn parse_target_mde(s: &str) -> Result<f64, String> {
+    match effbench_harness::gate::parse_pct(s) {
+        Ok(v) if v > 0.0 && v <= 100.0 => Ok(v),
+        Ok(_) => Err(format!("'{s}' must lie above 0 and at most 100 %")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
