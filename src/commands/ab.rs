@@ -137,7 +137,14 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
             .map_or(String::new(), |p| format!(" slowed by {p} % (test knob)"))
     );
     let mut precision = |spec: &RunSpec, done: usize| -> Result<ab::Precision> {
-        let a = opts.adaptive.as_ref().expect("asked only when adaptive");
+        let Some(a) = opts.adaptive.as_ref() else {
+            // ab::run asks only when adaptive.
+            return Ok(ab::Precision {
+                metric: None,
+                mde_pct: None,
+                why_none: "not adaptive".into(),
+            });
+        };
         let p = precision(&out, &gate_cfg, spec, &a.metrics);
         let label = spec.label(&info.varying_axes);
         let run = if label.is_empty() { &spec.id } else { &label };
