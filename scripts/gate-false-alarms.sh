@@ -9,7 +9,9 @@
 # Wilson intervals, plus the median minimum detectable regression the gate reported.
 #
 # Modes:
-#   abba        `run --ab BIN BIN` (default blocks, or BLOCKS) then `gate --ab`
+#   abba        `run --ab BIN BIN --ab-target-mde TARGET_MDE --ab-max-blocks MAX_BLOCKS` (3 ABBA
+#               blocks, or BLOCKS, then more while the MDE of the throughput is above 7 %, up to
+#               10 blocks; TARGET_MDE= for fixed blocks) then `gate --ab`
 #   history     one run, then `gate --current RUN --history H`: judged against the last
 #               baseline runs of the same spec and machine (HISTORY_RUNS >= 5 are run first;
 #               every A/A run is appended afterwards, as CI on main would)
@@ -22,18 +24,20 @@
 # between regimes (7.5, 9.5, 12.6 ms) on a scale of 0.1-1 s, so a 0.3 s window leaves a
 # between-invocation spread of 5-12 % and a 3 s one about 2.5 % (6 invocations each, idle AMD
 # EPYC, 2026-12-06); no gate can find a 10 % change under a 12 % spread with a few
-# invocations. About 30 minutes with N=20 on an idle 2-core VM.
+# invocations. About 60 minutes for all modes with N=20 on an idle 2-core VM (45 of them ABBA
+# with adaptive blocks; 30 with TARGET_MDE= and 3 fixed blocks).
 #
 #   scripts/gate-false-alarms.sh                       # N=20, SLOW_PCT=10, all modes
 #   N=5 MODES="abba" scripts/gate-false-alarms.sh      # a quick look
 #   GATE_CONFIG=gate-calibrated.toml scripts/gate-false-alarms.sh   # with a calibrated file
-#   TARGET_MDE=8 MODES=abba scripts/gate-false-alarms.sh   # adaptive blocks (--ab-target-mde)
+#   TARGET_MDE= MODES=abba scripts/gate-false-alarms.sh   # fixed blocks (no --ab-target-mde)
 #   REGATE_FROM=target/gate-false-alarms/<time> scripts/gate-false-alarms.sh
 #       # judge the stored trials of an earlier experiment again (another build or gate
 #       # config) without running anything: the history is rebuilt in the same order
 #
-# Environment: N, SLOW_PCT, MODES, BLOCKS (--ab-blocks), TARGET_MDE (--ab-target-mde, off by
-# default), MAX_BLOCKS (--ab-max-blocks), HISTORY_RUNS, WINDOW_S, GATE_CONFIG,
+# Environment: N, SLOW_PCT, MODES, BLOCKS (--ab-blocks), TARGET_MDE (--ab-target-mde, default 7;
+# empty: fixed blocks), MAX_BLOCKS (--ab-max-blocks, default 10), HISTORY_RUNS, WINDOW_S,
+# GATE_CONFIG,
 # REGATE_FROM,
 # EFFBENCH_BIN (default target/debug/effbench, built if missing), OUT (work directory).
 set -euo pipefail
@@ -45,8 +49,8 @@ MODES="${MODES:-abba history sequential}"
 HISTORY_RUNS="${HISTORY_RUNS:-8}"
 WINDOW_S="${WINDOW_S:-2}"
 BLOCKS="${BLOCKS:-}"
-TARGET_MDE="${TARGET_MDE:-}"
-MAX_BLOCKS="${MAX_BLOCKS:-}"
+TARGET_MDE="${TARGET_MDE-7}"
+MAX_BLOCKS="${MAX_BLOCKS:-10}"
 BIN="${EFFBENCH_BIN:-target/debug/effbench}"
 OUT="${OUT:-target/gate-false-alarms/$(date -u +%Y%m%dT%H%M%SZ)}"
 if [ ! -x "$BIN" ]; then
