@@ -36,7 +36,7 @@
 #       # config) without running anything: the history is rebuilt in the same order
 #
 # Environment: N, SLOW_PCT, MODES, BLOCKS (--ab-blocks), TARGET_MDE (--ab-target-mde, default 7;
-# empty: fixed blocks), MAX_BLOCKS (--ab-max-blocks, default 10), HISTORY_RUNS, WINDOW_S,
+# empty: fixed blocks), MAX_BLOCKS (--ab-max-blocks, default 10 or BLOCKS if more), HISTORY_RUNS, WINDOW_S,
 # GATE_CONFIG,
 # REGATE_FROM,
 # EFFBENCH_BIN (default target/debug/effbench, built if missing), OUT (work directory).
@@ -50,7 +50,7 @@ HISTORY_RUNS="${HISTORY_RUNS:-8}"
 WINDOW_S="${WINDOW_S:-2}"
 BLOCKS="${BLOCKS:-}"
 TARGET_MDE="${TARGET_MDE-7}"
-MAX_BLOCKS="${MAX_BLOCKS:-10}"
+MAX_BLOCKS="${MAX_BLOCKS:-$(( ${BLOCKS:-3} > 10 ? ${BLOCKS:-3} : 10 ))}"
 BIN="${EFFBENCH_BIN:-target/debug/effbench}"
 OUT="${OUT:-target/gate-false-alarms/$(date -u +%Y%m%dT%H%M%SZ)}"
 if [ ! -x "$BIN" ]; then

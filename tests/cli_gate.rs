@@ -435,7 +435,7 @@ fn adaptive_ab_adds_blocks_until_the_target_or_the_cap() {
         ],
     );
     assert!(
-        stderr(&o).contains("within the gate's noise band (2 %)"),
+        stderr(&o).contains("within the gate's band (2 %, noise band or max_regression_pct)"),
         "{}",
         stderr(&o)
     );
@@ -460,6 +460,12 @@ fn adaptive_ab_adds_blocks_until_the_target_or_the_cap() {
         .map(|s| s["block"].as_u64().unwrap())
         .collect();
     assert_eq!(blocks, [0, 0, 0, 0, 1, 1, 1, 1]);
+    let o = run_ok(&w, &["gate", "--calibrate", "cap", "--write", "cal.toml"]);
+    assert!(
+        stdout(&o).contains("(2 ABBA block(s), 4 + 4 invocations)"),
+        "the blocks that ran, not the first ones: {}",
+        stdout(&o)
+    );
     let a = json_file(&w, "cap/a/manifest.json");
     assert_eq!(a["planned"].as_array().unwrap().len(), 4, "planned grows");
     assert_eq!(a["runs"].as_array().unwrap().len(), 4);
@@ -511,7 +517,45 @@ fn adaptive_ab_adds_blocks_until_the_target_or_the_cap() {
         stderr(&o)
     );
 
-    // Bad counts and targets: one line, exit 2.
+    // A gate file that compares none of the targets: said before anything runs.
+    let o = ab(
+        "dry2",
+        &[
+            "--dry-run",
+            "--ab-target-mde",
+            "50",
+            "--ab-gate-config",
+            "gate.toml",
+            "--ab-target-metric",
+            "ttft",
+        ],
+    );
+    assert!(
+        stderr(&o).contains("the gate settings compare none of ttft"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Bad counts and targets: one line, exit 2, also with --dry-run.
+    let line = assert_clean_error(
+        &w.run(&[
+            "run",
+            "--ab",
+            &bin,
+            &bin,
+            "s.toml",
+            "--dry-run",
+            "--ab-target-mde",
+            "5",
+            "--ab-max-blocks",
+            "5000000000000000000",
+        ]),
+        2,
+    );
+    assert!(
+        line.contains("--ab-max-blocks = 5000000000000000000 is out of range"),
+        "{line}"
+    );
     let line = assert_clean_error(
         &w.run(&[
             "run",

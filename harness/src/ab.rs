@@ -129,7 +129,8 @@ pub struct AbRecord {
     /// Adaptive blocks (`--ab-target-mde`): `blocks` is then the first blocks of each spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptive: Option<Adaptive>,
-    /// Per spec, with adaptive blocks: how many blocks ran and why it stopped.
+    /// Per spec whose blocks ended (not one cut short by an interrupt), with adaptive blocks:
+    /// how many blocks ran and why it stopped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stops: Vec<BlockStop>,
     pub slots: Vec<Slot>,
@@ -291,18 +292,18 @@ fn side_manifest(suite: &SuiteInfo, command: &[String], version: &str) -> Manife
 
 /// Checks the block counts of `opts` (one-line errors naming the flag).
 pub fn check_options(opts: &Options) -> Result<()> {
-    crate::limits::check_int(
-        "--ab-blocks",
-        opts.blocks as i128,
-        1,
-        MAX_BLOCKS_LIMIT as i128,
-    )
-    .map_err(anyhow::Error::msg)?;
-    if let Some(a) = &opts.adaptive {
+    check_blocks(opts.blocks, opts.adaptive.as_ref())
+}
+
+/// Checks `--ab-blocks` and the adaptive settings (one-line errors naming the flag).
+pub fn check_blocks(blocks: usize, adaptive: Option<&Adaptive>) -> Result<()> {
+    crate::limits::check_int("--ab-blocks", blocks as i128, 1, MAX_BLOCKS_LIMIT as i128)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(a) = adaptive {
         crate::limits::check_int(
             "--ab-max-blocks",
             a.max_blocks as i128,
-            opts.blocks as i128,
+            blocks as i128,
             MAX_BLOCKS_LIMIT as i128,
         )
         .map_err(|e| anyhow!("{e} (it caps the adaptive blocks; --ab-blocks is the first ones)"))?;

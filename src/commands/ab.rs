@@ -16,6 +16,27 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         .iter()
         .map(|s| if *s == Side::A { 'A' } else { 'B' })
         .collect();
+    let gate_cfg = match &args.ab_gate_config {
+        Some(p) => GateConfig::load(p)?,
+        None => GateConfig::default(),
+    };
+    let adaptive = args.ab_target_mde.map(|target| ab::Adaptive {
+        target_mde_pct: target,
+        max_blocks: args.ab_max_blocks,
+        metrics: if args.ab_target_metric.is_empty() {
+            DEFAULT_TARGETS.to_vec()
+        } else {
+            args.ab_target_metric.clone()
+        },
+        gate_config: args
+            .ab_gate_config
+            .as_ref()
+            .map_or("default".into(), |p| p.display().to_string()),
+    });
+    ab::check_blocks(args.ab_blocks, adaptive.as_ref())?;
+    if let Some(a) = &adaptive {
+        warn_unreachable(a, &gate_cfg);
+    }
     if args.dry_run {
         let upto = args.ab_target_mde.map_or(String::new(), |t| {
             format!(
@@ -55,30 +76,13 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
         Some(pct) => vec!["--inject-slowdown".to_string(), pct.to_string()],
         None => Vec::new(),
     };
-    let gate_cfg = match &args.ab_gate_config {
-        Some(p) => GateConfig::load(p)?,
-        None => GateConfig::default(),
-    };
-    let adaptive = args.ab_target_mde.map(|target| ab::Adaptive {
-        target_mde_pct: target,
-        max_blocks: args.ab_max_blocks,
-        metrics: if args.ab_target_metric.is_empty() {
-            DEFAULT_TARGETS.to_vec()
-        } else {
-            args.ab_target_metric.clone()
-        },
-        gate_config: args
-            .ab_gate_config
-            .as_ref()
-            .map_or("default".into(), |p| p.display().to_string()),
-    });
     let opts = Options {
         bin_a: args.ab[0].clone(),
         bin_b: args.ab[1].clone(),
         suite_file: args.suite.clone(),
         out: out.clone(),
         blocks: args.ab_blocks,
-        adaptive,
+        adaptive: adaptive.clone(),
         child_args,
         b_args,
         command: std::env::args().collect(),
@@ -87,28 +91,6 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
     ab::check_options(&opts)?;
     ab::probe(&opts.bin_a, "BIN_A")?;
     ab::probe(&opts.bin_b, "BIN_B")?;
-    if let Some(a) = &opts.adaptive {
-        // The minimum detectable regression includes the noise band: a target inside it is
-        // never reached, and every run would take --ab-max-blocks.
-        let band = a
-            .metrics
-            .iter()
-            .map(|m| {
-                gate_cfg
-                    .per_metric
-                    .get(m)
-                    .and_then(|r| r.noise_band_pct)
-                    .unwrap_or(gate_cfg.noise_band_pct)
-            })
-            .fold(f64::INFINITY, f64::min);
-        if a.target_mde_pct <= band {
-            eprintln!(
-                "warning: --ab-target-mde {} % is within the gate's noise band ({band} %): no \
-                 regression that small can fail the gate, so every run takes --ab-max-blocks {}",
-                a.target_mde_pct, a.max_blocks
-            );
-        }
-    }
     let blocks = match &opts.adaptive {
         Some(a) => format!(
             "{} to {} ABBA blocks (more while the minimum detectable regression of {} is above \
@@ -262,20 +244,54 @@ fn names(ms: &[MetricId]) -> String {
     }
 }
 
+/// Warns when the gate settings make the target unreachable: the minimum detectable regression
+/// includes the band's worse edge (noise band or relative threshold), and a gate file's
+/// `metrics` list may leave the targets out.
+fn warn_unreachable(a: &ab::Adaptive, cfg: &GateConfig) {
+    let compared: Vec<MetricId> = a
+        .metrics
+        .iter()
+        .copied()
+        .filter(|m| cfg.metrics.is_empty() || cfg.metrics.contains(m))
+        .collect();
+    if compared.is_empty() {
+        eprintln!(
+            "warning: the gate settings compare none of {} (their `metrics` list): every run \
+             stops after --ab-blocks; name a compared metric with --ab-target-metric",
+            names(&a.metrics)
+        );
+        return;
+    }
+    let edge = compared
+        .iter()
+        .map(|m| {
+            let r = cfg.per_metric.get(m);
+            let band = r
+                .and_then(|r| r.noise_band_pct)
+                .unwrap_or(cfg.noise_band_pct);
+            band.max(r.and_then(|r| r.max_regression_pct).unwrap_or(0.0))
+        })
+        .fold(f64::INFINITY, f64::min);
+    if a.target_mde_pct <= edge {
+        eprintln!(
+            "warning: --ab-target-mde {} % is within the gate's band ({edge} %, noise band or \
+             max_regression_pct): no regression that small can fail the gate, so every run \
+             takes --ab-max-blocks {}",
+            a.target_mde_pct, a.max_blocks
+        );
+    }
+}
+
 /// The minimum detectable regression of the first of `targets` that `spec` has, as the gate
-/// would report it on the A/B directory `out` as it stands.
+/// would report it on the A/B directory `out` as it stands, from this spec's slots alone (so
+/// another run's results can neither fail nor change it).
 fn precision(out: &Path, cfg: &GateConfig, spec: &RunSpec, targets: &[MetricId]) -> ab::Precision {
     let none = |why: String| ab::Precision {
         metric: None,
         mde_pct: None,
         why_none: why,
     };
-    let c = match super::compare::build(
-        &[(out.join("a"), "A"), (out.join("b"), "B")],
-        cfg,
-        Some(out),
-        None,
-    ) {
+    let c = match spec_comparison(out, cfg, spec) {
         Ok(c) => c,
         Err(e) => {
             return none(format!(
@@ -284,11 +300,11 @@ fn precision(out: &Path, cfg: &GateConfig, spec: &RunSpec, targets: &[MetricId])
             ))
         }
     };
-    let Some(run) = c.runs.iter().find(|r| r.id == spec.id) else {
+    // The children may resolve the spec to another id than this effbench planned.
+    let Some(run) = c.runs.first() else {
         let why = c
             .not_ok
-            .iter()
-            .find(|r| r.id == spec.id)
+            .first()
             .and_then(|r| r.reason.clone())
             .unwrap_or_else(|| "the run has no ok result on both sides".into());
         return none(why);
@@ -308,6 +324,64 @@ fn precision(out: &Path, cfg: &GateConfig, spec: &RunSpec, targets: &[MetricId])
             String::new()
         },
     }
+}
+
+/// The comparison of `spec`'s slots so far: the results of both sides whose slot was planned
+/// for it, with their ABBA blocks.
+fn spec_comparison(
+    out: &Path,
+    cfg: &GateConfig,
+    spec: &RunSpec,
+) -> Result<effbench_harness::comparison::Comparison> {
+    use effbench_harness::comparison::{compare_with, Design, Input};
+    let rec = ab::read_record(out)?;
+    let ids: Vec<&str> = rec
+        .slots
+        .iter()
+        .filter(|s| s.planned_id == spec.id)
+        .filter_map(|s| s.run_id.as_deref())
+        .collect();
+    let side = |side: Side| -> Result<(Vec<effbench_harness::RunResult>, Vec<usize>)> {
+        let results = effbench_harness::loader::load_results(&out.join(side.dir()))?;
+        let blocks = ab::side_blocks(out, side)?;
+        if blocks.len() != results.len() {
+            anyhow::bail!(
+                "{}: side {} has {} results for {} slots",
+                out.display(),
+                side.dir(),
+                results.len(),
+                blocks.len()
+            );
+        }
+        Ok(results
+            .into_iter()
+            .zip(blocks)
+            .filter(|(r, _)| ids.contains(&r.id.as_str()))
+            .unzip())
+    };
+    let ((a, ab), (b, bb)) = (side(Side::A)?, side(Side::B)?);
+    let (ap, bp) = (
+        out.join("a").display().to_string(),
+        out.join("b").display().to_string(),
+    );
+    compare_with(
+        &Input {
+            name: "A",
+            path: &ap,
+            results: &a,
+        },
+        &Input {
+            name: "B",
+            path: &bp,
+            results: &b,
+        },
+        cfg,
+        &Design {
+            base_blocks: Some(ab),
+            new_blocks: Some(bb),
+            ..Design::default()
+        },
+    )
 }
 
 /// The meter flags given to this invocation, as flags for the children (each child resolves

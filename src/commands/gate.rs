@@ -182,7 +182,14 @@ fn run_calibration(args: &Args, target: &Path) -> Result<ExitCode> {
             dir.display()
         );
     }
-    let header = calibration::header(&dir.display().to_string(), rec.blocks, &a, &b);
+    // Blocks that ran (adaptive A/B runs add blocks beyond rec.blocks).
+    let ran = rec
+        .slots
+        .iter()
+        .filter_map(|s| s.block)
+        .max()
+        .map_or(rec.blocks, |b| b + 1);
+    let header = calibration::header(&dir.display().to_string(), ran, &a, &b);
     let text = calibration::to_toml(&spreads, &header);
     write_atomic(&args.write, text.as_bytes())
         .with_context(|| format!("cannot write '{}'", args.write.display()))?;
