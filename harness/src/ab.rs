@@ -185,7 +185,8 @@ pub fn wants_more(adaptive: &Adaptive, done: usize, p: &Precision) -> bool {
     done < adaptive.max_blocks && p.mde_pct.is_some_and(|m| m > adaptive.target_mde_pct)
 }
 
-fn stop_reason(adaptive: &Adaptive, done: usize, p: &Precision) -> String {
+/// Why the blocks of a run stop after `done` blocks (when [`wants_more`] says no).
+pub fn stop_reason(adaptive: &Adaptive, done: usize, p: &Precision) -> String {
     match p.mde_pct {
         None => p.why_none.clone(),
         Some(m) if m <= adaptive.target_mde_pct => "target reached".into(),

@@ -4,8 +4,10 @@ use super::run::Args;
 use super::EXIT_RUN_FAILED;
 use anyhow::Result;
 use effbench_harness::ab::{self, Options, Side};
+use effbench_harness::analysis::verdict::band;
 use effbench_harness::gate::GateConfig;
 use effbench_harness::invocation::{default_out_dir, suite_info};
+use effbench_harness::metric::Better;
 use effbench_harness::{MetricId, RunSpec, Suite};
 use std::path::Path;
 use std::process::ExitCode;
@@ -134,17 +136,15 @@ pub fn run(args: &Args, suite: &Suite, specs: &[RunSpec]) -> Result<ExitCode> {
             (Some(m), Some(v)) => format!("minimum detectable regression of {m} {v:.1} %"),
             _ => format!("no minimum detectable regression ({})", p.why_none),
         };
-        let next = if ab::wants_more(a, done, &p) {
-            format!("> {} %: one more block", a.target_mde_pct)
-        } else if p.mde_pct.is_some_and(|v| v <= a.target_mde_pct) {
-            format!("<= {} %: done", a.target_mde_pct)
-        } else if p.mde_pct.is_some() {
-            format!(
-                "> {} %, but --ab-max-blocks {} reached",
-                a.target_mde_pct, a.max_blocks
-            )
-        } else {
-            "stopping here".into()
+        let t = a.target_mde_pct;
+        let next = match p.mde_pct {
+            _ if ab::wants_more(a, done, &p) => format!("> {t} %: one more block"),
+            Some(v) => format!(
+                "{} {t} %: {}",
+                if v <= t { "<=" } else { ">" },
+                ab::stop_reason(a, done, &p)
+            ),
+            None => "stopping here".into(),
         };
         eprintln!("{run}: after {done} block(s), {what} {next}");
         Ok(p)
@@ -262,14 +262,16 @@ fn warn_unreachable(a: &ab::Adaptive, cfg: &GateConfig) {
         );
         return;
     }
+    // The worse edge of each metric's band (an absolute threshold needs the base mean: not
+    // known in advance).
     let edge = compared
         .iter()
         .map(|m| {
-            let r = cfg.per_metric.get(m);
-            let band = r
-                .and_then(|r| r.noise_band_pct)
-                .unwrap_or(cfg.noise_band_pct);
-            band.max(r.and_then(|r| r.max_regression_pct).unwrap_or(0.0))
+            let [lo, hi] = band(&cfg.rule(*m, ""), m.better(), 0.0);
+            match m.better() {
+                Better::Lower => hi,
+                Better::Higher => -lo,
+            }
         })
         .fold(f64::INFINITY, f64::min);
     if a.target_mde_pct <= edge {
@@ -327,13 +329,12 @@ fn precision(out: &Path, cfg: &GateConfig, spec: &RunSpec, targets: &[MetricId])
 }
 
 /// The comparison of `spec`'s slots so far: the results of both sides whose slot was planned
-/// for it, with their ABBA blocks.
+/// for it (by the run id its child reported), with their ABBA blocks.
 fn spec_comparison(
     out: &Path,
     cfg: &GateConfig,
     spec: &RunSpec,
 ) -> Result<effbench_harness::comparison::Comparison> {
-    use effbench_harness::comparison::{compare_with, Design, Input};
     let rec = ab::read_record(out)?;
     let ids: Vec<&str> = rec
         .slots
@@ -341,46 +342,12 @@ fn spec_comparison(
         .filter(|s| s.planned_id == spec.id)
         .filter_map(|s| s.run_id.as_deref())
         .collect();
-    let side = |side: Side| -> Result<(Vec<effbench_harness::RunResult>, Vec<usize>)> {
-        let results = effbench_harness::loader::load_results(&out.join(side.dir()))?;
-        let blocks = ab::side_blocks(out, side)?;
-        if blocks.len() != results.len() {
-            anyhow::bail!(
-                "{}: side {} has {} results for {} slots",
-                out.display(),
-                side.dir(),
-                results.len(),
-                blocks.len()
-            );
-        }
-        Ok(results
-            .into_iter()
-            .zip(blocks)
-            .filter(|(r, _)| ids.contains(&r.id.as_str()))
-            .unzip())
-    };
-    let ((a, ab), (b, bb)) = (side(Side::A)?, side(Side::B)?);
-    let (ap, bp) = (
-        out.join("a").display().to_string(),
-        out.join("b").display().to_string(),
-    );
-    compare_with(
-        &Input {
-            name: "A",
-            path: &ap,
-            results: &a,
-        },
-        &Input {
-            name: "B",
-            path: &bp,
-            results: &b,
-        },
+    super::compare::build_runs(
+        &[(out.join("a"), "A"), (out.join("b"), "B")],
         cfg,
-        &Design {
-            base_blocks: Some(ab),
-            new_blocks: Some(bb),
-            ..Design::default()
-        },
+        Some(out),
+        None,
+        Some(&ids),
     )
 }
 

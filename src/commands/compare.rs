@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use effbench_harness::analysis::verdict::TestChoice;
 use effbench_harness::comparison::{self, Comparison, Design, Input};
 use effbench_harness::gate::{parse_pct, GateConfig};
-use effbench_harness::{ab, MetricId};
+use effbench_harness::{ab, MetricId, RunResult};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -134,26 +134,50 @@ pub fn build(
     ab_dir: Option<&Path>,
     history: Option<&HistoryInput>,
 ) -> Result<Comparison> {
-    let base = if sides[0].0.as_os_str().is_empty() {
-        Vec::new()
-    } else {
-        effbench_harness::loader::load_results(&sides[0].0)?
+    build_runs(sides, cfg, ab_dir, history, None)
+}
+
+/// [`build`] on the results whose run id is in `only` (all when `None`).
+pub fn build_runs(
+    sides: &[(PathBuf, &str); 2],
+    cfg: &GateConfig,
+    ab_dir: Option<&Path>,
+    history: Option<&HistoryInput>,
+    only: Option<&[&str]>,
+) -> Result<Comparison> {
+    // One side's results, with their ABBA blocks when they line up with them.
+    let load = |path: &Path, side| -> Result<(Vec<RunResult>, Option<Vec<usize>>)> {
+        let results = if path.as_os_str().is_empty() {
+            Vec::new()
+        } else {
+            effbench_harness::loader::load_results(path)?
+        };
+        let blocks = match ab_dir {
+            // A side whose files do not line up with its manifest is compared unpaired.
+            Some(dir) => Some(ab::side_blocks(dir, side)?).filter(|b| b.len() == results.len()),
+            None => None,
+        };
+        let keep = |r: &RunResult| only.is_none_or(|ids| ids.contains(&r.id.as_str()));
+        Ok(match blocks {
+            Some(b) => {
+                let (r, b): (Vec<_>, Vec<_>) =
+                    results.into_iter().zip(b).filter(|(r, _)| keep(r)).unzip();
+                (r, Some(b))
+            }
+            None => (results.into_iter().filter(|r| keep(r)).collect(), None),
+        })
     };
-    let new = effbench_harness::loader::load_results(&sides[1].0)?;
+    let (base, base_blocks) = load(&sides[0].0, ab::Side::A)?;
+    let (new, new_blocks) = load(&sides[1].0, ab::Side::B)?;
     let (bp, np) = (
         sides[0].0.display().to_string(),
         sides[1].0.display().to_string(),
     );
-    let mut design = Design::default();
-    if let Some(dir) = ab_dir {
-        let blocks = |side, n: usize| -> Result<Option<Vec<usize>>> {
-            let b = ab::side_blocks(dir, side)?;
-            // A side whose files do not line up with its manifest is compared unpaired.
-            Ok((b.len() == n).then_some(b))
-        };
-        design.base_blocks = blocks(ab::Side::A, base.len())?;
-        design.new_blocks = blocks(ab::Side::B, new.len())?;
-    }
+    let mut design = Design {
+        base_blocks,
+        new_blocks,
+        ..Design::default()
+    };
     if let Some(h) = history {
         design.history = Some(&h.entries);
         design.history_path = h.path.display().to_string();
